@@ -1,0 +1,502 @@
+"""The SQLite catalog: every file, content, remote video, upload session, collection
+and journal entry. This is the only module that contains SQL.
+
+* WAL mode, one connection guarded by a lock (part uploads record ETags from
+  worker threads); each public method is one transaction, so a kill -9 leaves
+  the catalog as it was before or after a step, never half-way.
+* Schema changes are numbered migrations (``MIGRATIONS``), each applied in its
+  own transaction and recorded in ``meta.schema_version``.
+* The API key is never stored here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from syncd.errors import SyncdError
+from syncd.models import (
+    CollectionRecord,
+    ContentRecord,
+    ContentState,
+    FileRecord,
+    JournalEntry,
+    LocalFile,
+    StepRecord,
+    UploadRecord,
+)
+from syncd.remote.base import UploadSession
+
+CATALOG_FILE = "catalog.db"
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE files (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            sha256 TEXT,
+            present INTEGER NOT NULL DEFAULT 1,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            missing_since REAL,
+            PRIMARY KEY (folder, rel_path)
+        );
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE TABLE contents (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            video_id TEXT,
+            name TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            orphaned_since REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE UNIQUE INDEX contents_video ON contents (video_id) WHERE video_id IS NOT NULL;
+        CREATE TABLE steps (
+            sha256 TEXT NOT NULL REFERENCES contents (sha256) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            percentage REAL,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (sha256, name)
+        );
+        CREATE TABLE uploads (
+            upload_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            object_name TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL
+        );
+        CREATE TABLE upload_parts (
+            upload_id TEXT NOT NULL REFERENCES uploads (upload_id) ON DELETE CASCADE,
+            part_number INTEGER NOT NULL,
+            etag TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (upload_id, part_number)
+        );
+        CREATE TABLE collections (
+            name TEXT PRIMARY KEY,
+            collection_id TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE memberships (
+            collection TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (collection, sha256)
+        );
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        """
+    )
+
+
+# Append only. Each entry runs once, in its own transaction.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+
+
+class CatalogError(SyncdError):
+    """The catalog cannot be opened or is from a newer syncd."""
+
+
+class Catalog:
+    """Typed access to ``<state_dir>/catalog.db``."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(conn)
+        self.is_new = self._migrate()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Catalog:
+        return cls(state_dir / CATALOG_FILE)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(params)))
+
+    def _migrate(self) -> bool:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise CatalogError(
+                f"catalog {self.path} has schema {version}, newer than this syncd knows ({len(MIGRATIONS)})"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._tx() as db:
+                migration(db)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(number)]
+                )
+                if number == 1:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", [str(self._clock())])
+                    db.execute("INSERT INTO meta (key, value) VALUES ('adopt_remote', '1')")
+        return version == 0
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._tx() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", [key])
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    # ---------------------------------------------------------------- files
+    def files(self, folder: Path | None = None) -> list[FileRecord]:
+        if folder is None:
+            rows = self._rows("SELECT * FROM files ORDER BY folder, rel_path")
+        else:
+            rows = self._rows("SELECT * FROM files WHERE folder = ? ORDER BY rel_path", [str(folder)])
+        return [_file(r) for r in rows]
+
+    def files_with(self, sha256: str) -> list[FileRecord]:
+        return [_file(r) for r in self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY folder, rel_path", [sha256])]
+
+    def file(self, folder: Path, rel_path: str) -> FileRecord | None:
+        rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+        return _file(rows[0]) if rows else None
+
+    def find_file(self, path: Path) -> FileRecord | None:
+        """The record for an absolute path, whichever folder holds it."""
+        for record in self._rows("SELECT * FROM files WHERE ? LIKE folder || '/%'", [str(path)]):
+            candidate = _file(record)
+            if candidate.path == path:
+                return candidate
+        return None
+
+    def record_scan(
+        self, folder: Path, seen: Iterable[tuple[LocalFile, str]], unsettled: Iterable[str], now: float
+    ) -> None:
+        """One folder's scan, atomically: settled files with their sha256 are present;
+        tracked paths neither seen nor still settling are marked missing."""
+        seen = list(seen)
+        keep = {f.rel_path for f, _ in seen} | set(unsettled)
+        with self._tx() as db:
+            for local, sha in seen:
+                content_new = db.execute("SELECT 1 FROM contents WHERE sha256 = ?", [sha]).fetchone() is None
+                if content_new:
+                    db.execute(
+                        "INSERT INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+                        [sha, local.size, now, now],
+                    )
+                db.execute(
+                    """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
+                       VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+                       ON CONFLICT (folder, rel_path) DO UPDATE SET
+                         size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                         sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
+                         missing_since = NULL""",
+                    [str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now],
+                )
+            for row in db.execute(
+                "SELECT rel_path FROM files WHERE folder = ? AND present = 1", [str(folder)]
+            ).fetchall():
+                if row[0] not in keep:
+                    db.execute(
+                        "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
+                        [now, str(folder), row[0]],
+                    )
+
+    def forget_file(self, folder: Path, rel_path: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+
+    def move_file(self, folder: Path, rel_path: str, new_folder: Path, new_rel_path: str) -> None:
+        """Re-home a file record (trash moves, pulled renames), keeping its content."""
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE folder = ? AND rel_path = ?", [str(new_folder), new_rel_path])
+            db.execute(
+                "UPDATE files SET folder = ?, rel_path = ? WHERE folder = ? AND rel_path = ?",
+                [str(new_folder), new_rel_path, str(folder), rel_path],
+            )
+
+    # ------------------------------------------------------------- contents
+    def content(self, sha256: str) -> ContentRecord | None:
+        rows = self._rows("SELECT * FROM contents WHERE sha256 = ?", [sha256])
+        return self._content(rows[0]) if rows else None
+
+    def content_by_video(self, video_id: str) -> ContentRecord | None:
+        rows = self._rows("SELECT * FROM contents WHERE video_id = ?", [video_id])
+        return self._content(rows[0]) if rows else None
+
+    def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
+        rows = self._rows("SELECT * FROM contents ORDER BY created_at, sha256")
+        wanted = set(states) if states is not None else None
+        steps = self._all_steps()
+        return [
+            self._content(r, steps.get(r["sha256"], {}))
+            for r in rows
+            if wanted is None or r["state"] in wanted
+        ]
+
+    def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
+        out: dict[str, dict[str, StepRecord]] = {}
+        for r in self._rows("SELECT * FROM steps"):
+            out.setdefault(r["sha256"], {})[r["name"]] = _step(r)
+        return out
+
+    def _content(self, row: dict[str, Any], steps: dict[str, StepRecord] | None = None) -> ContentRecord:
+        if steps is None:
+            steps = {r["name"]: _step(r) for r in self._rows("SELECT * FROM steps WHERE sha256 = ?", [row["sha256"]])}
+        return ContentRecord(
+            sha256=row["sha256"],
+            size=row["size"],
+            state=row["state"],
+            video_id=row["video_id"],
+            name=row["name"],
+            error=row["error"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            orphaned_since=row["orphaned_since"],
+            steps=steps,
+        )
+
+    def ensure_content(self, sha256: str, size: int) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+                [sha256, size, now, now],
+            )
+
+    def update_content(self, sha256: str, **fields: Any) -> None:
+        """Set columns of one content row (state, video_id, name, error, attempts, ...)."""
+        allowed = {"state", "video_id", "name", "error", "attempts", "next_attempt_at", "orphaned_since", "size"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown content fields: {sorted(unknown)}")
+        fields["updated_at"] = self._clock()
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE contents SET {assignments} WHERE sha256 = ?", [*fields.values(), sha256])
+
+    def video_registered(self, sha256: str, video_id: str, name: str) -> None:
+        """The remote now has this content as ``video_id``: reset every step."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
+                   orphaned_since = NULL, updated_at = ? WHERE sha256 = ?""",
+                [video_id, name, now, sha256],
+            )
+            db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+
+    def content_gone(self, sha256: str, state: ContentState, *, drop_files: bool) -> None:
+        """The remote video is gone (we deleted it, or the remote did): close the content."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE contents SET state = ?, orphaned_since = NULL, updated_at = ? WHERE sha256 = ?",
+                [state, now, sha256],
+            )
+            db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+            db.execute("DELETE FROM memberships WHERE sha256 = ?", [sha256])
+            if drop_files:
+                db.execute("DELETE FROM files WHERE sha256 = ?", [sha256])
+
+    def restore_content(self, sha256: str) -> None:
+        """Lift a tombstone: the content becomes new and will be uploaded again."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """UPDATE contents SET state = 'new', video_id = NULL, error = NULL, attempts = 0,
+                   next_attempt_at = 0, updated_at = ? WHERE sha256 = ?""",
+                [now, sha256],
+            )
+
+    # ---------------------------------------------------------------- steps
+    def set_step(
+        self, sha256: str, name: str, state: str, percentage: float | None = None, error: str | None = None
+    ) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO steps (sha256, name, state, percentage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (sha256, name) DO UPDATE SET state = excluded.state,
+                   percentage = excluded.percentage, error = excluded.error, updated_at = excluded.updated_at""",
+                [sha256, name, state, percentage, error, now],
+            )
+
+    def step_attempted(self, sha256: str, name: str, next_attempt_at: float) -> None:
+        """A pipeline was (re)started: count the attempt and mark it running."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO steps (sha256, name, state, attempts, next_attempt_at, updated_at)
+                   VALUES (?, ?, 'running', 1, ?, ?)
+                   ON CONFLICT (sha256, name) DO UPDATE SET state = 'running', error = NULL,
+                   attempts = attempts + 1, next_attempt_at = excluded.next_attempt_at,
+                   updated_at = excluded.updated_at""",
+                [sha256, name, next_attempt_at, now],
+            )
+
+    # -------------------------------------------------------------- uploads
+    def uploads(self) -> list[UploadRecord]:
+        parts: dict[str, dict[int, str]] = {}
+        for r in self._rows("SELECT upload_id, part_number, etag FROM upload_parts"):
+            parts.setdefault(r["upload_id"], {})[r["part_number"]] = r["etag"]
+        return [
+            UploadRecord(r["upload_id"], r["sha256"], r["object_name"], r["video_id"], r["part_size"],
+                         bool(r["completed"]), parts.get(r["upload_id"], {}))
+            for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
+        ]
+
+    def upload_for(self, sha256: str) -> UploadRecord | None:
+        return next((u for u in self.uploads() if u.sha256 == sha256), None)
+
+    def upload_started(self, sha256: str, session: UploadSession, part_size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO uploads (upload_id, sha256, object_name, video_id, part_size, started_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [session.upload_id, sha256, session.object_name, session.video_id, part_size, self._clock()],
+            )
+            db.execute(
+                "UPDATE contents SET state = 'uploading', updated_at = ? WHERE sha256 = ?", [self._clock(), sha256]
+            )
+
+    def part_uploaded(self, upload_id: str, part_number: int, etag: str, size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (upload_id, part_number, etag, size) VALUES (?, ?, ?, ?)",
+                [upload_id, part_number, etag, size],
+            )
+
+    def upload_completed(self, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE uploads SET completed = 1 WHERE upload_id = ?", [upload_id])
+
+    def upload_ended(self, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM upload_parts WHERE upload_id = ?", [upload_id])
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+
+    # ---------------------------------------------------------- collections
+    def collections(self) -> list[CollectionRecord]:
+        return [CollectionRecord(r["name"], r["collection_id"]) for r in self._rows("SELECT * FROM collections ORDER BY name")]
+
+    def collection(self, name: str) -> CollectionRecord | None:
+        rows = self._rows("SELECT * FROM collections WHERE name = ?", [name])
+        return CollectionRecord(rows[0]["name"], rows[0]["collection_id"]) if rows else None
+
+    def set_collection(self, name: str, collection_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM collections WHERE collection_id = ? AND name != ?", [collection_id, name])
+            db.execute("INSERT OR REPLACE INTO collections (name, collection_id) VALUES (?, ?)", [name, collection_id])
+
+    def rename_collection(self, old: str, new: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE collections SET name = ? WHERE name = ?", [new, old])
+            db.execute("UPDATE memberships SET collection = ? WHERE collection = ?", [new, old])
+
+    def drop_collection(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM memberships WHERE collection = ?", [name])
+            db.execute("DELETE FROM collections WHERE name = ?", [name])
+
+    def memberships(self) -> set[tuple[str, str]]:
+        return {(r["collection"], r["sha256"]) for r in self._rows("SELECT * FROM memberships")}
+
+    def add_membership(self, collection: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO memberships (collection, sha256) VALUES (?, ?)", [collection, sha256])
+
+    def remove_membership(self, collection: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM memberships WHERE collection = ? AND sha256 = ?", [collection, sha256])
+
+    # -------------------------------------------------------------- journal
+    def log(self, action: str, target: str, outcome: str, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO journal (time, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+                [self._clock(), action, target, outcome, detail],
+            )
+
+    def journal(self, limit: int = 50) -> list[JournalEntry]:
+        rows = self._rows("SELECT * FROM journal ORDER BY id DESC LIMIT ?", [limit])
+        return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
+
+
+def _file(r: dict[str, Any]) -> FileRecord:
+    return FileRecord(
+        folder=Path(r["folder"]),
+        rel_path=r["rel_path"],
+        size=r["size"],
+        mtime_ns=r["mtime_ns"],
+        inode=r["inode"],
+        sha256=r["sha256"],
+        present=bool(r["present"]),
+        first_seen=r["first_seen"],
+        last_seen=r["last_seen"],
+        missing_since=r["missing_since"],
+    )
+
+
+def _step(r: dict[str, Any]) -> StepRecord:
+    return StepRecord(r["name"], r["state"], r["percentage"], r["error"], r["attempts"], r["next_attempt_at"])

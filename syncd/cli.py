@@ -1,0 +1,276 @@
+"""Command line: parse arguments, call one function, print. No sync logic here.
+
+Exit status: 0 success; 1 something failed or was refused (files, guards,
+the remote); 2 bad config or usage; 3 another syncd holds the state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from syncd import __version__
+from syncd.catalog import Catalog
+from syncd.config import Config, load_config, resolve_config_path
+from syncd.errors import ConfigError, LockedError, SyncdError
+from syncd.lock import StateLock
+from syncd.logs import setup_logging
+from syncd.models import MARKER_FILE
+from syncd.units import format_size, parse_duration
+
+log = logging.getLogger("syncd")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncd", description="Keep video folders in sync with a remote video service.")
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument("-c", "--config", help="config file (default: $SYNCD_CONFIG, else ./config.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("sync", help="one full pass over every folder, then exit")
+    p.add_argument("--wait", action="store_true", help="keep going until every file is done or failed")
+    p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
+    p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
+    p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
+
+    p = sub.add_parser("status", help="counts by state and the files not yet done")
+    p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
+
+    p = sub.add_parser("log", help="the journal of remote-changing actions")
+    p.add_argument("-n", "--lines", type=int, default=50)
+
+    p = sub.add_parser("restore", help="upload again a file whose video was deleted on the remote")
+    p.add_argument("path")
+
+    p = sub.add_parser("trash", help="list or empty the trash of remotely deleted files")
+    trash = p.add_subparsers(dest="trash_command", metavar="ACTION")
+    trash.add_parser("list", help="list trashed files")
+    empty = trash.add_parser("empty", help="delete trashed files")
+    empty.add_argument("--older-than", default="0s", help="only files trashed longer ago than this (e.g. 30d)")
+
+    p = sub.add_parser("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
+    p.add_argument("path")
+
+    sub.add_parser("emulator", help="run the local emulator of the remote API (see `syncd emulator --help`)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        from syncd.emulator.cli import main as emulator_main
+
+        return emulator_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_CONFIG
+    handler = COMMANDS.get(args.command)
+    if handler is None:
+        parser.error(f"unknown command {args.command}")
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except LockedError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except SyncdError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("syncd: interrupted", file=sys.stderr)
+        return 130
+
+
+# ------------------------------------------------------------------ helpers
+def _config(args: argparse.Namespace, *, require_key: bool = True) -> Config:
+    path = resolve_config_path(args.config, os.environ)
+    config = load_config(path, os.environ, require_key=require_key)
+    setup_logging("debug" if args.verbose else config.log_level)
+    return config
+
+
+@contextmanager
+def _session(config: Config, **engine_args: object) -> Iterator[tuple[Catalog, object]]:
+    """Lock the state dir, open the catalog and the remote, yield an Engine."""
+    from syncd.engine import Engine
+    from syncd.remote import open_remote
+
+    with StateLock(config.state_dir), Catalog.open(config.state_dir) as catalog:
+        remote = open_remote(config.remote, config.upload.direct_upload_below)
+        try:
+            yield catalog, Engine(config, catalog, remote, **engine_args)  # type: ignore[arg-type]
+        finally:
+            remote.close()
+
+
+class Progress:
+    """Files and bytes on one self-overwriting line, only on a terminal."""
+
+    def __init__(self, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.bytes = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+        now = time.monotonic()
+        if self.enabled and now - self._last > 0.2:
+            self._last = now
+            rate = self.bytes / max(now - self.started, 1e-6)
+            self.stream.write(f"\r  uploaded {format_size(self.bytes)} ({format_size(int(rate))}/s)   ")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.bytes:
+            self.stream.write("\n")
+
+
+# ----------------------------------------------------------------- commands
+def cmd_sync(args: argparse.Namespace) -> int:
+    config = _config(args)
+    progress = Progress()
+    with _session(config, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
+                  on_bytes=progress.add) as (_catalog, engine):
+        outcome = engine.sync(wait=args.wait, timeout=args.timeout)  # type: ignore[attr-defined]
+    progress.done()
+    last = outcome.reports[-1]
+    if args.dry_run:
+        print(f"dry run: {len(last.plan.actions)} change(s) planned, none made")
+        for action in last.plan.actions:
+            print(f"  would {action.describe()}")
+    uploaded = sum(r.result.uploaded_files for r in outcome.reports)
+    sent = sum(r.result.uploaded_bytes for r in outcome.reports)
+    counts = Counter(s.state for s in outcome.statuses)
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
+    print(f"{len(outcome.statuses)} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}")
+    for note in last.plan.notes:
+        print(f"note: {note}")
+    failures = outcome.failures
+    for line in failures:
+        print(f"FAILED: {line}", file=sys.stderr)
+    if outcome.timed_out:
+        for status in outcome.pending:
+            print(f"TIMEOUT: {status.path}: still {status.state}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from syncd.engine import folder_policy
+    from syncd.report import file_status
+
+    config = _config(args, require_key=False)
+    with Catalog.open(config.state_dir) as catalog:
+        policies = {f.path: folder_policy(f) for f in config.folders}
+        memberships = catalog.memberships()
+        contents = {c.sha256: c for c in catalog.contents()}
+        statuses = [
+            file_status(f, contents.get(f.sha256 or ""), policies[f.folder], memberships, config.upload.max_attempts)
+            for f in catalog.files()
+            if f.present and f.folder in policies
+        ]
+        blocked = catalog.get_meta("blocked") or ""
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+        return EXIT_OK
+    counts = Counter(s.state for s in statuses)
+    print(f"{len(statuses)} tracked file(s)")
+    for state, n in sorted(counts.items()):
+        print(f"  {state:<15} {n}")
+    if blocked:
+        print(f"\nBLOCKED: {blocked}")
+    pending = [s for s in statuses if s.state != "done"]
+    if pending:
+        print()
+        print(f"{'STATE':<15} {'PIPELINES':<34} PATH")
+        for s in pending:
+            steps = " ".join(f"{k}:{v[0]}{'' if v[1] is None else f'({v[1]:.0f}%)'}" for k, v in s.steps.items()
+                             if k in ("transcoding", "analyse", "search-process"))
+            print(f"{s.state:<15} {steps:<34} {s.path}")
+            if s.error:
+                print(f"{'':<15} error: {s.error}")
+    return EXIT_OK
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    config = _config(args, require_key=False)
+    with Catalog.open(config.state_dir) as catalog:
+        for entry in catalog.journal(args.lines):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time))
+            detail = f"  ({entry.detail})" if entry.detail else ""
+            print(f"{when}  {entry.action:<22} {entry.outcome:<12} {entry.target}{detail}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    config = _config(args)
+    path = Path(args.path).resolve()
+    with _session(config) as (catalog, engine):
+        engine.observe()  # type: ignore[attr-defined]
+        record = catalog.find_file(path)
+        if record is None or record.sha256 is None:
+            raise SyncdError(f"{path}: not a tracked file (is it in a watched folder and fully written?)")
+        content = catalog.content(record.sha256)
+        if content is None or content.state != "remote_deleted":
+            raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
+        catalog.restore_content(record.sha256)
+        catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
+        outcome = engine.sync()  # type: ignore[attr-defined]
+    state = next((s.state for s in outcome.statuses if s.path == str(path)), "unknown")
+    print(f"{path}: restored; now {state}")
+    return EXIT_FAILED if outcome.failures else EXIT_OK
+
+
+def cmd_trash(args: argparse.Namespace) -> int:
+    from syncd.trash import empty_trash, list_trash
+
+    config = _config(args, require_key=False)
+    folders = [f.path for f in config.folders]
+    if args.trash_command == "empty":
+        removed = empty_trash(folders, parse_duration(args.older_than), time.time())
+        print(f"removed {len(removed)} file(s), {format_size(sum(e.size for e in removed))}")
+        return EXIT_OK
+    entries = list_trash(folders)
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.trashed_at))
+        print(f"{when}  {format_size(e.size):>10}  {e.path}")
+    print(f"{len(entries)} file(s) in the trash")
+    return EXIT_OK
+
+
+def cmd_init_folder(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    if not folder.is_dir():
+        print(f"syncd: {folder}: not a directory", file=sys.stderr)
+        return EXIT_FAILED
+    (folder / MARKER_FILE).write_text("This folder is synced by syncd. Keep this file.\n")
+    print(f"created {folder / MARKER_FILE}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "sync": cmd_sync,
+    "status": cmd_status,
+    "log": cmd_log,
+    "restore": cmd_restore,
+    "trash": cmd_trash,
+    "init-folder": cmd_init_folder,
+}

@@ -1,0 +1,261 @@
+"""One reconcile pass, and ``sync`` (passes until done). Both the one-shot CLI
+and the daemon's watcher and timers end here, so one path writes the catalog.
+
+A pass:
+1. observe: scan every folder (stat only), hash new or changed settled files,
+   record the scan in the catalog;
+2. refresh: poll processing/pipeline states of unfinished videos (reads);
+3. list: read the complete remote listing (if asked), for remote deletions
+   and catalog recovery;
+4. plan: the pure planner decides; guards drop what must not happen;
+5. execute (unless dry-run).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncd.catalog import Catalog
+from syncd.config import Config, FolderConfig
+from syncd.executor import ExecOptions, Executor, ExecResult
+from syncd.hashing import hash_files
+from syncd.models import FolderScan, Plan
+from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.remote.base import Remote
+from syncd.report import FileStatus, file_status
+from syncd.scan import ScanRules, scan_folder
+
+log = logging.getLogger("syncd.engine")
+
+
+def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
+    return FolderPolicy(
+        path=folder.path,
+        scan_ok=scan_ok,
+        collections=folder.collections == "subfolder",
+        pipelines=tuple(folder.pipelines),
+        delete_remote=folder.delete_remote,
+        on_remote_delete=folder.on_remote_delete,
+        remove_empty_collections=folder.remove_empty_collections,
+    )
+
+
+@dataclass
+class PassReport:
+    scans: list[FolderScan]
+    plan: Plan
+    result: ExecResult
+    listing_ok: bool
+    hashed: int = 0
+    problems: list[str] = field(default_factory=list)  # folder and hashing problems
+
+
+@dataclass
+class SyncOutcome:
+    statuses: list[FileStatus]
+    reports: list[PassReport]
+    timed_out: bool = False
+
+    @property
+    def failures(self) -> list[str]:
+        lines = [f"{s.path}: {s.error or 'failed'}" for s in self.statuses if s.state == "failed"]
+        for report in self.reports[-1:]:
+            lines += report.plan.blocked
+            lines += report.problems
+            lines += report.result.failed
+        return list(dict.fromkeys(lines))
+
+    @property
+    def pending(self) -> list[FileStatus]:
+        return [s for s in self.statuses if not s.terminal]
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        remote: Remote,
+        *,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+        delete_grace: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        on_bytes: Callable[[int], None] = lambda n: None,
+        stop_event: threading.Event | None = None,
+        sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.remote = remote
+        self.dry_run = dry_run
+        self.allow_mass_delete = allow_mass_delete
+        self.delete_grace = delete_grace
+        self.clock = clock
+        self.stop_event = stop_event or threading.Event()
+        self.executor = Executor(
+            remote,
+            catalog,
+            ExecOptions(
+                part_size=config.upload.part_size,
+                concurrency=config.upload.concurrency,
+                max_attempts=config.upload.max_attempts,
+                direct_upload_below=config.upload.direct_upload_below,
+                key_source=config.remote.api_key_source,
+                should_stop=self.stop_event.is_set,
+                on_bytes=on_bytes,
+                sidecar_hook=sidecar_hook,
+            ),
+            clock=clock,
+        )
+
+    # ---------------------------------------------------------------- observe
+    def observe(self) -> tuple[list[FolderScan], list[str], int]:
+        """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed)."""
+        scans, problems, hashed = [], [], 0
+        now = self.clock()
+        for folder in self.config.folders:
+            rules = ScanRules(folder.include, folder.exclude, self.config.upload.settle_seconds, folder.require_marker)
+            scan = scan_folder(folder.path, rules, now)
+            scans.append(scan)
+            if not scan.ok:
+                problems.append(scan.error or f"{folder.path}: cannot scan")
+                log.warning("%s", scan.error)
+                continue
+            known = {f.rel_path: f for f in self.catalog.files(folder.path)}
+            seen, unsettled, to_hash = [], [], []
+            for local in scan.files:
+                if not local.settled:
+                    unsettled.append(local.rel_path)
+                    continue
+                record = known.get(local.rel_path)
+                if (
+                    record is not None
+                    and record.sha256
+                    and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
+                ):
+                    seen.append((local, record.sha256))
+                else:
+                    to_hash.append(local)
+            for result in hash_files(to_hash):
+                if result.sha256 is None:
+                    unsettled.append(result.file.rel_path)
+                    if result.error:
+                        problems.append(result.error)
+                    continue
+                hashed += 1
+                seen.append((result.file, result.sha256))
+            self.catalog.record_scan(folder.path, seen, unsettled, now)
+        return scans, problems, hashed
+
+    # ------------------------------------------------------------------- pass
+    def run_pass(self, *, with_listing: bool = True) -> PassReport:
+        scans, problems, hashed = self.observe()
+        problems += self.executor.refresh(self.catalog.contents(["uploaded"]))
+        remote = self.executor.read_listing() if with_listing else None
+        adopt = self.catalog.get_meta("adopt_remote") == "1"
+        snapshot = self.snapshot(scans, remote, self._adoptable(remote) if adopt and remote else {})
+        settings = Settings(
+            max_delete_percent=self.config.safety.max_delete_percent,
+            delete_grace=self.delete_grace,
+            allow_mass_delete=self.allow_mass_delete,
+            max_attempts=self.config.upload.max_attempts,
+            adopt_remote=adopt and remote is not None,
+        )
+        the_plan = plan(snapshot, settings)
+        for line in the_plan.blocked:
+            log.error("%s", line)
+        if self.dry_run:
+            return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
+        self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
+        result = self.executor.execute(the_plan)
+        if adopt and remote is not None:
+            self.catalog.set_meta("adopt_remote", "0")
+        for line in result.notes:
+            log.info("%s", line)
+        return PassReport(scans, the_plan, result, remote is not None, hashed, problems)
+
+    def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
+        ok = {s.folder: s.ok for s in scans}
+        return Snapshot(
+            folders=tuple(folder_policy(f, ok.get(f.path, True)) for f in self.config.folders),
+            files=tuple(self.catalog.files()),
+            contents={c.sha256: c for c in self.catalog.contents()},
+            uploads=tuple(self.catalog.uploads()),
+            collections=tuple(self.catalog.collections()),
+            memberships=frozenset(self.catalog.memberships()),
+            remote=remote,
+            now=self.clock(),
+            adoptable=adoptable,
+        )
+
+    def _adoptable(self, remote: RemoteView) -> dict[str, str]:
+        """Catalog recovery: remote videos named like a local file whose size fits."""
+        linked = {c.video_id for c in self.catalog.contents() if c.video_id}
+        found: dict[str, str] = {}
+        for file in self.catalog.files():
+            if not file.present or not file.sha256:
+                continue
+            content = self.catalog.content(file.sha256)
+            if content is None or content.state != "new":
+                continue
+            candidates = [v for v in remote.names.get(file.rel_path, ()) if v not in linked]
+            if len(candidates) != 1:
+                continue
+            try:
+                details = self.remote.video_details(candidates[0])
+            except Exception as exc:  # noqa: BLE001 - a failed check just means "upload"
+                log.info("cannot check remote %s for %s: %s", candidates[0], file.path, exc)
+                continue
+            if details.size_bytes is not None and details.size_bytes != file.size:
+                log.info("%s: remote video of that name has another size; uploading", file.path)
+                continue
+            found[f"{file.folder}\0{file.rel_path}"] = candidates[0]
+            linked.add(candidates[0])
+        return found
+
+    # ----------------------------------------------------------------- status
+    def statuses(self) -> list[FileStatus]:
+        policies = {f.path: folder_policy(f) for f in self.config.folders}
+        memberships = self.catalog.memberships()
+        contents = {c.sha256: c for c in self.catalog.contents()}
+        out = []
+        for file in self.catalog.files():
+            if not file.present or file.folder not in policies:
+                continue
+            content = contents.get(file.sha256 or "")
+            out.append(file_status(file, content, policies[file.folder], memberships, self.config.upload.max_attempts))
+        return out
+
+    # ------------------------------------------------------------------- sync
+    def sync(self, *, wait: bool = False, timeout: float | None = None,
+             poll_start: float = 0.5, poll_max: float = 5.0) -> SyncOutcome:
+        """One pass, or with ``wait`` passes until every file is terminal (or timeout)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        reports: list[PassReport] = []
+        delay = poll_start
+        while True:
+            report = self.run_pass()
+            reports.append(report)
+            statuses = self.statuses()
+            if not wait or self.dry_run or report.plan.blocked or self.stop_event.is_set():
+                return SyncOutcome(statuses, reports)
+            busy = any(not s.terminal for s in statuses) or self._work_left(report)
+            if not busy:
+                return SyncOutcome(statuses, reports)
+            if deadline is not None and self.clock() + delay > deadline:
+                return SyncOutcome(statuses, reports, timed_out=True)
+            if self.stop_event.wait(delay):
+                return SyncOutcome(statuses, reports)
+            delay = min(poll_max, delay * 1.5)
+
+    def _work_left(self, report: PassReport) -> bool:
+        """Actions this pass planned that change something (a next pass may have more)."""
+        return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
+            not f.settled for s in report.scans for f in s.files
+        )

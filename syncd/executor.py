@@ -1,0 +1,481 @@
+"""Perform a plan's actions through a Remote and the Catalog.
+
+Every remote-changing action is journalled before (``started``) and after
+(``ok``/``failed: ...``), and each is idempotent on repeat: a 409 "already
+exists/already in", or a 404 on delete, is read as "already done".
+
+Also here: the read-only remote steps of a pass (status refresh, listing,
+remote-deletion confirmation), because they feed the same catalog records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from syncd.catalog import Catalog
+from syncd.errors import (
+    AuthError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RemoteError,
+    SyncdError,
+)
+from syncd.models import (
+    PROCESSING_STEPS,
+    TRASH_DIR,
+    AbortUpload,
+    Action,
+    AddToCollection,
+    ContentRecord,
+    CreateCollection,
+    DeleteCollection,
+    DeleteRemote,
+    ForgetFile,
+    LinkVideo,
+    Plan,
+    RemoteDeleted,
+    RemoveFromCollection,
+    RenameCollection,
+    StartPipeline,
+    Upload,
+)
+from syncd.planner import RemoteView
+from syncd.remote.base import Remote, UploadSession
+from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
+
+log = logging.getLogger("syncd.executor")
+
+
+class FatalRemoteError(SyncdError):
+    """The remote refused our credentials: stop the pass at once."""
+
+
+def retry_delay(attempts: int, base: float = 30.0, cap: float = 3600.0) -> float:
+    """Backoff between attempts of a failed upload or pipeline."""
+    return min(cap, base * 2 ** max(attempts - 1, 0))
+
+
+@dataclass
+class ExecOptions:
+    part_size: int
+    concurrency: int
+    max_attempts: int = 5
+    direct_upload_below: int = 0
+    retry_base: float = 30.0
+    key_source: str = "the configured key"
+    should_stop: Callable[[], bool] = lambda: False
+    on_bytes: Callable[[int], None] = lambda n: None
+    sidecar_hook: Callable[[str, Path, Path | None], None] | None = None  # (event, path, new_path)
+
+
+@dataclass
+class ExecResult:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # one line each
+    notes: list[str] = field(default_factory=list)
+    uploaded_bytes: int = 0
+    uploaded_files: int = 0
+
+
+class _CatalogJournal:
+    """The multipart driver's journal, recorded in the catalog for one content."""
+
+    def __init__(self, catalog: Catalog, sha256: str) -> None:
+        self.catalog, self.sha256 = catalog, sha256
+
+    def session_started(self, session: UploadSession, part_size: int) -> None:
+        self.catalog.upload_started(self.sha256, session, part_size)
+
+    def part_done(self, session: UploadSession, part_number: int, etag: str, size: int) -> None:
+        self.catalog.part_uploaded(session.upload_id, part_number, etag, size)
+
+    def upload_completed(self, session: UploadSession) -> None:
+        self.catalog.upload_completed(session.upload_id)
+
+    def session_ended(self, session: UploadSession, outcome: str) -> None:
+        self.catalog.upload_ended(session.upload_id)
+        if outcome != "registered":
+            self.catalog.log("upload-session", session.upload_id, outcome)
+
+
+class _SharedPartSlots:
+    """Caps parts in flight across all concurrent file uploads at ``concurrency``."""
+
+    def __init__(self, remote: Remote, slots: int) -> None:
+        self._remote = remote
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._remote, name)
+
+    def put_part(self, session: UploadSession, part_number: int, source: BinaryIO, offset: int, length: int) -> str:
+        with self._slots:
+            return self._remote.put_part(session, part_number, source, offset, length)
+
+
+class Executor:
+    def __init__(self, remote: Remote, catalog: Catalog, options: ExecOptions,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.remote = remote
+        self.catalog = catalog
+        self.options = options
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    # ======================================================== reads
+    def read_listing(self) -> RemoteView | None:
+        """The complete remote listing, or None (logged) if it could not be read in full."""
+        try:
+            videos = self.remote.list_videos()
+        except (AuthError, ForbiddenError) as exc:
+            raise self._fatal(exc) from exc
+        except RemoteError as exc:
+            log.warning("remote listing failed; no remote deletions this pass: %s", exc)
+            return None
+        names: dict[str, list[str]] = {}
+        for v in videos:
+            names.setdefault(v.name, []).append(v.video_id)
+        return RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()})
+
+    def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
+        """Poll processing and pipeline states of unfinished videos. Returns notes."""
+        notes: list[str] = []
+        now = self.clock()
+        for content in contents:
+            if content.state != "uploaded" or not content.video_id:
+                continue
+            try:
+                if not content.processed and not content.processing_failed:
+                    self._refresh_processing(content, now)
+                for name, step in content.steps.items():
+                    if name not in PROCESSING_STEPS and step.state == "running":
+                        status = self.remote.pipeline_status(content.video_id, name)  # type: ignore[arg-type]
+                        self.catalog.set_step(content.sha256, name, status.state, status.percentage, status.error)
+                        if status.state == "failed":
+                            self.catalog.log(name, content.video_id, f"failed: {status.error or 'no reason given'}")
+            except (AuthError, ForbiddenError) as exc:
+                raise self._fatal(exc) from exc
+            except NotFoundError:
+                notes.append(f"video {content.video_id} answered 404; the remote listing will tell if it was deleted")
+            except RemoteError as exc:
+                notes.append(f"status of video {content.video_id}: {exc}")
+        return notes
+
+    def _refresh_processing(self, content: ContentRecord, now: float) -> None:
+        assert content.video_id is not None
+        status = self.remote.processing_status(content.video_id)
+        for name in PROCESSING_STEPS:
+            step = status.steps.get(name)
+            if step is not None:
+                self.catalog.set_step(content.sha256, name, step.state, step.percentage, step.error)
+        if status.state == "failed":
+            attempts = content.attempts + 1
+            self.catalog.update_content(
+                content.sha256, error=status.failure, attempts=attempts,
+                next_attempt_at=now + retry_delay(attempts, self.options.retry_base),
+            )
+            self.catalog.log("processing", content.video_id, f"failed: {status.failure}")
+
+    def confirm_deleted(self, video_id: str) -> bool:
+        """A listing said the video is gone; its details must answer 404 too."""
+        try:
+            self.remote.video_details(video_id)
+        except NotFoundError:
+            return True
+        except (AuthError, ForbiddenError) as exc:
+            raise self._fatal(exc) from exc
+        except RemoteError as exc:
+            log.warning("could not confirm deletion of %s: %s", video_id, exc)
+        return False
+
+    # ======================================================== actions
+    def execute(self, plan: Plan) -> ExecResult:
+        result = ExecResult(notes=list(plan.notes))
+        uploads = [a for a in plan.actions if isinstance(a, Upload)]
+        rest = [a for a in plan.actions if not isinstance(a, Upload)]
+        # Catalog-only and abort steps first, uploads together, then the rest in plan order.
+        first = [a for a in rest if isinstance(a, (ForgetFile, AbortUpload, LinkVideo))]
+        later = [a for a in rest if a not in first]
+        for action in first:
+            self._run(action, result)
+        self._run_uploads(uploads, result)
+        unavailable: set[str] = set()
+        for action in later:
+            if self.options.should_stop():
+                break
+            if isinstance(action, AddToCollection) and action.collection in unavailable:
+                continue
+            if not self._run(action, result) and isinstance(action, (CreateCollection, RenameCollection)):
+                unavailable.add(action.new if isinstance(action, RenameCollection) else action.name)
+        return result
+
+    def _run(self, action: Action, result: ExecResult) -> bool:
+        handler = getattr(self, f"_do_{action.kind}")
+        try:
+            handler(action, result)
+        except (AuthError, ForbiddenError) as exc:
+            if isinstance(exc, AuthError) or exc.endpoint.startswith("/api/"):
+                raise self._fatal(exc) from exc
+            result.failed.append(f"{action.describe()}: {exc}")
+            return False
+        except (RemoteError, OSError) as exc:
+            self.catalog.log(action.kind, _target(action), f"failed: {exc}")
+            result.failed.append(f"{action.describe()}: {exc}")
+            return False
+        return True
+
+    def _fatal(self, exc: RemoteError) -> FatalRemoteError:
+        return FatalRemoteError(
+            f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
+        )
+
+    # ---------------------------------------------------------- uploads
+    def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
+        if not uploads:
+            return
+        slots = _SharedPartSlots(self.remote, max(1, self.options.concurrency))
+        workers = max(1, min(self.options.concurrency, len(uploads)))
+        fatal: list[BaseException] = []
+
+        def one(action: Upload) -> None:
+            if fatal or self.options.should_stop():
+                return
+            try:
+                self._upload(action, slots, result)
+            except FatalRemoteError as exc:
+                fatal.append(exc)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
+            list(pool.map(one, uploads))
+        if fatal:
+            raise fatal[0]
+
+    def _upload(self, action: Upload, uploader: _SharedPartSlots, result: ExecResult) -> None:
+        sha = action.sha256
+        content = self.catalog.content(sha)
+        if content is None:
+            return
+        try:
+            if action.replaces_video:
+                self._delete_remote_video(action.replaces_video, "replaced after failed processing")
+                self.catalog.update_content(sha, state="new", video_id=None)
+            record = self.catalog.upload_for(sha)
+            self.catalog.log("upload", str(action.path), "started", f"sha256 {sha}")
+            if record is None and 0 < action.size < self.options.direct_upload_below:
+                video_id = self.remote.direct_upload(action.path, action.name)
+                parts, sent = 1, action.size
+            else:
+                resume = None
+                if record is not None:
+                    resume = ResumeState(
+                        UploadSession(record.upload_id, record.object_name, record.video_id),
+                        record.part_size, dict(record.parts), record.completed,
+                    )
+                outcome = upload_file(
+                    uploader, action.path, name=action.name, part_size=self.options.part_size,  # type: ignore[arg-type]
+                    concurrency=self.options.concurrency, journal=_CatalogJournal(self.catalog, sha),
+                    resume=resume, expected_size=action.size, should_stop=self.options.should_stop,
+                    on_bytes=self.options.on_bytes,
+                )
+                video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
+        except UploadInterrupted:
+            self.catalog.log("upload", str(action.path), "interrupted; resumable")
+            return
+        except SourceChanged as exc:
+            self.catalog.update_content(sha, state="new")
+            self.catalog.log("upload", str(action.path), f"aborted: {exc}")
+            result.notes.append(f"{action.path}: changed during upload; will retry once it settles")
+            return
+        except (AuthError, ForbiddenError) as exc:
+            if isinstance(exc, AuthError) or exc.endpoint.startswith("/api/"):
+                raise self._fatal(exc) from exc
+            self._upload_failed(content, action, exc, result)
+            return
+        except (RemoteError, OSError) as exc:
+            self._upload_failed(content, action, exc, result)
+            return
+        self.catalog.video_registered(sha, video_id, action.name)
+        self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {parts} part(s), {sent} bytes sent")
+        with self._lock:
+            result.uploaded_files += 1
+            result.uploaded_bytes += sent
+            result.done.append(action.describe())
+
+    def _upload_failed(self, content: ContentRecord, action: Upload, exc: Exception, result: ExecResult) -> None:
+        attempts = content.attempts + 1
+        still_open = self.catalog.upload_for(content.sha256) is not None
+        self.catalog.update_content(
+            content.sha256, state="uploading" if still_open else "failed", error=str(exc),
+            attempts=attempts, next_attempt_at=self.clock() + retry_delay(attempts, self.options.retry_base),
+        )
+        self.catalog.log("upload", str(action.path), f"failed: {exc}")
+        with self._lock:
+            result.failed.append(f"{action.path}: upload failed (attempt {attempts}): {exc}")
+
+    def _do_AbortUpload(self, action: AbortUpload, result: ExecResult) -> None:
+        record = next((u for u in self.catalog.uploads() if u.upload_id == action.upload_id), None)
+        if record is None:
+            return
+        self.catalog.log("abort-upload", action.upload_id, "started", action.reason)
+        try:
+            self.remote.abort_upload(UploadSession(record.upload_id, record.object_name, record.video_id))
+        except NotFoundError:
+            pass
+        self.catalog.upload_ended(action.upload_id)
+        self.catalog.update_content(action.sha256, state="new")
+        self.catalog.log("abort-upload", action.upload_id, "ok")
+
+    def _do_LinkVideo(self, action: LinkVideo, result: ExecResult) -> None:
+        name = action.path.name
+        file = self.catalog.find_file(action.path)
+        if file is not None:
+            name = file.rel_path
+        self.catalog.video_registered(action.sha256, action.video_id, name)
+        self.catalog.log("link", str(action.path), "ok", f"existing remote video {action.video_id}; nothing uploaded")
+        result.notes.append(f"{action.path}: linked to existing remote video {action.video_id} (catalog rebuilt)")
+
+    def _do_ForgetFile(self, action: ForgetFile, result: ExecResult) -> None:
+        self.catalog.forget_file(action.folder, action.rel_path)
+
+    # -------------------------------------------------------- pipelines
+    def _do_StartPipeline(self, action: StartPipeline, result: ExecResult) -> None:
+        content = self.catalog.content(action.sha256)
+        attempts = content.step(action.pipeline).attempts if content else 0
+        self.catalog.log(action.pipeline, action.video_id, "starting", "retry" if action.retry else "")
+        try:
+            self.remote.start_pipeline(action.video_id, action.pipeline)  # type: ignore[arg-type]
+        except ConflictError:
+            # 409: the video is not ready for it yet; a later pass tries again.
+            result.notes.append(f"{action.path}: {action.pipeline} not ready yet")
+            return
+        self.catalog.step_attempted(
+            action.sha256, action.pipeline, self.clock() + retry_delay(attempts + 1, self.options.retry_base)
+        )
+        self.catalog.log(action.pipeline, action.video_id, "started")
+
+    # ------------------------------------------------------ collections
+    def _do_CreateCollection(self, action: CreateCollection, result: ExecResult) -> None:
+        try:
+            created = self.remote.create_collection(action.name)
+            self.catalog.set_collection(action.name, created.collection_id)
+            self.catalog.log("create-collection", action.name, "ok", created.collection_id)
+            return
+        except ConflictError:
+            pass
+        existing = next((c for c in self.remote.list_collections() if c.name == action.name), None)
+        if existing is None:
+            raise RemoteError(f"collection {action.name!r} exists but is not listed yet; retrying later")
+        self.catalog.set_collection(action.name, existing.collection_id)
+        self.catalog.log("create-collection", action.name, "found existing", existing.collection_id)
+
+    def _do_RenameCollection(self, action: RenameCollection, result: ExecResult) -> None:
+        try:
+            self.remote.rename_collection(action.collection_id, action.new)
+        except NotFoundError:
+            self.catalog.drop_collection(action.old)
+            raise RemoteError(f"collection {action.old!r} is gone on the remote; it will be re-created")
+        self.catalog.rename_collection(action.old, action.new)
+        self.catalog.log("rename-collection", action.old, "ok", f"now {action.new!r}")
+
+    def _do_DeleteCollection(self, action: DeleteCollection, result: ExecResult) -> None:
+        try:
+            self.remote.delete_collection(action.collection_id)
+        except NotFoundError:
+            pass
+        self.catalog.drop_collection(action.name)
+        self.catalog.log("delete-collection", action.name, "ok")
+
+    def _do_AddToCollection(self, action: AddToCollection, result: ExecResult) -> None:
+        record = self.catalog.collection(action.collection)
+        if record is None:
+            return
+        try:
+            self.remote.add_to_collection(record.collection_id, action.video_id)
+        except ConflictError:
+            pass  # already in
+        except NotFoundError as exc:
+            if "collection" in exc.message.lower():
+                self.catalog.drop_collection(action.collection)
+            raise
+        except BadRequestError as exc:
+            result.notes.append(f"{action.path}: not added to {action.collection!r} yet: {exc.message}")
+            return
+        self.catalog.add_membership(action.collection, action.sha256)
+        self.catalog.log("add-to-collection", action.video_id, "ok", action.collection)
+
+    def _do_RemoveFromCollection(self, action: RemoveFromCollection, result: ExecResult) -> None:
+        record = self.catalog.collection(action.collection)
+        if record is not None:
+            try:
+                self.remote.remove_from_collection(record.collection_id, action.video_id)
+            except NotFoundError:
+                pass
+        self.catalog.remove_membership(action.collection, action.sha256)
+        self.catalog.log("remove-from-collection", action.video_id, "ok", action.collection)
+
+    # -------------------------------------------------------- deletions
+    def _delete_remote_video(self, video_id: str, reason: str) -> None:
+        self.catalog.log("delete-remote", video_id, "started", reason)
+        try:
+            self.remote.delete_video(video_id)
+        except NotFoundError:
+            pass
+        self.catalog.log("delete-remote", video_id, "ok", reason)
+
+    def _do_DeleteRemote(self, action: DeleteRemote, result: ExecResult) -> None:
+        self._delete_remote_video(action.video_id, f"local copies deleted: {', '.join(action.paths)}")
+        self.catalog.content_gone(action.sha256, "deleted", drop_files=True)
+        result.done.append(action.describe())
+
+    def _do_RemoteDeleted(self, action: RemoteDeleted, result: ExecResult) -> None:
+        if not self.confirm_deleted(action.video_id):
+            result.notes.append(f"video {action.video_id} missing from the listing but still answers; left alone")
+            return
+        self.catalog.log("remote-deleted", action.video_id, "started", action.policy)
+        for rel in action.rel_paths:
+            path = action.folder / rel
+            if action.policy == "trash":
+                target = trash_path(action.folder, rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(path, target)
+                if self.options.sidecar_hook:
+                    self.options.sidecar_hook("move", path, target)
+                self.catalog.log("trash", str(path), "ok", str(target))
+            elif action.policy == "delete":
+                path.unlink(missing_ok=True)
+                if self.options.sidecar_hook:
+                    self.options.sidecar_hook("delete", path, None)
+                self.catalog.log("delete-local", str(path), "ok")
+        self.catalog.content_gone(action.sha256, "remote_deleted", drop_files=action.policy != "keep")
+        self.catalog.log("remote-deleted", action.video_id, "ok", action.policy)
+        result.done.append(action.describe())
+
+
+def trash_path(folder: Path, rel_path: str) -> Path:
+    """``<folder>/.syncd-trash/<rel_path>``, never an existing file: add ``.1``, ``.2`` ..."""
+    base = folder / TRASH_DIR / rel_path
+    candidate, n = base, 0
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.stem}.{n}{base.suffix}")
+    return candidate
+
+
+def _target(action: Action) -> str:
+    for attr in ("path", "video_id", "name", "upload_id", "collection"):
+        value = getattr(action, attr, None)
+        if value:
+            return str(value)
+    return action.kind
+
+

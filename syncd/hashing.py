@@ -1,0 +1,52 @@
+"""Streaming sha256 of a file, run in worker threads (hashlib releases the GIL)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.models import LocalFile
+
+BLOCK = 1 << 20  # large reads into one reused buffer: no per-block copies
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class HashResult:
+    file: LocalFile
+    sha256: str | None  # None: the file changed or vanished while being hashed
+    error: str | None = None
+
+
+def _hash_one(file: LocalFile) -> HashResult:
+    try:
+        sha = sha256_file(file.path)
+        after = os.stat(file.path, follow_symlinks=False)
+    except OSError as exc:
+        return HashResult(file, None, f"{file.path}: {exc.strerror or exc}")
+    if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
+        return HashResult(file, None, f"{file.path}: changed while being hashed")
+    return HashResult(file, sha)
+
+
+def hash_files(files: Iterable[LocalFile], workers: int = 2) -> Iterator[HashResult]:
+    """Hash files in worker threads; results in input order."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
+        yield from pool.map(_hash_one, files)

@@ -1,0 +1,304 @@
+"""Records shared by scan, catalog, planner and executor. No I/O here.
+
+Vocabulary:
+* a *file* is a path in a watched folder; a *content* is a sha256. Several
+  files may hold one content; one content is at most one remote video.
+* content states: ``new`` (hashed, not uploaded) → ``uploading`` (a multipart
+  session is open) → ``uploaded`` (the remote has the video; steps track
+  processing and pipelines) → ``deleted`` (we deleted the remote video after
+  the last local copy went). ``failed`` is an upload that failed for good;
+  ``remote_deleted`` is a tombstone: the remote lost it and we never upload
+  it again unless the user runs ``syncd restore``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+ContentState = Literal["new", "uploading", "uploaded", "failed", "remote_deleted", "deleted"]
+StepState = Literal["pending", "running", "done", "failed"]
+
+# Upload-side processing steps reported by the remote, then the optional pipelines.
+PROCESSING_STEPS = ("thumbnail", "transcoding", "hls")
+TRASH_DIR = ".syncd-trash"
+MARKER_FILE = ".syncd-folder"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One file seen by a scan (stat only)."""
+
+    folder: Path
+    rel_path: str  # POSIX, relative to the folder
+    size: int
+    mtime_ns: int
+    inode: int
+    settled: bool = True
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.rel_path
+
+    @property
+    def subfolder(self) -> str | None:
+        parts = PurePosixPath(self.rel_path).parts
+        return parts[0] if len(parts) > 1 else None
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    folder: Path
+    ok: bool
+    files: tuple[LocalFile, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    folder: Path
+    rel_path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    present: bool
+    first_seen: float
+    last_seen: float
+    missing_since: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.rel_path
+
+    @property
+    def subfolder(self) -> str | None:
+        parts = PurePosixPath(self.rel_path).parts
+        return parts[0] if len(parts) > 1 else None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    state: StepState
+    percentage: float | None = None
+    error: str | None = None
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    sha256: str
+    size: int
+    state: ContentState
+    video_id: str | None = None
+    name: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    orphaned_since: float | None = None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+    def step(self, name: str) -> StepRecord:
+        return self.steps.get(name) or StepRecord(name, "pending")
+
+    @property
+    def processed(self) -> bool:
+        """Upload-side processing finished (transcoding is what pipelines wait for)."""
+        return self.state == "uploaded" and all(self.step(s).state == "done" for s in PROCESSING_STEPS)
+
+    @property
+    def processing_failed(self) -> str | None:
+        for name in PROCESSING_STEPS:
+            step = self.step(name)
+            if step.state == "failed":
+                return f"{name}: {step.error or 'failed'}"
+        return None
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    upload_id: str
+    sha256: str
+    object_name: str
+    video_id: str
+    part_size: int
+    completed: bool
+    parts: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionRecord:
+    name: str
+    collection_id: str
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    time: float
+    action: str
+    target: str
+    outcome: str
+    detail: str = ""
+
+
+# --------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Action:
+    """Something that changes the remote, the local folders or the catalog."""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Upload(Action):
+    sha256: str
+    path: Path
+    name: str
+    size: int
+    replaces_video: str | None = None  # a failed remote video to delete first
+
+    def describe(self) -> str:
+        again = " again (processing failed)" if self.replaces_video else ""
+        return f"upload {self.path} as {self.name!r}{again}"
+
+
+@dataclass(frozen=True)
+class AbortUpload(Action):
+    upload_id: str
+    sha256: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"abort multipart upload {self.upload_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class LinkVideo(Action):
+    """Catalog recovery: the remote already has this content under our name."""
+
+    sha256: str
+    video_id: str
+    path: Path
+
+    def describe(self) -> str:
+        return f"link {self.path} to existing remote video {self.video_id} (no upload)"
+
+
+@dataclass(frozen=True)
+class StartPipeline(Action):
+    sha256: str
+    video_id: str
+    pipeline: str
+    path: Path
+    retry: bool = False
+
+    def describe(self) -> str:
+        return f"{'retry' if self.retry else 'start'} {self.pipeline} for {self.path}"
+
+
+@dataclass(frozen=True)
+class CreateCollection(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"create collection {self.name!r}"
+
+
+@dataclass(frozen=True)
+class RenameCollection(Action):
+    old: str
+    new: str
+    collection_id: str
+
+    def describe(self) -> str:
+        return f"rename collection {self.old!r} to {self.new!r}"
+
+
+@dataclass(frozen=True)
+class DeleteCollection(Action):
+    name: str
+    collection_id: str
+
+    def describe(self) -> str:
+        return f"delete empty collection {self.name!r}"
+
+
+@dataclass(frozen=True)
+class AddToCollection(Action):
+    collection: str
+    sha256: str
+    video_id: str
+    path: Path
+
+    def describe(self) -> str:
+        return f"add {self.path} to collection {self.collection!r}"
+
+
+@dataclass(frozen=True)
+class RemoveFromCollection(Action):
+    collection: str
+    sha256: str
+    video_id: str
+
+    def describe(self) -> str:
+        return f"remove video {self.video_id} from collection {self.collection!r}"
+
+
+@dataclass(frozen=True)
+class DeleteRemote(Action):
+    """The last local copy is gone: delete the remote video."""
+
+    sha256: str
+    video_id: str
+    folder: Path
+    paths: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"delete remote video {self.video_id} (local {', '.join(self.paths)} deleted)"
+
+
+@dataclass(frozen=True)
+class RemoteDeleted(Action):
+    """The remote no longer has the video: tombstone it and apply the folder policy."""
+
+    sha256: str
+    video_id: str
+    folder: Path
+    rel_paths: tuple[str, ...]
+    policy: Literal["trash", "delete", "keep"]
+
+    def describe(self) -> str:
+        verb = {"trash": "move to trash", "delete": "delete", "keep": "keep"}[self.policy]
+        files = ", ".join(str(self.folder / p) for p in self.rel_paths) or "(no local file)"
+        return f"remote video {self.video_id} was deleted: {verb} {files}"
+
+
+@dataclass(frozen=True)
+class ForgetFile(Action):
+    """A vanished path whose content lives on elsewhere (a move) or is not deleted remotely."""
+
+    folder: Path
+    rel_path: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"forget {self.folder / self.rel_path} ({self.reason})"
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # guards that held deletions back
+    notes: list[str] = field(default_factory=list)  # things the user should know
+
+    def of(self, kind: type[Action]) -> list[Action]:
+        return [a for a in self.actions if isinstance(a, kind)]

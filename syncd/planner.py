@@ -1,0 +1,328 @@
+"""Decide what a pass should do. Pure: no I/O, no clock, no remote; imports only models.
+
+Input is a :class:`Snapshot` (the catalog after this pass's scan and status
+refresh, plus the remote listing if one was read in full); output is a
+:class:`~syncd.models.Plan`. The executor performs the plan; ``--dry-run``
+prints it. Every guard lives here:
+
+* a folder whose scan failed is left alone: its files stay "present", so
+  nothing in it is uploaded, deleted or moved out of a collection;
+* deletions from the remote side need a complete listing (``remote`` is None
+  when the listing failed or was cut short);
+* a pass that would delete more than ``max_delete_percent`` of a folder's
+  tracked videos (and more than one) deletes nothing, unless allowed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncd.models import (
+    AbortUpload,
+    Action,
+    AddToCollection,
+    CollectionRecord,
+    ContentRecord,
+    CreateCollection,
+    DeleteCollection,
+    DeleteRemote,
+    FileRecord,
+    ForgetFile,
+    LinkVideo,
+    Plan,
+    RemoteDeleted,
+    RemoveFromCollection,
+    RenameCollection,
+    StartPipeline,
+    Upload,
+    UploadRecord,
+)
+
+COLLECTION_PIPELINES = ("analyse", "search-process")
+
+
+@dataclass(frozen=True)
+class FolderPolicy:
+    path: Path
+    scan_ok: bool
+    collections: bool
+    pipelines: tuple[str, ...]
+    delete_remote: bool
+    on_remote_delete: str
+    remove_empty_collections: bool = False
+
+    @property
+    def effective_pipelines(self) -> tuple[str, ...]:
+        """Collections only accept fully processed videos, so they imply both pipelines."""
+        if self.collections:
+            return tuple(dict.fromkeys((*self.pipelines, *COLLECTION_PIPELINES)))
+        return self.pipelines
+
+
+@dataclass(frozen=True)
+class RemoteView:
+    """A complete, successful remote listing."""
+
+    video_ids: frozenset[str]
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → video ids
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_delete_percent: float = 50.0
+    delete_grace: float = 0.0
+    allow_mass_delete: bool = False
+    max_attempts: int = 5
+    adopt_remote: bool = False  # catalog is new: link remote videos named like local files
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    folders: tuple[FolderPolicy, ...]
+    files: tuple[FileRecord, ...]
+    contents: dict[str, ContentRecord]
+    uploads: tuple[UploadRecord, ...]
+    collections: tuple[CollectionRecord, ...]
+    memberships: frozenset[tuple[str, str]]
+    remote: RemoteView | None
+    now: float
+    # Adoption candidates, verified by the executor before the plan (name → video id).
+    adoptable: dict[str, str] = field(default_factory=dict)
+
+
+def plan(snap: Snapshot, settings: Settings) -> Plan:
+    result = Plan()
+    policies = {f.path: f for f in snap.folders}
+    bad_folders = {f.path for f in snap.folders if not f.scan_ok}
+    present: dict[str, list[FileRecord]] = defaultdict(list)
+    missing: dict[str, list[FileRecord]] = defaultdict(list)
+    for record in snap.files:
+        if record.sha256 is None or record.folder not in policies:
+            continue
+        (present if record.present else missing)[record.sha256].append(record)
+
+    _plan_uploads(snap, settings, present, bad_folders, result)
+    _plan_pipelines(snap, settings, policies, present, result)
+    _plan_collections(snap, policies, present, bad_folders, result)
+    deletions = _plan_local_deletions(snap, settings, policies, present, missing, result)
+    deletions += _plan_remote_deletions(snap, policies, present, bad_folders, result)
+    _guard_mass_delete(snap, settings, deletions, result)
+    return result
+
+
+# ----------------------------------------------------------------- uploads
+def _plan_uploads(
+    snap: Snapshot, settings: Settings, present: dict[str, list[FileRecord]],
+    bad_folders: set[Path], result: Plan,
+) -> None:
+    open_uploads = {u.sha256 for u in snap.uploads}
+    for sha, content in snap.contents.items():
+        readable = [f for f in present.get(sha, []) if f.folder not in bad_folders]
+        if not readable:
+            continue
+        source = readable[0]
+        if content.state == "remote_deleted":
+            result.notes.append(
+                f"{source.path}: deleted on the remote; not uploaded again (run `syncd restore {source.path}`)"
+            )
+            continue
+        replaces: str | None = None
+        if content.state in ("new", "deleted"):
+            if settings.adopt_remote and content.state == "new":
+                linked = snap.adoptable.get(f"{source.folder}\0{source.rel_path}")
+                if linked:
+                    result.actions.append(LinkVideo(sha, linked, source.path))
+                    continue
+                candidates = snap.remote.names.get(source.rel_path, ()) if snap.remote else ()
+                if len(candidates) > 1:
+                    result.notes.append(
+                        f"{source.path}: {len(candidates)} remote videos are named {source.rel_path!r}; "
+                        "not uploading until resolved"
+                    )
+                    continue
+        elif content.state == "uploading" or sha in open_uploads:
+            if content.attempts >= settings.max_attempts or content.next_attempt_at > snap.now:
+                continue  # resume later
+        elif content.state == "failed" or (content.state == "uploaded" and content.processing_failed):
+            if content.attempts >= settings.max_attempts or content.next_attempt_at > snap.now:
+                continue
+            replaces = content.video_id
+        else:
+            continue
+        result.actions.append(Upload(sha, source.path, source.rel_path, source.size, replaces))
+
+
+# --------------------------------------------------------------- pipelines
+def _plan_pipelines(
+    snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
+    present: dict[str, list[FileRecord]], result: Plan,
+) -> None:
+    for sha, content in snap.contents.items():
+        files = present.get(sha, [])
+        if not files or not content.processed or content.video_id is None:
+            continue
+        wanted: dict[str, None] = {}
+        for f in files:
+            wanted.update(dict.fromkeys(policies[f.folder].effective_pipelines))
+        for pipeline in wanted:
+            step = content.step(pipeline)
+            if step.state == "pending" and step.attempts == 0:
+                result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path))
+            elif (
+                step.state == "failed"
+                and step.attempts < settings.max_attempts
+                and step.next_attempt_at <= snap.now
+            ):
+                result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path, retry=True))
+
+
+def ready_for_collection(content: ContentRecord) -> bool:
+    return (
+        content.processed
+        and content.video_id is not None
+        and all(content.step(p).state == "done" for p in COLLECTION_PIPELINES)
+    )
+
+
+# ------------------------------------------------------------- collections
+def _plan_collections(
+    snap: Snapshot, policies: dict[Path, FolderPolicy], present: dict[str, list[FileRecord]],
+    bad_folders: set[Path], result: Plan,
+) -> None:
+    desired: dict[str, set[str]] = defaultdict(set)
+    for sha, files in present.items():
+        for f in files:
+            if policies[f.folder].collections and f.subfolder:
+                desired[f.subfolder].add(sha)
+    known = {c.name: c for c in snap.collections}
+    recorded: dict[str, set[str]] = defaultdict(set)
+    for name, sha in snap.memberships:
+        recorded[name].add(sha)
+
+    # A subfolder renamed on disk: an emptied known collection whose recorded
+    # members are exactly a new name's members is renamed, not re-created.
+    renamed: dict[str, str] = {}
+    new_names = [n for n in desired if n not in known]
+    for old, record in known.items():
+        if desired.get(old) or not recorded.get(old) or bad_folders:
+            continue
+        match = [n for n in new_names if desired[n] == recorded[old] and n not in renamed.values()]
+        if len(match) == 1:
+            renamed[old] = match[0]
+            result.actions.append(RenameCollection(old, match[0], record.collection_id))
+    after_rename = {renamed.get(n, n) for n in known}
+    membership = {(renamed.get(n, n), s) for n, s in snap.memberships}
+
+    for name in sorted(desired):
+        if name not in after_rename:
+            result.actions.append(CreateCollection(name))
+    for name in sorted(desired):
+        for sha in sorted(desired[name]):
+            content = snap.contents.get(sha)
+            if (name, sha) not in membership and content is not None and ready_for_collection(content):
+                assert content.video_id is not None
+                result.actions.append(AddToCollection(name, sha, content.video_id, present[sha][0].path))
+    if bad_folders:
+        return  # an unreadable folder might hold members: remove nothing this pass
+    for name, sha in sorted(membership):
+        content = snap.contents.get(sha)
+        if sha not in desired.get(name, set()) and content is not None and content.video_id and content.state == "uploaded":
+            result.actions.append(RemoveFromCollection(name, sha, content.video_id))
+    remove_empty = any(p.remove_empty_collections for p in policies.values())
+    if remove_empty:
+        for old, record in known.items():
+            name = renamed.get(old, old)
+            if not desired.get(name):
+                result.actions.append(DeleteCollection(name, record.collection_id))
+
+
+# --------------------------------------------------------------- deletions
+def _plan_local_deletions(
+    snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
+    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], result: Plan,
+) -> list[tuple[Path, Action]]:
+    """Vanished files: moves are forgotten; the last copy's content is deleted remotely."""
+    deletions: list[tuple[Path, Action]] = []
+    uploads_by_sha = {u.sha256: u for u in snap.uploads}
+    for sha, gone in missing.items():
+        content = snap.contents.get(sha)
+        if present.get(sha) or content is None:
+            for f in gone:
+                result.actions.append(ForgetFile(f.folder, f.rel_path, "moved" if present.get(sha) else "gone"))
+            continue
+        waited = min(f.missing_since or snap.now for f in gone)
+        if snap.now - waited < settings.delete_grace:
+            continue  # a move target may still appear
+        folder = gone[0].folder
+        upload = uploads_by_sha.get(sha)
+        if upload is not None:
+            result.actions.append(AbortUpload(upload.upload_id, sha, "local file deleted"))
+        wants_delete = any(policies[f.folder].delete_remote for f in gone)
+        if content.video_id and content.state == "uploaded" and wants_delete:
+            action = DeleteRemote(sha, content.video_id, folder, tuple(f.rel_path for f in gone))
+            result.actions.append(action)
+            deletions.append((folder, action))
+        else:
+            for f in gone:
+                result.actions.append(ForgetFile(f.folder, f.rel_path, "deleted locally"))
+    return deletions
+
+
+def _plan_remote_deletions(
+    snap: Snapshot, policies: dict[Path, FolderPolicy], present: dict[str, list[FileRecord]],
+    bad_folders: set[Path], result: Plan,
+) -> list[tuple[Path, Action]]:
+    if snap.remote is None:
+        return []
+    deletions: list[tuple[Path, Action]] = []
+    for sha, content in snap.contents.items():
+        if content.state != "uploaded" or not content.video_id or content.video_id in snap.remote.video_ids:
+            continue
+        files = present.get(sha, [])
+        if any(f.folder in bad_folders for f in files):
+            continue  # act once the folder is back
+        by_folder: dict[Path, list[str]] = defaultdict(list)
+        for f in files:
+            by_folder[f.folder].append(f.rel_path)
+        if not by_folder:
+            result.actions.append(RemoteDeleted(sha, content.video_id, Path(), (), "keep"))
+            continue
+        for folder, rel_paths in by_folder.items():
+            policy = policies[folder].on_remote_delete
+            action = RemoteDeleted(sha, content.video_id, folder, tuple(rel_paths), policy)  # type: ignore[arg-type]
+            result.actions.append(action)
+            if policy != "keep":
+                deletions.append((folder, action))
+    return deletions
+
+
+def _guard_mass_delete(
+    snap: Snapshot, settings: Settings, deletions: list[tuple[Path, Action]], result: Plan
+) -> None:
+    if not deletions or settings.allow_mass_delete:
+        return
+    tracked: dict[Path, set[str]] = defaultdict(set)
+    for f in snap.files:
+        content = snap.contents.get(f.sha256 or "")
+        if content is not None and content.video_id:
+            tracked[f.folder].add(content.sha256)
+    counts: dict[Path, int] = defaultdict(int)
+    for folder, _ in deletions:
+        counts[folder] += 1
+    over = [
+        (folder, n, len(tracked[folder]))
+        for folder, n in counts.items()
+        if n > 1 and n * 100 > settings.max_delete_percent * max(len(tracked[folder]), 1)
+    ]
+    if not over:
+        return
+    held = {id(a) for _, a in deletions}
+    result.actions = [a for a in result.actions if id(a) not in held]
+    for folder, n, total in over:
+        result.blocked.append(
+            f"{folder}: refusing to delete {n} of {total} tracked videos "
+            f"(more than safety.max_delete_percent={settings.max_delete_percent:g}%); nothing was deleted. "
+            "Check the folder, then rerun with `syncd sync --allow-mass-delete` or raise the limit."
+        )

@@ -1,0 +1,282 @@
+"""HTTP plumbing shared by every backend: one place for retries, errors and redaction.
+
+* The API key travels only in a header set here; it is never part of a URL,
+  a log line, an exception message or ``repr()``.
+* Retries: exponential backoff with full jitter, ``Retry-After`` honoured.
+  A request is repeated only when that is safe:
+    - 429 and 503 (the doc: rate limited / queue publish rolled back): always;
+    - connection never established: always;
+    - 502/504, timeouts, dropped connections: only for idempotent requests.
+  Other 4xx are never retried.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from syncd.errors import HTTPStatusError, RemoteError, TransportError, error_for_status
+
+log = logging.getLogger("syncd.remote")
+
+ALWAYS_RETRY_STATUSES = frozenset({429, 503})
+IDEMPOTENT_RETRY_STATUSES = frozenset({502, 504})
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+        return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Delta-seconds (fractions tolerated) or an HTTP-date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """(message, short code) from a JSON body's ``message`` or ``detail``, or S3 XML."""
+    text = response.text[:2000]
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = None
+    if isinstance(body, dict):
+        raw = body.get("message") or body.get("detail")
+        if isinstance(raw, list):  # FastAPI validation errors
+            parts = []
+            for item in raw:
+                if isinstance(item, dict):
+                    loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
+                    parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg", "")))
+                else:
+                    parts.append(str(item))
+            message = "; ".join(parts) or "validation error"
+        elif raw is not None:
+            message = str(raw)
+        else:
+            message = text or response.reason_phrase
+        code = message if re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", message) else None
+        return message, code
+    s3_code = re.search(r"<Code>([^<]*)</Code>", text)
+    s3_message = re.search(r"<Message>([^<]*)</Message>", text)
+    if s3_code:
+        detail = s3_code.group(1) + (f": {s3_message.group(1)}" if s3_message else "")
+        return detail, s3_code.group(1)
+    return (text.strip() or response.reason_phrase or "error").splitlines()[0][:300], None
+
+
+class HttpClient:
+    """An ``httpx.Client`` plus the retry/error rules above.
+
+    ``transport`` exists so a caller can hand in its own ``httpx`` transport
+    (e.g. to bind a source address); tests use the real emulator instead.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        user_agent: str = "syncd",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = random.Random()
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._api = httpx.Client(
+            base_url=self.base_url,
+            headers={"X-API-Key": api_key, "User-Agent": user_agent, "Accept": "application/json"},
+            timeout=timeouts,
+            transport=transport,
+        )
+        # Pre-signed object-store URLs must not carry the API key: separate client.
+        self._plain = httpx.Client(
+            timeout=timeouts, transport=transport, headers={"User-Agent": user_agent}
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._api.close()
+        self._plain.close()
+
+    # ------------------------------------------------------------------ API calls
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool,
+        files: Any = None,
+        data: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API request with retries; returns the decoded JSON body (or None)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+
+        def send() -> httpx.Response:
+            return self._api.request(
+                method, path, json=json_body, params=clean, files=files, data=data
+            )
+
+        response = self._with_retries(method, path, send, idempotent=idempotent)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RemoteError(f"{method} {path}: answer is not JSON") from exc
+
+    def call_text(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> str:
+        """A read-only API request whose answer is text (e.g. an HLS playlist)."""
+        response = self._with_retries(
+            method, path, lambda: self._api.request(method, path, params=params), idempotent=True
+        )
+        return response.text
+
+    @contextmanager
+    def stream(
+        self, method: str, path: str, *, json_body: Any, idempotent: bool
+    ) -> Iterator[httpx.Response]:
+        """A streaming API request (SSE). Retries apply until the headers arrive."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._api.stream(method, path, json=json_body) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        error = self._status_error(response, path)
+                        if self._should_retry(error, attempt, idempotent):
+                            self._backoff(method, path, attempt, error)
+                            continue
+                        raise error
+                    yield response
+                    return
+            except httpx.TransportError as exc:
+                error = self._transport_error(method, path, exc)
+                if self._should_retry(error, attempt, idempotent):
+                    self._backoff(method, path, attempt, error)
+                    continue
+                raise error from None
+
+    # ------------------------------------------------------------ object store
+    def put_object_part(self, url: str, body: Callable[[], Iterable[bytes]], length: int) -> str:
+        """PUT bytes to a pre-signed URL with an explicit Content-Length; return the ETag.
+
+        ``body`` is a factory so a retry streams the bytes again from disk.
+        """
+        def send() -> httpx.Response:
+            return self._plain.put(
+                url,
+                content=body(),
+                headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},
+            )
+
+        response = self._with_retries("PUT", "<part url>", send, idempotent=True)
+        etag = response.headers.get("ETag")
+        if not etag:
+            raise RemoteError("object store answered a part PUT without an ETag")
+        return etag
+
+    def get_object(self, url: str, sink: Callable[[bytes], None]) -> int:
+        """Stream a pre-signed GET into ``sink``; return the byte count."""
+        total = 0
+        with self._plain.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise self._status_error(response, "<download url>")
+            for chunk in response.iter_bytes(1 << 20):
+                sink(chunk)
+                total += len(chunk)
+        return total
+
+    # ------------------------------------------------------------------ retries
+    def _with_retries(
+        self, method: str, path: str, send: Callable[[], httpx.Response], *, idempotent: bool
+    ) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = send()
+            except httpx.TransportError as exc:
+                error: RemoteError = self._transport_error(method, path, exc)
+            else:
+                if response.status_code < 400:
+                    return response
+                error = self._status_error(response, path)
+            if not self._should_retry(error, attempt, idempotent):
+                raise error
+            self._backoff(method, path, attempt, error)
+
+    def _should_retry(self, error: RemoteError, attempt: int, idempotent: bool) -> bool:
+        if attempt > self.retry.max_retries:
+            return False
+        if isinstance(error, TransportError):
+            return idempotent or not error.sent
+        if isinstance(error, HTTPStatusError):
+            if error.status in ALWAYS_RETRY_STATUSES:
+                return True
+            return idempotent and error.status in IDEMPOTENT_RETRY_STATUSES
+        return False
+
+    def _backoff(self, method: str, path: str, attempt: int, error: RemoteError) -> None:
+        retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
+        delay = self.retry.delay(attempt, retry_after, self._rng)
+        log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
+        self._sleep(delay)
+
+    @staticmethod
+    def _status_error(response: httpx.Response, path: str) -> HTTPStatusError:
+        message, code = error_message(response)
+        return error_for_status(
+            response.status_code,
+            message,
+            endpoint=path,
+            code=code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    @staticmethod
+    def _transport_error(method: str, path: str, exc: httpx.TransportError) -> TransportError:
+        # ConnectError / ConnectTimeout: the request never reached the server.
+        sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+        kind = type(exc).__name__
+        return TransportError(f"{method} {path}: {kind}: {exc}", sent=sent)

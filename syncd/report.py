@@ -1,0 +1,96 @@
+"""Per-file status as a user sees it, derived from catalog records. Pure.
+
+A file's state walks: ``new`` → ``uploading`` → ``processing`` →
+``pipelines`` → ``collecting`` → ``done``; or ends ``failed`` (a step failed
+and its attempts are used up), ``remote-deleted`` (tombstone) or
+``ambiguous``. ``terminal`` is what ``syncd sync --wait`` waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from syncd.models import PROCESSING_STEPS, ContentRecord, FileRecord
+from syncd.planner import FolderPolicy, ready_for_collection
+
+TERMINAL = frozenset({"done", "failed", "remote-deleted"})
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    path: str
+    sha256: str | None
+    video_id: str | None
+    state: str
+    collection: str | None
+    steps: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "video_id": self.video_id,
+            "state": self.state,
+            "collection": self.collection,
+            "steps": {k: {"state": s, "percentage": p} for k, (s, p) in self.steps.items()},
+            "error": self.error,
+        }
+
+
+def file_status(
+    file: FileRecord,
+    content: ContentRecord | None,
+    policy: FolderPolicy,
+    memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
+    max_attempts: int,
+) -> FileStatus:
+    collection = file.subfolder if policy.collections else None
+    if content is None:
+        return FileStatus(str(file.path), file.sha256, None, "new", collection)
+    pipelines = policy.effective_pipelines
+    steps = {
+        name: (content.step(name).state, content.step(name).percentage)
+        for name in (*PROCESSING_STEPS, *pipelines)
+    }
+    state, error = _state(content, pipelines, collection, memberships, max_attempts)
+    return FileStatus(
+        str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error
+    )
+
+
+def _state(
+    content: ContentRecord,
+    pipelines: tuple[str, ...],
+    collection: str | None,
+    memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
+    max_attempts: int,
+) -> tuple[str, str | None]:
+    if content.state == "remote_deleted":
+        return "remote-deleted", "deleted on the remote; run `syncd restore PATH` to upload again"
+    if content.state in ("new", "deleted"):
+        return "new", None
+    if content.state in ("uploading", "failed"):
+        if content.attempts >= max_attempts:
+            return "failed", content.error
+        return "uploading", content.error
+    failure = content.processing_failed
+    if failure:
+        return ("failed" if content.attempts >= max_attempts else "processing"), failure
+    if not content.processed:
+        return "processing", None
+    for name in pipelines:
+        step = content.step(name)
+        if step.state == "failed":
+            if step.attempts >= max_attempts:
+                return "failed", f"{name}: {step.error or 'failed'}"
+            return "pipelines", f"{name}: {step.error or 'failed'} (will retry)"
+        if step.state != "done":
+            return "pipelines", None
+    if collection and (collection, content.sha256) not in memberships:
+        return ("collecting" if ready_for_collection(content) else "pipelines"), None
+    return "done", None

@@ -1,0 +1,91 @@
+"""Walk a watched folder into LocalFile records (stat only, never reads content).
+
+Rules:
+* include globs match the file name case-insensitively (cameras write ``.MP4``);
+  exclude globs match the name of every file and directory on the way down;
+* symlinks are never followed (nothing outside the folder is ever read);
+* the trash folder and hidden entries are skipped;
+* a file is *settled* once it has not changed for ``settle_seconds``; the
+  change clock is max(mtime, ctime), so a copy that preserves an old mtime
+  still waits;
+* any directory that cannot be read fails the whole folder scan, so an
+  unreadable subtree is never taken for deleted files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile
+
+
+@dataclass(frozen=True)
+class ScanRules:
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    settle_seconds: float
+    require_marker: bool = False
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
+
+
+def folder_problem(folder: Path, require_marker: bool) -> str | None:
+    """Why a folder cannot be trusted this pass, or None."""
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return f"{folder}: folder is missing (unmounted disk or removed card?); nothing there is treated as deleted"
+    except OSError as exc:
+        return f"{folder}: cannot access folder: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder}: not a directory"
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return f"{folder}: folder is not readable"
+    if require_marker and not (folder / MARKER_FILE).is_file():
+        return f"{folder}: marker {MARKER_FILE} is missing (run `syncd init-folder {folder}` if this is the right folder)"
+    return None
+
+
+def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
+    problem = folder_problem(folder, rules.require_marker)
+    if problem:
+        return FolderScan(folder, ok=False, error=problem)
+    files: list[LocalFile] = []
+    stack = [Path()]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(folder / rel_dir))
+        except OSError as exc:
+            return FolderScan(folder, ok=False, error=f"{folder / rel_dir}: cannot list: {exc.strerror or exc}")
+        for entry in entries:
+            name = entry.name
+            if name == TRASH_DIR or name == MARKER_FILE or name.startswith(".") or _matches(name, rules.exclude):
+                continue
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel_dir / name)
+                    continue
+                if not entry.is_file(follow_symlinks=False) or not _matches(name, rules.include):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # vanished between listing and stat
+            except OSError as exc:
+                return FolderScan(folder, ok=False, error=f"{folder / rel_dir / name}: {exc.strerror or exc}")
+            changed = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+            settled = st.st_size > 0 and now - changed >= rules.settle_seconds
+            files.append(
+                LocalFile(folder, (rel_dir / name).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino, settled)
+            )
+    files.sort(key=lambda f: f.rel_path)
+    return FolderScan(folder, ok=True, files=tuple(files))
