@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
     p.add_argument("path")
 
+    p = sub.add_parser("demo", help="run the whole product against the built-in emulator (under a minute)")
+    p.add_argument("--dir", help="work in this directory (default: a new temporary one)")
+
     sub.add_parser("emulator", help="run the local emulator of the remote API (see `syncd emulator --help`)",
                    add_help=False)
     return parser
@@ -161,7 +164,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     counts = Counter(s.state for s in outcome.statuses)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
     print(f"{len(outcome.statuses)} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}")
-    for note in last.plan.notes:
+    notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
+    for note in dict.fromkeys(notes):
         print(f"note: {note}")
     failures = outcome.failures
     for line in failures:
@@ -266,7 +270,15 @@ def cmd_init_folder(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from syncd.demo import run_demo
+
+    setup_logging("debug" if args.verbose else "warning")
+    return run_demo(Path(args.dir) if args.dir else None)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo,
     "sync": cmd_sync,
     "status": cmd_status,
     "log": cmd_log,

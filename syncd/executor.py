@@ -158,7 +158,8 @@ class Executor:
                 if not content.processed and not content.processing_failed:
                     self._refresh_processing(content, now)
                 for name, step in content.steps.items():
-                    if name not in PROCESSING_STEPS and step.state == "running":
+                    started = step.state == "running" or (step.state == "pending" and step.attempts > 0)
+                    if name not in PROCESSING_STEPS and started:
                         status = self.remote.pipeline_status(content.video_id, name)  # type: ignore[arg-type]
                         self.catalog.set_step(content.sha256, name, status.state, status.percentage, status.error)
                         if status.state == "failed":

@@ -6,7 +6,7 @@
   A request is repeated only when that is safe:
     - 429 and 503 (the doc: rate limited / queue publish rolled back): always;
     - connection never established: always;
-    - 502/504, timeouts, dropped connections: only for idempotent requests.
+    - 500/502/504, timeouts, dropped connections: only for idempotent requests.
   Other 4xx are never retried.
 """
 
@@ -30,7 +30,7 @@ from syncd.errors import HTTPStatusError, RemoteError, TransportError, error_for
 log = logging.getLogger("syncd.remote")
 
 ALWAYS_RETRY_STATUSES = frozenset({429, 503})
-IDEMPOTENT_RETRY_STATUSES = frozenset({502, 504})
+IDEMPOTENT_RETRY_STATUSES = frozenset({500, 502, 504})
 MAX_RETRY_AFTER = 300.0
 
 

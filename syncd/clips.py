@@ -1,0 +1,37 @@
+"""Generate short real video clips (H.264 MP4) with PyAV, for the demo and tests."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def make_clip(path: Path, *, seconds: float = 2.0, width: int = 160, height: int = 120,
+              fps: int = 10, seed: int = 0) -> Path:
+    """Write a clip of moving coloured bars; ``seed`` makes each clip's bytes distinct.
+
+    Written to a temporary name and renamed, so a watcher never sees half a clip.
+    """
+    rng = random.Random(seed)
+    base = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("h264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        xs = np.arange(width)
+        for i in range(max(1, int(seconds * fps))):
+            bars = ((xs + i * 4 + seed * 7) // 16 % 2 * 80).astype(np.uint8)
+            frame = np.empty((height, width, 3), dtype=np.uint8)
+            frame[:] = base
+            frame[:, :, i % 3] = bars
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return path

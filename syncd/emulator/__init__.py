@@ -1,0 +1,82 @@
+"""A faithful local emulator of the Mikshi developer API (and its pre-signed object store).
+
+Every test, demo and benchmark runs against it over real HTTP on loopback::
+
+    from syncd.emulator import Emulator, EmulatorConfig, Faults
+
+    with Emulator(EmulatorConfig(data_dir=tmp, api_keys=["key-a"])) as emu:
+        httpx.get(emu.base_url + "/api/backend/v1/developer/videos/list",
+                  headers={"X-API-Key": "key-a"})
+
+Modules, each owning one thing:
+
+    config.py        EmulatorConfig / Faults
+    emulator.py      Emulator: start/stop, Python-side admin helpers
+    server.py        HTTP plumbing: keep-alive, bodies, faults, auth, request log
+    routing.py       the regex router; route kinds (api / s3 / admin)
+    wire.py          Request / Response / body reader
+    validation.py    FastAPI-style 422 validation
+    errors.py        ApiError (JSON detail/message) and S3Error (XML)
+    store.py         all SQLite + blob files
+    signing.py       pre-signed URL HMAC
+    s3.py            object store: part PUT, object GET (Range)
+    api_uploads.py   multipart, preprocess, direct, YouTube, upload status
+    api_videos.py    list/details/delete, HLS proxy, analyse / search-process
+    api_collections.py  collections
+    api_ai.py        search, visualize, embeddings, chat (SSE)
+    admin.py         /_admin/ inspection and control
+    timeline.py      lazy pipeline progress from stored timestamps
+    failures.py      which attempts fail
+    embeddings.py    deterministic vectors and captions
+    media.py         PyAV probe, thumbnail bytes
+    formdata.py      streaming multipart/form-data parser
+    cli.py           ``syncd emulator`` / ``python -m syncd.emulator``
+
+Choices where the API doc is silent (the emulator is meant to be at least as strict):
+
+* Ownership: another user's video is 403 ``Not authorized for this video`` (embeddings:
+  404); another user's upload 403 ``Not authorized for this upload``; another user's
+  object at preprocess is treated as missing (400).
+* Multipart: part-url checks the upload exists and is the caller's (404/403). S3 errors at
+  complete / list-parts / abort are ``{"detail": "An error occurred (<Code>) when calling
+  the <Operation> operation: ..."}`` (a FastAPI service re-raising botocore errors); an
+  empty parts list is 400 MalformedXML; parts uploaded but not listed are discarded;
+  complete answers 200 ``{"message", "s3_object_name", "etag"}`` (multipart ETag
+  ``"<md5-of-md5s>-N"``). Part PUTs also check Content-MD5 (400 BadDigest) and a 5 GiB
+  cap (400 EntityTooLarge). A tampered and an expired URL are both 403 AccessDenied
+  (XML). Pre-signed GET URLs are method-specific (HEAD needs its own signature, as on S3).
+* Preprocess: 409 check first (so a retried preprocess gets 409), then the object must be
+  completed and the caller's (400), then ``video_id`` must be the one issued with the
+  upload (400). ``name`` is required (1+ chars).
+* Direct upload: cap 100,000,000 bytes; Content-Length beyond cap + 1 MiB is rejected at
+  once (413, connection closed when the body is too large to drain); missing ``file`` 422.
+* YouTube: only http(s) youtube.com / youtu.be URLs with a video id are accepted, anything
+  else is ``YOUTUBE_IMPORT_FAILED``. Markers in the URL (lowercased, ``-``/``_`` removed)
+  pick an error: unavailable, private, agerestricted, geoblocked, copyright
+  (VIDEO_BLOCKED), authrequired, authexpired, authmissing, authinvalid, importfailed.
+  Success stores a few synthetic bytes and a 30-300 s, 1280x720 duration.
+* Timing: see ``timeline``. Analyse/search-process show ``pending`` briefly after
+  initiate (queued) before ``running``. Initiate answers 200 ``enqueued``.
+* Lists: videos/list ``limit`` 1-100 (default 100), ``skip`` >= 0, ``sort_by``
+  created_at|name, ``sort_order`` asc|desc, unknown values 422; ``status`` item values
+  uploaded|analysed|search_processed|processed (``uploaded`` = no pipeline done; the
+  ``analysed`` / ``search_processed`` filters test one pipeline). ``analyse_status`` /
+  ``search_process_status`` are null until initiated. ``thumbnail_path`` and
+  ``hls_playlist_path`` are null until that task completed. ``created_at`` has seconds
+  precision (sorting uses the exact time).
+* Collections: names unique per user, case-sensitive; update treats null fields as not
+  provided; ``thumbnails`` is null when a collection has no videos. Collections are listed
+  newest first. Add-video order: 404 collection, 403, 404 video, 400 other user, 400 not
+  processed, 409.
+* Search/visualize/chat ``top_k`` 1-100 (default 5). Unknown ids in ``video_ids`` count as
+  not owned (403). Chat on a video without search-process done answers without moments.
+* Credits: 402 ``{"detail": "Insufficient credits"}``.
+* Faults: 429 body ``{"detail": "Rate limit exceeded. Retry later."}``; injected 500/503
+  alternate. Idle keep-alive connections close after ``keepalive_seconds`` (5 s).
+* Auth errors: ``{"message": "Missing API key. ..."}`` / ``{"message": "Invalid API key."}``.
+"""
+
+from syncd.emulator.config import EmulatorConfig, Faults
+from syncd.emulator.emulator import Emulator
+
+__all__ = ["Emulator", "EmulatorConfig", "Faults"]

@@ -1,0 +1,5 @@
+"""``python -m syncd.emulator ...``"""
+
+from syncd.emulator.cli import main
+
+raise SystemExit(main())

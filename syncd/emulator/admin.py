@@ -1,0 +1,239 @@
+"""The admin API under ``/_admin/``: inspection and control for tests. No API key, never
+faulted, not recorded in the request log. Never exposes API keys or URL signatures.
+
+    GET    /_admin/health
+    GET    /_admin/videos                  all users' videos
+    GET    /_admin/videos/{id}             one video + segments (start/end/caption)
+    GET    /_admin/videos/{id}/bytes       the raw object bytes
+    DELETE /_admin/videos/{id}             delete it as another client would
+    GET    /_admin/uploads                 open multipart uploads with their parts
+    GET    /_admin/objects                 completed objects (including never-preprocessed)
+    GET    /_admin/collections             collections with member video ids
+    GET    /_admin/users                   known users and their credits
+    POST   /_admin/users/{user_id}/credits {"credits": n | null}
+    GET    /_admin/requests?since=SEQ      request log
+    POST   /_admin/requests/clear
+    GET    /_admin/faults                  current Faults as JSON
+    POST   /_admin/faults                  replace Faults (omitted fields take defaults)
+    POST   /_admin/clock/advance           {"seconds": s}: move the emulator clock forward
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd.emulator import timeline
+from syncd.emulator.config import Faults
+from syncd.emulator.context import Context
+from syncd.emulator.errors import detail
+from syncd.emulator.routing import ADMIN, Route
+from syncd.emulator.store import VideoRecord
+from syncd.emulator.views import iso
+from syncd.emulator.wire import FileStream, Request, Response, json_response
+
+
+def video_info(ctx: Context, video: VideoRecord, with_segments: bool = False) -> dict[str, Any]:
+    now = ctx.now()
+    obj = ctx.store.get_object(video.object_name)
+    states = timeline.upload_states(video, now)
+    runs = {p: timeline.run_state(ctx.store.get_run(video.video_id, p), now)
+            for p in timeline.PIPELINES}
+    info: dict[str, Any] = {
+        "video_id": video.video_id,
+        "user_id": video.user_id,
+        "name": video.name,
+        "object_name": video.object_name,
+        "source": video.source,
+        "size_bytes": obj.size if obj else None,
+        "sha256": obj.sha256 if obj else None,
+        "created_at": iso(video.created_at),
+        "created_at_epoch": video.created_at,
+        "duration_seconds": video.duration_seconds,
+        "width": video.width,
+        "height": video.height,
+        "probed": video.probed,
+        "use_dynamic_hls": video.use_dynamic_hls,
+        "thumbnail_generation_status": states["thumbnail"].status,
+        "transcoding_status": states["transcoding"].status,
+        "hls_generation_status": states["hls"].status,
+        "error_message": timeline.upload_error(video, now),
+        "analyse_status": runs["analyse"].status,
+        "analyse_error": runs["analyse"].error,
+        "search_process_status": runs["search-process"].status,
+        "search_process_error": runs["search-process"].error,
+        "collections": ctx.store.collections_of_video(video.video_id),
+    }
+    if with_segments:
+        info["segments"] = [{
+            "index": s.index, "segment_id": s.segment_id, "start": s.start_hms,
+            "end": s.end_hms, "start_seconds": s.start, "end_seconds": s.end,
+            "caption": s.caption,
+        } for s in ctx.embedder.segments(video.video_id, video.name, video.duration_seconds,
+                                         video.segment_seconds)]
+    return info
+
+
+def videos(ctx: Context) -> list[dict[str, Any]]:
+    return [video_info(ctx, v) for v in ctx.store.list_videos()]
+
+
+def video(ctx: Context, video_id: str) -> dict[str, Any] | None:
+    rec = ctx.store.get_video(video_id)
+    return None if rec is None else video_info(ctx, rec, with_segments=True)
+
+
+def uploads(ctx: Context) -> list[dict[str, Any]]:
+    return [{
+        "upload_id": u.upload_id, "user_id": u.user_id, "object_name": u.object_name,
+        "video_id": u.video_id, "filename": u.filename, "content_type": u.content_type,
+        "created_at": iso(u.created_at),
+        "parts": [{"part_number": p.part_number, "size": p.size, "etag": p.etag}
+                  for p in ctx.store.list_parts(u.upload_id)],
+    } for u in ctx.store.list_uploads()]
+
+
+def objects(ctx: Context) -> list[dict[str, Any]]:
+    return [{"object_name": o.object_name, "user_id": o.user_id, "video_id": o.video_id,
+             "size": o.size, "sha256": o.sha256, "etag": o.etag, "created_at": iso(o.created_at)}
+            for o in ctx.store.list_objects()]
+
+
+def collections(ctx: Context) -> list[dict[str, Any]]:
+    return [{"collection_id": c.collection_id, "user_id": c.user_id, "name": c.name,
+             "description": c.description, "created_at": iso(c.created_at),
+             "video_ids": ctx.store.collection_video_ids(c.collection_id)}
+            for c in ctx.store.list_collections()]
+
+
+def users(ctx: Context) -> list[dict[str, Any]]:
+    known = {u.user_id: u.credits for u in ctx.store.list_users()}
+    for user_id in ctx.keys.user_ids():
+        known.setdefault(user_id, ctx.config.credits)
+    return [{"user_id": k, "credits": v} for k, v in sorted(known.items())]
+
+
+def delete_video(ctx: Context, video_id: str) -> bool:
+    ok = ctx.store.delete_video(video_id)
+    ctx.embedder.forget(video_id)
+    return ok
+
+
+# -- HTTP handlers -----------------------------------------------------------------------
+
+
+def _json(req: Request) -> dict[str, Any]:
+    return req.json_body()
+
+
+def h_health(ctx: Context, req: Request) -> Response:
+    return json_response(200, {"status": "ok"})
+
+
+def h_videos(ctx: Context, req: Request) -> Response:
+    return json_response(200, videos(ctx))
+
+
+def h_video(ctx: Context, req: Request) -> Response:
+    info = video(ctx, req.params["video_id"])
+    if info is None:
+        raise detail(404, "Video not found")
+    return json_response(200, info)
+
+
+def h_video_bytes(ctx: Context, req: Request) -> Response:
+    rec = ctx.store.get_video(req.params["video_id"])
+    obj = ctx.store.get_object(rec.object_name) if rec else None
+    if obj is None:
+        raise detail(404, "Video not found")
+    try:
+        fh = ctx.store.blob_path(obj).open("rb")
+    except FileNotFoundError:
+        raise detail(404, "Video not found") from None
+    return Response(200, b"", {"Content-Type": "application/octet-stream"},
+                    stream=FileStream(fh, 0, obj.size), length=obj.size)
+
+
+def h_delete_video(ctx: Context, req: Request) -> Response:
+    if not delete_video(ctx, req.params["video_id"]):
+        raise detail(404, "Video not found")
+    return json_response(200, {"message": "Video deleted successfully."})
+
+
+def h_uploads(ctx: Context, req: Request) -> Response:
+    return json_response(200, uploads(ctx))
+
+
+def h_objects(ctx: Context, req: Request) -> Response:
+    return json_response(200, objects(ctx))
+
+
+def h_collections(ctx: Context, req: Request) -> Response:
+    return json_response(200, collections(ctx))
+
+
+def h_users(ctx: Context, req: Request) -> Response:
+    return json_response(200, users(ctx))
+
+
+def h_set_credits(ctx: Context, req: Request) -> Response:
+    body = _json(req)
+    credits = body.get("credits", "missing")
+    if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)
+                                or credits < 0):
+        raise detail(400, "credits must be a non-negative integer or null")
+    ctx.store.set_credits(req.params["user_id"], credits, ctx.now())
+    return json_response(200, {"user_id": req.params["user_id"], "credits": credits})
+
+
+def h_requests(ctx: Context, req: Request) -> Response:
+    since_text = (req.query.get("since") or ["0"])[-1]
+    try:
+        since = int(since_text)
+    except ValueError:
+        raise detail(400, "since must be an integer") from None
+    return json_response(200, ctx.requests.since(since))
+
+
+def h_clear_requests(ctx: Context, req: Request) -> Response:
+    return json_response(200, {"cleared": ctx.requests.clear()})
+
+
+def h_get_faults(ctx: Context, req: Request) -> Response:
+    return json_response(200, ctx.faults.faults.to_dict())
+
+
+def h_set_faults(ctx: Context, req: Request) -> Response:
+    try:
+        faults = Faults.from_dict(_json(req))
+    except (TypeError, ValueError) as exc:
+        raise detail(400, str(exc)) from None
+    ctx.faults.set(faults)
+    return json_response(200, faults.to_dict())
+
+
+def h_advance_clock(ctx: Context, req: Request) -> Response:
+    seconds = _json(req).get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise detail(400, "seconds must be a non-negative number")
+    return json_response(200, {"offset_seconds": ctx.clock.advance(float(seconds))})
+
+
+_VID = r"(?P<video_id>[^/]+)"
+
+ROUTES = [
+    Route("GET", r"/_admin/health", h_health, ADMIN),
+    Route("GET", r"/_admin/videos", h_videos, ADMIN),
+    Route("GET", rf"/_admin/videos/{_VID}", h_video, ADMIN),
+    Route("GET", rf"/_admin/videos/{_VID}/bytes", h_video_bytes, ADMIN),
+    Route("DELETE", rf"/_admin/videos/{_VID}", h_delete_video, ADMIN),
+    Route("GET", r"/_admin/uploads", h_uploads, ADMIN),
+    Route("GET", r"/_admin/objects", h_objects, ADMIN),
+    Route("GET", r"/_admin/collections", h_collections, ADMIN),
+    Route("GET", r"/_admin/users", h_users, ADMIN),
+    Route("POST", r"/_admin/users/(?P<user_id>[^/]+)/credits", h_set_credits, ADMIN),
+    Route("GET", r"/_admin/requests", h_requests, ADMIN),
+    Route("POST", r"/_admin/requests/clear", h_clear_requests, ADMIN),
+    Route("GET", r"/_admin/faults", h_get_faults, ADMIN),
+    Route("POST", r"/_admin/faults", h_set_faults, ADMIN),
+    Route("POST", r"/_admin/clock/advance", h_advance_clock, ADMIN),
+]

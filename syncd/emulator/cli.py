@@ -1,0 +1,114 @@
+"""``syncd emulator`` / ``python -m syncd.emulator``: run the emulator until SIGTERM/SIGINT.
+
+Keys come from ``--api-key`` (repeatable) and/or ``SYNCD_EMULATOR_API_KEYS``
+(comma-separated) so they need not appear in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from syncd.emulator.config import FAILABLE_PIPELINES, EmulatorConfig, Faults
+from syncd.emulator.emulator import Emulator
+
+ENV_KEYS = "SYNCD_EMULATOR_API_KEYS"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = EmulatorConfig(data_dir=Path("."))
+    f = Faults()
+    p = argparse.ArgumentParser(prog="syncd emulator",
+                                description="Run the local Mikshi developer API emulator.")
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help=f"accepted API key (repeatable); also read from ${ENV_KEYS}")
+    p.add_argument("--min-part-size", type=int, default=d.min_part_size)
+    p.add_argument("--processing-seconds", type=float, default=d.processing_seconds)
+    p.add_argument("--pipeline-seconds", type=float, default=d.pipeline_seconds)
+    p.add_argument("--url-ttl-seconds", type=int, default=d.url_ttl_seconds)
+    p.add_argument("--direct-upload-max-bytes", type=int, default=d.direct_upload_max_bytes)
+    p.add_argument("--collections-cache-seconds", type=float,
+                   default=d.collections_cache_seconds)
+    p.add_argument("--segment-seconds", type=float, default=d.segment_seconds)
+    p.add_argument("--fail-share", type=float, default=d.fail_share)
+    p.add_argument("--fail-pipeline", choices=FAILABLE_PIPELINES, default=d.fail_pipeline)
+    p.add_argument("--fail-name-glob", default=None)
+    p.add_argument("--credits", type=int, default=None, help="per-user credits (default unlimited)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--status-cache-seconds", type=float, default=d.status_cache_seconds)
+    p.add_argument("--keepalive-seconds", type=float, default=d.keepalive_seconds)
+    p.add_argument("--rate-limit-share", type=float, default=f.rate_limit_share)
+    p.add_argument("--retry-after", type=float, default=f.retry_after)
+    p.add_argument("--error-share", type=float, default=f.error_share)
+    p.add_argument("--latency-ms", type=float, default=f.latency_ms)
+    p.add_argument("--drop-share", type=float, default=f.drop_share)
+    p.add_argument("--stream-error-share", type=float, default=f.stream_error_share)
+    p.add_argument("--fault-path-glob", default=None,
+                   help="apply faults only to request paths matching this fnmatch pattern")
+    p.add_argument("--log-level", default="WARNING")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    keys = list(args.api_key)
+    keys += [k.strip() for k in os.environ.get(ENV_KEYS, "").split(",") if k.strip()]
+    if not keys:
+        raise ValueError(f"no API key given (use --api-key or ${ENV_KEYS})")
+    faults = Faults(rate_limit_share=args.rate_limit_share, retry_after=args.retry_after,
+                    error_share=args.error_share, latency_ms=args.latency_ms,
+                    drop_share=args.drop_share, stream_error_share=args.stream_error_share,
+                    path_glob=args.fault_path_glob)
+    return EmulatorConfig(
+        data_dir=args.data_dir, api_keys=list(dict.fromkeys(keys)), host=args.host,
+        port=args.port, min_part_size=args.min_part_size,
+        processing_seconds=args.processing_seconds, pipeline_seconds=args.pipeline_seconds,
+        url_ttl_seconds=args.url_ttl_seconds,
+        direct_upload_max_bytes=args.direct_upload_max_bytes,
+        collections_cache_seconds=args.collections_cache_seconds,
+        segment_seconds=args.segment_seconds, fail_share=args.fail_share,
+        fail_pipeline=args.fail_pipeline, fail_name_glob=args.fail_name_glob,
+        credits=args.credits, seed=args.seed, faults=faults,
+        status_cache_seconds=args.status_cache_seconds,
+        keepalive_seconds=args.keepalive_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    emulator = Emulator(config)
+    try:
+        try:
+            emulator.start()
+        except OSError as exc:
+            print(f"syncd emulator: cannot listen on {config.host}:{config.port}: {exc}",
+                  file=sys.stderr)
+            return 1
+        print(f"emulator listening on {emulator.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0

@@ -1,0 +1,138 @@
+"""Shared fixtures: a real emulator on loopback, real files in temp folders.
+
+Every test also checks that the API key never reached a log record or the
+captured output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from syncd.emulator import Emulator, EmulatorConfig, Faults
+from syncd.remote.http import RetryPolicy
+from syncd.remote.mikshi import MikshiClient
+
+KEY = "sk_test_Zq8LrT4nVw2pXs9KjH3m"
+OTHER_KEY = "sk_other_Yb7NcM2qWe5rTu8IoP1a"
+FAST_RETRY = RetryPolicy(max_retries=8, backoff_base=0.01, backoff_cap=0.05)
+MiB = 1024 * 1024
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def key_never_logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    yield
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    for secret in (KEY, OTHER_KEY):
+        assert secret not in caplog.text, "API key found in log records"
+        assert secret not in out and secret not in err, "API key found in test output"
+
+
+def emulator_config(data_dir: Path, **overrides: Any) -> EmulatorConfig:
+    settings: dict[str, Any] = dict(
+        data_dir=data_dir,
+        api_keys=[KEY, OTHER_KEY],
+        host="127.0.0.1",
+        port=0,
+        processing_seconds=0.4,
+        pipeline_seconds=0.4,
+        collections_cache_seconds=0,
+    )
+    settings.update(overrides)
+    return EmulatorConfig(**settings)
+
+
+@pytest.fixture
+def emu(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(emulator_config(tmp_path / "emulator")) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client(emu: Emulator) -> Iterator[MikshiClient]:
+    with MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as c:
+        yield c
+
+
+@pytest.fixture
+def admin(emu: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{emu.base_url}/_admin", timeout=10) as c:
+        yield c
+
+
+def set_faults(admin: httpx.Client, **faults: Any) -> None:
+    admin.post("/faults", json=Faults(**faults).to_dict()).raise_for_status()
+
+
+def write_random(path: Path, size: int, seed: int = 0) -> Path:
+    """A file of ``size`` pseudo-random bytes (distinct per seed)."""
+    import random
+
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        left = size
+        while left:
+            n = min(left, MiB)
+            fh.write(rng.randbytes(n))
+            left -= n
+    return path
+
+
+def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, Any]] | None = None,
+                 **sections: Any) -> Path:
+    """A config file for a test; folders default to one ``drop`` folder."""
+    data: dict[str, Any] = {
+        "remote": {"base_url": base_url, "api_key_env": "SYNCD_TEST_KEY", "timeout": "10s", "max_retries": 8},
+        "state_dir": str(tmp_path / "state"),
+        "folders": folders or [{"path": str(tmp_path / "drop")}],
+        "upload": {"settle_seconds": 0, "part_size": "5MiB", "concurrency": 4},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    for folder in data["folders"]:
+        Path(folder["path"]).mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def syncd_env(key: str = KEY) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env["SYNCD_TEST_KEY"] = key
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def run_syncd(config: Path, *args: str, key: str = KEY, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would."""
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), *args],
+        env=syncd_env(key), capture_output=True, text=True, timeout=timeout,
+    )
+    for secret in (KEY, OTHER_KEY):
+        assert secret not in result.stdout + result.stderr, "API key in syncd output"
+    return result
+
+
+def admin_videos(admin: httpx.Client) -> list[dict[str, Any]]:
+    response = admin.get("/videos")
+    response.raise_for_status()
+    body = response.json()
+    return body["videos"] if isinstance(body, dict) and "videos" in body else body

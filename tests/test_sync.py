@@ -1,0 +1,186 @@
+"""`syncd sync` / `syncd status` against the emulator, with real files: issue 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from syncd.emulator import Emulator
+from tests.conftest import (
+    KEY,
+    MiB,
+    admin_videos,
+    emulator_config,
+    run_syncd,
+    set_faults,
+    syncd_env,
+    write_config,
+    write_random,
+)
+
+NO_COLLECTIONS = [{"collections": "none", "pipelines": []}]
+
+
+def folder_cfg(tmp_path: Path, **kw: object) -> list[dict[str, object]]:
+    return [{"path": str(tmp_path / "drop"), "collections": "none", "pipelines": [], **kw}]
+
+
+def uploads_started(admin: httpx.Client) -> int:
+    return sum(1 for r in admin.get("/requests").json() if r["path"].endswith("/multipart/initiate"))
+
+
+def status_json(config: Path) -> list[dict[str, object]]:
+    result = run_syncd(config, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_new_file_uploaded_once_with_exact_bytes(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    clip = write_random(tmp_path / "drop" / "cam" / "a.mp4", 3 * MiB + 17, seed=1)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    result = run_syncd(config, "sync", "--wait", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    (video,) = admin_videos(admin)
+    assert video["name"] == "cam/a.mp4"
+    assert admin.get(f"/videos/{video['video_id']}/bytes").content == clip.read_bytes()
+    (row,) = status_json(config)
+    assert row["video_id"] == video["video_id"] and row["state"] == "done" and row["path"] == str(clip)
+
+    # An unchanged rescan uploads and hashes nothing.
+    admin.post("/requests/clear")
+    again = run_syncd(config, "sync")
+    assert again.returncode == 0 and uploads_started(admin) == 0
+    assert "uploaded 0 file(s)" in again.stdout
+
+
+def test_copy_rename_and_move_upload_nothing(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    drop, other = tmp_path / "drop", tmp_path / "other"
+    write_random(drop / "a.mp4", MiB, seed=2)
+    folders = folder_cfg(tmp_path) + [{"path": str(other), "collections": "none", "pipelines": []}]
+    config = write_config(tmp_path, emu.base_url, folders)
+    assert run_syncd(config, "sync", "--wait", "--timeout", "60").returncode == 0
+    admin.post("/requests/clear")
+    shutil.copy(drop / "a.mp4", drop / "copy.mp4")
+    os.rename(drop / "a.mp4", drop / "renamed.mp4")
+    shutil.move(str(drop / "copy.mp4"), other / "moved.mp4")
+    result = run_syncd(config, "sync", "--wait", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert uploads_started(admin) == 0 and len(admin_videos(admin)) == 1
+    paths = sorted(Path(r["path"]).name for r in status_json(config))  # type: ignore[arg-type]
+    assert paths == ["moved.mp4", "renamed.mp4"]
+
+
+def test_growing_file_waits_until_settled(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"settle_seconds": 2})
+    growing = write_random(tmp_path / "drop" / "live.mp4", MiB, seed=3)
+    assert run_syncd(config, "sync").returncode == 0
+    assert admin_videos(admin) == []
+    with open(growing, "ab") as fh:
+        fh.write(b"more bytes")
+    time.sleep(2.2)
+    assert run_syncd(config, "sync", "--wait", "--timeout", "60").returncode == 0
+    (video,) = admin_videos(admin)
+    assert admin.get(f"/videos/{video['video_id']}/bytes").content == growing.read_bytes()
+
+
+def test_kill_9_mid_upload_then_rerun_resumes(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    big = write_random(tmp_path / "drop" / "big.mp4", 40 * MiB + 5, seed=4)  # 9 parts of 5 MiB
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"concurrency": 1})
+    set_faults(admin, latency_ms=150, path_glob="/s3/*")
+    proc = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(config), "sync"],
+                            env=syncd_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        uploads = admin.get("/uploads").json()
+        if uploads and len(uploads[0]["parts"]) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert admin_videos(admin) == []
+    set_faults(admin)
+    admin.post("/requests/clear")
+    result = run_syncd(config, "sync", "--wait", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    (video,) = admin_videos(admin)
+    assert admin.get(f"/videos/{video['video_id']}/bytes").content == big.read_bytes()
+    puts = [r for r in admin.get("/requests").json() if r["method"] == "PUT"]
+    assert 0 < len(puts) < 9, "a resumed upload re-sends only the missing parts"
+    assert admin.get("/uploads").json() == [], "no orphaned multipart upload"
+
+
+def test_faults_still_land_everything_once(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    files = [write_random(tmp_path / "drop" / f"f{i}.mp4", (i + 1) * 700_000, seed=10 + i) for i in range(4)]
+    write_random(tmp_path / "drop" / "big.mp4", 11 * MiB, seed=20)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    set_faults(admin, rate_limit_share=0.15, error_share=0.1, retry_after=0.05)
+    result = run_syncd(config, "sync", "--wait", "--timeout", "90")
+    set_faults(admin)
+    assert result.returncode == 0, result.stderr
+    videos = admin_videos(admin)
+    assert sorted(v["name"] for v in videos) == sorted(["big.mp4"] + [f.name for f in files])
+    assert admin.get("/uploads").json() == []
+
+
+def test_wrong_key_stops_with_a_clear_message(tmp_path: Path, emu: Emulator) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", 1000, seed=5)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    result = run_syncd(config, "sync", key="sk_wrong_key_123456")
+    assert result.returncode == 1
+    assert "rejected the API key from $SYNCD_TEST_KEY" in result.stderr
+    assert "Traceback" not in result.stderr and "sk_wrong_key_123456" not in result.stderr
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path, emu: Emulator) -> None:
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"concurency": 3})
+    result = run_syncd(config, "sync")
+    assert result.returncode == 2
+    assert "upload.concurency" in result.stderr and "config.yaml:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "state").exists()
+
+
+def test_deleted_catalog_relinks_instead_of_uploading(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    for i in range(3):
+        write_random(tmp_path / "drop" / f"v{i}.mp4", 200_000 + i, seed=30 + i)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    assert run_syncd(config, "sync", "--wait", "--timeout", "60").returncode == 0
+    before = {v["video_id"] for v in admin_videos(admin)}
+    shutil.rmtree(tmp_path / "state")
+    admin.post("/requests/clear")
+    result = run_syncd(config, "sync", "--wait", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert uploads_started(admin) == 0
+    assert {v["video_id"] for v in admin_videos(admin)} == before
+    assert result.stdout.count("linked to existing remote video") == 3
+    assert {r["video_id"] for r in status_json(config)} == before
+
+
+def test_status_lists_state_counts_and_pending_files(tmp_path: Path, emu: Emulator) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", 1000, seed=6)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    assert run_syncd(config, "sync").returncode == 0
+    table = run_syncd(config, "status")
+    assert table.returncode == 0 and "1 tracked file(s)" in table.stdout
+    assert "processing" in table.stdout and "a.mp4" in table.stdout
+
+
+def test_second_emulator_restart_keeps_state(tmp_path: Path) -> None:
+    data = tmp_path / "emu"
+    write_random(tmp_path / "drop" / "a.mp4", 1000, seed=7)
+    with Emulator(emulator_config(data)) as emu:
+        config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+        assert run_syncd(config, "sync", "--wait", "--timeout", "60").returncode == 0
+        port = emu.base_url.rsplit(":", 1)[1]
+    with Emulator(emulator_config(data, port=int(port))) as emu:
+        with httpx.Client(base_url=f"{emu.base_url}/_admin") as admin:
+            assert len(admin_videos(admin)) == 1
+        assert run_syncd(config, "sync").returncode == 0
+    assert KEY not in (tmp_path / "state" / "catalog.db").read_bytes().decode("latin-1")
