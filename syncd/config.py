@@ -159,6 +159,7 @@ class UploadConfig:
     settle_seconds: float
     direct_upload_below: int  # bytes; 0 = never use direct upload
     max_attempts: int
+    retry_backoff: float  # seconds before the first retry; doubles per attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,6 +633,12 @@ _SCHEMA = _Section(
                     _integer(1),
                     "Attempts per file at uploading and processing before it is reported as failed.",
                     5,
+                ),
+                _Key(
+                    "retry_backoff",
+                    _duration(positive=True),
+                    "Wait before retrying a failed upload or pipeline; doubles with each attempt (capped at 1h).",
+                    "30s",
                 ),
             ),
         ),

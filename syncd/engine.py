@@ -105,6 +105,7 @@ class Engine:
                 part_size=config.upload.part_size,
                 concurrency=config.upload.concurrency,
                 max_attempts=config.upload.max_attempts,
+                retry_base=config.upload.retry_backoff,
                 direct_upload_below=config.upload.direct_upload_below,
                 key_source=config.remote.api_key_source,
                 should_stop=self.stop_event.is_set,

@@ -447,7 +447,8 @@ def test_defaults(tmp_path: Path) -> None:
         ),
     )
     assert config.upload == UploadConfig(
-        part_size=16 * MiB, concurrency=4, settle_seconds=5.0, direct_upload_below=0, max_attempts=5
+        part_size=16 * MiB, concurrency=4, settle_seconds=5.0, direct_upload_below=0, max_attempts=5,
+        retry_backoff=30.0,
     )
     assert config.safety == SafetyConfig(max_delete_percent=50.0, delete_grace=30.0)
     assert config.schedule == ScheduleConfig(rescan=600.0, remote_poll=120.0)
@@ -520,7 +521,8 @@ log_level: DEBUG
     )
     assert drop.path == Path("/srv/drop") and drop.delete_remote is True
     assert config.upload == UploadConfig(
-        part_size=64 * MiB, concurrency=32, settle_seconds=1.5, direct_upload_below=5_000_000, max_attempts=9
+        part_size=64 * MiB, concurrency=32, settle_seconds=1.5, direct_upload_below=5_000_000, max_attempts=9,
+        retry_backoff=30.0,
     )
     assert config.safety == SafetyConfig(max_delete_percent=0.0, delete_grace=0.5)
     assert config.schedule == ScheduleConfig(rescan=5400.0, remote_poll=45.0)
