@@ -98,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("syncd: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"syncd:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - a user sees one line; -v shows the traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"syncd: unexpected error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 # ------------------------------------------------------------------ helpers

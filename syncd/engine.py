@@ -213,8 +213,8 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a failed check just means "upload"
                 log.info("cannot check remote %s for %s: %s", candidates[0], file.path, exc)
                 continue
-            if details.size_bytes is not None and details.size_bytes != file.size:
-                log.info("%s: remote video of that name has another size; uploading", file.path)
+            if not _fits(file.path, file.size, details.size_bytes, details.duration_seconds):
+                log.info("%s: a remote video has that name but another size or duration; uploading", file.path)
                 continue
             found[f"{file.folder}\0{file.rel_path}"] = candidates[0]
             linked.add(candidates[0])
@@ -260,3 +260,15 @@ class Engine:
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
             not f.settled for s in report.scans for f in s.files
         )
+
+
+def _fits(path: Path, size: int, remote_size: int | None, remote_duration: float | None) -> bool:
+    """Catalog recovery: does a remote video plausibly hold this file? Size first, else duration."""
+    if remote_size is not None:
+        return remote_size == size
+    if remote_duration is None:
+        return True  # the name is all the remote tells; the name is syncd's own relative path
+    from syncd.media import probe_duration
+
+    local = probe_duration(path)
+    return local is None or abs(local - remote_duration) <= 1.0

@@ -174,13 +174,18 @@ def test_failing_remote_listing_deletes_nothing(tmp_path: Path, emu: Emulator, a
     config = write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "none", "pipelines": []}],
                           remote={"max_retries": 1})
     synced(config)
+    victim = next(v for v in admin_videos(admin) if v["name"] == "a.mp4")
+    admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
     set_faults(admin, error_share=1.0, path_glob="*/videos/list")
     result = run_syncd(config, "sync")
     set_faults(admin)
+    assert result.returncode == 0, result.stderr
+    assert "remote listing failed" in result.stderr
     assert sorted(p.name for p in drop.iterdir()) == ["a.mp4", "b.mp4", "c.mp4"]
     assert not (drop / ".syncd-trash").exists()
-    assert result.returncode == 0
-    assert len(admin_videos(admin)) == 3
+    # Once the listing answers in full, the deletion is honoured.
+    synced(config)
+    assert (drop / ".syncd-trash" / "a.mp4").exists()
 
 
 def test_dry_run_prints_every_change_and_makes_none(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
