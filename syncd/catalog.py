@@ -11,10 +11,11 @@ and journal entry. This is the only module that contains SQL.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ from typing import Any
 import sqlite_utils
 
 from syncd.errors import SyncdError
+from syncd.mirror.records import (
+    IndexSnapshot,
+    MirrorFile,
+    MirrorVideo,
+    PullRecord,
+    SegmentInfo,
+)
 from syncd.models import (
     CollectionRecord,
     ContentRecord,
@@ -116,8 +124,70 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m_mirror(db: sqlite_utils.Database) -> None:
+    """The local mirror and search index (syncd/mirror/): remote facts per video, segment
+    rows (their vectors live in <state_dir>/search/*.f32), sidecars written per file, a
+    full-text index, the query-embedding cache and pulled remote videos."""
+    db.executescript(
+        """
+        CREATE TABLE mirror_videos (
+            video_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '',
+            details_at REAL,
+            checked_at REAL,
+            embeddings_at REAL,
+            row_start INTEGER NOT NULL DEFAULT 0,
+            row_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE TABLE mirror_segments (
+            video_id TEXT NOT NULL REFERENCES mirror_videos (video_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL,
+            option TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            PRIMARY KEY (video_id, idx)
+        );
+        CREATE TABLE mirror_files (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            collection TEXT,
+            written_at REAL NOT NULL,
+            PRIMARY KEY (folder, rel_path)
+        );
+        CREATE INDEX mirror_files_video ON mirror_files (video_id);
+        CREATE VIRTUAL TABLE mirror_fts USING fts5(
+            video_id UNINDEXED, name, paths, collections, metadata, tokenize = 'unicode61'
+        );
+        CREATE TABLE query_embeddings (
+            source TEXT NOT NULL,
+            text TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (source, text)
+        );
+        CREATE TABLE pulls (
+            video_id TEXT PRIMARY KEY,
+            outcome TEXT NOT NULL,
+            path TEXT,
+            sha256 TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL NOT NULL DEFAULT 0,
+            at REAL NOT NULL
+        );
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m_mirror]
 
 
 class CatalogError(SyncdError):
@@ -482,6 +552,224 @@ class Catalog:
         rows = self._rows("SELECT * FROM journal ORDER BY id DESC LIMIT ?", [limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
 
+    # --- mirror & search index ---------------------------------------------------------
+    # Rows of syncd/mirror/: per-video remote facts and vector ranges, segment rows, the
+    # sidecars written per file, the full-text index, cached query embeddings and pulls.
+
+    def mirror_video(self, video_id: str) -> MirrorVideo | None:
+        rows = self._rows("SELECT * FROM mirror_videos WHERE video_id = ?", [video_id])
+        return _mirror_video(rows[0]) if rows else None
+
+    def mirror_videos(self) -> dict[str, MirrorVideo]:
+        return {r["video_id"]: _mirror_video(r) for r in self._rows("SELECT * FROM mirror_videos")}
+
+    def mirror_details_pulled(self, video_id: str, sha256: str, details: str, now: float) -> bool:
+        """Record a successful details pull; True if the details changed."""
+        with self._tx() as db:
+            row = db.execute("SELECT details FROM mirror_videos WHERE video_id = ?", [video_id]).fetchone()
+            changed = row is None or row[0] != details
+            db.execute(
+                """INSERT INTO mirror_videos (video_id, sha256, details, details_at, checked_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET sha256 = excluded.sha256,
+                     details = excluded.details, checked_at = excluded.checked_at,
+                     details_at = CASE WHEN ? THEN excluded.details_at ELSE details_at END,
+                     attempts = 0, retry_at = 0, error = NULL""",
+                [video_id, sha256, details, now, now, changed],
+            )
+        return changed
+
+    def mirror_failed(self, video_id: str, sha256: str, error: str, retry_at: float) -> int:
+        """Record a failed pull (details or embeddings); returns the consecutive failures."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO mirror_videos (video_id, sha256, attempts, retry_at, error) VALUES (?, ?, 1, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET attempts = attempts + 1,
+                     retry_at = excluded.retry_at, error = excluded.error""",
+                [video_id, sha256, retry_at, error],
+            )
+            row = db.execute("SELECT attempts FROM mirror_videos WHERE video_id = ?", [video_id]).fetchone()
+        return int(row[0])
+
+    def mirror_drop_video(self, video_id: str) -> None:
+        """Forget a video's mirror rows (its vector rows become dead space)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments WHERE video_id = ?", [video_id])
+            db.execute("DELETE FROM mirror_videos WHERE video_id = ?", [video_id])
+            db.execute("DELETE FROM mirror_fts WHERE video_id = ?", [video_id])
+
+    def mirror_set_vectors(
+        self, video_id: str, segments: Iterable[SegmentInfo], row_start: int, row_count: int, now: float
+    ) -> None:
+        """A video's segments, whose vectors were just appended at ``row_start``."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments WHERE video_id = ?", [video_id])
+            db.conn.executemany(
+                "INSERT INTO mirror_segments (video_id, idx, start_s, end_s, option, scope) VALUES (?, ?, ?, ?, ?, ?)",
+                [[video_id, s.index, s.start, s.end, s.option, s.scope] for s in segments],
+            )
+            db.execute(
+                """UPDATE mirror_videos SET row_start = ?, row_count = ?, embeddings_at = ?,
+                   attempts = 0, retry_at = 0, error = NULL WHERE video_id = ?""",
+                [row_start, row_count, now, video_id],
+            )
+
+    def mirror_segments(self, video_id: str) -> list[SegmentInfo]:
+        rows = self._rows("SELECT * FROM mirror_segments WHERE video_id = ? ORDER BY idx", [video_id])
+        return [_segment(r) for r in rows]
+
+    def mirror_segments_at(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], SegmentInfo]:
+        out: dict[tuple[str, int], SegmentInfo] = {}
+        for video_id, idx in keys:
+            rows = self._rows("SELECT * FROM mirror_segments WHERE video_id = ? AND idx = ?", [video_id, idx])
+            if rows:
+                out[(video_id, idx)] = _segment(rows[0])
+        return out
+
+    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None) -> IndexSnapshot:
+        """The current vector files and every live row range, read in one transaction."""
+        wanted = None if video_ids is None else json.dumps(sorted(set(video_ids)))
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                meta = dict(self.db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')"
+                ).fetchall())
+                sql = "SELECT video_id, row_start, row_count FROM mirror_videos WHERE row_count > 0"
+                params: list[Any] = []
+                if wanted is not None:
+                    sql += " AND video_id IN (SELECT value FROM json_each(?))"
+                    params.append(wanted)
+                rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
+            finally:
+                self.db.execute("COMMIT")
+        video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
+        return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)
+
+    def mirror_relocate(self, starts: Mapping[str, int], vectors: str, dim: int) -> None:
+        """Compaction: every video's new first row, and the new vector files, at once."""
+        with self._tx() as db:
+            db.conn.executemany(
+                "UPDATE mirror_videos SET row_start = ? WHERE video_id = ?",
+                [[start, video_id] for video_id, start in starts.items()],
+            )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
+
+    def mirror_reset_vectors(self, vectors: str, dim: int) -> None:
+        """New, empty vector files (first use, or the remote's dimension changed)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments")
+            db.execute("UPDATE mirror_videos SET row_start = 0, row_count = 0, embeddings_at = NULL")
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
+
+    def mirror_files(self, video_id: str | None = None) -> list[MirrorFile]:
+        if video_id is None:
+            rows = self._rows("SELECT * FROM mirror_files ORDER BY folder, rel_path")
+        else:
+            rows = self._rows("SELECT * FROM mirror_files WHERE video_id = ? ORDER BY folder, rel_path", [video_id])
+        return [_mirror_file(r) for r in rows]
+
+    def mirror_file_written(
+        self, folder: Path, rel_path: str, video_id: str, sha256: str, collection: str | None, now: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO mirror_files (folder, rel_path, video_id, sha256, collection, written_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                [str(folder), rel_path, video_id, sha256, collection, now],
+            )
+
+    def mirror_file_moved(self, folder: Path, rel_path: str, new_folder: Path, new_rel_path: str) -> None:
+        """Sidecars followed their video; written_at 0 makes the next run rewrite the local path."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_files WHERE folder = ? AND rel_path = ?", [str(new_folder), new_rel_path])
+            db.execute(
+                "UPDATE mirror_files SET folder = ?, rel_path = ?, written_at = 0 WHERE folder = ? AND rel_path = ?",
+                [str(new_folder), new_rel_path, str(folder), rel_path],
+            )
+
+    def mirror_file_forget(self, folder: Path, rel_path: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+
+    def mirror_fts_set(self, video_id: str, name: str, paths: str, collections: str, metadata: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_fts WHERE video_id = ?", [video_id])
+            db.execute(
+                "INSERT INTO mirror_fts (video_id, name, paths, collections, metadata) VALUES (?, ?, ?, ?, ?)",
+                [video_id, name, paths, collections, metadata],
+            )
+
+    def mirror_fts_search(
+        self, match: str, limit: int, video_ids: Iterable[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """(video_id, score) best first; ``match`` is an FTS5 query, score is -bm25 (higher is better)."""
+        sql = "SELECT video_id, -bm25(mirror_fts) AS score FROM mirror_fts WHERE mirror_fts MATCH ?"
+        params: list[Any] = [match]
+        if video_ids is not None:
+            sql += " AND video_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(set(video_ids))))
+        rows = self._rows(sql + " ORDER BY score DESC, video_id LIMIT ?", [*params, limit])
+        return [(r["video_id"], float(r["score"])) for r in rows]
+
+    def query_embedding(self, source: str, text: str) -> bytes | None:
+        rows = self._rows("SELECT vector FROM query_embeddings WHERE source = ? AND text = ?", [source, text])
+        return bytes(rows[0]["vector"]) if rows else None
+
+    def set_query_embedding(self, source: str, text: str, vector: bytes, now: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO query_embeddings (source, text, vector, created_at) VALUES (?, ?, ?, ?)",
+                [source, text, vector, now],
+            )
+
+    def pulls(self) -> dict[str, PullRecord]:
+        return {
+            r["video_id"]: PullRecord(r["video_id"], r["outcome"], r["path"], r["sha256"], r["detail"],
+                                      r["attempts"], r["retry_at"])
+            for r in self._rows("SELECT * FROM pulls")
+        }
+
+    def pull_recorded(
+        self, video_id: str, outcome: str, now: float, *, detail: str = "", path: str | None = None,
+        sha256: str | None = None, retry_at: float = 0.0,
+    ) -> None:
+        """Record what became of a remote-only video (failures count attempts)."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO pulls (video_id, outcome, path, sha256, detail, attempts, retry_at, at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET outcome = excluded.outcome, path = excluded.path,
+                     sha256 = excluded.sha256, detail = excluded.detail, retry_at = excluded.retry_at,
+                     at = excluded.at,
+                     attempts = CASE WHEN excluded.outcome = 'failed' THEN attempts + 1 ELSE attempts END""",
+                [video_id, outcome, path, sha256, detail, int(outcome == "failed"), retry_at, now],
+            )
+
+    def register_pulled(
+        self, file: LocalFile, sha256: str, video_id: str, name: str, now: float
+    ) -> None:
+        """A pulled remote video is now a local file: record it as already uploaded, so it is
+        never uploaded again, in one transaction with its pull record."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO contents (sha256, size, state, video_id, name, created_at, updated_at)
+                   VALUES (?, ?, 'uploaded', ?, ?, ?, ?)""",
+                [sha256, file.size, video_id, name, now, now],
+            )
+            db.execute(
+                """INSERT OR REPLACE INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present,
+                   first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)""",
+                [str(file.folder), file.rel_path, file.size, file.mtime_ns, file.inode, sha256, now, now],
+            )
+            db.execute(
+                """INSERT OR REPLACE INTO pulls (video_id, outcome, path, sha256, detail, attempts, retry_at, at)
+                   VALUES (?, 'pulled', ?, ?, '', 0, 0, ?)""",
+                [video_id, str(file.path), sha256, now],
+            )
+
 
 def _file(r: dict[str, Any]) -> FileRecord:
     return FileRecord(
@@ -500,3 +788,18 @@ def _file(r: dict[str, Any]) -> FileRecord:
 
 def _step(r: dict[str, Any]) -> StepRecord:
     return StepRecord(r["name"], r["state"], r["percentage"], r["error"], r["attempts"], r["next_attempt_at"])
+
+
+def _mirror_video(r: dict[str, Any]) -> MirrorVideo:
+    return MirrorVideo(
+        r["video_id"], r["sha256"], r["details"], r["details_at"], r["checked_at"], r["embeddings_at"],
+        r["row_start"], r["row_count"], r["attempts"], r["retry_at"], r["error"],
+    )
+
+
+def _mirror_file(r: dict[str, Any]) -> MirrorFile:
+    return MirrorFile(Path(r["folder"]), r["rel_path"], r["video_id"], r["sha256"], r["collection"], r["written_at"])
+
+
+def _segment(r: dict[str, Any]) -> SegmentInfo:
+    return SegmentInfo(r["video_id"], r["idx"], r["start_s"], r["end_s"], r["option"], r["scope"])

@@ -62,6 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
     p.add_argument("path")
 
+    p = sub.add_parser("search", help="search every mirrored video (by meaning, locally; or --offline by text)")
+    p.add_argument("query")
+    p.add_argument("--collection", help="only videos in this collection")
+    p.add_argument("--folder", help="only videos under this folder")
+    p.add_argument("--top-k", type=int, default=10, help="how many hits (default 10)")
+    p.add_argument("--json", action="store_true", help="the hits as a JSON array")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--offline", action="store_true", help="full text only; needs neither the remote nor the key")
+    mode.add_argument("--remote", action="store_true", help="the remote's own search over the same videos")
+
+    p = sub.add_parser("ask", help="ask a question about a video, by its local path")
+    p.add_argument("path")
+    p.add_argument("question")
+    p.add_argument("--stream", action="store_true", help="print the answer as it arrives")
+    p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
+                   "the question and answer are appended to it")
+
+    sub.add_parser("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+
+    sub.add_parser("doctor", help="check the config end to end: folders, state dir, key, remote")
+
     p = sub.add_parser("demo", help="run the whole product against the built-in emulator (under a minute)")
     p.add_argument("--dir", help="work in this directory (default: a new temporary one)")
 
@@ -257,7 +278,10 @@ def cmd_trash(args: argparse.Namespace) -> int:
     config = _config(args, require_key=False)
     folders = [f.path for f in config.folders]
     if args.trash_command == "empty":
-        removed = empty_trash(folders, parse_duration(args.older_than), time.time())
+        from syncd.mirror.sidecars import SidecarLayout
+
+        removed = empty_trash(folders, parse_duration(args.older_than), time.time(),
+                              SidecarLayout.from_config(config.mirror).remove)
         print(f"removed {len(removed)} file(s), {format_size(sum(e.size for e in removed))}")
         return EXIT_OK
     entries = list_trash(folders)
@@ -278,6 +302,58 @@ def cmd_init_folder(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from syncd.mirror.index import SEARCH_DIR, SearchIndex
+    from syncd.mirror.search import SearchFilter, folder_argument, format_hits, query_source, run_search
+    from syncd.remote import open_remote
+
+    if args.top_k < 1:
+        print("syncd: --top-k must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    config = _config(args, require_key=not args.offline)
+    wanted = SearchFilter(args.collection, folder_argument(args.folder) if args.folder else None)
+    mode = "offline" if args.offline else "remote" if args.remote else "local"
+    with Catalog.open(config.state_dir) as catalog:
+        hits = run_search(
+            catalog, SearchIndex(catalog, config.state_dir / SEARCH_DIR), args.query, mode=mode,
+            top_k=args.top_k, wanted=wanted, source=query_source(config.remote),
+            open_remote=lambda: open_remote(config.remote),
+        )
+    if args.json:
+        print(json.dumps([h.as_json() for h in hits], indent=2))
+    elif hits:
+        print("\n".join(format_hits(hits)))
+    else:
+        print("no hits (nothing mirrored yet? run `syncd sync --wait`)")
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from syncd.mirror.ask import ask, load_history, save_history, video_for_path
+    from syncd.remote import open_remote
+    from syncd.remote.base import ChatMessage
+
+    config = _config(args)
+    history_file = Path(args.history) if args.history else None
+    history = load_history(history_file)
+    with Catalog.open(config.state_dir) as catalog:
+        video_id = video_for_path(catalog, Path(args.path))
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    remote = open_remote(config.remote)
+    try:
+        answer = ask(remote, video_id, args.question, history, stream=args.stream, write=write)
+    finally:
+        remote.close()
+        print()
+    if history_file is not None:
+        save_history(history_file, [*history, ChatMessage("user", args.question), ChatMessage("assistant", answer)])
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd.demo import run_demo
 
@@ -285,7 +361,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir) if args.dir else None)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd.daemon import run_daemon
+
+    return run_daemon(_config(args), keep_log_level=args.verbose)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from syncd.doctor import doctor
+
+    return doctor(resolve_config_path(args.config, os.environ), os.environ)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "doctor": cmd_doctor,
     "demo": cmd_demo,
     "sync": cmd_sync,
     "status": cmd_status,
@@ -293,4 +383,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restore": cmd_restore,
     "trash": cmd_trash,
     "init-folder": cmd_init_folder,
+    "search": cmd_search,
+    "ask": cmd_ask,
 }

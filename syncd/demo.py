@@ -1,15 +1,18 @@
 """`syncd demo`: the whole product in under a minute, against the built-in emulator.
 
 Starts the emulator in-process on a free loopback port, makes a drop folder
-with two subfolders of short real clips, syncs until everything is processed
-and shows what happened; then deletes one file and adds another, and shows
-both propagating.
+with two subfolders of short real clips, and runs the daemon (`syncd run`, in a
+thread, with short timings) until everything is processed; shows the status
+table and the remote collections. Then, with the daemon still running, deletes
+one file and adds another, and shows both propagating. Ends with where the sidecars
+are and a local search over the clips.
 """
 
 from __future__ import annotations
 
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,15 +21,22 @@ import yaml
 
 from syncd.catalog import Catalog
 from syncd.clips import make_clip
-from syncd.config import load_config
+from syncd.config import Config, load_config
+from syncd.daemon import Daemon, Timings
 from syncd.emulator import Emulator, EmulatorConfig
-from syncd.engine import Engine
+from syncd.mirror.index import SEARCH_DIR, SearchIndex
+from syncd.mirror.search import SearchFilter, format_hits, query_source, run_search
+from syncd.mirror.sidecars import SidecarLayout, read_metadata
+from syncd.notify import Notifier
 from syncd.remote import open_remote
+from syncd.report import FileStatus
 
 CLIPS = {
     "warehouse-cam3": ["forklift-loading-gate.mp4", "pallet-stack-night.mp4"],
     "parking-north": ["car-entering-gate.mp4", "truck-at-barrier.mp4"],
 }
+WAIT = 40.0  # seconds per phase; the whole demo stays under a minute
+SEARCH_QUERY = "forklift gate"
 
 
 def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> int:
@@ -44,38 +54,99 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
             for i, name in enumerate(names):
                 make_clip(drop / sub / name, seconds=6, seed=seed * 10 + i)
         say(f"made {sum(len(v) for v in CLIPS.values())} clips in {drop}")
-        config_path = root / "config.yaml"
-        config_path.write_text(yaml.safe_dump({
-            "remote": {"base_url": emu.base_url, "api_key_env": "SYNCD_DEMO_KEY"},
-            "state_dir": str(root / "state"),
-            "folders": [{"path": str(drop)}],
-            "upload": {"settle_seconds": 0},
-        }))
-        config = load_config(config_path, {"SYNCD_DEMO_KEY": key})
-        with Catalog.open(config.state_dir) as catalog, open_remote(config.remote) as remote:  # type: ignore[attr-defined]
-            engine = Engine(config, catalog, remote)
-            started = time.monotonic()
-            outcome = engine.sync(wait=True, timeout=45)
-            say(f"\nsynced in {time.monotonic() - started:.1f}s:")
-            _show(engine, catalog, say)
+        config = _write_config(root, drop, emu.base_url, key)
+
+        # The real daemon, in a thread: watcher, timers and worker as under `syncd run`.
+        daemon = Daemon(config, environ={"SYNCD_DEMO_KEY": key}, notifier=Notifier(None),
+                        timings=Timings(followup_cap=1.0), keep_log_level=True)
+        thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, name="syncd-demo")
+        started = time.monotonic()
+        thread.start()
+        try:
+            ok = daemon.wait_until(lambda s: len(s) == 4 and all(f.state == "done" for f in s), WAIT)
+            say(f"\n{'synced' if ok else 'NOT synced'} in {time.monotonic() - started:.1f}s, daemon still running:")
+            _show(daemon.statuses, emu, drop, say)
 
             gone = drop / "parking-north" / "truck-at-barrier.mp4"
             gone.unlink()
             make_clip(drop / "warehouse-cam3" / "person-at-door.mp4", seconds=6, seed=99)
             say(f"\ndeleted {gone.relative_to(drop)}, added warehouse-cam3/person-at-door.mp4")
-            outcome = engine.sync(wait=True, timeout=45)
-            _show(engine, catalog, say)
+            changed = time.monotonic()
+            ok = ok and _wait(lambda: _propagated(daemon.statuses, emu), WAIT)
+            say(f"{'propagated' if ok else 'NOT propagated'} in {time.monotonic() - changed:.1f}s:")
+            _show(daemon.statuses, emu, drop, say)
             say("\nremote now holds: " + ", ".join(sorted(v["name"] for v in emu.admin_videos())))
-            say(f"\nconfig: {config_path}\nstate:  {config.state_dir}")
-    return 1 if outcome.failures or outcome.timed_out else 0
+            ok = ok and _wait(lambda: _mirrored(daemon.statuses, config), WAIT)
+            _show_mirror(daemon.statuses, config, say)
+            say(f"\nconfig: {config.source}\nstate:  {config.state_dir}")
+        finally:
+            daemon.request_stop()
+            thread.join()
+    return 0 if ok and not daemon.crashed else 1
 
 
-def _show(engine: Engine, catalog: Catalog, say: Callable[[str], None]) -> None:
-    for status in engine.statuses():
+def _mirrored(statuses: list[FileStatus], config: Config) -> bool:
+    """Every video's sidecars are written, embeddings included."""
+    layout = SidecarLayout.from_config(config.mirror)
+    for status in statuses:
+        meta = read_metadata(layout.paths(Path(status.path)).json)
+        if meta is None or meta.get("embeddings") is None:
+            return False
+    return bool(statuses)
+
+
+def _show_mirror(statuses: list[FileStatus], config: Config, say: Callable[[str], None]) -> None:
+    """Where the sidecars are, and a search over the demo clips (the README, "Local mirror")."""
+    layout = SidecarLayout.from_config(config.mirror)
+    say("\nsidecars (metadata .syncd.json, embeddings .syncd.emb):")
+    for status in sorted(statuses, key=lambda s: s.path):
+        say(f"  {layout.paths(Path(status.path)).json}")
+    with Catalog.open(config.state_dir) as catalog:
+        hits = run_search(catalog, SearchIndex(catalog, config.state_dir / SEARCH_DIR), SEARCH_QUERY, mode="local",
+                          top_k=5, wanted=SearchFilter(), source=query_source(config.remote),
+                          open_remote=lambda: open_remote(config.remote))
+    say(f'\n$ syncd search "{SEARCH_QUERY}"')
+    for line in format_hits(hits):
+        say(f"  {line}")
+
+
+def _write_config(root: Path, drop: Path, base_url: str, key: str) -> Config:
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "remote": {"base_url": base_url, "api_key_env": "SYNCD_DEMO_KEY"},
+        "state_dir": str(root / "state"),
+        "folders": [{"path": str(drop)}],
+        "upload": {"settle_seconds": "500ms"},
+        "safety": {"delete_grace": "1s"},
+        "schedule": {"rescan": "1m", "remote_poll": "2s"},
+    }))
+    return load_config(path, {"SYNCD_DEMO_KEY": key})
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _propagated(statuses: list[FileStatus], emu: Emulator) -> bool:
+    names = {Path(s.path).name for s in statuses}
+    remote = {v["name"] for v in emu.admin_videos()}
+    return (
+        "person-at-door.mp4" in names and "truck-at-barrier.mp4" not in names
+        and all(s.state == "done" for s in statuses)
+        and "parking-north/truck-at-barrier.mp4" not in remote
+    )
+
+
+def _show(statuses: list[FileStatus], emu: Emulator, drop: Path, say: Callable[[str], None]) -> None:
+    for status in sorted(statuses, key=lambda s: s.path):
         steps = " ".join(f"{k}={v[0]}" for k, v in status.steps.items() if k in ("analyse", "search-process"))
         say(f"  {status.state:<10} {status.collection or '-':<16} {Path(status.path).name:<28} {steps}")
-    members: dict[str, int] = {}
-    for name, _sha in catalog.memberships():
-        members[name] = members.get(name, 0) + 1
-    for record in catalog.collections():
-        say(f"  collection {record.name!r}: {members.get(record.name, 0)} video(s)")
+    names = {v["video_id"]: v["name"] for v in emu.admin_videos()}
+    for collection in sorted(emu.admin_collections(), key=lambda c: c["name"]):
+        videos = sorted(Path(names.get(v, v)).name for v in collection["video_ids"])
+        say(f"  collection {collection['name']!r}: {len(videos)} video(s): {', '.join(videos)}")

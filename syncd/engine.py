@@ -8,7 +8,9 @@ A pass:
 3. list: read the complete remote listing (if asked), for remote deletions
    and catalog recovery;
 4. plan: the pure planner decides; guards drop what must not happen;
-5. execute (unless dry-run).
+5. execute (unless dry-run);
+6. mirror (unless dry-run): sidecars and the search index for finished videos,
+   and pulling remote-only videos (``syncd.mirror``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 
 from syncd.catalog import Catalog
 from syncd.config import Config, FolderConfig
-from syncd.executor import ExecOptions, Executor, ExecResult
+from syncd.errors import AuthError
+from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
+from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.base import Remote
@@ -53,6 +57,7 @@ class PassReport:
     listing_ok: bool
     hashed: int = 0
     problems: list[str] = field(default_factory=list)  # folder and hashing problems
+    mirror: MirrorReport | None = None  # None on a dry run
 
 
 @dataclass
@@ -98,6 +103,7 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
             catalog,
@@ -110,7 +116,7 @@ class Engine:
                 key_source=config.remote.api_key_source,
                 should_stop=self.stop_event.is_set,
                 on_bytes=on_bytes,
-                sidecar_hook=sidecar_hook,
+                sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
             ),
             clock=clock,
         )
@@ -143,7 +149,7 @@ class Engine:
                     seen.append((local, record.sha256))
                 else:
                     to_hash.append(local)
-            for result in hash_files(to_hash):
+            for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
                     if result.error:
@@ -179,7 +185,18 @@ class Engine:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
-        return PassReport(scans, the_plan, result, remote is not None, hashed, problems)
+        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok])
+        result.notes += mirrored.notes
+        problems += mirrored.problems
+        return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+
+    def _mirror(self, listing: RemoteView | None, unavailable: list[Path]) -> MirrorReport:
+        try:
+            return self.mirror.run(self.statuses(), listing, unavailable)
+        except AuthError as exc:
+            raise FatalRemoteError(
+                f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
+            ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
         ok = {s.folder: s.ok for s in scans}
@@ -256,10 +273,11 @@ class Engine:
             delay = min(poll_max, delay * 1.5)
 
     def _work_left(self, report: PassReport) -> bool:
-        """Actions this pass planned that change something (a next pass may have more)."""
+        """Actions this pass planned that change something (a next pass may have more),
+        or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
             not f.settled for s in report.scans for f in s.files
-        )
+        ) or (report.mirror is not None and report.mirror.pending > 0)
 
 
 def _fits(path: Path, size: int, remote_size: int | None, remote_duration: float | None) -> bool:

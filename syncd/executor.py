@@ -29,6 +29,7 @@ from syncd.errors import (
     NotFoundError,
     RemoteError,
     SyncdError,
+    TransportError,
 )
 from syncd.models import (
     PROCESSING_STEPS,
@@ -222,6 +223,8 @@ class Executor:
 
     def _run(self, action: Action, result: ExecResult) -> bool:
         handler = getattr(self, f"_do_{action.kind}")
+        if not isinstance(action, (ForgetFile, LinkVideo)):  # those change only the catalog
+            self.catalog.log(action.kind, _target(action), "started", action.describe())
         try:
             handler(action, result)
         except (AuthError, ForbiddenError) as exc:
@@ -313,6 +316,13 @@ class Executor:
             result.done.append(action.describe())
 
     def _upload_failed(self, content: ContentRecord, action: Upload, exc: Exception, result: ExecResult) -> None:
+        if isinstance(exc, TransportError) and not exc.sent:
+            # Never reached the remote (it is down): no attempt used, no backoff; retried once it answers.
+            self.catalog.update_content(content.sha256, error=str(exc))
+            self.catalog.log("upload", str(action.path), f"not sent: {exc}")
+            with self._lock:
+                result.failed.append(f"{action.path}: upload not sent, will retry: {exc}")
+            return
         attempts = content.attempts + 1
         still_open = self.catalog.upload_for(content.sha256) is not None
         self.catalog.update_content(
@@ -327,7 +337,6 @@ class Executor:
         record = next((u for u in self.catalog.uploads() if u.upload_id == action.upload_id), None)
         if record is None:
             return
-        self.catalog.log("abort-upload", action.upload_id, "started", action.reason)
         try:
             self.remote.abort_upload(UploadSession(record.upload_id, record.object_name, record.video_id))
         except NotFoundError:
@@ -352,7 +361,6 @@ class Executor:
     def _do_StartPipeline(self, action: StartPipeline, result: ExecResult) -> None:
         content = self.catalog.content(action.sha256)
         attempts = content.step(action.pipeline).attempts if content else 0
-        self.catalog.log(action.pipeline, action.video_id, "starting", "retry" if action.retry else "")
         try:
             self.remote.start_pipeline(action.video_id, action.pipeline)  # type: ignore[arg-type]
         except ConflictError:
@@ -442,7 +450,6 @@ class Executor:
         if not self.confirm_deleted(action.video_id):
             result.notes.append(f"video {action.video_id} missing from the listing but still answers; left alone")
             return
-        self.catalog.log("remote-deleted", action.video_id, "started", action.policy)
         for rel in action.rel_paths:
             path = action.folder / rel
             if action.policy == "trash":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +46,15 @@ def _hash_one(file: LocalFile) -> HashResult:
     return HashResult(file, sha)
 
 
-def hash_files(files: Iterable[LocalFile], workers: int = 2) -> Iterator[HashResult]:
-    """Hash files in worker threads; results in input order."""
+def hash_files(files: Iterable[LocalFile], workers: int = 2,
+                should_stop: Callable[[], bool] = lambda: False) -> Iterator[HashResult]:
+    """Hash files in worker threads; results in input order.
+
+    Once ``should_stop()`` is true, files not yet started come back unhashed
+    (``sha256`` None, no error), so a stop never waits for a whole backlog.
+    """
+    def one(file: LocalFile) -> HashResult:
+        return HashResult(file, None) if should_stop() else _hash_one(file)
+
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
-        yield from pool.map(_hash_one, files)
+        yield from pool.map(one, files)

@@ -24,6 +24,7 @@ StepState = Literal["pending", "running", "done", "failed"]
 PROCESSING_STEPS = ("thumbnail", "transcoding", "hls")
 TRASH_DIR = ".syncd-trash"
 MARKER_FILE = ".syncd-folder"
+SIDECAR_SUFFIXES = (".syncd.json", ".syncd.emb")  # a video's metadata and embeddings (syncd.mirror)
 
 
 @dataclass(frozen=True)

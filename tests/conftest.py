@@ -136,3 +136,45 @@ def admin_videos(admin: httpx.Client) -> list[dict[str, Any]]:
     response.raise_for_status()
     body = response.json()
     return body["videos"] if isinstance(body, dict) and "videos" in body else body
+
+
+# ------------------------------------------------------------------ daemon helpers (issue 6)
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition", details: Any = None) -> None:
+    """Poll ``predicate`` until true; on timeout fail naming ``what`` (plus ``details()``, e.g. a log)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            extra = f"\n{details()}" if details is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------ mirror helpers (issue 5)
+def clear_requests(admin: httpx.Client, quiet: float = 0.2) -> None:
+    """Clear the emulator's request log once it is quiet.
+
+    The emulator logs a request after its answer is sent, so a client can hold the
+    answer before the entry exists; clearing at once could let it land afterwards.
+    """
+    import time
+
+    seen, since = -1, time.monotonic()
+    while True:
+        count = len(admin.get("/requests").json())
+        if count != seen:
+            seen, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+        time.sleep(0.05)
+    admin.post("/requests/clear").raise_for_status()

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from syncd.emulator import Emulator
+from syncd.models import SIDECAR_SUFFIXES
 from tests.conftest import admin_videos, emulator_config, run_syncd, set_faults, write_config, write_random
 
 WAIT = ("sync", "--wait", "--timeout", "60")
@@ -181,7 +182,8 @@ def test_failing_remote_listing_deletes_nothing(tmp_path: Path, emu: Emulator, a
     set_faults(admin)
     assert result.returncode == 0, result.stderr
     assert "remote listing failed" in result.stderr
-    assert sorted(p.name for p in drop.iterdir()) == ["a.mp4", "b.mp4", "c.mp4"]
+    videos = sorted(p.name for p in drop.iterdir() if not p.name.endswith(SIDECAR_SUFFIXES))
+    assert videos == ["a.mp4", "b.mp4", "c.mp4"]
     assert not (drop / ".syncd-trash").exists()
     # Once the listing answers in full, the deletion is honoured.
     synced(config)

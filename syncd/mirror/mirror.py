@@ -1,0 +1,379 @@
+"""The mirror job, run by the engine after every (non-dry-run) pass.
+
+For each video whose files are ``done`` (processed, pipelines finished, in their
+collection), and again every ``mirror.interval``:
+
+1. pull its details (free) and, once search-process is done, its segment
+   embeddings (1 credit; pulled once per video, and again only if the index lost
+   them: stored embeddings never change, so re-pulling them every interval would
+   only spend credits);
+2. store both in the catalog and the search index;
+3. write each of its files' sidecars (only bytes that changed are rewritten).
+
+Sidecars follow their video: before any of that, the job reconciles the sidecars it
+wrote with the files the catalog now tracks. A file that vanished while another path
+with the same content appeared (a move) takes its sidecars along; a file that is gone
+for good, or now holds other content, loses them. Doing this from catalog state
+rather than from events makes it right after a crash too. Trash and delete by the
+executor go through ``sidecar_hook``.
+
+A 409 from the embeddings endpoint means "still processing": retried with backoff.
+A 404 is left to the engine's remote-deletion check (a complete listing plus a 404);
+the job only reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syncd.catalog import Catalog
+from syncd.config import Config
+from syncd.errors import AuthError, ConflictError, NotFoundError, RemoteError
+from syncd.mirror.index import SEARCH_DIR, SearchIndex
+from syncd.mirror.pull import Puller
+from syncd.mirror.records import MirrorFile, MirrorVideo
+from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
+from syncd.models import ContentRecord, FileRecord
+from syncd.planner import RemoteView
+from syncd.remote.base import Remote
+from syncd.report import FileStatus
+
+log = logging.getLogger("syncd.mirror")
+
+RETRY_BASE = 2.0  # seconds before the first retry of a failed pull; doubles each time
+PIPELINE_STEPS = ("analyse", "search-process")
+
+
+@dataclass
+class MirrorReport:
+    """What one run did; ``pending`` > 0 keeps ``syncd sync --wait`` going."""
+
+    written: list[str] = field(default_factory=list)  # sidecar files (re)written
+    moved: int = 0  # files whose sidecars followed them
+    removed: int = 0  # files whose sidecars were removed
+    pulled: list[str] = field(default_factory=list)  # remote videos downloaded (local paths)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # failures that gave up (retried each interval)
+    gone: list[str] = field(default_factory=list)  # video ids whose details answered 404
+    pending: int = 0  # videos still waiting for sidecars or index entries
+
+
+@dataclass(frozen=True)
+class _Target:
+    file: FileRecord
+    collection: str | None
+
+
+class Mirror:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        remote: Remote,
+        *,
+        clock: Callable[[], float] = time.time,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.remote = remote
+        self.clock = clock
+        self.should_stop = should_stop
+        self.layout = SidecarLayout.from_config(config.mirror)
+        self.index = SearchIndex(catalog, config.state_dir / SEARCH_DIR, clock=clock)
+        self.max_attempts = config.upload.max_attempts
+        self._checked_files = False
+
+    # ------------------------------------------------------------ executor hook
+    def sidecar_hook(self, event: str, path: Path, new_path: Path | None) -> None:
+        """The executor trashed (``move``) or deleted a video: its sidecars go with it."""
+        try:
+            if event == "move" and new_path is not None:
+                self.layout.move(path, new_path)
+            elif event == "delete":
+                self.layout.remove(path)
+        except OSError as exc:
+            log.warning("%s: sidecars not %s: %s", path, "moved" if event == "move" else "removed", exc)
+        for row in self.catalog.mirror_files():
+            if row.path == path:
+                self.catalog.mirror_file_forget(row.folder, row.rel_path)
+
+    # ---------------------------------------------------------------- the job
+    def run(self, statuses: Sequence[FileStatus], listing: RemoteView | None,
+            unavailable: Collection[Path] = ()) -> MirrorReport:
+        """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
+        nothing in them is written, moved or removed."""
+        report = MirrorReport()
+        if not self._checked_files:
+            # Once per process: drop leftovers of a crashed compaction, re-pull lost vectors.
+            self.index.remove_stale_files()
+            self.index.verify()
+            self._checked_files = True
+        if self.config.mirror.pull_remote and listing is not None:
+            Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop).run(
+                listing, report
+            )
+        files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
+        contents = {c.sha256: c for c in self.catalog.contents()}
+        touched = self._follow_files(files, report, unavailable)
+        targets = self._targets(statuses, files)
+        # Read once per run, not once per video: a pass over 10,000 quiet videos stays cheap.
+        videos = self.catalog.mirror_videos()
+        written: dict[str, dict[tuple[Path, str], MirrorFile]] = defaultdict(dict)
+        for row in self.catalog.mirror_files():
+            written[row.video_id][(row.folder, row.rel_path)] = row
+        for video_id, group in targets.items():
+            if self.should_stop():
+                break
+            content = contents.get(group[0].file.sha256 or "")
+            if content is None:
+                continue
+            try:
+                self._mirror_video(video_id, group, content, video=videos.get(video_id), rows=written[video_id],
+                                   report=report, touched=video_id in touched)
+            except OSError as exc:  # e.g. the state disk is full: report it, go on with the rest
+                report.problems.append(f"{group[0].file.path}: mirror: {exc}")
+                log.error("%s: mirror: %s", group[0].file.path, exc)
+        self._drop_stale(contents, videos)
+        self.index.compact()
+        if report.written or report.moved or report.removed:
+            log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
+                     len(report.written), report.moved, report.removed)
+        return report
+
+    @staticmethod
+    def _targets(statuses: Sequence[FileStatus], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
+        by_path = {str(f.path): f for f in files.values()}
+        targets: dict[str, list[_Target]] = defaultdict(list)
+        for status in statuses:
+            record = by_path.get(status.path)
+            if status.state == "done" and status.video_id and record is not None and record.sha256:
+                targets[status.video_id].append(_Target(record, status.collection))
+        return dict(targets)
+
+    def _follow_files(self, files: dict[tuple[Path, str], FileRecord], report: MirrorReport,
+                      unavailable: Collection[Path]) -> set[str]:
+        """Move sidecars after their video, remove those whose video is gone. Returns the
+        videos whose files changed."""
+        touched: set[str] = set()
+        written = self.catalog.mirror_files()
+        claimed = {(w.folder, w.rel_path) for w in written}
+        by_sha: dict[str, list[FileRecord]] = defaultdict(list)
+        for known in files.values():
+            if known.sha256 and known.present:
+                by_sha[known.sha256].append(known)
+        for row in written:
+            if row.folder in unavailable:
+                continue  # unknown this pass: not gone
+            record = files.get((row.folder, row.rel_path))
+            if record is not None and record.sha256 == row.sha256:
+                continue
+            touched.add(row.video_id)
+            if record is None:
+                dest = next((f for f in by_sha.get(row.sha256, []) if (f.folder, f.rel_path) not in claimed), None)
+                if dest is not None:
+                    try:
+                        self.layout.move(row.path, dest.path)
+                    except OSError as exc:
+                        report.notes.append(f"{row.path}: sidecars not moved to {dest.path}: {exc}")
+                    self.catalog.mirror_file_moved(row.folder, row.rel_path, dest.folder, dest.rel_path)
+                    claimed.add((dest.folder, dest.rel_path))
+                    report.moved += 1
+                    continue
+            # Gone for good, or the path now holds other content: its sidecars describe nothing.
+            try:
+                self.layout.remove(row.path)
+            except OSError as exc:
+                report.notes.append(f"{row.path}: sidecars not removed: {exc}")
+            self.catalog.mirror_file_forget(row.folder, row.rel_path)
+            report.removed += 1
+        return touched
+
+    def _drop_stale(self, contents: dict[str, ContentRecord], videos: dict[str, MirrorVideo]) -> None:
+        """Videos no longer uploaded (deleted either way) leave the index."""
+        live = {c.video_id for c in contents.values() if c.state == "uploaded" and c.video_id}
+        for video_id in videos:
+            if video_id not in live:
+                self.catalog.mirror_drop_video(video_id)
+
+    # --------------------------------------------------------------- one video
+    def _mirror_video(self, video_id: str, group: list[_Target], content: ContentRecord, *,
+                      video: MirrorVideo | None, rows: dict[tuple[Path, str], MirrorFile],
+                      report: MirrorReport, touched: bool) -> None:
+        now = self.clock()
+        waiting = video is not None and video.retry_at > now
+        refresh = not waiting and (video is None or video.checked_at is None
+                                   or now - video.checked_at >= self.config.mirror.interval)
+        if refresh:
+            video = self._pull_details(video_id, group, content, report) or video
+        if video is not None and video.details:
+            waiting = video.retry_at > self.clock()
+            if not waiting and self._wants_embeddings(content) and video.embeddings_at is None:
+                self._pull_embeddings(video_id, group, content, report)
+                video = self.catalog.mirror_video(video_id) or video
+            errors = self._write_sidecars(video, group, content, rows, report, check=refresh, touched=touched)
+            if errors and not waiting:
+                # Counted like a failed pull, so `sync --wait` stops waiting for a folder
+                # it cannot write to (retried every mirror.interval from then on).
+                self._failed(video_id, content, group, f"cannot write sidecars: {errors[0]}")
+            complete = not errors and not (self._wants_embeddings(content) and video.embeddings_at is None)
+        else:
+            complete = False
+        if complete:
+            return
+        latest = self.catalog.mirror_video(video_id)
+        if latest is not None and self._gave_up(latest):
+            # Reported by every run until it succeeds, like a failed upload.
+            report.problems.append(f"{group[0].file.path}: mirror: {latest.error} (gave up after "
+                                   f"{latest.attempts} attempts; retried every mirror.interval)")
+        else:
+            report.pending += 1
+
+    def _pull_details(self, video_id: str, group: list[_Target], content: ContentRecord,
+                      report: MirrorReport) -> MirrorVideo | None:
+        try:
+            details = self.remote.video_details(video_id)
+        except AuthError:
+            raise
+        except NotFoundError:
+            # Not proof of a deletion on its own: the engine's next complete listing decides.
+            report.gone.append(video_id)
+            self._failed(video_id, content, group, "details answered 404 (deleted on the remote?)")
+            return None
+        except RemoteError as exc:
+            self._failed(video_id, content, group, f"details: {exc}")
+            return None
+        facts = remote_facts(details, _pipeline_states(content))
+        self.catalog.mirror_details_pulled(video_id, content.sha256, _canonical(facts), self.clock())
+        return self.catalog.mirror_video(video_id)
+
+    def _pull_embeddings(self, video_id: str, group: list[_Target], content: ContentRecord,
+                         report: MirrorReport) -> None:
+        try:
+            segments = self.remote.video_segments(video_id)
+        except AuthError:
+            raise
+        except ConflictError:
+            self._failed(video_id, content, group, "embeddings not ready yet (409: still processing)")
+        except RemoteError as exc:
+            self._failed(video_id, content, group, f"embeddings: {exc}")
+        else:
+            self.index.put(video_id, segments)
+
+    def _wants_embeddings(self, content: ContentRecord) -> bool:
+        return self.config.mirror.embeddings and content.step("search-process").state == "done"
+
+    def _gave_up(self, video: MirrorVideo | None) -> bool:
+        return video is not None and video.attempts >= self.max_attempts
+
+    def _failed(self, video_id: str, content: ContentRecord, group: list[_Target], error: str) -> None:
+        previous = self.catalog.mirror_video(video_id)
+        attempts = (previous.attempts if previous else 0) + 1
+        if attempts >= self.max_attempts:
+            delay = self.config.mirror.interval  # given up for now: try again next interval
+        else:
+            delay = min(self.config.mirror.interval, RETRY_BASE * 2 ** (attempts - 1))
+        self.catalog.mirror_failed(video_id, content.sha256, error, self.clock() + delay)
+        where = group[0].file.path
+        if attempts == self.max_attempts:
+            log.warning("%s: mirror: %s (gave up after %d attempts)", where, error, attempts)
+        else:
+            log.info("%s: mirror: %s; retry in %.0fs", where, error, delay)  # transient: log only
+
+    # ---------------------------------------------------------------- sidecars
+    def _write_sidecars(self, video: MirrorVideo, group: list[_Target], content: ContentRecord,
+                        rows: dict[tuple[Path, str], MirrorFile], report: MirrorReport, *,
+                        check: bool, touched: bool) -> list[str]:
+        """Write the sidecars of every file of one video that needs it, and keep its full-text
+        row in step. Returns the write errors (none: every file's sidecars are written).
+
+        A file needs it when its sidecars are missing or older than the data (``rows``: what
+        was written, per file). ``check`` (a details refresh) compares every file's JSON
+        sidecar with what it should hold, which also repairs one edited by hand;
+        ``touched``: a file of this video moved or went away, so its full-text row changes.
+        The embeddings are read from the index only when an ``.emb`` file is to be written.
+        """
+        facts: dict[str, Any] = json.loads(video.details)
+        emb_bytes: bytes | None = None
+        errors: list[str] = []
+        changed = touched
+        for target in group:
+            file = target.file
+            stale = _stale(rows.get((file.folder, file.rel_path)), video, content.sha256, target.collection)
+            paths = self.layout.paths(file.path)
+            has_emb = video.embeddings_at is not None
+            write_emb = has_emb and (stale or not paths.emb.exists())
+            if not (stale or check or write_emb or not paths.json.exists()):
+                continue
+            summary = None
+            if has_emb:
+                summary = {"file": paths.emb.name, "segments": video.row_count,
+                           "dim": self.index.dim() if video.row_count else 0}
+            doc = metadata_document(
+                video_id=video.video_id, facts=facts, collection=target.collection, folder=file.folder,
+                rel_path=file.rel_path, sha256=content.sha256, local_size=file.size, embeddings=summary,
+                pulled_at=video.details_at or self.clock(),
+            )
+            try:
+                if self.layout.write_metadata(paths.json, doc):
+                    report.written.append(str(paths.json))
+                if not has_emb:
+                    paths.emb.unlink(missing_ok=True)  # embeddings switched off, or none yet
+                elif write_emb:
+                    if emb_bytes is None:
+                        stored = self.index.vectors(video.video_id)
+                        assert stored is not None
+                        emb_bytes = embeddings_bytes(video.video_id, *stored)
+                    if self.layout.write(paths.emb, emb_bytes):
+                        report.written.append(str(paths.emb))
+            except OSError as exc:
+                beside = self.layout.directory is None
+                hint = " (read-only folder? set mirror.sidecars to a directory)" if beside else ""
+                log.info("%s: cannot write sidecars: %s", file.path, exc)
+                errors.append(f"{exc}{hint}")
+                continue
+            self.catalog.mirror_file_written(file.folder, file.rel_path, video.video_id, content.sha256,
+                                             target.collection, self.clock())
+            changed = True
+        if changed or check:
+            self.index.set_text(
+                video.video_id,
+                name=str(facts.get("name") or ""),
+                paths=[str(t.file.path) for t in group],
+                collections={t.collection for t in group if t.collection},
+                metadata=_metadata_text(facts),
+            )
+        return errors
+
+
+def _stale(row: MirrorFile | None, video: MirrorVideo, sha256: str, collection: str | None) -> bool:
+    if row is None or row.sha256 != sha256 or row.collection != collection:
+        return True
+    newest = max(video.details_at or 0.0, video.embeddings_at or 0.0)
+    return row.written_at < newest  # moved (written_at 0), or the data changed since
+
+
+def _pipeline_states(content: ContentRecord) -> dict[str, str]:
+    return {name: content.steps[name].state for name in PIPELINE_STEPS if name in content.steps}
+
+
+def _canonical(facts: dict[str, Any]) -> str:
+    return json.dumps(facts, sort_keys=True, separators=(",", ":"))
+
+
+def _metadata_text(facts: dict[str, Any]) -> str:
+    statuses = facts.get("statuses") or {}
+    parts = [f"{k} {v}" for k, v in statuses.items() if v]
+    if facts.get("width") and facts.get("height"):
+        parts.append(f"{facts['width']}x{facts['height']}")
+    for key in ("duration_seconds", "created_at"):
+        if facts.get(key) is not None:
+            parts.append(f"{key} {facts[key]}")
+    return "\n".join(parts)

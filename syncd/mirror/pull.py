@@ -1,0 +1,228 @@
+"""``mirror.pull_remote``: download remote videos this catalog did not upload.
+
+A video added through the web, or by another machine, lands in
+``<pull_into>/<collection name>/<name>`` (``<pull_into>/<name>`` when it is in no
+collection). It is streamed to a hidden temp file in the target directory, checked
+(byte count against the remote's size) and hashed on the way, then linked into place
+without ever replacing an existing file. It is recorded in the catalog as already
+uploaded under its remote id, so it is never uploaded again, and from then on it is
+mirrored like any other file.
+
+Names come from other clients and are never trusted: see ``names.safe_component``;
+every target path is checked to resolve inside the folder (symlinks included).
+Content the catalog already holds (the same bytes under another video) is not kept a
+second time; the pull is recorded as a duplicate and not tried again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from syncd.catalog import Catalog
+from syncd.config import Config, FolderConfig
+from syncd.errors import AuthError, NotFoundError, RemoteError
+from syncd.mirror.atomic import fsync_dir
+from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
+from syncd.models import LocalFile
+from syncd.planner import RemoteView
+from syncd.remote.base import PIPELINES, Remote
+from syncd.scan import folder_problem
+
+if TYPE_CHECKING:
+    from syncd.mirror.mirror import MirrorReport
+
+log = logging.getLogger("syncd.mirror")
+
+RETRY_BASE = 60.0  # seconds before a failed download is tried again; doubles each time
+MAX_RETRY = 6 * 3600.0
+_TEMP_SUFFIX = ".syncd-pull"
+
+
+class _HashingSink:
+    """A write-only file wrapper that hashes and counts what goes through it."""
+
+    def __init__(self, fh: object) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def write(self, data: bytes) -> int:
+        if len(self.head) < 16:
+            self.head += data[: 16 - len(self.head)]
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._fh.write(data)  # type: ignore[attr-defined,no-any-return]
+
+
+class Puller:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        remote: Remote,
+        *,
+        clock: Callable[[], float] = time.time,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.remote = remote
+        self.clock = clock
+        self.should_stop = should_stop
+
+    def candidates(self, listing: RemoteView) -> list[str]:
+        """Listed videos that no content, open upload or earlier pull accounts for."""
+        known = {c.video_id for c in self.catalog.contents() if c.video_id}
+        known |= {u.video_id for u in self.catalog.uploads()}  # registered, not yet recorded
+        pulls = self.catalog.pulls()
+        now = self.clock()
+        out = []
+        for video_id in sorted(listing.video_ids):
+            record = pulls.get(video_id)
+            if video_id in known or (record is not None and (record.outcome != "failed" or record.retry_at > now)):
+                continue
+            out.append(video_id)
+        return out
+
+    def run(self, listing: RemoteView, report: MirrorReport) -> None:
+        todo = self.candidates(listing)
+        if not todo:
+            return
+        folder = self._folder()
+        problem = folder_problem(folder.path, folder.require_marker)
+        if problem:
+            report.notes.append(f"not pulling {len(todo)} remote video(s): {problem}")
+            return
+        collections = self._collections_of(set(todo))
+        for video_id in todo:
+            if self.should_stop():
+                return
+            try:
+                self._pull(video_id, folder, collections.get(video_id, []), report)
+            except AuthError:
+                raise
+            except (RemoteError, OSError) as exc:
+                self._failed(video_id, str(exc), report)
+
+    def _folder(self) -> FolderConfig:
+        target = self.config.mirror.pull_into or self.config.folders[0].path
+        return next(f for f in self.config.folders if f.path == target)
+
+    def _collections_of(self, video_ids: set[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        try:
+            for collection in self.remote.list_collections():
+                for video_id in self.remote.collection_video_ids(collection.collection_id):
+                    if video_id in video_ids:
+                        found.setdefault(video_id, []).append(collection.name)
+        except AuthError:
+            raise
+        except RemoteError as exc:
+            log.warning("cannot list collections for pulled videos (placed without one): %s", exc)
+        return {k: sorted(v) for k, v in found.items()}
+
+    def _pull(self, video_id: str, folder: FolderConfig, collections: list[str], report: MirrorReport) -> None:
+        try:
+            details = self.remote.video_details(video_id)
+        except NotFoundError:
+            return  # deleted since the listing; nothing to pull
+        directory = folder.path
+        if collections:
+            # The first collection by name names the subfolder; a name that sanitises to
+            # nothing puts the video at the top of the folder.
+            sub = safe_component(collections[0], fallback="")
+            directory = folder.path / sub if sub else folder.path
+        if not contained(folder.path, directory / "x"):
+            raise OSError(f"target directory {directory} is outside {folder.path}")
+        directory.mkdir(parents=True, exist_ok=True)
+        if not contained(folder.path, directory / "x"):  # a symlink planted on the way
+            raise OSError(f"target directory {directory} resolves outside {folder.path}")
+        tmp = directory / f".{video_id}{_TEMP_SUFFIX}"
+        try:
+            with open(tmp, "wb") as fh:
+                sink = _HashingSink(fh)
+                received = self.remote.download_video(video_id, sink)  # type: ignore[arg-type]
+                fh.flush()
+                os.fsync(fh.fileno())
+            if received != sink.size or (details.size_bytes is not None and sink.size != details.size_bytes):
+                raise RemoteError(
+                    f"download of {video_id} is incomplete: {sink.size} bytes, expected {details.size_bytes}"
+                )
+            sha256 = sink.sha256.hexdigest()
+            if self.catalog.content(sha256) is not None:
+                self.catalog.pull_recorded(video_id, "duplicate", self.clock(), sha256=sha256,
+                                           detail="same content as a local file")
+                report.notes.append(f"remote video {video_id} ({details.name!r}) holds content already here; "
+                                    "not pulled")
+                return
+            name = self._file_name(details.name, video_id, folder, sink.head)
+            target = _free_path(directory / name)
+            _place(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        st = target.stat()
+        local = LocalFile(folder.path, target.relative_to(folder.path).as_posix(), st.st_size, st.st_mtime_ns,
+                          st.st_ino)
+        self.catalog.register_pulled(local, sha256, video_id, details.name, self.clock())
+        self._seed_pipelines(video_id, sha256)
+        self.catalog.log("pull", video_id, "ok", f"{target} ({st.st_size} bytes, sha256 {sha256})")
+        report.pulled.append(str(target))
+        report.notes.append(f"pulled remote video {video_id} ({details.name!r}) into {target}")
+        log.info("pulled remote video %s into %s", video_id, target)
+
+    def _file_name(self, remote_name: str, video_id: str, folder: FolderConfig, head: bytes) -> str:
+        name = safe_component(remote_name, fallback=f"video-{video_id[:8]}")
+        # The file must be one the scan picks up, or the next scan would call it deleted.
+        if not matches_any(name, folder.include) or matches_any(name, folder.exclude):
+            name = safe_component(name + sniff_extension(head), fallback=f"video-{video_id[:8]}.mp4")
+        return name
+
+    def _seed_pipelines(self, video_id: str, sha256: str) -> None:
+        """Record pipelines the remote already ran, so they are polled, not started again."""
+        for pipeline in PIPELINES:
+            try:
+                status = self.remote.pipeline_status(video_id, pipeline)
+            except AuthError:
+                raise
+            except RemoteError:
+                continue
+            if status.state in ("running", "done"):
+                self.catalog.set_step(sha256, pipeline, status.state, status.percentage, status.error)
+
+    def _failed(self, video_id: str, error: str, report: MirrorReport) -> None:
+        previous = self.catalog.pulls().get(video_id)
+        attempts = (previous.attempts if previous else 0) + 1
+        delay = min(MAX_RETRY, RETRY_BASE * 2 ** (attempts - 1))
+        self.catalog.pull_recorded(video_id, "failed", self.clock(), detail=error, retry_at=self.clock() + delay)
+        self.catalog.log("pull", video_id, f"failed: {error}")
+        report.notes.append(f"remote video {video_id}: not pulled ({error}); retry in {delay:.0f}s")
+
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``name.1.ext``, ``name.2.ext`` ... whichever does not exist."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate
+
+
+def _place(tmp: Path, target: Path) -> None:
+    """Move the finished download into place without ever replacing an existing file."""
+    try:
+        os.link(tmp, target)  # fails if target appeared meanwhile: nothing is overwritten
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links (FAT/exFAT camera cards): a rename, checked just before.
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.rename(tmp, target)
+    fsync_dir(target.parent)
