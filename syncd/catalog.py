@@ -43,6 +43,7 @@ from syncd.models import (
 from syncd.remote.base import UploadSession
 
 CATALOG_FILE = "catalog.db"
+LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -308,13 +309,21 @@ class Catalog:
         seen = list(seen)
         keep = {f.rel_path for f, _ in seen} | set(unsettled)
         with self._tx() as db:
+            # Read what is recorded first, so a quiet rescan of 10,000 files writes nothing.
+            known = {
+                row[0]: tuple(row[1:])
+                for row in db.execute(
+                    "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?",
+                    [str(folder)],
+                ).fetchall()
+            }
             for local, sha in seen:
-                content_new = db.execute("SELECT 1 FROM contents WHERE sha256 = ?", [sha]).fetchone() is None
-                if content_new:
-                    db.execute(
-                        "INSERT INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
-                        [sha, local.size, now, now],
-                    )
+                if known.get(local.rel_path) == (local.size, local.mtime_ns, local.inode, sha, 1):
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+                    [sha, local.size, now, now],
+                )
                 db.execute(
                     """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
                        VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
@@ -324,13 +333,16 @@ class Catalog:
                          missing_since = NULL""",
                     [str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now],
                 )
-            for row in db.execute(
-                "SELECT rel_path FROM files WHERE folder = ? AND present = 1", [str(folder)]
-            ).fetchall():
-                if row[0] not in keep:
+            # last_seen of unchanged files is refreshed at most hourly: one statement, rarely.
+            db.execute(
+                "UPDATE files SET last_seen = ? WHERE folder = ? AND present = 1 AND last_seen < ?",
+                [now, str(folder), now - LAST_SEEN_RESOLUTION],
+            )
+            for rel_path, (*_, present) in known.items():
+                if present and rel_path not in keep:
                     db.execute(
                         "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
-                        [now, str(folder), row[0]],
+                        [now, str(folder), rel_path],
                     )
 
     def forget_file(self, folder: Path, rel_path: str) -> None:
