@@ -264,6 +264,12 @@ class Catalog:
         return version == 0
 
     @property
+    def changes(self) -> int:
+        """Rows changed through this connection so far: equal numbers mean nothing changed."""
+        with self._lock:
+            return self.db.conn.total_changes
+
+    @property
     def schema_version(self) -> int:
         return int(self.get_meta("schema_version") or 0)
 

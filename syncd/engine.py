@@ -191,6 +191,8 @@ class Engine:
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
 
     def _mirror(self, listing: RemoteView | None, unavailable: list[Path]) -> MirrorReport:
+        if not self.mirror.due(listing):
+            return self.mirror.skipped()
         try:
             return self.mirror.run(self.statuses(), listing, unavailable)
         except AuthError as exc:

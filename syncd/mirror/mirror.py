@@ -89,6 +89,11 @@ class Mirror:
         self.layout = SidecarLayout.from_config(config.mirror)
         self.index = SearchIndex(catalog, config.state_dir / SEARCH_DIR, clock=clock)
         self.max_attempts = config.upload.max_attempts
+        # A quiet pass skips the mirror: nothing changed in the catalog since the last
+        # run (``catalog.changes``) and no refresh or retry has fallen due.
+        self._changes_after_run: int | None = None
+        self._next_due = 0.0
+        self._given_up: list[str] = []
         self._checked_files = False
 
     # ------------------------------------------------------------ executor hook
@@ -106,6 +111,16 @@ class Mirror:
                 self.catalog.mirror_file_forget(row.folder, row.rel_path)
 
     # ---------------------------------------------------------------- the job
+    def due(self, listing: RemoteView | None) -> bool:
+        """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``)."""
+        if self.config.mirror.pull_remote and listing is not None:
+            return True
+        return self._changes_after_run != self.catalog.changes or self.clock() >= self._next_due
+
+    def skipped(self) -> MirrorReport:
+        """The report of a skipped run: failures that gave up are still reported."""
+        return MirrorReport(problems=list(self._given_up))
+
     def run(self, statuses: Sequence[FileStatus], listing: RemoteView | None,
             unavailable: Collection[Path] = ()) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
@@ -143,10 +158,29 @@ class Mirror:
                 log.error("%s: mirror: %s", group[0].file.path, exc)
         self._drop_stale(contents, videos)
         self.index.compact()
+        self._remember(report, targets)
         if report.written or report.moved or report.removed:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
                      len(report.written), report.moved, report.removed)
         return report
+
+    def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]]) -> None:
+        """When the next run can have work: at once if anything is pending, else at the
+        earliest details refresh or retry."""
+        now = self.clock()
+        videos = self.catalog.mirror_videos()
+        due = [now + self.config.mirror.interval]
+        for video_id in targets:
+            video = videos.get(video_id)
+            if video is None or video.checked_at is None:
+                due.append(now)
+                continue
+            due.append(video.checked_at + self.config.mirror.interval)
+            if video.attempts:
+                due.append(video.retry_at)
+        self._next_due = now if report.pending or self.should_stop() else min(due)
+        self._given_up = list(report.problems)
+        self._changes_after_run = self.catalog.changes
 
     @staticmethod
     def _targets(statuses: Sequence[FileStatus], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
