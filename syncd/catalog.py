@@ -292,9 +292,6 @@ class Catalog:
             rows = self._rows("SELECT * FROM files WHERE folder = ? ORDER BY rel_path", [str(folder)])
         return [_file(r) for r in rows]
 
-    def files_with(self, sha256: str) -> list[FileRecord]:
-        return [_file(r) for r in self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY folder, rel_path", [sha256])]
-
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
         return _file(rows[0]) if rows else None
@@ -369,10 +366,6 @@ class Catalog:
         rows = self._rows("SELECT * FROM contents WHERE sha256 = ?", [sha256])
         return self._content(rows[0]) if rows else None
 
-    def content_by_video(self, video_id: str) -> ContentRecord | None:
-        rows = self._rows("SELECT * FROM contents WHERE video_id = ?", [video_id])
-        return self._content(rows[0]) if rows else None
-
     def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
         rows = self._rows("SELECT * FROM contents ORDER BY created_at, sha256")
         wanted = set(states) if states is not None else None
@@ -404,14 +397,6 @@ class Catalog:
             orphaned_since=row["orphaned_since"],
             steps=steps,
         )
-
-    def ensure_content(self, sha256: str, size: int) -> None:
-        now = self._clock()
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
-                [sha256, size, now, now],
-            )
 
     def update_content(self, sha256: str, **fields: Any) -> None:
         """Set columns of one content row (state, video_id, name, error, attempts, ...)."""

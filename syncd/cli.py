@@ -207,19 +207,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.engine import folder_policy
-    from syncd.report import file_status
+    from syncd.engine import file_statuses
 
     config = _config(args, require_key=False)
     with Catalog.open(config.state_dir) as catalog:
-        policies = {f.path: folder_policy(f) for f in config.folders}
-        memberships = catalog.memberships()
-        contents = {c.sha256: c for c in catalog.contents()}
-        statuses = [
-            file_status(f, contents.get(f.sha256 or ""), policies[f.folder], memberships, config.upload.max_attempts)
-            for f in catalog.files()
-            if f.present and f.folder in policies
-        ]
+        statuses = file_statuses(config, catalog)
         blocked = catalog.get_meta("blocked") or ""
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))

@@ -49,6 +49,18 @@ def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
     )
 
 
+def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
+    """Every tracked, present file's status (``syncd status``, ``sync --wait``, the mirror)."""
+    policies = {f.path: folder_policy(f) for f in config.folders}
+    memberships = catalog.memberships()
+    contents = {c.sha256: c for c in catalog.contents()}
+    return [
+        file_status(f, contents.get(f.sha256 or ""), policies[f.folder], memberships, config.upload.max_attempts)
+        for f in catalog.files()
+        if f.present and f.folder in policies
+    ]
+
+
 @dataclass
 class PassReport:
     scans: list[FolderScan]
@@ -241,16 +253,7 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        policies = {f.path: folder_policy(f) for f in self.config.folders}
-        memberships = self.catalog.memberships()
-        contents = {c.sha256: c for c in self.catalog.contents()}
-        out = []
-        for file in self.catalog.files():
-            if not file.present or file.folder not in policies:
-                continue
-            content = contents.get(file.sha256 or "")
-            out.append(file_status(file, content, policies[file.folder], memberships, self.config.upload.max_attempts))
-        return out
+        return file_statuses(self.config, self.catalog)
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,

@@ -313,9 +313,6 @@ class Store:
             db.execute("INSERT OR IGNORE INTO users (user_id, credits, created_at) VALUES (?,?,?)",
                        (user_id, credits, now))
 
-    def get_user(self, user_id: str) -> UserRecord | None:
-        return self._one(UserRecord, "SELECT * FROM users WHERE user_id = ?", (user_id,))
-
     def list_users(self) -> list[UserRecord]:
         return self._all(UserRecord, "SELECT * FROM users ORDER BY created_at, user_id")
 
