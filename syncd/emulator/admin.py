@@ -6,6 +6,7 @@ faulted, not recorded in the request log. Never exposes API keys or URL signatur
     GET    /_admin/videos/{id}             one video + segments (start/end/caption)
     GET    /_admin/videos/{id}/bytes       the raw object bytes
     DELETE /_admin/videos/{id}             delete it as another client would
+    PATCH  /_admin/videos/{id}             {"name": ...}: rename it as the web app could
     GET    /_admin/uploads                 open multipart uploads with their parts
     GET    /_admin/objects                 completed objects (including never-preprocessed)
     GET    /_admin/collections             collections with member video ids
@@ -159,6 +160,15 @@ def h_delete_video(ctx: Context, req: Request) -> Response:
     return json_response(200, {"message": "Video deleted successfully."})
 
 
+def h_rename_video(ctx: Context, req: Request) -> Response:
+    name = _json(req).get("name")
+    if not isinstance(name, str) or not name:
+        raise detail(400, "name must be a non-empty string")
+    if not ctx.store.rename_video(req.params["video_id"], name):
+        raise detail(404, "Video not found")
+    return json_response(200, {"video_id": req.params["video_id"], "name": name})
+
+
 def h_uploads(ctx: Context, req: Request) -> Response:
     return json_response(200, uploads(ctx))
 
@@ -226,6 +236,7 @@ ROUTES = [
     Route("GET", rf"/_admin/videos/{_VID}", h_video, ADMIN),
     Route("GET", rf"/_admin/videos/{_VID}/bytes", h_video_bytes, ADMIN),
     Route("DELETE", rf"/_admin/videos/{_VID}", h_delete_video, ADMIN),
+    Route("PATCH", rf"/_admin/videos/{_VID}", h_rename_video, ADMIN),
     Route("GET", r"/_admin/uploads", h_uploads, ADMIN),
     Route("GET", r"/_admin/objects", h_objects, ADMIN),
     Route("GET", r"/_admin/collections", h_collections, ADMIN),

@@ -30,11 +30,9 @@ PREFIX = "/api/backend/v1/developer/videos"
 STATUS_FILTERS = ("uploaded", "analysed", "search_processed", "processed")
 
 
-def _matches(status_filter: str | None, analyse: str | None, search: str | None) -> bool:
+def _matches(status_filter: str, analyse: str | None, search: str | None) -> bool:
     """``processed`` needs both pipelines done, ``analysed`` / ``search_processed`` one of
     them (so processed videos match too), ``uploaded`` neither."""
-    if status_filter is None:
-        return True
     if status_filter == "analysed":
         return analyse == "done"
     if status_filter == "search_processed":
@@ -55,6 +53,10 @@ def list_videos(ctx: Context, req: Request) -> Response:
     q.done()
     assert req.user_id is not None
     runs = ctx.store.runs_by_video(req.user_id)
+    if status_filter is None and not not_in_collection and sort_by == "created_at":
+        page = ctx.store.page_videos(req.user_id, skip=skip, limit=limit, descending=sort_order == "desc",
+                                     start=start, end=end)
+        return json_response(200, [list_item(ctx, req, v, runs) for v in page])
     in_collections = ctx.store.videos_in_any_collection() if not_in_collection else set()
     selected = []
     for video in ctx.store.list_videos(req.user_id):
@@ -64,10 +66,12 @@ def list_videos(ctx: Context, req: Request) -> Response:
             continue
         if video.video_id in in_collections:
             continue
-        analyse = pipeline_status(ctx, video, "analyse", runs)
-        search = pipeline_status(ctx, video, "search-process", runs)
-        if _matches(status_filter, analyse, search):
-            selected.append(video)
+        if status_filter is not None:  # pipeline states cost: work them out only to filter
+            analyse = pipeline_status(ctx, video, "analyse", runs)
+            search = pipeline_status(ctx, video, "search-process", runs)
+            if not _matches(status_filter, analyse, search):
+                continue
+        selected.append(video)
     if sort_by == "name":
         selected.sort(key=lambda v: (v.name.casefold(), v.video_id))
     else:

@@ -444,6 +444,19 @@ class Store:
         return self._all(VideoRecord, "SELECT * FROM videos WHERE user_id = ? "
                          "ORDER BY created_at, video_id", (user_id,))
 
+    def page_videos(self, user_id: str, *, skip: int, limit: int, descending: bool,
+                    start: float | None = None, end: float | None = None) -> list[VideoRecord]:
+        """One page by created_at (then video_id), filtered by created_at: the SQL way, so
+        walking 10,000 videos page by page is not quadratic."""
+        order = "DESC" if descending else "ASC"
+        return self._all(
+            VideoRecord,
+            f"SELECT * FROM videos WHERE user_id = ? AND created_at >= ? AND created_at <= ? "
+            f"ORDER BY created_at {order}, video_id {order} LIMIT ? OFFSET ?",
+            (user_id, float("-inf") if start is None else start, float("inf") if end is None else end,
+             limit, skip),
+        )
+
     def get_videos(self, video_ids: list[str]) -> dict[str, VideoRecord]:
         found: dict[str, VideoRecord] = {}
         for vid in video_ids:
@@ -451,6 +464,10 @@ class Store:
             if rec is not None:
                 found[vid] = rec
         return found
+
+    def rename_video(self, video_id: str, name: str) -> bool:
+        with self._tx() as db:
+            return db.execute("UPDATE videos SET name = ? WHERE video_id = ?", (name, video_id)).rowcount > 0
 
     def delete_video(self, video_id: str) -> bool:
         """Remove a video and everything derived: object + blob, runs, collection links."""
