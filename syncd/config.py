@@ -674,7 +674,13 @@ _SCHEMA = _Section(
             "mirror",
             "Local copies of what the remote knows about each video.",
             (
-                _Key("interval", _duration(positive=True), "How often sidecars and the search index refresh.", "15m"),
+                _Key(
+                    "interval",
+                    _duration(positive=True),
+                    "How often every video's details are checked against the remote listing "
+                    "(only changed ones are pulled again).",
+                    "15m",
+                ),
                 _Key(
                     "sidecars",
                     _sidecars,

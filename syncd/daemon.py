@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -242,8 +243,6 @@ class Daemon:
                           seconds=self.config.schedule.rescan)
         scheduler.add_job(self._demand, "interval", args=["listing"], id="remote-poll",
                           seconds=self.config.schedule.remote_poll)
-        # MIRROR: the mirror issue adds its periodic job here (every mirror.interval),
-        # signalling the worker the same way, e.g. args=["mirror"].
         interval = self.notifier.watchdog_interval
         if interval:
             scheduler.add_job(self._ping_watchdog, "interval", id="watchdog", seconds=interval,
@@ -279,7 +278,6 @@ class Daemon:
             delete_grace=cfg.safety.delete_grace,  # a move's other half may show up late
             on_bytes=self.metrics.add_bytes,
             stop_event=self.stop_event,
-            # MIRROR: pass sidecar_hook= here once the mirror module exists.
         )
 
     def _close_remote(self) -> None:
@@ -396,13 +394,16 @@ class Daemon:
                     self._observe_only()
                 return
             with_listing = True  # back: catch up on remote deletions too
-        self._pass(with_listing)
+        # No event came and no rescan is due: the watched folders need not be walked again
+        # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
+        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry"})
+        self._pass(with_listing, frozenset() if local_news else self.watcher.intact())
 
-    def _pass(self, with_listing: bool) -> None:
+    def _pass(self, with_listing: bool, unchanged: frozenset[Path]) -> None:
         assert self._engine is not None and self._guard is not None
         started = time.monotonic()
         try:
-            report = self._engine.run_pass(with_listing=with_listing)
+            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged)
         except FatalRemoteError as exc:
             self._key_rejected(str(exc))
             return

@@ -11,6 +11,11 @@ A pass:
 5. execute (unless dry-run);
 6. mirror (unless dry-run): sidecars and the search index for finished videos,
    and pulling remote-only videos (``syncd.mirror``).
+
+A quiet pass over a settled tree (the daemon's remote poll, most of the time)
+stays cheap at 10,000 files: a folder the caller vouches for is not walked again
+(``observe``), the last empty plan is reused while nothing it was made from has
+changed (``_still_quiet``), and the mirror runs only when it has something to do.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +37,7 @@ from syncd.models import FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_status
-from syncd.scan import ScanRules, scan_folder
+from syncd.scan import ScanRules, folder_problem, scan_folder
 
 log = logging.getLogger("syncd.engine")
 
@@ -59,6 +64,15 @@ def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
         for f in catalog.files()
         if f.present and f.folder in policies
     ]
+
+
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What a plan depends on besides the clock (the catalog by its change counter)."""
+
+    changes: tuple[int, int]
+    listing: RemoteView | None
+    scans_ok: tuple[bool, ...]
 
 
 @dataclass
@@ -115,6 +129,8 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
+        self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -134,11 +150,22 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- observe
-    def observe(self) -> tuple[list[FolderScan], list[str], int]:
-        """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed)."""
+    def observe(self, unchanged: Collection[Path] = ()) -> tuple[list[FolderScan], list[str], int]:
+        """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed).
+
+        ``unchanged``: folders the caller vouches nothing changed in since the last
+        observe (the daemon: watched, and no event came). Such a folder is not walked
+        again if its last scan was complete (every file settled and hashed) and the
+        folder itself still passes its guard (mounted, readable, marker present).
+        """
         scans, problems, hashed = [], [], 0
         now = self.clock()
         for folder in self.config.folders:
+            last = self._complete_scans.get(folder.path)
+            if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
+                scans.append(last)
+                continue
+            self._complete_scans.pop(folder.path, None)
             rules = ScanRules(folder.include, folder.exclude, self.config.upload.settle_seconds, folder.require_marker)
             scan = scan_folder(folder.path, rules, now)
             scans.append(scan)
@@ -170,23 +197,33 @@ class Engine:
                 hashed += 1
                 seen.append((result.file, result.sha256))
             self.catalog.record_scan(folder.path, seen, unsettled, now)
+            if not unsettled:
+                self._complete_scans[folder.path] = scan
         return scans, problems, hashed
 
     # ------------------------------------------------------------------- pass
-    def run_pass(self, *, with_listing: bool = True) -> PassReport:
-        scans, problems, hashed = self.observe()
-        problems += self.executor.refresh(self.catalog.contents(["uploaded"]))
+    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = ()) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
+        scans, problems, hashed = self.observe(unchanged)
+        problems += self.executor.refresh(self.catalog.contents_in_progress())
         remote = self.executor.read_listing() if with_listing else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
-        snapshot = self.snapshot(scans, remote, self._adoptable(remote) if adopt and remote else {})
-        settings = Settings(
-            max_delete_percent=self.config.safety.max_delete_percent,
-            delete_grace=self.delete_grace,
-            allow_mass_delete=self.allow_mass_delete,
-            max_attempts=self.config.upload.max_attempts,
-            adopt_remote=adopt and remote is not None,
-        )
-        the_plan = plan(snapshot, settings)
+        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok for s in scans))
+        quiet = None if adopt else self._still_quiet(inputs)
+        if quiet is not None:
+            inputs, the_plan = quiet  # keep what it was made from (its listing, say)
+        else:
+            snapshot = self.snapshot(scans, remote, self._adoptable(remote) if adopt and remote else {})
+            settings = Settings(
+                max_delete_percent=self.config.safety.max_delete_percent,
+                delete_grace=self.delete_grace,
+                allow_mass_delete=self.allow_mass_delete,
+                max_attempts=self.config.upload.max_attempts,
+                adopt_remote=adopt and remote is not None,
+            )
+            the_plan = plan(snapshot, settings)
+        has_work = bool(the_plan.actions or the_plan.blocked) or self.dry_run
+        self._quiet = None if has_work else (inputs, the_plan)
         for line in the_plan.blocked:
             log.error("%s", line)
         if self.dry_run:
@@ -201,6 +238,23 @@ class Engine:
         result.notes += mirrored.notes
         problems += mirrored.problems
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+
+    def _still_quiet(self, inputs: _PlanInputs) -> tuple[_PlanInputs, Plan] | None:
+        """The last plan, if it had nothing to do and nothing it was made from has changed
+        since: the same catalog, folder guards and listing (or none read now, which can
+        only plan less), and no retry or delete grace fallen due. A settled tree then
+        costs a remote poll no snapshot and no planning."""
+        if self._quiet is None:
+            return None
+        before, last = self._quiet
+        same = (
+            inputs.changes == before.changes
+            and inputs.scans_ok == before.scans_ok
+            and (inputs.listing is None or inputs.listing == before.listing)
+        )
+        if not same or (last.revisit_at is not None and self.clock() >= last.revisit_at):
+            return None
+        return self._quiet
 
     def _mirror(self, listing: RemoteView | None, unavailable: list[Path]) -> MirrorReport:
         if not self.mirror.due(listing):

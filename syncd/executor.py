@@ -43,6 +43,7 @@ from syncd.models import (
     DeleteRemote,
     ForgetFile,
     LinkVideo,
+    ListedVideo,
     Plan,
     RemoteDeleted,
     RemoveFromCollection,
@@ -146,7 +147,11 @@ class Executor:
         names: dict[str, list[str]] = {}
         for v in videos:
             names.setdefault(v.name, []).append(v.video_id)
-        return RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()})
+        listed = {
+            v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
+            for v in videos
+        }
+        return RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""

@@ -295,11 +295,28 @@ class ForgetFile(Action):
         return f"forget {self.folder / self.rel_path} ({self.reason})"
 
 
+@dataclass(frozen=True)
+class ListedVideo:
+    """What a remote listing says of one video that its details say too: the mirror
+    re-pulls a video's details only when these differ from the stored ones."""
+
+    name: str
+    created_at: str | None
+    hls_playlist_url: str | None
+    statuses: tuple[tuple[str, str | None], ...]  # upload-side processing, raw: (("hls", "completed"), ...)
+
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # guards that held deletions back
     notes: list[str] = field(default_factory=list)  # things the user should know
+    # The earliest time at which the same inputs would plan differently (a retry or a
+    # delete grace falling due); None: only a change in the inputs can.
+    revisit_at: float | None = None
+
+    def revisit(self, at: float) -> None:
+        self.revisit_at = at if self.revisit_at is None else min(self.revisit_at, at)
 
     def of(self, kind: type[Action]) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]

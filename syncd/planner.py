@@ -31,6 +31,7 @@ from syncd.models import (
     FileRecord,
     ForgetFile,
     LinkVideo,
+    ListedVideo,
     Plan,
     RemoteDeleted,
     RemoveFromCollection,
@@ -67,6 +68,7 @@ class RemoteView:
 
     video_ids: frozenset[str]
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → video ids
+    listed: dict[str, ListedVideo] = field(default_factory=dict)  # video id → its entry (for the mirror)
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,10 @@ def _plan_uploads(
                     )
                     continue
         elif content.state == "uploading" or sha in open_uploads:
-            if content.attempts >= settings.max_attempts or content.next_attempt_at > snap.now:
+            if not _retry_due(content.attempts, content.next_attempt_at, snap, settings, result):
                 continue  # resume later
         elif content.state == "failed" or (content.state == "uploaded" and content.processing_failed):
-            if content.attempts >= settings.max_attempts or content.next_attempt_at > snap.now:
+            if not _retry_due(content.attempts, content.next_attempt_at, snap, settings, result):
                 continue
             replaces = content.video_id
         else:
@@ -170,12 +172,18 @@ def _plan_pipelines(
             step = content.step(pipeline)
             if step.state == "pending" and step.attempts == 0:
                 result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path))
-            elif (
-                step.state == "failed"
-                and step.attempts < settings.max_attempts
-                and step.next_attempt_at <= snap.now
-            ):
+            elif step.state == "failed" and _retry_due(step.attempts, step.next_attempt_at, snap, settings, result):
                 result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path, retry=True))
+
+
+def _retry_due(attempts: int, next_attempt_at: float, snap: Snapshot, settings: Settings, result: Plan) -> bool:
+    """Whether a failed step may be tried again now; if only later, the plan says when."""
+    if attempts >= settings.max_attempts:
+        return False
+    if next_attempt_at > snap.now:
+        result.revisit(next_attempt_at)
+        return False
+    return True
 
 
 def ready_for_collection(content: ContentRecord) -> bool:
@@ -254,6 +262,7 @@ def _plan_local_deletions(
             continue
         waited = min(f.missing_since or snap.now for f in gone)
         if snap.now - waited < settings.delete_grace:
+            result.revisit(waited + settings.delete_grace)
             continue  # a move target may still appear
         folder = gone[0].folder
         upload = uploads_by_sha.get(sha)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile
@@ -29,11 +30,26 @@ class ScanRules:
     exclude: tuple[str, ...]
     settle_seconds: float
     require_marker: bool = False
+    # Each glob list as one compiled regex: a rescan tests every name of a large tree.
+    _include: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _exclude: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_include", _compile(self.include))
+        object.__setattr__(self, "_exclude", _compile(self.exclude))
+
+    def included(self, name: str) -> bool:
+        return self._include.match(name.lower()) is not None
+
+    def excluded(self, name: str) -> bool:
+        return self._exclude.match(name.lower()) is not None
 
 
-def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    lowered = name.lower()
-    return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)
+def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """Case-insensitive globs (cameras write ``.MP4``) as one regex; none matches nothing."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
 
 
 def folder_problem(folder: Path, require_marker: bool) -> str | None:
@@ -58,24 +74,26 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
     if problem:
         return FolderScan(folder, ok=False, error=problem)
     files: list[LocalFile] = []
-    stack = [Path()]
+    # Plain strings, not Path objects, on the way down: a rescan visits every file.
+    stack = [""]  # relative directories, POSIX, "" for the folder itself
     while stack:
         rel_dir = stack.pop()
+        prefix = f"{rel_dir}/" if rel_dir else ""
         try:
-            entries = list(os.scandir(folder / rel_dir))
+            entries = list(os.scandir(os.path.join(folder, rel_dir)))
         except OSError as exc:
             return FolderScan(folder, ok=False, error=f"{folder / rel_dir}: cannot list: {exc.strerror or exc}")
         for entry in entries:
             name = entry.name
-            if name == TRASH_DIR or name == MARKER_FILE or name.startswith(".") or _matches(name, rules.exclude):
+            if name == TRASH_DIR or name == MARKER_FILE or name.startswith(".") or rules.excluded(name):
                 continue
             try:
                 if entry.is_symlink():
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append(rel_dir / name)
+                    stack.append(prefix + name)
                     continue
-                if not entry.is_file(follow_symlinks=False) or not _matches(name, rules.include):
+                if not entry.is_file(follow_symlinks=False) or not rules.included(name):
                     continue
                 st = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
@@ -84,8 +102,6 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
                 return FolderScan(folder, ok=False, error=f"{folder / rel_dir / name}: {exc.strerror or exc}")
             changed = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
             settled = st.st_size > 0 and now - changed >= rules.settle_seconds
-            files.append(
-                LocalFile(folder, (rel_dir / name).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino, settled)
-            )
+            files.append(LocalFile(folder, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino, settled))
     files.sort(key=lambda f: f.rel_path)
     return FolderScan(folder, ok=True, files=tuple(files))

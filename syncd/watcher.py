@@ -184,6 +184,7 @@ class _Handler(FileSystemEventHandler):
 class _Watch:
     watch: ObservedWatch
     identity: tuple[int, int]  # (st_dev, st_ino) when scheduled: a remount is a new folder
+    rules: _Rules  # a reload that changes include/exclude re-schedules the watch
 
 
 @dataclass
@@ -206,18 +207,20 @@ class Watcher:
         Called after every pass, so a disk mounted later gets watched (until then the
         periodic rescan covers it, and the scan's folder guard reports it).
         """
-        wanted = {f.path: f for f in folders}
+        wanted = {f.path: _Rules(str(f.path), tuple(p.lower() for p in f.include), tuple(p.lower() for p in f.exclude))
+                  for f in folders}
+        live = self._live()
         for path in list(self._watches):
-            current = _identity(path)
-            if path not in wanted or current != self._watches[path].identity:
+            entry = self._watches[path]
+            # A watch also dies with its directory (deleted and made again: maybe the same inode).
+            if wanted.get(path) != entry.rules or _identity(path) != entry.identity or entry.watch not in live:
                 self._unschedule(path)
-        for path, folder in wanted.items():
+        for path, rules in wanted.items():
             if path in self._watches:
                 continue
             identity = _identity(path)
             if identity is None:
                 continue
-            rules = _Rules(str(path), tuple(p.lower() for p in folder.include), tuple(p.lower() for p in folder.exclude))
             try:
                 watch = self._observer.schedule(_Handler(rules, self.pending), str(path), recursive=True,
                                                 event_filter=EVENTS)
@@ -229,7 +232,7 @@ class Watcher:
                                 exc.strerror or exc, hint)
                 continue
             self._warned.discard(path)
-            self._watches[path] = _Watch(watch, identity)
+            self._watches[path] = _Watch(watch, identity, rules)
             log.debug("watching %s", path)
 
     def _unschedule(self, path: Path) -> None:
@@ -242,6 +245,21 @@ class Watcher:
     @property
     def watched(self) -> list[Path]:
         return sorted(self._watches)
+
+    def intact(self) -> frozenset[Path]:
+        """Folders whose watch is live and still on the same directory (no remount since):
+        for these, no event means nothing changed, up to events the kernel dropped,
+        which the periodic rescan catches."""
+        live = self._live()
+        return frozenset(
+            path for path, entry in self._watches.items()
+            if entry.watch in live and _identity(path) == entry.identity
+        )
+
+    def _live(self) -> set[ObservedWatch]:
+        if not self._observer.is_alive():
+            return set()
+        return {e.watch for e in self._observer.emitters if e.is_alive()}
 
     def stop(self) -> None:
         if self._observer.is_alive():

@@ -112,16 +112,27 @@ def test_sidecars_appear_with_the_right_content(tmp_path: Path, emu: Emulator, a
         assert np.allclose(emb.vectors, np.array([s.vector for s in api]), atol=1e-6)
         assert meta["embeddings"] == {"file": emb_sidecar(video).name, "segments": len(info["segments"]), "dim": 1024}
 
-    # Past mirror.interval the details are pulled again; nothing changed, so no sidecar is
-    # rewritten, and the stored embeddings are not paid for twice.
+    # Every mirror.interval the details are checked against the listing. Nothing changed:
+    # no details are pulled, no sidecar is rewritten, no embeddings are paid for twice.
     stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sidecars_under(drop)}
     assert len(stamps) == 4
     time.sleep(1.1)
     clear_requests(admin)
     synced(config)
-    assert len(requests(admin, "/get-video-details")) >= 2
+    assert requests(admin, "/videos/list") and requests(admin, "/get-video-details") == []
     assert requests(admin, "/embeddings/") == []
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sidecars_under(drop)} == stamps
+    # Renamed on the remote (in the web app, say): that video's details alone are pulled
+    # again, and its sidecar says so.
+    renamed, other = drop / "cam1/forklift-loading-gate.mp4", drop / "cam2/car-at-barrier.mp4"
+    admin.patch(f"/videos/{remote['cam1/forklift-loading-gate.mp4']}", json={"name": "Gate, morning"})
+    time.sleep(1.1)
+    clear_requests(admin)
+    synced(config)
+    assert len(requests(admin, "/get-video-details")) == 1
+    assert json_sidecar(renamed)["name"] == "Gate, morning"
+    assert json_sidecar(other)["name"] == "cam2/car-at-barrier.mp4"
+    assert requests(admin, "/embeddings/") == []
 
 
 def test_a_move_carries_its_sidecars(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
@@ -224,11 +235,14 @@ def test_409_is_retried_404_waits_for_the_listing_and_wait_covers_sidecars(
         assert not outcome.timed_out and outcome.reports[-1].mirror.pending == 0  # type: ignore[union-attr]
         assert read_embeddings(emb_sidecar(video)).video_id == content.video_id
 
-        # Deleted remotely while the listing is not read: the 404 is reported, nothing is touched...
+        # Renamed remotely, listed, then deleted before its details are pulled again: the
+        # 404 is reported and nothing is touched...
+        admin.patch(f"/videos/{content.video_id}", json={"name": "renamed"}).raise_for_status()
+        listing = engine.executor.read_listing()
         admin.delete(f"/videos/{content.video_id}").raise_for_status()
         clock.offset += config.mirror.interval
-        report = engine.run_pass(with_listing=False)
-        assert report.mirror is not None and report.mirror.gone == [content.video_id]
+        mirrored = engine.mirror.run(engine.statuses(), listing)
+        assert mirrored.gone == [content.video_id]
         assert video.exists() and emb_sidecar(video).exists()
         # ...until a complete listing confirms it: then the video and its sidecars go to the trash.
         engine.sync(wait=True, timeout=60)

@@ -80,9 +80,11 @@ def test_interrupted_upload_resumes_and_failed_upload_waits_for_backoff() -> Non
     p = plan(snap([file("a.mp4", "s1")], [content("s1", "uploading")], uploads=[up]), Settings())
     assert kinds(p) == ["Upload"]
     later = content("s1", "failed", attempts=1, next_attempt_at=NOW + 60)
-    assert plan(snap([file("a.mp4", "s1")], [later]), Settings()).of(Upload) == []
+    waiting = plan(snap([file("a.mp4", "s1")], [later]), Settings())
+    assert waiting.of(Upload) == [] and waiting.revisit_at == NOW + 60  # the same inputs plan otherwise then
     exhausted = content("s1", "failed", attempts=5)
-    assert plan(snap([file("a.mp4", "s1")], [exhausted]), Settings(max_attempts=5)).of(Upload) == []
+    given_up = plan(snap([file("a.mp4", "s1")], [exhausted]), Settings(max_attempts=5))
+    assert given_up.of(Upload) == [] and given_up.revisit_at is None  # only a change of input can help
 
 
 def test_failed_processing_reuploads_replacing_the_failed_video() -> None:
@@ -124,6 +126,9 @@ def test_pipelines_start_after_transcoding_and_failed_ones_retry_within_limits()
     assert retry.retry and retry.pipeline == "analyse"
     gave_up = dict(failing, analyse=StepRecord("analyse", "failed", attempts=5))
     assert plan(snap([file("a.mp4", "s1")], [content("s1", steps=gave_up)]), Settings()).of(StartPipeline) == []
+    backing_off = dict(failing, analyse=StepRecord("analyse", "failed", attempts=2, next_attempt_at=NOW + 8))
+    p = plan(snap([file("a.mp4", "s1")], [content("s1", steps=backing_off)]), Settings())
+    assert p.of(StartPipeline) == [] and p.revisit_at == NOW + 8
 
 
 def test_unprocessed_video_gets_no_pipeline() -> None:
@@ -179,7 +184,8 @@ def test_delete_waits_for_grace_period_in_the_daemon() -> None:
     gone = [file("a.mp4", "s1", present=False, missing_since=NOW - 5), file("b.mp4", "s2"), file("c.mp4", "s3")]
     contents = [content(s, steps=DONE) for s in ("s1", "s2", "s3")]
     s = snap(gone, contents, folders=[policy(collections=False)])
-    assert plan(s, Settings(delete_grace=30)).of(DeleteRemote) == []
+    waiting = plan(s, Settings(delete_grace=30))
+    assert waiting.of(DeleteRemote) == [] and waiting.revisit_at == NOW + 25
     assert len(plan(s, Settings(delete_grace=3)).of(DeleteRemote)) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from syncd.config import FolderConfig
@@ -108,3 +109,35 @@ def test_real_events_land_in_pending_and_reading_does_not(tmp_path: Path) -> Non
         assert watcher.watched == [drop, tmp_path / "not-there-yet"]
     finally:
         watcher.stop()
+
+
+def test_intact_names_live_watches_and_a_rules_change_rewatches(tmp_path: Path) -> None:
+    drop, card = tmp_path / "drop", tmp_path / "card"
+    drop.mkdir()
+    card.mkdir()
+    p = Pending(settle=0.2, debounce=0.1)
+    watcher = Watcher(p)
+    watcher.start([folder(drop), folder(card)])
+    try:
+        assert watcher.intact() == {drop, card}
+        # A card swapped for another (same path, another directory): not vouched for any more.
+        card.rmdir()
+        card.mkdir()  # the kernel may hand out the same inode: the dead watch tells then
+        deadline = time.monotonic() + 10
+        while watcher.intact() != {drop} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watcher.intact() == {drop}
+        # A reload that widens include re-schedules the watch: the new extension wakes it.
+        wider = replace(folder(drop), include=("*.mp4", "*.mkv"))
+        watcher.ensure([wider, folder(card)])
+        assert watcher.intact() == {drop, card}
+        time.sleep(0.3)
+        p.clear()  # the card's own events
+        (drop / "clip.mkv").write_bytes(b"z" * 1000)
+        deadline = time.monotonic() + 10
+        while p.depth < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.depth == 1
+    finally:
+        watcher.stop()
+    assert watcher.intact() == frozenset()  # no observer: nothing is vouched for

@@ -1,12 +1,14 @@
 """The mirror job, run by the engine after every (non-dry-run) pass.
 
 For each video whose files are ``done`` (processed, pipelines finished, in their
-collection), and again every ``mirror.interval``:
+collection):
 
-1. pull its details (free) and, once search-process is done, its segment
-   embeddings (1 credit; pulled once per video, and again only if the index lost
-   them: stored embeddings never change, so re-pulling them every interval would
-   only spend credits);
+1. pull its details (free) once, then again only when the remote listing (checked
+   every ``mirror.interval``; the pass reads it anyway) says otherwise than the
+   stored details, so 10,000 quiet videos cost no request; and, once search-process
+   is done, its segment embeddings (1 credit; pulled once per video, and again only
+   if the index lost them: stored embeddings never change, so re-pulling them every
+   interval would only spend credits);
 2. store both in the catalog and the search index;
 3. write each of its files' sidecars (only bytes that changed are rewritten).
 
@@ -40,7 +42,7 @@ from syncd.mirror.index import SEARCH_DIR, SearchIndex
 from syncd.mirror.pull import Puller
 from syncd.mirror.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
-from syncd.models import ContentRecord, FileRecord
+from syncd.models import ContentRecord, FileRecord, ListedVideo
 from syncd.planner import RemoteView
 from syncd.remote.base import Remote
 from syncd.report import FileStatus
@@ -90,9 +92,15 @@ class Mirror:
         self.index = SearchIndex(catalog, config.state_dir / SEARCH_DIR, clock=clock)
         self.max_attempts = config.upload.max_attempts
         # A quiet pass skips the mirror: nothing changed in the catalog since the last
-        # run (``catalog.changes``) and no refresh or retry has fallen due.
-        self._changes_after_run: int | None = None
+        # run (``catalog.changes``), no retry has fallen due, the listing is the one the
+        # details were last checked against (or the next check is not due yet) and,
+        # when pulling, the one last pulled from.
+        self._changes_after_run: tuple[int, int] | None = None
         self._next_due = 0.0
+        self._checked_listing: RemoteView | None = None  # the listing details were last checked against
+        self._next_check = 0.0  # ...and when the next check is due (every mirror.interval)
+        self._listing_after_run: RemoteView | None = None  # pull_remote: the listing last pulled from
+        self._pull_due: float | None = None
         self._given_up: list[str] = []
         self._checked_files = False
 
@@ -113,9 +121,15 @@ class Mirror:
     # ---------------------------------------------------------------- the job
     def due(self, listing: RemoteView | None) -> bool:
         """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``)."""
-        if self.config.mirror.pull_remote and listing is not None:
-            return True
-        return self._changes_after_run != self.catalog.changes or self.clock() >= self._next_due
+        now = self.clock()
+        if listing is not None:
+            if now >= self._next_check and listing != self._checked_listing:
+                return True
+            # Pulling needs a listing: a new one, or a failed pull's retry fallen due.
+            pull_due = self._pull_due is not None and now >= self._pull_due
+            if self.config.mirror.pull_remote and (listing != self._listing_after_run or pull_due):
+                return True
+        return self._changes_after_run != self.catalog.changes or now >= self._next_due
 
     def skipped(self) -> MirrorReport:
         """The report of a skipped run: failures that gave up are still reported."""
@@ -126,15 +140,19 @@ class Mirror:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed."""
         report = MirrorReport()
-        if not self._checked_files:
-            # Once per process: drop leftovers of a crashed compaction, re-pull lost vectors.
+        verify = not self._checked_files
+        if verify:
+            # Once per process: drop leftovers of a crashed compaction, re-pull lost vectors,
+            # and compare every sidecar with what it should hold (repairs hand edits).
             self.index.remove_stale_files()
             self.index.verify()
             self._checked_files = True
+        now = self.clock()
+        check = listing if listing is not None and now >= self._next_check else None
         if self.config.mirror.pull_remote and listing is not None:
-            Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop).run(
-                listing, report
-            )
+            puller = Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop)
+            self._pull_due = puller.run(listing, report)
+            self._listing_after_run = listing
         files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
         contents = {c.sha256: c for c in self.catalog.contents()}
         touched = self._follow_files(files, report, unavailable)
@@ -151,13 +169,16 @@ class Mirror:
             if content is None:
                 continue
             try:
+                listed = check.listed.get(video_id) if check is not None else None
                 self._mirror_video(video_id, group, content, video=videos.get(video_id), rows=written[video_id],
-                                   report=report, touched=video_id in touched)
+                                   report=report, touched=video_id in touched, listed=listed, verify=verify)
             except OSError as exc:  # e.g. the state disk is full: report it, go on with the rest
                 report.problems.append(f"{group[0].file.path}: mirror: {exc}")
                 log.error("%s: mirror: %s", group[0].file.path, exc)
         self._drop_stale(contents, videos)
         self.index.compact()
+        if check is not None and not self.should_stop():
+            self._checked_listing, self._next_check = check, now + self.config.mirror.interval
         self._remember(report, targets)
         if report.written or report.moved or report.removed:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
@@ -165,18 +186,16 @@ class Mirror:
         return report
 
     def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]]) -> None:
-        """When the next run can have work: at once if anything is pending, else at the
-        earliest details refresh or retry."""
+        """When the next run can have work without a catalog change or a new listing:
+        at once if anything is pending, else at the earliest retry (or never)."""
         now = self.clock()
         videos = self.catalog.mirror_videos()
-        due = [now + self.config.mirror.interval]
+        due = [float("inf")]
         for video_id in targets:
             video = videos.get(video_id)
             if video is None or video.checked_at is None:
                 due.append(now)
-                continue
-            due.append(video.checked_at + self.config.mirror.interval)
-            if video.attempts:
+            elif video.attempts and video.retry_at > now:
                 due.append(video.retry_at)
         self._next_due = now if report.pending or self.should_stop() else min(due)
         self._given_up = list(report.problems)
@@ -240,11 +259,14 @@ class Mirror:
     # --------------------------------------------------------------- one video
     def _mirror_video(self, video_id: str, group: list[_Target], content: ContentRecord, *,
                       video: MirrorVideo | None, rows: dict[tuple[Path, str], MirrorFile],
-                      report: MirrorReport, touched: bool) -> None:
+                      report: MirrorReport, touched: bool, listed: ListedVideo | None, verify: bool) -> None:
+        """``listed``: the video's entry in a listing to check its details against (every
+        mirror.interval): they are pulled again only if it differs from the stored ones."""
         now = self.clock()
         waiting = video is not None and video.retry_at > now
-        refresh = not waiting and (video is None or video.checked_at is None
-                                   or now - video.checked_at >= self.config.mirror.interval)
+        refresh = not waiting and (video is None or video.checked_at is None or not video.details
+                                   or video.attempts > 0  # a failed pull, due again
+                                   or (listed is not None and listing_differs(video.details, listed)))
         if refresh:
             video = self._pull_details(video_id, group, content, report) or video
         if video is not None and video.details:
@@ -252,7 +274,8 @@ class Mirror:
             if not waiting and self._wants_embeddings(content) and video.embeddings_at is None:
                 self._pull_embeddings(video_id, group, content, report)
                 video = self.catalog.mirror_video(video_id) or video
-            errors = self._write_sidecars(video, group, content, rows, report, check=refresh, touched=touched)
+            errors = self._write_sidecars(video, group, content, rows, report, check=refresh or verify,
+                                          touched=touched)
             if errors and not waiting:
                 # Counted like a failed pull, so `sync --wait` stops waiting for a folder
                 # it cannot write to (retried every mirror.interval from then on).
@@ -392,6 +415,18 @@ def _stale(row: MirrorFile | None, video: MirrorVideo, sha256: str, collection: 
         return True
     newest = max(video.details_at or 0.0, video.embeddings_at or 0.0)
     return row.written_at < newest  # moved (written_at 0), or the data changed since
+
+
+def listing_differs(details: str, listed: ListedVideo) -> bool:
+    """Whether a listing entry says otherwise than the stored details (canonical JSON)."""
+    facts: dict[str, Any] = json.loads(details)
+    statuses = facts.get("statuses") or {}
+    return (
+        facts.get("name") != listed.name
+        or facts.get("created_at") != listed.created_at
+        or facts.get("hls_playlist_url") != listed.hls_playlist_url
+        or any(statuses.get(step) != state for step, state in listed.statuses)
+    )
 
 
 def _pipeline_states(content: ContentRecord) -> dict[str, str]:

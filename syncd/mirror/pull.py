@@ -91,25 +91,30 @@ class Puller:
             out.append(video_id)
         return out
 
-    def run(self, listing: RemoteView, report: MirrorReport) -> None:
+    def run(self, listing: RemoteView, report: MirrorReport) -> float | None:
+        """Pull what the listing has that nothing local accounts for. Returns when to
+        run again without a new listing: now if work was left (folder unavailable, a
+        stop), a failed pull's retry time, or None."""
         todo = self.candidates(listing)
-        if not todo:
-            return
-        folder = self._folder()
-        problem = folder_problem(folder.path, folder.require_marker)
-        if problem:
-            report.notes.append(f"not pulling {len(todo)} remote video(s): {problem}")
-            return
-        collections = self._collections_of(set(todo))
-        for video_id in todo:
-            if self.should_stop():
-                return
-            try:
-                self._pull(video_id, folder, collections.get(video_id, []), report)
-            except AuthError:
-                raise
-            except (RemoteError, OSError) as exc:
-                self._failed(video_id, str(exc), report)
+        if todo:
+            folder = self._folder()
+            problem = folder_problem(folder.path, folder.require_marker)
+            if problem:
+                report.notes.append(f"not pulling {len(todo)} remote video(s): {problem}")
+                return self.clock()
+            collections = self._collections_of(set(todo))
+            for video_id in todo:
+                if self.should_stop():
+                    return self.clock()
+                try:
+                    self._pull(video_id, folder, collections.get(video_id, []), report)
+                except AuthError:
+                    raise
+                except (RemoteError, OSError) as exc:
+                    self._failed(video_id, str(exc), report)
+        retries = [r.retry_at for video_id, r in self.catalog.pulls().items()
+                   if r.outcome == "failed" and video_id in listing.video_ids]
+        return min(retries, default=None)
 
     def _folder(self) -> FolderConfig:
         target = self.config.mirror.pull_into or self.config.folders[0].path

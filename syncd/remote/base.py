@@ -79,6 +79,8 @@ class RemoteVideo:
     status: str | None = None
     created_at: str | None = None
     pipelines: dict[str, StepState] = field(default_factory=dict)
+    hls_playlist_url: str | None = None
+    processing: dict[str, str | None] = field(default_factory=dict)  # step → raw status, e.g. "hls": "completed"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,12 @@ from syncd.remote.http import HttpClient, RetryPolicy
 BACKEND = "/api/backend/v1/developer"
 CHAT = "/api/chat/v1/developer"
 PAGE_SIZE = 100  # the documented maximum for page-based listings
+# Upload-side processing statuses, as videos/list and get-video-details both name them.
+PROCESSING_STATUS_KEYS = {
+    "thumbnail_generation_status": "thumbnail",
+    "transcoding_status": "transcoding",
+    "hls_generation_status": "hls",
+}
 READ_BLOCK = 1 << 20
 
 _STEP_STATES: dict[str, StepState] = {
@@ -305,6 +311,8 @@ class MikshiClient:
             status=item.get("status"),
             created_at=item.get("created_at"),
             pipelines=pipelines,
+            hls_playlist_url=item.get("hls_playlist_path"),
+            processing={name: item.get(key) for key, name in PROCESSING_STATUS_KEYS.items()},
         )
 
     def get_video_details(self, video_id: str) -> VideoDetails:
