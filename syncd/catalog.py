@@ -45,6 +45,8 @@ from syncd.remote.base import UploadSession
 
 CATALOG_FILE = "catalog.db"
 LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
+# A file as recorded: (size, mtime_ns, inode, sha256, present).
+RecordedFile = tuple[int, int, int, str | None, int]
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -333,13 +335,7 @@ class Catalog:
         keep = {f.rel_path for f, _ in seen} | set(unsettled)
         with self._tx() as db:
             # Read what is recorded first, so a quiet rescan of 10,000 files writes nothing.
-            known = {
-                row[0]: tuple(row[1:])
-                for row in db.execute(
-                    "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?",
-                    [str(folder)],
-                ).fetchall()
-            }
+            known = self._recorded(folder)
             for local, sha in seen:
                 if known.get(local.rel_path) == (local.size, local.mtime_ns, local.inode, sha, 1):
                     continue
@@ -356,18 +352,38 @@ class Catalog:
                          missing_since = NULL""",
                     [str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now],
                 )
-            # last_seen of unchanged files is refreshed at most hourly: one statement, rarely.
-            # Nothing decides on it, so it does not count as a change (see ``changes``).
-            self._bookkeeping += db.execute(
-                "UPDATE files SET last_seen = ? WHERE folder = ? AND present = 1 AND last_seen < ?",
-                [now, str(folder), now - LAST_SEEN_RESOLUTION],
-            ).rowcount
+            self._touch(folder, now)
             for rel_path, (*_, present) in known.items():
                 if present and rel_path not in keep:
                     db.execute(
                         "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
                         [now, str(folder), rel_path],
                     )
+
+    def recorded(self, folder: Path) -> dict[str, RecordedFile]:
+        """What the catalog holds of a folder's files, by relative path. Plain tuples:
+        a rescan compares 10,000 of them."""
+        with self._lock:
+            return self._recorded(folder)
+
+    def _recorded(self, folder: Path) -> dict[str, RecordedFile]:
+        rows = self.db.conn.execute(
+            "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
+        ).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    def scan_unchanged(self, folder: Path, now: float) -> None:
+        """A scan found exactly what is recorded: nothing to write but ``last_seen``."""
+        with self._tx():
+            self._touch(folder, now)
+
+    def _touch(self, folder: Path, now: float) -> None:
+        # last_seen of unchanged files is refreshed at most hourly: one statement, rarely.
+        # Nothing decides on it, so it does not count as a change (see ``changes``).
+        self._bookkeeping += self.db.conn.execute(
+            "UPDATE files SET last_seen = ? WHERE folder = ? AND present = 1 AND last_seen < ?",
+            [now, str(folder), now - LAST_SEEN_RESOLUTION],
+        ).rowcount
 
     def forget_file(self, folder: Path, rel_path: str) -> None:
         with self._tx() as db:

@@ -8,9 +8,15 @@ Threads, and what each may do:
   10,000 files is a few passes; uploads inside a pass share ``upload.concurrency``.
 * **watcher** (watchdog): files changed paths with due times in ``Pending``.
 * **scheduler** (APScheduler, ``max_instances=1``, ``coalesce``): rescan and remote
-  poll only *ask* the worker for a pass; it also pings the systemd watchdog.
+  poll only *ask* the worker for a pass; it also pings the systemd watchdog. A rescan
+  reads the listing too, and a poll due within half a poll interval of a listing is
+  dropped, so the two timers never cost two passes in one minute.
 * **supervisor** (the thread calling ``run``; the main thread under ``syncd run``):
   signals, start-up, shutdown.
+
+A remote poll with no event since the last pass does not walk the watched folders
+(``Watcher.intact``; the engine still checks each folder's guard): an idle daemon
+over 10,000 files spends a poll reading the listing, and little else.
 
 The worker sleeps until the earliest of: a changed path's due time (not sooner
 than ``debounce`` after the previous pass), a request from a timer, an unsettled
@@ -115,7 +121,9 @@ class Daemon:
         self.pending = Pending(config.upload.settle_seconds, self.timings.debounce)
         self.watcher = Watcher(self.pending)
         self._reload = threading.Event()
-        self._demands: set[str] = set()  # "scan", "listing": asked for by timers, start-up, reload
+        # "scan" + "listing": the rescan timer; "poll": the remote-poll timer; "listing":
+        # start-up and reload.
+        self._demands: set[str] = set()
         self._demand_lock = threading.Lock()
         self._progress = threading.Condition()
         self.passes = 0
@@ -132,6 +140,7 @@ class Daemon:
         self._backoff = self.timings.backoff_start
         self._followup = self.timings.followup_start
         self._last_pass_end = float("-inf")
+        self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
         self._last_seen: frozenset[tuple[object, ...]] = frozenset()  # the files the last pass saw
         self._scheduler: BackgroundScheduler | None = None
         self._metrics_server: MetricsServer | None = None
@@ -239,9 +248,11 @@ class Daemon:
             daemon=True,
         )
         # Timers only ask; the worker does the work (one writer of the catalog).
-        scheduler.add_job(self._demand, "interval", args=["scan"], id="rescan",
+        # A rescan reads the listing too, and a poll due soon after one is dropped: the
+        # two timers then never cost two passes within the same minute.
+        scheduler.add_job(self._demand, "interval", args=["scan", "listing"], id="rescan",
                           seconds=self.config.schedule.rescan)
-        scheduler.add_job(self._demand, "interval", args=["listing"], id="remote-poll",
+        scheduler.add_job(self._demand, "interval", args=["poll"], id="remote-poll",
                           seconds=self.config.schedule.remote_poll)
         interval = self.notifier.watchdog_interval
         if interval:
@@ -255,9 +266,9 @@ class Daemon:
         if self._worker is not None and self._worker.is_alive():
             self.notifier.watchdog()
 
-    def _demand(self, kind: str) -> None:
+    def _demand(self, *kinds: str) -> None:
         with self._demand_lock:
-            self._demands.add(kind)
+            self._demands.update(kinds)
         self.pending.wake.set()
 
     def _take_demands(self) -> set[str]:
@@ -380,6 +391,8 @@ class Daemon:
     def _step(self) -> None:
         now = time.monotonic()
         demands = self._take_demands()
+        if "poll" in demands and now - self._last_listing_at < self.config.schedule.remote_poll / 2:
+            demands.discard("poll")  # a rescan just read the listing: this poll has nothing to add
         changed = self.pending.take(now)  # whatever is due rides along with any pass
         fired = {name for name, due in self._timers.items() if due <= now}
         for name in fired - {"probe"}:
@@ -387,7 +400,7 @@ class Daemon:
         self.metrics.queue_depth.set(self.pending.depth)
         if not (demands or changed or fired):
             return
-        with_listing = "listing" in demands
+        with_listing = bool(demands & {"listing", "poll"})
         if self._remote is not RemoteState.UP:
             if "probe" not in fired or not self._probe_ok():
                 if demands or changed or fired - {"probe"}:
@@ -430,6 +443,8 @@ class Daemon:
             self._last_pass_end = time.monotonic()
             self.metrics.pass_seconds.observe(self._last_pass_end - started)
         outage = self._guard.outage is not None and not self.stop_event.is_set()
+        if report.listing_ok:
+            self._last_listing_at = started
         if outage:
             self._went_away(str(self._guard.outage))
         self._after_pass(report, self._last_pass_end - started, outage)

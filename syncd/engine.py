@@ -173,19 +173,17 @@ class Engine:
                 problems.append(scan.error or f"{folder.path}: cannot scan")
                 log.warning("%s", scan.error)
                 continue
-            known = {f.rel_path: f for f in self.catalog.files(folder.path)}
+            known = self.catalog.recorded(folder.path)
             seen, unsettled, to_hash = [], [], []
+            as_recorded = 0  # seen files recorded present with the same stat: nothing to write
             for local in scan.files:
                 if not local.settled:
                     unsettled.append(local.rel_path)
                     continue
                 record = known.get(local.rel_path)
-                if (
-                    record is not None
-                    and record.sha256
-                    and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
-                ):
-                    seen.append((local, record.sha256))
+                if record is not None and record[3] and record[:3] == (local.size, local.mtime_ns, local.inode):
+                    seen.append((local, record[3]))
+                    as_recorded += record[4]
                 else:
                     to_hash.append(local)
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
@@ -196,7 +194,11 @@ class Engine:
                     continue
                 hashed += 1
                 seen.append((result.file, result.sha256))
-            self.catalog.record_scan(folder.path, seen, unsettled, now)
+            recorded_present = sum(r[4] for r in known.values())
+            if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
+                self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+            else:
+                self.catalog.record_scan(folder.path, seen, unsettled, now)
             if not unsettled:
                 self._complete_scans[folder.path] = scan
         return scans, problems, hashed

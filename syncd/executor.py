@@ -52,7 +52,7 @@ from syncd.models import (
     Upload,
 )
 from syncd.planner import RemoteView
-from syncd.remote.base import Remote, UploadSession
+from syncd.remote.base import Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.executor")
@@ -133,6 +133,7 @@ class Executor:
         self.options = options
         self.clock = clock
         self._lock = threading.Lock()
+        self._last_listing: tuple[list[RemoteVideo], RemoteView] | None = None  # see read_listing
 
     # ======================================================== reads
     def read_listing(self) -> RemoteView | None:
@@ -144,6 +145,8 @@ class Executor:
         except RemoteError as exc:
             log.warning("remote listing failed; no remote deletions this pass: %s", exc)
             return None
+        if self._last_listing is not None and self._last_listing[0] == videos:
+            return self._last_listing[1]  # a quiet remote: the same records, the same view
         names: dict[str, list[str]] = {}
         for v in videos:
             names.setdefault(v.name, []).append(v.video_id)
@@ -151,7 +154,9 @@ class Executor:
             v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
             for v in videos
         }
-        return RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
+        view = RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
+        self._last_listing = (videos, view)
+        return view
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""

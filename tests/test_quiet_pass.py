@@ -106,3 +106,26 @@ def test_catalog_changes_see_another_connection(tmp_path: Path) -> None:
         assert mine.changes == before
         other.set_meta("touched", "1")  # e.g. `syncd restore` from a shell
         assert mine.changes != before
+
+
+def test_a_file_back_in_place_is_present_again(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """A rescan that finds exactly the recorded files writes nothing; one that finds a
+    file recorded as missing (an unplugged disk's file, back) must record it present."""
+    drop = tmp_path / "drop"
+    write_random(drop / "a.mp4", 50_000, seed=1)
+    write_random(drop / "b.mp4", 50_000, seed=2)
+    config = load_config(write_config(tmp_path, emu.base_url, plain(drop)), {"SYNCD_TEST_KEY": KEY})
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        engine = Engine(config, catalog, remote, delete_grace=3600)
+        engine.sync(wait=True, timeout=60)
+        before = catalog.changes
+        engine.observe()
+        assert catalog.changes == before  # a quiet rescan writes no row
+        aside = tmp_path / "b.mp4"
+        (drop / "b.mp4").rename(aside)
+        engine.observe()
+        assert not catalog.file(drop, "b.mp4").present  # type: ignore[union-attr]
+        aside.rename(drop / "b.mp4")  # same inode, size and mtime: only "present" differs
+        engine.observe()
+        assert catalog.file(drop, "b.mp4").present  # type: ignore[union-attr]
+        assert names(admin) == ["a.mp4", "b.mp4"]

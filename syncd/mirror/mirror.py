@@ -378,9 +378,11 @@ class Mirror:
                 rel_path=file.rel_path, sha256=content.sha256, local_size=file.size, embeddings=summary,
                 pulled_at=video.details_at or self.clock(),
             )
+            wrote = False
             try:
                 if self.layout.write_metadata(paths.json, doc):
                     report.written.append(str(paths.json))
+                    wrote = True
                 if not has_emb:
                     paths.emb.unlink(missing_ok=True)  # embeddings switched off, or none yet
                 elif write_emb:
@@ -390,15 +392,17 @@ class Mirror:
                         emb_bytes = embeddings_bytes(video.video_id, *stored)
                     if self.layout.write(paths.emb, emb_bytes):
                         report.written.append(str(paths.emb))
+                        wrote = True
             except OSError as exc:
                 beside = self.layout.directory is None
                 hint = " (read-only folder? set mirror.sidecars to a directory)" if beside else ""
                 log.info("%s: cannot write sidecars: %s", file.path, exc)
                 errors.append(f"{exc}{hint}")
                 continue
-            self.catalog.mirror_file_written(file.folder, file.rel_path, video.video_id, content.sha256,
-                                             target.collection, self.clock())
-            changed = True
+            if wrote or stale:  # a check that found the sidecars right records nothing
+                self.catalog.mirror_file_written(file.folder, file.rel_path, video.video_id, content.sha256,
+                                                 target.collection, self.clock())
+                changed = True
         if changed or check:
             self.index.set_text(
                 video.video_id,

@@ -43,6 +43,12 @@ from syncd.remote.http import HttpClient, RetryPolicy
 BACKEND = "/api/backend/v1/developer"
 CHAT = "/api/chat/v1/developer"
 PAGE_SIZE = 100  # the documented maximum for page-based listings
+# The fields of a videos/list entry that RemoteVideo keeps (not the pre-signed
+# thumbnail_path, which changes with every answer).
+LISTED_FIELDS = (
+    "video_id", "name", "status", "created_at", "hls_playlist_path", "transcoding_status",
+    "hls_generation_status", "thumbnail_generation_status", "analyse_status", "search_process_status",
+)
 # Upload-side processing statuses, as videos/list and get-video-details both name them.
 PROCESSING_STATUS_KEYS = {
     "thumbnail_generation_status": "thumbnail",
@@ -123,6 +129,7 @@ class MikshiClient:
     ) -> None:
         self.http = http or HttpClient(base_url, api_key, timeout=timeout, retry=retry)
         self.capabilities = Capabilities(direct_upload_max_bytes=direct_upload_max_bytes)
+        self._listed_before: dict[tuple[Any, ...], RemoteVideo] = {}  # see _listed
         self.description = f"mikshi at {self.http.base_url}"
 
     def __repr__(self) -> str:
@@ -270,24 +277,30 @@ class MikshiClient:
         sort_by: str | None = "created_at",
         sort_order: str | None = "asc",
     ) -> list[RemoteVideo]:
-        body = self.http.call(
-            "GET",
-            f"{BACKEND}/videos/list",
-            params={
-                "skip": skip,
-                "limit": limit,
-                "status": status,
-                "start_time": start_time,
-                "end_time": end_time,
-                "not_in_collection": None if not_in_collection is None else str(not_in_collection).lower(),
-                "sort_by": sort_by,
-                "sort_order": sort_order,
-            },
-            idempotent=True,
-        )
+        params = {
+            "skip": skip,
+            "limit": limit,
+            "status": status,
+            "start_time": start_time,
+            "end_time": end_time,
+            "not_in_collection": None if not_in_collection is None else str(not_in_collection).lower(),
+            "sort_by": sort_by,
+            "sort_order": sort_order,
+        }
+        body = self.http.call("GET", f"{BACKEND}/videos/list", params=params, idempotent=True)
         if not isinstance(body, list):
             raise IncompleteListingError("videos/list did not answer with a list")
-        return [self._video_item(item) for item in body]
+        return [self._listed(item) for item in body]
+
+    def _listed(self, item: dict[str, Any]) -> RemoteVideo:
+        """One listing entry; the record made from the same fields last time, if any. The
+        daemon walks every page every remote poll, and on a quiet remote (10,000 videos)
+        reusing the records makes the walk and the comparisons after it cheap."""
+        key = tuple(item.get(field) for field in LISTED_FIELDS)
+        video = self._listed_before.get(key)
+        if video is None:
+            video = self._listed_before[key] = self._video_item(item)
+        return video
 
     def iter_videos(self, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[RemoteVideo]:
         """Walk every page of videos/list (skip/limit) until a short page."""
@@ -600,6 +613,9 @@ class MikshiClient:
         seen: dict[str, RemoteVideo] = {}
         for video in self.iter_videos():
             seen.setdefault(video.video_id, video)
+        # Records of videos no longer listed are let go (renamed ones are made anew).
+        live = {id(v) for v in seen.values()}
+        self._listed_before = {k: v for k, v in self._listed_before.items() if id(v) in live}
         return list(seen.values())
 
     def video_details(self, video_id: str) -> VideoDetails:
