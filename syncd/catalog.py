@@ -38,6 +38,7 @@ from syncd.models import (
     FileRecord,
     JournalEntry,
     LocalFile,
+    RecordedFile,
     StepRecord,
     UploadRecord,
 )
@@ -45,8 +46,6 @@ from syncd.remote.base import UploadSession
 
 CATALOG_FILE = "catalog.db"
 LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
-# A file as recorded: (size, mtime_ns, inode, sha256, present).
-RecordedFile = tuple[int, int, int, str | None, int]
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -361,8 +360,8 @@ class Catalog:
                     )
 
     def recorded(self, folder: Path) -> dict[str, RecordedFile]:
-        """What the catalog holds of a folder's files, by relative path. Plain tuples:
-        a rescan compares 10,000 of them."""
+        """What the catalog holds of a folder's files, by relative path (tuples, not
+        FileRecords: a rescan compares 10,000 of them)."""
         with self._lock:
             return self._recorded(folder)
 
@@ -370,7 +369,7 @@ class Catalog:
         rows = self.db.conn.execute(
             "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
         ).fetchall()
-        return {row[0]: tuple(row[1:]) for row in rows}
+        return {row[0]: RecordedFile(*row[1:]) for row in rows}
 
     def scan_unchanged(self, folder: Path, now: float) -> None:
         """A scan found exactly what is recorded: nothing to write but ``last_seen``."""

@@ -181,9 +181,10 @@ class Engine:
                     unsettled.append(local.rel_path)
                     continue
                 record = known.get(local.rel_path)
-                if record is not None and record[3] and record[:3] == (local.size, local.mtime_ns, local.inode):
-                    seen.append((local, record[3]))
-                    as_recorded += record[4]
+                stat = (local.size, local.mtime_ns, local.inode)
+                if record is not None and record.sha256 and (record.size, record.mtime_ns, record.inode) == stat:
+                    seen.append((local, record.sha256))
+                    as_recorded += record.present
                 else:
                     to_hash.append(local)
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
@@ -194,7 +195,7 @@ class Engine:
                     continue
                 hashed += 1
                 seen.append((result.file, result.sha256))
-            recorded_present = sum(r[4] for r in known.values())
+            recorded_present = sum(r.present for r in known.values())
             if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
             else:

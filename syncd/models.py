@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, NamedTuple
 
 ContentState = Literal["new", "uploading", "uploaded", "failed", "remote_deleted", "deleted"]
 StepState = Literal["pending", "running", "done", "failed"]
@@ -46,6 +46,16 @@ class LocalFile:
     def subfolder(self) -> str | None:
         parts = PurePosixPath(self.rel_path).parts
         return parts[0] if len(parts) > 1 else None
+
+
+class RecordedFile(NamedTuple):
+    """What the catalog records of a file, as a rescan compares it (a tuple: cheap by the 10,000)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    present: int
 
 
 @dataclass(frozen=True)
