@@ -9,8 +9,8 @@ Threads, and what each may do:
 * **watcher** (watchdog): files changed paths with due times in ``Pending``.
 * **scheduler** (APScheduler, ``max_instances=1``, ``coalesce``): rescan and remote
   poll only *ask* the worker for a pass; it also pings the systemd watchdog. A rescan
-  reads the listing too, and a poll due within half a poll interval of a listing is
-  dropped, so the two timers never cost two passes in one minute.
+  walks the folders (the listing is the poll's job) and runs half a poll interval
+  away from the polls, so the walk and the listing never land in the same minute.
 * **supervisor** (the thread calling ``run``; the main thread under ``syncd run``):
   signals, start-up, shutdown.
 
@@ -55,10 +55,11 @@ from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd import __version__
 from syncd.catalog import Catalog
-from syncd.config import Config, load_config
+from syncd.config import Config, ScheduleConfig, load_config
 from syncd.engine import Engine, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError
 from syncd.executor import FatalRemoteError
@@ -94,6 +95,15 @@ class Timings:
     max_settle_checks: int = 10_000  # unsettled files stat'ed after a pass to time the next one
 
 
+def _rescan_trigger(schedule: ScheduleConfig) -> IntervalTrigger:
+    """Every ``rescan``, starting half a poll interval out of step with the poll timer
+    (added at the same moment): with the defaults (10m, 2m) a rescan comes a minute
+    after a poll, so no minute pays for both the walk and the listing."""
+    offset = min(schedule.remote_poll, schedule.rescan) / 2
+    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=schedule.rescan + offset)
+    return IntervalTrigger(seconds=schedule.rescan, start_date=start, timezone=datetime.UTC)
+
+
 class RemoteState(Enum):
     UP = "up"
     AWAY = "unreachable"
@@ -121,8 +131,8 @@ class Daemon:
         self.pending = Pending(config.upload.settle_seconds, self.timings.debounce)
         self.watcher = Watcher(self.pending)
         self._reload = threading.Event()
-        # "scan" + "listing": the rescan timer; "poll": the remote-poll timer; "listing":
-        # start-up and reload.
+        # "scan": the rescan timer; "poll": the remote-poll timer; "listing": start-up
+        # and reload.
         self._demands: set[str] = set()
         self._demand_lock = threading.Lock()
         self._progress = threading.Condition()
@@ -141,7 +151,8 @@ class Daemon:
         self._followup = self.timings.followup_start
         self._last_pass_end = float("-inf")
         self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
-        self._last_seen: frozenset[tuple[object, ...]] = frozenset()  # the files the last pass saw
+        # The catalog's change counter when ``statuses`` were last built (None: build anew).
+        self._statuses_at: tuple[int, int] | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._metrics_server: MetricsServer | None = None
         self._worker: threading.Thread | None = None
@@ -248,10 +259,7 @@ class Daemon:
             daemon=True,
         )
         # Timers only ask; the worker does the work (one writer of the catalog).
-        # A rescan reads the listing too, and a poll due soon after one is dropped: the
-        # two timers then never cost two passes within the same minute.
-        scheduler.add_job(self._demand, "interval", args=["scan", "listing"], id="rescan",
-                          seconds=self.config.schedule.rescan)
+        scheduler.add_job(self._demand, _rescan_trigger(self.config.schedule), args=["scan"], id="rescan")
         scheduler.add_job(self._demand, "interval", args=["poll"], id="remote-poll",
                           seconds=self.config.schedule.remote_poll)
         interval = self.notifier.watchdog_interval
@@ -392,7 +400,7 @@ class Daemon:
         now = time.monotonic()
         demands = self._take_demands()
         if "poll" in demands and now - self._last_listing_at < self.config.schedule.remote_poll / 2:
-            demands.discard("poll")  # a rescan just read the listing: this poll has nothing to add
+            demands.discard("poll")  # start-up or a reload just read the listing: nothing to add
         changed = self.pending.take(now)  # whatever is due rides along with any pass
         fired = {name for name, due in self._timers.items() if due <= now}
         for name in fired - {"probe"}:
@@ -466,14 +474,16 @@ class Daemon:
 
     def _after_pass(self, report: PassReport, seconds: float, outage: bool) -> None:
         assert self._engine is not None
-        seen = frozenset((f.folder, f.rel_path, f.size, f.mtime_ns) for scan in report.scans for f in scan.files)
-        # A quiet pass over a settled tree (the usual remote poll or rescan) changes no
-        # status: reuse the last ones rather than rebuild them for every file.
-        quiet = (seen == self._last_seen and not report.plan.actions and not report.hashed
-                 and not report.result.failed and all(s.terminal for s in self.statuses) and self.passes > 0)
-        self._last_seen = seen
+        # A status is made of catalog rows and the config alone: a pass over a settled
+        # tree that changed no row (the usual poll or rescan) reuses the last statuses
+        # rather than rebuild them for every file.
+        version = self._engine.catalog.changes
+        quiet = (version == self._statuses_at and not report.plan.actions and not report.hashed
+                 and not report.result.failed and all(s.terminal for s in self.statuses))
         if quiet:
-            log.debug("quiet pass in %.1fs: %d file(s), nothing changed", seconds, len(seen))
+            log.debug("quiet pass in %.1fs: %d file(s), nothing changed", seconds, len(self.statuses))
+        else:
+            self._statuses_at = version  # read before building: a later write builds again
         statuses = self.statuses if quiet else self._engine.statuses()
         counts = Counter(s.state for s in statuses)
         result = report.result
@@ -598,9 +608,10 @@ class Daemon:
         if new.upload.settle_seconds != old.upload.settle_seconds:
             self.pending.settle = new.upload.settle_seconds
             self.pending.clear()  # the full pass below covers whatever was pending
+        self._statuses_at = None  # folders and policies may differ: build statuses anew
         self.watcher.ensure(new.folders)
         if self._scheduler is not None:
-            self._scheduler.reschedule_job("rescan", trigger="interval", seconds=new.schedule.rescan)
+            self._scheduler.reschedule_job("rescan", trigger=_rescan_trigger(new.schedule))
             self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)
         if self._metrics_server is None:
             self._start_metrics()

@@ -218,8 +218,8 @@ class Executor:
         # Catalog-only and abort steps first, uploads together, then the rest in plan order.
         first = [a for a in rest if isinstance(a, (ForgetFile, AbortUpload, LinkVideo))]
         later = [a for a in rest if a not in first]
-        for action in first:
-            self._run(action, result)
+        for quick in first:
+            self._run(quick, result)
         self._run_uploads(uploads, result)
         unavailable: set[str] = set()
         for action in later:

@@ -53,7 +53,7 @@ def file_status(
     if content is None:
         return FileStatus(str(file.path), file.sha256, None, "new", collection)
     pipelines = policy.effective_pipelines
-    steps = {
+    steps: dict[str, tuple[str, float | None]] = {
         name: (content.step(name).state, content.step(name).percentage)
         for name in (*PROCESSING_STEPS, *pipelines)
     }

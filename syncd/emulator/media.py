@@ -40,7 +40,7 @@ def probe(path: Path, size: int) -> MediaInfo:
         return fallback(size)
     try:
         with av.open(str(path)) as container:
-            stream = next((s for s in container.streams if s.type == "video"), None)
+            stream = container.streams.video[0] if container.streams.video else None
             if stream is None:
                 return fallback(size)
             duration: float | None = None
@@ -48,8 +48,8 @@ def probe(path: Path, size: int) -> MediaInfo:
                 duration = container.duration / av.time_base
             elif stream.duration and stream.time_base:
                 duration = float(stream.duration * stream.time_base)
-            width = int(stream.codec_context.width or 0)
-            height = int(stream.codec_context.height or 0)
+            width = int(stream.width or 0)
+            height = int(stream.height or 0)
             if not duration or duration <= 0 or not width or not height:
                 base = fallback(size)
                 return MediaInfo(duration or base.duration_seconds, width or base.width,

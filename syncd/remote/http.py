@@ -190,11 +190,11 @@ class HttpClient:
                     yield response
                     return
             except httpx.TransportError as exc:
-                error = self._transport_error(method, path, exc)
-                if self._should_retry(error, attempt, idempotent):
-                    self._backoff(method, path, attempt, error)
+                lost = self._transport_error(method, path, exc)
+                if self._should_retry(lost, attempt, idempotent):
+                    self._backoff(method, path, attempt, lost)
                     continue
-                raise error from None
+                raise lost from None
 
     # ------------------------------------------------------------ object store
     def put_object_part(self, url: str, body: Callable[[], Iterable[bytes]], length: int) -> str:
@@ -215,7 +215,7 @@ class HttpClient:
             raise RemoteError("object store answered a part PUT without an ETag")
         return etag
 
-    def get_object(self, url: str, sink: Callable[[bytes], None]) -> int:
+    def get_object(self, url: str, sink: Callable[[bytes], object]) -> int:
         """Stream a pre-signed GET into ``sink``; return the byte count."""
         total = 0
         with self._plain.stream("GET", url) as response:

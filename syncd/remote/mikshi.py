@@ -691,7 +691,7 @@ def _walk_pages(fetch: Any, what: str) -> Iterator[Any]:
 
 def iter_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Parse a text/event-stream into (event, JSON data) pairs."""
-    event, data_lines = "message", []
+    event, data_lines = "message", list[str]()
     for line in lines:
         if line == "":
             if data_lines:
