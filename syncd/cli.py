@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from syncd import __version__
 from syncd.catalog import Catalog
@@ -154,7 +155,7 @@ def _session(config: Config, **engine_args: object) -> Iterator[tuple[Catalog, o
 class Progress:
     """Files and bytes on one self-overwriting line, only on a terminal."""
 
-    def __init__(self, stream=sys.stderr) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
         self.enabled = stream.isatty()
         self.bytes = 0

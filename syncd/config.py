@@ -758,7 +758,7 @@ class _Loader:
 
     def compose(self, text: str) -> Node | None:
         try:
-            return yaml.compose(text, Loader=yaml.SafeLoader)  # type: ignore[no-any-return]
+            return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "cannot parse"

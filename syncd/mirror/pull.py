@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from syncd.catalog import Catalog
 from syncd.config import Config, FolderConfig
@@ -47,7 +47,7 @@ _TEMP_SUFFIX = ".syncd-pull"
 class _HashingSink:
     """A write-only file wrapper that hashes and counts what goes through it."""
 
-    def __init__(self, fh: object) -> None:
+    def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -58,7 +58,7 @@ class _HashingSink:
             self.head += data[: 16 - len(self.head)]
         self.sha256.update(data)
         self.size += len(data)
-        return self._fh.write(data)  # type: ignore[attr-defined,no-any-return]
+        return self._fh.write(data)
 
 
 class Puller:
