@@ -15,10 +15,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -471,8 +471,11 @@ class Catalog:
             )
             db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
 
-    def content_gone(self, sha256: str, state: ContentState, *, drop_files: bool) -> None:
-        """The remote video is gone (we deleted it, or the remote did): close the content."""
+    def content_gone(self, sha256: str, state: ContentState, *,
+                     drop_files: Literal["all"] | Collection[tuple[Path, str]] = ()) -> None:
+        """The remote video is gone (we deleted it, or the remote did): close the content,
+        and forget ``drop_files`` (folder, rel_path) or "all" of its file rows. Rows of
+        copies kept on disk stay, or those files would be missing until the next walk."""
         now = self._clock()
         with self._tx() as db:
             db.execute(
@@ -481,8 +484,11 @@ class Catalog:
             )
             db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
             db.execute("DELETE FROM memberships WHERE sha256 = ?", [sha256])
-            if drop_files:
+            if drop_files == "all":
                 db.execute("DELETE FROM files WHERE sha256 = ?", [sha256])
+            else:
+                db.conn.executemany("DELETE FROM files WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+                               [(str(folder), rel, sha256) for folder, rel in drop_files])
 
     def restore_content(self, sha256: str) -> None:
         """Lift a tombstone: the content becomes new and will be uploaded again."""

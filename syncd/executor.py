@@ -453,7 +453,7 @@ class Executor:
 
     def _do_DeleteRemote(self, action: DeleteRemote, result: ExecResult) -> None:
         self._delete_remote_video(action.video_id, f"local copies deleted: {', '.join(action.paths)}")
-        self.catalog.content_gone(action.sha256, "deleted", drop_files=True)
+        self.catalog.content_gone(action.sha256, "deleted", drop_files="all")  # no copy is left
         result.done.append(action.describe())
 
     def _do_RemoteDeleted(self, action: RemoteDeleted, result: ExecResult) -> None:
@@ -474,7 +474,8 @@ class Executor:
                 if self.options.sidecar_hook:
                     self.options.sidecar_hook("delete", path, None)
                 self.catalog.log("delete-local", str(path), "ok")
-        self.catalog.content_gone(action.sha256, "remote_deleted", drop_files=action.policy != "keep")
+        moved_away = [] if action.policy == "keep" else [(action.folder, rel) for rel in action.rel_paths]
+        self.catalog.content_gone(action.sha256, "remote_deleted", drop_files=moved_away)
         self.catalog.log("remote-deleted", action.video_id, "ok", action.policy)
         result.done.append(action.describe())
 

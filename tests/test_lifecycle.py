@@ -135,6 +135,28 @@ def test_keep_policy_tombstones_until_restore(tmp_path: Path, emu: Emulator, adm
     assert sorted(v["name"] for v in admin_videos(admin)) == ["a.mp4", "b.mp4", "c.mp4"]
 
 
+def test_remote_delete_applies_each_folders_policy_to_its_own_copy(tmp_path: Path, emu: Emulator,
+                                                                    admin: httpx.Client) -> None:
+    """One content in two folders: the trashing folder's copy goes to its trash, and the
+    keeping folder's copy stays tracked (shown as remote-deleted) from the same pass on."""
+    keep, trash = tmp_path / "keep", tmp_path / "trash"
+    write_random(keep / "a.mp4", 50_000, seed=1)
+    trash.mkdir()
+    shutil.copyfile(keep / "a.mp4", trash / "a.mp4")
+    folders = [{"path": str(keep), "on_remote_delete": "keep", "collections": "none"},
+               {"path": str(trash), "on_remote_delete": "trash", "collections": "none"}]
+    config = write_config(tmp_path, emu.base_url, folders)
+    synced(config)
+    [video] = admin_videos(admin)
+    admin.delete(f"/videos/{video['video_id']}").raise_for_status()
+    one_pass = run_syncd(config, "sync")
+    assert one_pass.returncode == 0, one_pass.stdout + one_pass.stderr
+    assert (trash / ".syncd-trash/a.mp4").exists() and not (trash / "a.mp4").exists()
+    assert (keep / "a.mp4").exists()
+    assert [(r["path"], r["state"]) for r in status(config)] == [(str(keep / "a.mp4"), "remote-deleted")]
+    assert admin_videos(admin) == [], "never silently re-uploaded"
+
+
 def test_mass_local_delete_is_refused_until_allowed(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
     drop = tree(tmp_path, {f"v{i}.mp4": i for i in range(5)})
     config = write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "none", "pipelines": []}])
