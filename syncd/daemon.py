@@ -9,8 +9,9 @@ Threads, and what each may do:
 * **watcher** (watchdog): files changed paths with due times in ``Pending``.
 * **scheduler** (APScheduler, ``max_instances=1``, ``coalesce``): rescan and remote
   poll only *ask* the worker for a pass; it also pings the systemd watchdog. A rescan
-  walks the folders (the listing is the poll's job) and runs half a poll interval
-  away from the polls, so the walk and the listing never land in the same minute.
+  walks the folders (the listing is the poll's job) and runs midway between two polls
+  (when ``rescan`` is a multiple of ``remote_poll``), so the walk and the listing do
+  not land in the same minute.
 * **supervisor** (the thread calling ``run``; the main thread under ``syncd run``):
   signals, start-up, shutdown.
 
@@ -96,9 +97,10 @@ class Timings:
 
 
 def _rescan_trigger(schedule: ScheduleConfig) -> IntervalTrigger:
-    """Every ``rescan``, starting half a poll interval out of step with the poll timer
-    (added at the same moment): with the defaults (10m, 2m) a rescan comes a minute
-    after a poll, so no minute pays for both the walk and the listing."""
+    """Every ``rescan``, starting half a poll interval (at most half a rescan) after a
+    poll: the poll timer is added at the same moment. While ``rescan`` is a multiple of
+    ``remote_poll`` (the defaults: 10m, 2m), every rescan then falls midway between two
+    polls, and no minute pays for both the walk and the listing."""
     offset = min(schedule.remote_poll, schedule.rescan) / 2
     start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=schedule.rescan + offset)
     return IntervalTrigger(seconds=schedule.rescan, start_date=start, timezone=datetime.UTC)
@@ -400,7 +402,7 @@ class Daemon:
         now = time.monotonic()
         demands = self._take_demands()
         if "poll" in demands and now - self._last_listing_at < self.config.schedule.remote_poll / 2:
-            demands.discard("poll")  # start-up or a reload just read the listing: nothing to add
+            demands.discard("poll")  # a pass just read the listing (the remote came back): nothing to add
         changed = self.pending.take(now)  # whatever is due rides along with any pass
         fired = {name for name, due in self._timers.items() if due <= now}
         for name in fired - {"probe"}:
@@ -408,6 +410,8 @@ class Daemon:
         self.metrics.queue_depth.set(self.pending.depth)
         if not (demands or changed or fired):
             return
+        # Before the walk, so that a folder's walk never precedes its watch.
+        fresh = self.watcher.ensure(self.config.folders)
         with_listing = bool(demands & {"listing", "poll"})
         if self._remote is not RemoteState.UP:
             if "probe" not in fired or not self._probe_ok():
@@ -417,10 +421,12 @@ class Daemon:
             with_listing = True  # back: catch up on remote deletions too
         # No event came and no rescan is due: the watched folders need not be walked again
         # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
+        # A folder watched only from now on (a disk mounted later) is walked all the same.
         local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry"})
-        self._pass(with_listing, frozenset() if local_news else self.watcher.intact())
+        self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
+                   grace_ran_out="grace" in fired)
 
-    def _pass(self, with_listing: bool, unchanged: frozenset[Path]) -> None:
+    def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False) -> None:
         assert self._engine is not None and self._guard is not None
         started = time.monotonic()
         try:
@@ -455,7 +461,7 @@ class Daemon:
             self._last_listing_at = started
         if outage:
             self._went_away(str(self._guard.outage))
-        self._after_pass(report, self._last_pass_end - started, outage)
+        self._after_pass(report, self._last_pass_end - started, outage, grace_ran_out)
 
     def _observe_only(self) -> None:
         """Remote away: still scan, hash and record, so catching up later uploads at once."""
@@ -472,7 +478,7 @@ class Daemon:
             log.info("catalogued %d new file version(s) while the remote is %s", hashed, self._remote.value)
         self._schedule_settle(scans)
 
-    def _after_pass(self, report: PassReport, seconds: float, outage: bool) -> None:
+    def _after_pass(self, report: PassReport, seconds: float, outage: bool, grace_ran_out: bool) -> None:
         assert self._engine is not None
         # A status is made of catalog rows and the config alone: a pass over a settled
         # tree that changed no row (the usual poll or rescan) reuses the last statuses
@@ -510,11 +516,12 @@ class Daemon:
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
         self._schedule_settle(report.scans)
-        if not quiet or "grace" in self._timers:
+        # A quiet pass leaves the grace times as they were: look again only if the grace
+        # timer is set, or fired for this pass (its pass may have come a moment early).
+        if not quiet or grace_ran_out or "grace" in self._timers:
             self._schedule_grace()
         mirror = getattr(report, "mirror", None)  # the mirror step's report, when it ran
         self._schedule_followup(statuses, bool(changes or report.hashed), bool(mirror and mirror.pending))
-        self.watcher.ensure(self.config.folders)
         self.notifier.status(self._status_line(counts))
         with self._progress:
             self.passes += 1
@@ -609,7 +616,6 @@ class Daemon:
             self.pending.settle = new.upload.settle_seconds
             self.pending.clear()  # the full pass below covers whatever was pending
         self._statuses_at = None  # folders and policies may differ: build statuses anew
-        self.watcher.ensure(new.folders)
         if self._scheduler is not None:
             self._scheduler.reschedule_job("rescan", trigger=_rescan_trigger(new.schedule))
             self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)

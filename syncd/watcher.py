@@ -201,10 +201,12 @@ class Watcher:
         self._observer.start()
         self.ensure(folders)
 
-    def ensure(self, folders: Sequence[FolderConfig]) -> None:
-        """Watch every folder that exists now; drop watches of folders gone or no longer configured.
+    def ensure(self, folders: Sequence[FolderConfig]) -> frozenset[Path]:
+        """Watch every folder that exists now; drop watches of folders gone or no longer
+        configured. Returns the folders watched from now on: what happened in them
+        before was seen by no watch, so they must be walked again.
 
-        Called after every pass, so a disk mounted later gets watched (until then the
+        Called before every pass, so a disk mounted later gets watched (until then the
         periodic rescan covers it, and the scan's folder guard reports it).
         """
         wanted = {f.path: _Rules(str(f.path), tuple(p.lower() for p in f.include), tuple(p.lower() for p in f.exclude))
@@ -215,6 +217,7 @@ class Watcher:
             # A watch also dies with its directory (deleted and made again: maybe the same inode).
             if wanted.get(path) != entry.rules or _identity(path) != entry.identity or entry.watch not in live:
                 self._unschedule(path)
+        fresh: set[Path] = set()
         for path, rules in wanted.items():
             if path in self._watches:
                 continue
@@ -233,7 +236,9 @@ class Watcher:
                 continue
             self._warned.discard(path)
             self._watches[path] = _Watch(watch, identity, rules)
+            fresh.add(path)
             log.debug("watching %s", path)
+        return frozenset(fresh)
 
     def _unschedule(self, path: Path) -> None:
         entry = self._watches.pop(path)

@@ -173,6 +173,22 @@ def test_files_changed_while_down_are_picked_up_at_start(tmp_path: Path, emu: Em
         assert daemon.stop() == 0
 
 
+def test_a_folder_mounted_while_running_is_walked_and_watched(tmp_path: Path, emu: Emulator,
+                                                              admin: httpx.Client) -> None:
+    """A camera card plugged in after start: no rescan is due for 10 minutes, yet what is
+    on it lands (walked once its watch exists), and so does what is copied on later."""
+    drop, card = tmp_path / "drop", tmp_path / "card"
+    write_random(drop / "a.mp4", 100_000, seed=1)
+    config = daemon_config(tmp_path, emu.base_url, plain_folders(drop, card), schedule={"rescan": "10m"})
+    with SyncdDaemon(config) as daemon:
+        wait_for(lambda: names(admin) == ["a.mp4"], 60, "a.mp4 uploaded", daemon.log)
+        write_random(card / "b.mp4", 110_000, seed=2)
+        wait_for(lambda: names(admin) == ["a.mp4", "b.mp4"], 60, "the card's file uploaded", daemon.log)
+        write_random(card / "c.mp4", 120_000, seed=3)
+        wait_for(lambda: names(admin) == ["a.mp4", "b.mp4", "c.mp4"], 60, "a later copy uploaded", daemon.log)
+        assert daemon.stop() == 0
+
+
 def test_move_copy_and_delete_while_running_propagate(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
     drop = tmp_path / "drop"
     for seed, rel in enumerate(["cam1/a.mp4", "cam1/b.mp4", "cam2/c.mp4"]):

@@ -105,8 +105,11 @@ def test_real_events_land_in_pending_and_reading_does_not(tmp_path: Path) -> Non
             time.sleep(0.05)
         assert p.depth == 2  # new.mp4 and moved.mp4
         (tmp_path / "not-there-yet").mkdir()  # a disk mounted later gets watched on the next ensure()
-        watcher.ensure([folder(drop), folder(tmp_path / "not-there-yet")])
+        # ... which names it as watched from now on: the daemon walks it again, since
+        # whatever happened there before its watch raised no event.
+        assert watcher.ensure([folder(drop), folder(tmp_path / "not-there-yet")]) == {tmp_path / "not-there-yet"}
         assert watcher.watched == [drop, tmp_path / "not-there-yet"]
+        assert watcher.ensure([folder(drop), folder(tmp_path / "not-there-yet")]) == frozenset()
     finally:
         watcher.stop()
 
@@ -129,7 +132,7 @@ def test_intact_names_live_watches_and_a_rules_change_rewatches(tmp_path: Path) 
         assert watcher.intact() == {drop}
         # A reload that widens include re-schedules the watch: the new extension wakes it.
         wider = replace(folder(drop), include=("*.mp4", "*.mkv"))
-        watcher.ensure([wider, folder(card)])
+        assert watcher.ensure([wider, folder(card)]) == {drop, card}
         assert watcher.intact() == {drop, card}
         time.sleep(0.3)
         p.clear()  # the card's own events
