@@ -666,7 +666,9 @@ _SCHEMA = _Section(
             "schedule",
             "Periodic work in the daemon (file events trigger work in between).",
             (
-                _Key("rescan", _duration(positive=True), "Full rescan of every folder.", "10m"),
+                _Key("rescan", _duration(positive=True),
+                     "Full rescan of every folder. Keep it a multiple of remote_poll: it then runs "
+                     "midway between two polls, never in the same minute as one.", "10m"),
                 _Key("remote_poll", _duration(positive=True), "Poll the remote for changes.", "2m"),
             ),
         ),
