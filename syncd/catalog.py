@@ -488,7 +488,7 @@ class Catalog:
                 db.execute("DELETE FROM files WHERE sha256 = ?", [sha256])
             else:
                 db.conn.executemany("DELETE FROM files WHERE folder = ? AND rel_path = ? AND sha256 = ?",
-                               [(str(folder), rel, sha256) for folder, rel in drop_files])
+                                    [(str(folder), rel, sha256) for folder, rel in drop_files])
 
     def restore_content(self, sha256: str) -> None:
         """Lift a tombstone: the content becomes new and will be uploaded again."""
