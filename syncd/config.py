@@ -625,7 +625,9 @@ _SCHEMA = _Section(
                 _Key(
                     "direct_upload_below",
                     _size(0),
-                    "Files smaller than this use the single-request direct upload; 0 = always multipart.",
+                    "Files smaller than this use the single-request direct upload; 0 = always "
+                    "multipart. Over the remote's own cap (100 MB on Mikshi), it answers 413 and "
+                    "syncd uploads in parts.",
                     0,
                 ),
                 _Key(

@@ -27,6 +27,7 @@ from syncd.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    PayloadTooLargeError,
     RemoteError,
     SyncdError,
     TransportError,
@@ -134,6 +135,7 @@ class Executor:
         self.clock = clock
         self._lock = threading.Lock()
         self._last_listing: tuple[list[RemoteVideo], RemoteView] | None = None  # see read_listing
+        self._direct_below = options.direct_upload_below  # lowered by a 413 (the server's cap)
 
     # ======================================================== reads
     def read_listing(self) -> RemoteView | None:
@@ -249,9 +251,15 @@ class Executor:
         return True
 
     def _fatal(self, exc: RemoteError) -> FatalRemoteError:
-        return FatalRemoteError(
-            f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
-        )
+        # Every video and collection syncd touches on the API was made with its key, so a
+        # 403 there ("not authorized for this video") means the key now belongs to
+        # another account: stop like for a bad key rather than fail item by item.
+        if isinstance(exc, ForbiddenError):
+            return FatalRemoteError(
+                f"the API key from {self.options.key_source} may not use the videos and collections "
+                f"syncd made ({exc}); is it another account's key? stopping"
+            )
+        return FatalRemoteError(f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping")
 
     # ---------------------------------------------------------- uploads
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
@@ -285,10 +293,17 @@ class Executor:
                 self.catalog.update_content(sha, state="new", video_id=None)
             record = self.catalog.upload_for(sha)
             self.catalog.log("upload", str(action.path), "started", f"sha256 {sha}")
-            if record is None and 0 < action.size < self.options.direct_upload_below:
-                video_id = self.remote.direct_upload(action.path, action.name)
-                parts, sent = 1, action.size
-            else:
+            video_id = None
+            if record is None and 0 < action.size < self._direct_below:
+                try:
+                    video_id = self.remote.direct_upload(action.path, action.name)
+                    parts, sent = 1, action.size
+                except PayloadTooLargeError:
+                    # The cap is the server's, set per environment: over it, multipart (as the
+                    # doc says), now and for every file this size or larger.
+                    self._direct_below = min(self._direct_below, action.size)
+                    log.info("%s: over the remote's direct-upload cap; uploading in parts", action.path)
+            if video_id is None:
                 resume = None
                 if record is not None:
                     resume = ResumeState(

@@ -16,6 +16,7 @@ import httpx
 from syncd.emulator import Emulator
 from tests.conftest import (
     KEY,
+    OTHER_KEY,
     MiB,
     admin_videos,
     emulator_config,
@@ -139,6 +140,22 @@ def test_wrong_key_stops_with_a_clear_message(tmp_path: Path, emu: Emulator) -> 
     assert "Traceback" not in result.stderr and "sk_wrong_key_123456" not in result.stderr
 
 
+def test_another_accounts_key_stops_and_touches_nothing(tmp_path: Path, emu: Emulator,
+                                                        admin: httpx.Client) -> None:
+    """A valid key of another account: syncd's videos are not in its listing and answer
+    403, not 404. That is no proof of a remote deletion: stop, and trash nothing."""
+    drop = tmp_path / "drop"
+    write_random(drop / "a.mp4", 1000, seed=5)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    assert run_syncd(config, "sync").returncode == 0
+    result = run_syncd(config, "sync", key=OTHER_KEY)
+    assert result.returncode == 1
+    assert "may not use the videos and collections syncd made" in result.stderr
+    assert "another account's key" in result.stderr and "Traceback" not in result.stderr
+    assert (drop / "a.mp4").exists() and not (drop / ".syncd-trash").exists()
+    assert [v["name"] for v in admin_videos(admin)] == ["a.mp4"]
+
+
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, emu: Emulator) -> None:
     config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"concurency": 3})
     result = run_syncd(config, "sync")
@@ -170,6 +187,24 @@ def test_status_lists_state_counts_and_pending_files(tmp_path: Path, emu: Emulat
     table = run_syncd(config, "status")
     assert table.returncode == 0 and "1 tracked file(s)" in table.stdout
     assert "processing" in table.stdout and "a.mp4" in table.stdout
+
+
+def test_over_the_servers_direct_cap_switches_to_multipart(tmp_path: Path) -> None:
+    """The direct-upload cap is the server's (per environment): a 413 means multipart,
+    in the same pass, and no more direct tries for files as large."""
+    for i in range(2):
+        write_random(tmp_path / "drop" / f"f{i}.mp4", 300_000, seed=30 + i)
+    with Emulator(emulator_config(tmp_path / "emu", direct_upload_max_bytes=200_000)) as emu:
+        config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path),
+                              upload={"direct_upload_below": "1MiB", "concurrency": 1})
+        result = run_syncd(config, "sync")
+        assert result.returncode == 0, result.stdout + result.stderr
+        with httpx.Client(base_url=f"{emu.base_url}/_admin") as admin:
+            assert sorted(v["name"] for v in admin_videos(admin)) == ["f0.mp4", "f1.mp4"]
+            log = admin.get("/requests").json()
+    direct = [r["status"] for r in log if r["path"].endswith("/uploads/direct")]
+    assert direct == [413], "one direct try, then multipart for both"
+    assert sum(1 for r in log if r["path"].endswith("/multipart/initiate")) == 2
 
 
 def test_second_emulator_restart_keeps_state(tmp_path: Path) -> None:
