@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from syncd.errors import (
 from syncd.remote.base import ChatMessage, UploadSession
 from syncd.remote.http import RetryPolicy
 from syncd.remote.mikshi import MikshiClient
-from syncd.remote.multipart import ResumeState, upload_file
+from syncd.remote.multipart import ResumeState, UploadLost, upload_file
 from tests.conftest import FAST_RETRY, KEY, OTHER_KEY, MiB, admin_videos, emulator_config, set_faults, write_random
 
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -122,6 +123,48 @@ def test_resume_after_completion_answer_was_lost(tmp_path: Path, client: MikshiC
                          journal=MemoryJournal(), resume=ResumeState(session, 5 * MiB, {1: etag}))
     assert result.video_id == session.video_id
     assert [v["video_id"] for v in admin_videos(admin)] == [session.video_id]
+
+
+def test_a_part_url_expired_before_its_put_is_signed_again(tmp_path: Path, emu: Emulator,
+                                                            admin: httpx.Client) -> None:
+    """A stall between signing a part URL and sending it (a suspended machine): S3
+    answers 403; the driver signs again instead of aborting the upload."""
+
+    class Stalling(MikshiClient):
+        stalled = False
+
+        def put_part_bytes(self, url: str, source: BinaryIO, offset: int, length: int) -> str:
+            if not Stalling.stalled:
+                Stalling.stalled = True
+                admin.post("/clock/advance", json={"seconds": 3600}).raise_for_status()  # past the URL's TTL
+            return super().put_part_bytes(url, source, offset, length)
+
+    source = write_random(tmp_path / "e.mp4", 6 * MiB, seed=6)
+    journal = MemoryJournal()
+    with Stalling(emu.base_url, KEY, retry=FAST_RETRY) as stalling:
+        result = upload_file(stalling, source, name="e.mp4", part_size=5 * MiB, concurrency=1, journal=journal)
+    assert Stalling.stalled and journal.ended == ["registered"]
+    puts = [r["status"] for r in admin.get("/requests").json() if r["method"] == "PUT"]
+    assert puts == [403, 200, 200], "the refused part is sent again with a new URL"
+    assert admin.get(f"/videos/{result.video_id}/bytes").content == source.read_bytes()
+
+
+def test_an_upload_gone_mid_part_is_lost_not_failed(tmp_path: Path, client: MikshiClient,
+                                                     admin: httpx.Client) -> None:
+    """The upload is aborted elsewhere while a part is on its way: NoSuchUpload (404)
+    ends the session as lost, so the next attempt starts a new upload."""
+
+    class Aborting(MikshiClient):
+        def put_part_bytes(self, url: str, source: BinaryIO, offset: int, length: int) -> str:
+            [open_upload] = admin.get("/uploads").json()
+            client.multipart_abort(open_upload["object_name"], open_upload["upload_id"])
+            return super().put_part_bytes(url, source, offset, length)
+
+    source = write_random(tmp_path / "g.mp4", 1000, seed=7)
+    journal = MemoryJournal()
+    with Aborting(client.http.base_url, KEY, retry=FAST_RETRY) as aborting, pytest.raises(UploadLost):
+        upload_file(aborting, source, name="g.mp4", part_size=5 * MiB, concurrency=1, journal=journal)
+    assert journal.ended == ["lost"] and admin.get("/uploads").json() == []
 
 
 def test_permanent_failure_aborts_the_upload(tmp_path: Path, client: MikshiClient, admin: httpx.Client) -> None:

@@ -163,7 +163,8 @@ class ChunkedUploader(Protocol):
     def put_part(
         self, session: UploadSession, part_number: int, source: BinaryIO, offset: int, length: int
     ) -> str:
-        """Send ``length`` bytes of ``source`` from ``offset``; return the ETag verbatim."""
+        """Send ``length`` bytes of ``source`` from ``offset``; return the ETag verbatim.
+        Each call signs a fresh part URL, so calling again after a 403 can succeed."""
         ...
 
     def list_parts(self, session: UploadSession) -> dict[int, str]: ...

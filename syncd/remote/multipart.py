@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from syncd.errors import BadRequestError, ConflictError, NotFoundError, RemoteError, SyncdError
+from syncd.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RemoteError, SyncdError
 from syncd.remote.base import ChunkedUploader, UploadSession
 
 log = logging.getLogger("syncd.upload")
@@ -196,7 +196,7 @@ def _send_parts(
             if number is None:
                 return
             offset, length = ranges[number]
-            etag = uploader.put_part(session, number, source, offset, length)
+            etag = _put_part(uploader, session, number, source, offset, length)
             journal.part_done(session, number, etag, length)
             with lock:
                 done[number] = etag
@@ -219,6 +219,20 @@ def _send_parts(
             wait(futures)
             raise failure
     return sent[0], sent[1]
+
+
+def _put_part(uploader: ChunkedUploader, session: UploadSession, number: int, source: BinaryIO,
+              offset: int, length: int) -> str:
+    try:
+        return uploader.put_part(session, number, source, offset, length)
+    except ForbiddenError:
+        # The object store refused the pre-signed URL: it expired between signing and
+        # sending (a stall, a suspended machine). ``put_part`` signs anew: try once more
+        # rather than abort an upload whose other parts are safely on the remote.
+        log.info("upload %s: part %d's URL was refused; signing it again", session.upload_id, number)
+        return uploader.put_part(session, number, source, offset, length)
+    except NotFoundError as exc:  # NoSuchUpload: aborted or expired on the remote
+        raise UploadLost(f"upload {session.upload_id} is gone from the remote: {exc.message}") from exc
 
 
 def _complete(uploader: ChunkedUploader, session: UploadSession, parts: list[tuple[int, str]]) -> None:
