@@ -107,7 +107,6 @@ def details(ctx: Context, req: Request) -> Response:
             "duration_seconds": video.duration_seconds,
             "width": video.width,
             "height": video.height,
-            "size_bytes": obj.size if obj else 0,
         },
         "created_at": iso(video.created_at),
     })
