@@ -8,10 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from syncd.emulator import Emulator
 from tests.conftest import (
@@ -154,6 +157,45 @@ def test_another_accounts_key_stops_and_touches_nothing(tmp_path: Path, emu: Emu
     assert "another account's key" in result.stderr and "Traceback" not in result.stderr
     assert (drop / "a.mp4").exists() and not (drop / ".syncd-trash").exists()
     assert [v["name"] for v in admin_videos(admin)] == ["a.mp4"]
+
+
+class KeyEchoingServer(ThreadingHTTPServer):
+    """A remote that answers every request with ``status`` and echoes the API key it was
+    sent in the error message (as careless servers do)."""
+
+    def __init__(self, status: int) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                body = json.dumps({"detail": f"Invalid API key '{self.headers.get('X-API-Key')}'"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_a_key_echoed_by_the_remote_is_redacted_everywhere(tmp_path: Path, status: int) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", 1000, seed=5)
+    server = KeyEchoingServer(status)
+    try:
+        config = write_config(tmp_path, f"http://127.0.0.1:{server.server_address[1]}", folder_cfg(tmp_path),
+                              upload={"direct_upload_below": "1MiB"})
+        result = run_syncd(config, "sync")  # asserts the key is not in its output
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1 and "Invalid API key '[API key]'" in result.stderr
+    for stored in (tmp_path / "state").iterdir():
+        assert KEY.encode() not in stored.read_bytes(), stored
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, emu: Emulator) -> None:

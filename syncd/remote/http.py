@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -113,6 +114,10 @@ class HttpClient:
         user_agent: str = "syncd",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # A server may echo the key in an error ("invalid API key 'sk_…'"): every message
+        # built from an answer has it replaced, in the forms it could come back in.
+        self._secrets = sorted({api_key, quote(api_key, safe=""), json.dumps(api_key)[1:-1]} - {""},
+                               key=len, reverse=True)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = random.Random()
@@ -263,20 +268,24 @@ class HttpClient:
         log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
         self._sleep(delay)
 
-    @staticmethod
-    def _status_error(response: httpx.Response, path: str) -> HTTPStatusError:
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (as sent, URL- or JSON-escaped) replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[API key]")
+        return text
+
+    def _status_error(self, response: httpx.Response, path: str) -> HTTPStatusError:
         message, code = error_message(response)
         return error_for_status(
             response.status_code,
-            message,
+            self.redact(message),
             endpoint=path,
-            code=code,
+            code=None if code is None else self.redact(code),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
-    @staticmethod
-    def _transport_error(method: str, path: str, exc: httpx.TransportError) -> TransportError:
+    def _transport_error(self, method: str, path: str, exc: httpx.TransportError) -> TransportError:
         # ConnectError / ConnectTimeout: the request never reached the server.
         sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
         kind = type(exc).__name__
-        return TransportError(f"{method} {path}: {kind}: {exc}", sent=sent)
+        return TransportError(self.redact(f"{method} {path}: {kind}: {exc}"), sent=sent)

@@ -501,7 +501,8 @@ class MikshiClient:
                 elif event == "done":
                     return
                 elif event == "error":
-                    raise RemoteError(f"chat stream failed: {data.get('detail') or data.get('message')}")
+                    detail = data.get("detail") or data.get("message")
+                    raise RemoteError(self.http.redact(f"chat stream failed: {detail}"))
         raise TransportError("chat stream ended without a done or error event")
 
     @staticmethod
