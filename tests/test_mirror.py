@@ -272,7 +272,7 @@ def test_pull_remote_downloads_other_clients_videos_safely(tmp_path: Path, emu: 
     clear_requests(admin)
     out = synced(config)
     expected = {
-        "../../etc/x.mp4": drop / "yard" / "x.mp4",
+        "../../etc/x.mp4": drop / "x.mp4",  # its collection "../../yard" is no folder name
         "cam/evil\x00name.mp4": drop / "evilname.mp4",
         "..": drop / f"video-{ids['..'][:8]}.mp4",
     }
@@ -296,6 +296,30 @@ def test_pull_remote_downloads_other_clients_videos_safely(tmp_path: Path, emu: 
     synced(config)
     assert [r for r in admin.get("/requests").json() if r["path"].startswith("/s3/")] == []
     assert len(admin_videos(admin)) == 3
+
+
+@pytest.mark.parametrize("collection", ["clips.tmp", "a/b"])
+def test_a_pulled_video_whose_collection_is_no_folder_name_lands_at_the_top(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, client: MikshiClient, collection: str) -> None:
+    """"clips.tmp" is skipped by the default exclude: a file under it would look deleted
+    to the next scan (and its remote video be deleted). "a/b" would be cleaned to "b", a
+    subfolder that becomes a new remote collection. Both go to the top of the folder,
+    and nothing is deleted or created on the remote."""
+    clip = make_clip(tmp_path / "elsewhere" / "gate.mp4", seconds=2, seed=90)
+    video_id = client.upload_direct(clip, "gate.mp4")
+    wait_for(lambda: client.upload_status(video_id).state == "done", 30, "processing")
+    for pipeline in ("analyse", "search-process"):
+        client.pipeline_initiate(pipeline, video_id)  # type: ignore[arg-type]
+    wait_for(lambda: all(client.pipeline_status(video_id, p).state == "done"  # type: ignore[arg-type]
+                         for p in ("analyse", "search-process")), 30, "pipelines")
+    client.collection_add_video(client.collections_create(collection).collection_id, video_id)
+    drop = tmp_path / "drop"
+    config = write_config(tmp_path, emu.base_url, [{"path": str(drop)}], mirror={"pull_remote": True})
+    synced(config)
+    synced(config)
+    assert (drop / "gate.mp4").read_bytes() == clip.read_bytes()
+    assert [v["video_id"] for v in admin_videos(admin)] == [video_id], "nothing deleted, nothing uploaded"
+    assert [c["name"] for c in admin.get("/collections").json()] == [collection], "no new collection"
 
 
 def test_sidecars_that_cannot_be_written_fail_the_sync_without_hanging_it(tmp_path: Path, emu: Emulator) -> None:

@@ -140,10 +140,14 @@ class Puller:
             return  # deleted since the listing; nothing to pull
         directory = folder.path
         if collections:
-            # The first collection by name names the subfolder; a name that sanitises to
-            # nothing puts the video at the top of the folder.
-            sub = safe_component(collections[0], fallback="")
-            directory = folder.path / sub if sub else folder.path
+            # The first collection by name names the subfolder, if it can be that name as
+            # it is: a cleaned name ("a/b" → "b") would make a pass with subfolder
+            # collections create and fill a new remote collection, and a name the scan
+            # skips ("clips.tmp" under exclude "*.tmp") would hide the file, so that the
+            # next scan took it for deleted. Otherwise the top of the folder.
+            name = collections[0]
+            if safe_component(name, fallback="") == name and not matches_any(name, folder.exclude):
+                directory = folder.path / name
         if not contained(folder.path, directory / "x"):
             raise OSError(f"target directory {directory} is outside {folder.path}")
         directory.mkdir(parents=True, exist_ok=True)
