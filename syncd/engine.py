@@ -170,6 +170,7 @@ class Engine:
             rules = ScanRules(folder.include, folder.exclude, self.config.upload.settle_seconds, folder.require_marker)
             scan = scan_folder(folder.path, rules, now)
             scans.append(scan)
+            problems += scan.skipped
             if not scan.ok:
                 problems.append(scan.error or f"{folder.path}: cannot scan")
                 log.warning("%s", scan.error)

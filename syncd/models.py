@@ -64,6 +64,7 @@ class FolderScan:
     ok: bool
     files: tuple[LocalFile, ...] = ()
     error: str | None = None
+    skipped: tuple[str, ...] = ()  # one line per entry left out (a name that is not UTF-8)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
     if problem:
         return FolderScan(folder, ok=False, error=problem)
     files: list[LocalFile] = []
+    skipped: list[str] = []
     # Plain strings, not Path objects, on the way down: a rescan visits every file.
     stack = [""]  # relative directories, POSIX, "" for the folder itself
     while stack:
@@ -85,6 +86,10 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
             return FolderScan(folder, ok=False, error=f"{folder / rel_dir}: cannot list: {exc.strerror or exc}")
         for entry in entries:
             name = entry.name
+            if not _is_utf8(name):
+                shown = os.fsencode(os.path.join(folder, rel_dir, name)).decode(errors="replace")
+                skipped.append(f"{shown}: skipped: its name is not valid UTF-8 (rename it to sync it)")
+                continue
             if name == TRASH_DIR or name == MARKER_FILE or name.startswith(".") or rules.excluded(name):
                 continue
             try:
@@ -104,4 +109,14 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
             settled = st.st_size > 0 and now - changed >= rules.settle_seconds
             files.append(LocalFile(folder, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino, settled))
     files.sort(key=lambda f: f.rel_path)
-    return FolderScan(folder, ok=True, files=tuple(files))
+    return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped))
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name with bytes undecodable as UTF-8 (Python carries them as lone
+    surrogates): the catalog, the remote and JSON could not hold it."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -198,6 +198,20 @@ def test_a_key_echoed_by_the_remote_is_redacted_everywhere(tmp_path: Path, statu
         assert KEY.encode() not in stored.read_bytes(), stored
 
 
+def test_a_name_that_is_not_utf8_is_skipped_with_one_line(tmp_path: Path, emu: Emulator,
+                                                          admin: httpx.Client) -> None:
+    """A file copied from an old camera or a Windows share with a Latin-1 name: the
+    others still sync, and the user is told which file was left out and why."""
+    drop = tmp_path / "drop"
+    write_random(drop / "good.mp4", 1000, seed=1)
+    write_random(Path(os.fsdecode(bytes(drop) + b"/bad\xff.mp4")), 1000, seed=2)
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    result = run_syncd(config, "sync", "--wait", "--timeout", "60")
+    assert [v["name"] for v in admin_videos(admin)] == ["good.mp4"]
+    assert "bad\ufffd.mp4: skipped: its name is not valid UTF-8" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+
+
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, emu: Emulator) -> None:
     config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"concurency": 3})
     result = run_syncd(config, "sync")
