@@ -159,7 +159,9 @@ class Engine:
         again if its last scan was complete (every file settled and hashed) and the
         folder itself still passes its guard (mounted, readable, marker present).
         """
-        scans, problems, hashed = [], [], 0
+        scans: list[FolderScan] = []
+        problems: list[str] = []
+        hashed = 0
         now = self.clock()
         for folder in self.config.folders:
             last = self._complete_scans.get(folder.path)
