@@ -225,11 +225,16 @@ class Catalog:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        self.db = sqlite_utils.Database(conn)
-        self.is_new = self._migrate()
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(conn)
+            self.is_new = self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            conn.close()
+            raise CatalogError(f"cannot read catalog {path}: {exc} (restore it from a backup, or move it "
+                               "aside and let syncd rebuild it from the folders and the remote)") from exc
 
     @classmethod
     def open(cls, state_dir: Path) -> Catalog:

@@ -273,7 +273,12 @@ def cmd_trash(args: argparse.Namespace) -> int:
     if args.trash_command == "empty":
         from syncd.mirror.sidecars import SidecarLayout
 
-        removed = empty_trash(folders, parse_duration(args.older_than), time.time(),
+        try:
+            older_than = parse_duration(args.older_than)
+        except ValueError as exc:
+            print(f"syncd: --older-than: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        removed = empty_trash(folders, older_than, time.time(),
                               SidecarLayout.from_config(config.mirror).remove)
         print(f"removed {len(removed)} file(s), {format_size(sum(e.size for e in removed))}")
         return EXIT_OK
@@ -303,6 +308,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         print("syncd: --top-k must be at least 1", file=sys.stderr)
         return EXIT_CONFIG
+    if not args.query.strip():
+        print("syncd: the query is empty", file=sys.stderr)
+        return EXIT_CONFIG
     config = _config(args, require_key=not args.offline)
     wanted = SearchFilter(args.collection, folder_argument(args.folder) if args.folder else None)
     mode = "offline" if args.offline else "remote" if args.remote else "local"
@@ -326,9 +334,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from syncd.remote import open_remote
     from syncd.remote.base import ChatMessage
 
+    if not args.question.strip():
+        print("syncd: the question is empty", file=sys.stderr)
+        return EXIT_CONFIG
     config = _config(args)
     history_file = Path(args.history) if args.history else None
     history = load_history(history_file)
+    if history_file is not None and not os.access(history_file.parent, os.W_OK):
+        # Checked before asking: a question costs credits, and its answer must not be lost.
+        print(f"syncd: --history: cannot write in {history_file.parent}", file=sys.stderr)
+        return EXIT_CONFIG
     with Catalog.open(config.state_dir) as catalog:
         video_id = video_for_path(catalog, Path(args.path))
 

@@ -404,6 +404,8 @@ def _path(*, optional: bool = False) -> _Parser:
         text = _want_str(value, "a path")
         if not text.strip():
             raise _Invalid("must not be empty")
+        if "\0" in text:
+            raise _Invalid("must not contain a NUL character")
         return _expand(text, env)
 
     return parse
@@ -917,7 +919,8 @@ class _Loader:
             if not _valid_key(from_env):
                 if not require_key:
                     return missing
-                self.fail("remote.api_key_env", f"${env_name} contains whitespace or control characters")
+                self.fail("remote.api_key_env",
+                          f"${env_name} contains whitespace, control or non-ASCII characters")
             return Secret(from_env), f"${env_name}"
         credentials = environ.get("CREDENTIALS_DIRECTORY", "")
         if credentials:
@@ -947,7 +950,7 @@ class _Loader:
         if not problem and not text:
             problem = f"{path} is empty"
         if not problem and not _valid_key(text):
-            problem = f"{path} contains whitespace or control characters inside the key"
+            problem = f"{path} contains whitespace, control or non-ASCII characters inside the key"
         if not problem:
             return text
         if require_key:
@@ -956,8 +959,9 @@ class _Loader:
 
 
 def _valid_key(text: str) -> bool:
-    # It goes into an HTTP header; a stray newline would otherwise fail deep inside httpx.
-    return text.isprintable() and not any(ch.isspace() for ch in text)
+    # It goes into an HTTP header: a stray newline, or a non-ASCII character (which httpx
+    # would refuse naming the character and its position), would otherwise fail there.
+    return text.isascii() and text.isprintable() and not any(ch.isspace() for ch in text)
 
 
 def _read_text(path: Path, file: str) -> str:

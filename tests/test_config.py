@@ -679,7 +679,7 @@ def test_no_key_names_the_configured_variable(tmp_path: Path) -> None:
     [
         (None, "cannot read {file}: No such file or directory"),
         ("  \n", "{file} is empty"),
-        (KEY + "\n" + KEY, "{file} contains whitespace or control characters inside the key"),
+        (KEY + "\n" + KEY, "{file} contains whitespace, control or non-ASCII characters inside the key"),
     ],
     ids=["missing", "empty", "two-lines"],
 )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from syncd.emulator import Emulator
 from tests.conftest import (
@@ -218,6 +219,41 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, emu: Emulator) -> Non
     assert result.returncode == 2
     assert "upload.concurency" in result.stderr and "config.yaml:" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("case", ["older-than", "empty-query", "empty-question", "history-dir", "nul-path",
+                                  "non-ascii-key", "corrupt-catalog"])
+def test_bad_input_gets_one_line_and_changes_nothing(tmp_path: Path, emu: Emulator, admin: httpx.Client,
+                                                     case: str) -> None:
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
+    key, args, code, said = KEY, ["sync"], 2, ""
+    if case == "older-than":
+        args, said = ["trash", "empty", "--older-than", "banana"], "--older-than: invalid duration"
+    elif case == "empty-query":
+        args, said = ["search", " "], "the query is empty"
+    elif case == "empty-question":
+        args, said = ["ask", str(tmp_path / "drop" / "a.mp4"), ""], "the question is empty"
+    elif case == "history-dir":
+        args = ["ask", str(tmp_path / "drop" / "a.mp4"), "what happens?", "--history", str(tmp_path / "no" / "h.json")]
+        said = "--history: cannot write in"
+    elif case == "nul-path":
+        raw = yaml.safe_load(config.read_text())
+        raw["folders"][0]["path"] = str(tmp_path / "dr\0op")
+        config.write_text(yaml.safe_dump(raw))
+        said = "must not contain a NUL character"
+    elif case == "non-ascii-key":
+        key, said = "sk_lo\u00e7al_KEY9", "non-ASCII characters"
+    else:
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "catalog.db").write_bytes(b"not a database, whatever it was" * 100)
+        code, said = 1, "cannot read catalog"
+    admin.post("/requests/clear")
+    result = run_syncd(config, *args, key=key)
+    assert result.returncode == code, result.stderr
+    assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+    assert "al_KEY9" not in result.stderr, "no part of the key"
+    assert admin.get("/requests").json() == [], "nothing asked of the remote"
 
 
 def test_deleted_catalog_relinks_instead_of_uploading(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
