@@ -132,6 +132,7 @@ class Engine:
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
+        self._pulls_recovered = False
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -159,6 +160,9 @@ class Engine:
         again if its last scan was complete (every file settled and hashed) and the
         folder itself still passes its guard (mounted, readable, marker present).
         """
+        if not self._pulls_recovered and not self.dry_run:
+            self.mirror.recover_pulls()  # before a scan could take a pulled file for new content
+            self._pulls_recovered = True
         scans: list[FolderScan] = []
         problems: list[str] = []
         hashed = 0

@@ -7,6 +7,9 @@ import calendar
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ from tests.conftest import (
     clear_requests,
     emulator_config,
     run_syncd,
+    syncd_env,
     wait_for,
     write_config,
 )
@@ -320,6 +324,41 @@ def test_a_pulled_video_whose_collection_is_no_folder_name_lands_at_the_top(
     assert (drop / "gate.mp4").read_bytes() == clip.read_bytes()
     assert [v["video_id"] for v in admin_videos(admin)] == [video_id], "nothing deleted, nothing uploaded"
     assert [c["name"] for c in admin.get("/collections").json()] == [collection], "no new collection"
+
+
+KILLED_AROUND_PLACING = """
+import os, signal, sys
+import syncd.mirror.pull as pull
+from syncd.cli import main
+placed = pull._place
+def die_around_placing(tmp, target):
+    if sys.argv[1] == "after":
+        placed(tmp, target)
+    os.kill(os.getpid(), signal.SIGKILL)  # the file placed or not, but not recorded
+pull._place = die_around_placing
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_pull_killed_around_placing_its_file_ends_pulled_once(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, client: MikshiClient, when: str) -> None:
+    """kill -9 just before or just after the pulled file is linked into place: the
+    next sync pulls it again, or records the file it finds; never uploads it back."""
+    clip = make_clip(tmp_path / "elsewhere" / "gate.mp4", seconds=2, seed=91)
+    video_id = client.upload_direct(clip, "gate.mp4")
+    drop = tmp_path / "drop"
+    config = write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "none", "pipelines": []}],
+                          mirror={"pull_remote": True})
+    killed = subprocess.run([sys.executable, "-c", KILLED_AROUND_PLACING, when, "-c", str(config), "sync"],
+                            env=syncd_env(), capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (drop / "gate.mp4").exists() == (when == "after")
+    synced(config)
+    assert (drop / "gate.mp4").read_bytes() == clip.read_bytes()
+    assert [v["video_id"] for v in admin_videos(admin)] == [video_id], "pulled once, never uploaded back"
+    status = json.loads(run_syncd(config, "status", "--json").stdout)
+    assert [(Path(s["path"]), s["video_id"]) for s in status] == [(drop / "gate.mp4", video_id)]
 
 
 def test_sidecars_that_cannot_be_written_fail_the_sync_without_hanging_it(tmp_path: Path, emu: Emulator) -> None:

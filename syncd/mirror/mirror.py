@@ -131,6 +131,10 @@ class Mirror:
                 return True
         return self._changes_after_run != self.catalog.changes or now >= self._next_due
 
+    def recover_pulls(self) -> None:
+        """Before a process's first scan: pulls a crash cut short (``Puller.recover``)."""
+        Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop).recover()
+
     def skipped(self) -> MirrorReport:
         """The report of a skipped run: failures that gave up are still reported."""
         return MirrorReport(problems=list(self._given_up))

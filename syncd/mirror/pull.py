@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from syncd.catalog import Catalog
 from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, NotFoundError, RemoteError
+from syncd.hashing import sha256_file
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
 from syncd.models import LocalFile
@@ -173,6 +174,10 @@ class Puller:
                 return
             name = self._file_name(details.name, video_id, folder, sink.head)
             target = _free_path(directory / name)
+            # Recorded first: killed between placing the file and recording it, the next
+            # start finds it here (``recover``) before a scan could upload it again.
+            self.catalog.pull_recorded(video_id, "placing", self.clock(), path=str(target), sha256=sha256,
+                                       detail=details.name)
             _place(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
@@ -185,6 +190,29 @@ class Puller:
         report.pulled.append(str(target))
         report.notes.append(f"pulled remote video {video_id} ({details.name!r}) into {target}")
         log.info("pulled remote video %s into %s", video_id, target)
+
+    def recover(self) -> None:
+        """Finish pulls cut short between placing the file and recording it: record the
+        file if it holds the pulled bytes (so no scan takes it for new content and uploads
+        it again), or else let the pull run again."""
+        for video_id, record in self.catalog.pulls().items():
+            if record.outcome != "placing" or not record.path or not record.sha256:
+                continue
+            target = Path(record.path)
+            folder = next((f for f in self.config.folders if target.is_relative_to(f.path)), None)
+            try:
+                placed = folder is not None and sha256_file(target) == record.sha256
+                st = target.stat()
+            except OSError:
+                placed = False
+            if placed and folder is not None and self.catalog.content(record.sha256) is None:
+                local = LocalFile(folder.path, target.relative_to(folder.path).as_posix(), st.st_size,
+                                  st.st_mtime_ns, st.st_ino)
+                self.catalog.register_pulled(local, record.sha256, video_id, record.detail, self.clock())
+                log.info("recorded remote video %s, pulled into %s before syncd stopped", video_id, target)
+            else:
+                self.catalog.pull_recorded(video_id, "failed", self.clock(), detail="interrupted before it was placed",
+                                           retry_at=self.clock())
 
     def _file_name(self, remote_name: str, video_id: str, folder: FolderConfig, head: bytes) -> str:
         name = safe_component(remote_name, fallback=f"video-{video_id[:8]}")

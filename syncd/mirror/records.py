@@ -71,7 +71,7 @@ class PullRecord:
     """A remote-only video the puller dealt with."""
 
     video_id: str
-    outcome: str  # "pulled" | "duplicate" | "failed"
+    outcome: str  # "placing" (a crash cut it short) | "pulled" | "duplicate" | "failed"
     path: str | None
     sha256: str | None
     detail: str
