@@ -248,7 +248,7 @@ def test_20_percent_429_503_full_upload_and_every_read(tmp_path: Path, emu: Emul
     with MikshiClient(emu.base_url, KEY, retry=retry) as client:
         clean = upload(client, write_random(tmp_path / "warehouse gate.mp4", 2 * MiB, seed=8))
         fully_process(client, clean)
-        set_faults(admin, rate_limit_share=0.1, error_share=0.1, retry_after=0.2)
+        set_faults(admin, rate_limit_share=0.1, error_share=0.1, retry_after=1)
         admin.post("/requests/clear")
         video_id = upload(client, write_random(tmp_path / "f.mp4", 12 * MiB, seed=9))
         fully_process(client, video_id)
@@ -268,7 +268,7 @@ def test_20_percent_429_503_full_upload_and_every_read(tmp_path: Path, emu: Emul
     assert limited, "the fault injection produced 429s"
     for answer in limited:
         nxt = next(r for r in log if r["seq"] > answer["seq"] and r["path"] == answer["path"])
-        assert nxt["time"] - answer["time"] >= 0.19, "Retry-After was honoured"
+        assert nxt["time"] - answer["time"] >= 0.99, "Retry-After was honoured"
 
 
 def test_dropped_connection_retries_only_idempotent_requests(emu: Emulator, client: MikshiClient, admin: httpx.Client) -> None:
@@ -287,11 +287,11 @@ def test_retry_gives_up_with_the_right_error(emu: Emulator, admin: httpx.Client)
         with pytest.raises((UnavailableError, HTTPStatusError)) as err:
             c.videos_list()
     assert err.value.status in (500, 503)
-    set_faults(admin, rate_limit_share=1.0, retry_after=0.01)
-    with MikshiClient(emu.base_url, KEY, retry=RetryPolicy(max_retries=1)) as c:
+    set_faults(admin, rate_limit_share=1.0, retry_after=3)
+    with MikshiClient(emu.base_url, KEY, retry=RetryPolicy(max_retries=0)) as c:
         with pytest.raises(RateLimitedError) as limited:
             c.videos_list()
-    assert limited.value.retry_after == pytest.approx(0.01)
+    assert limited.value.retry_after == 3
     set_faults(admin)
 
 

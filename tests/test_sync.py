@@ -126,7 +126,7 @@ def test_faults_still_land_everything_once(tmp_path: Path, emu: Emulator, admin:
     files = [write_random(tmp_path / "drop" / f"f{i}.mp4", (i + 1) * 700_000, seed=10 + i) for i in range(4)]
     write_random(tmp_path / "drop" / "big.mp4", 11 * MiB, seed=20)
     config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path))
-    set_faults(admin, rate_limit_share=0.15, error_share=0.1, retry_after=0.05)
+    set_faults(admin, rate_limit_share=0.15, error_share=0.1, retry_after=0)
     result = run_syncd(config, "sync", "--wait", "--timeout", "90")
     set_faults(admin)
     assert result.returncode == 0, result.stderr

@@ -71,7 +71,9 @@ Choices where the API doc is silent (the emulator is meant to be at least as str
 * Search/visualize/chat ``top_k`` 1-100 (default 5). Unknown ids in ``video_ids`` count as
   not owned (403). Chat on a video without search-process done answers without moments.
 * Credits: 402 ``{"detail": "Insufficient credits"}``.
-* Faults: 429 body ``{"detail": "Rate limit exceeded. Retry later."}``; injected 500/503
+* Faults: 429 body ``{"detail": "Rate limit exceeded. Retry later."}`` with a
+  ``Retry-After`` in whole seconds (``Faults.retry_after`` rounded up; 0 for fast tests);
+  on the object store, 503 SlowDown without one, as S3 does; injected 500/503
   alternate. Idle keep-alive connections close after ``keepalive_seconds`` (5 s).
 * Auth errors: ``{"message": "Missing API key. ..."}`` / ``{"message": "Invalid API key."}``.
 """

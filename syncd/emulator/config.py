@@ -31,7 +31,7 @@ class Faults:
     """
 
     rate_limit_share: float = 0.0
-    retry_after: float = 1.0
+    retry_after: float = 1.0  # sent rounded up to whole seconds, as HTTP requires
     error_share: float = 0.0
     latency_ms: float = 0.0
     drop_share: float = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -18,10 +19,8 @@ class Decision:
 
 
 def format_retry_after(seconds: float) -> str:
-    """Whole seconds as an integer ("1"), else a short decimal ("0.05")."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    """Delta-seconds as HTTP has them: a whole number, rounded up ("0" asks for no wait)."""
+    return str(math.ceil(seconds))
 
 
 class FaultInjector:

@@ -153,10 +153,11 @@ class App:
     def _fault_response(kind: str, decision: Decision) -> Response:
         retry = {"Retry-After": decision.retry_after} if decision.retry_after else {}
         if kind == S3:
-            # S3 never answers 429: throttling is 503 SlowDown.
+            # S3 never answers 429: throttling is 503 SlowDown, without a Retry-After (the
+            # client backs off on its own).
             if decision.kind in ("rate_limit", "error_503"):
                 return _xml_response(S3Error(503, "SlowDown", "Please reduce your request "
-                                             "rate.", retry))
+                                             "rate."))
             return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
                                          "error. Please try again."))
         if decision.kind == "rate_limit":
