@@ -271,6 +271,27 @@ def test_20_percent_429_503_full_upload_and_every_read(tmp_path: Path, emu: Emul
         assert nxt["time"] - answer["time"] >= 0.99, "Retry-After was honoured"
 
 
+def test_what_is_repeated_after_an_error_follows_the_doc() -> None:
+    """A credit-taking POST is repeated after 429/503 (never processed) and, for chat and
+    search, after 502 (the doc: auth service unreachable, nothing charged), but not after
+    a 500; an idempotent request is repeated after any of them."""
+    from syncd.errors import error_for_status
+    from syncd.remote.http import HttpClient
+    from syncd.remote.mikshi import CREDIT_NOT_TAKEN
+
+    http = HttpClient("http://127.0.0.1:9", KEY)
+    try:
+        def repeats(status: int, idempotent: bool, transient: frozenset[int] = frozenset()) -> bool:
+            return http._should_retry(error_for_status(status, "x", endpoint="/x"), 1, idempotent, transient)
+
+        assert repeats(502, False, CREDIT_NOT_TAKEN) and repeats(503, False) and repeats(429, False)
+        assert not repeats(502, False) and not repeats(500, False, CREDIT_NOT_TAKEN)
+        assert all(repeats(s, True) for s in (500, 502, 503, 504, 429))
+        assert not repeats(400, True) and not repeats(409, True)
+    finally:
+        http.close()
+
+
 def test_dropped_connection_retries_only_idempotent_requests(emu: Emulator, client: MikshiClient, admin: httpx.Client) -> None:
     set_faults(admin, drop_share=1.0, path_glob="*/collections/create")
     with pytest.raises(TransportError):

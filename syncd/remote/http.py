@@ -149,10 +149,13 @@ class HttpClient:
         json_body: Any = None,
         params: Mapping[str, Any] | None = None,
         idempotent: bool,
+        transient: frozenset[int] = frozenset(),
         files: Any = None,
         data: Mapping[str, str] | None = None,
     ) -> Any:
-        """One API request with retries; returns the decoded JSON body (or None)."""
+        """One API request with retries; returns the decoded JSON body (or None).
+        ``transient``: statuses the endpoint documents as safe to repeat even though the
+        request is not idempotent (e.g. 502 before a credit was taken)."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
 
         def send() -> httpx.Response:
@@ -160,7 +163,7 @@ class HttpClient:
                 method, path, json=json_body, params=clean, files=files, data=data
             )
 
-        response = self._with_retries(method, path, send, idempotent=idempotent)
+        response = self._with_retries(method, path, send, idempotent=idempotent, transient=transient)
         if not response.content:
             return None
         try:
@@ -177,7 +180,8 @@ class HttpClient:
 
     @contextmanager
     def stream(
-        self, method: str, path: str, *, json_body: Any, idempotent: bool
+        self, method: str, path: str, *, json_body: Any, idempotent: bool,
+        transient: frozenset[int] = frozenset(),
     ) -> Iterator[httpx.Response]:
         """A streaming API request (SSE). Retries apply until the headers arrive."""
         attempt = 0
@@ -188,7 +192,7 @@ class HttpClient:
                     if response.status_code >= 400:
                         response.read()
                         error = self._status_error(response, path)
-                        if self._should_retry(error, attempt, idempotent):
+                        if self._should_retry(error, attempt, idempotent, transient):
                             self._backoff(method, path, attempt, error)
                             continue
                         raise error
@@ -234,7 +238,8 @@ class HttpClient:
 
     # ------------------------------------------------------------------ retries
     def _with_retries(
-        self, method: str, path: str, send: Callable[[], httpx.Response], *, idempotent: bool
+        self, method: str, path: str, send: Callable[[], httpx.Response], *, idempotent: bool,
+        transient: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         attempt = 0
         while True:
@@ -247,17 +252,18 @@ class HttpClient:
                 if response.status_code < 400:
                     return response
                 error = self._status_error(response, path)
-            if not self._should_retry(error, attempt, idempotent):
+            if not self._should_retry(error, attempt, idempotent, transient):
                 raise error
             self._backoff(method, path, attempt, error)
 
-    def _should_retry(self, error: RemoteError, attempt: int, idempotent: bool) -> bool:
+    def _should_retry(self, error: RemoteError, attempt: int, idempotent: bool,
+                      transient: frozenset[int] = frozenset()) -> bool:
         if attempt > self.retry.max_retries:
             return False
         if isinstance(error, TransportError):
             return idempotent or not error.sent
         if isinstance(error, HTTPStatusError):
-            if error.status in ALWAYS_RETRY_STATUSES:
+            if error.status in ALWAYS_RETRY_STATUSES or error.status in transient:
                 return True
             return idempotent and error.status in IDEMPOTENT_RETRY_STATUSES
         return False

@@ -42,6 +42,9 @@ from syncd.remote.http import HttpClient, RetryPolicy
 
 BACKEND = "/api/backend/v1/developer"
 CHAT = "/api/chat/v1/developer"
+# Chat and search answer 502/503 when the auth service could not be reached to take the
+# credit: nothing was done or charged, and the doc says to retry.
+CREDIT_NOT_TAKEN = frozenset({502, 503})
 PAGE_SIZE = 100  # the documented maximum for page-based listings
 # The fields of a videos/list entry that RemoteVideo keeps (not the pre-signed
 # thumbnail_path, which changes with every answer).
@@ -485,7 +488,7 @@ class MikshiClient:
         body = self.http.call(
             "POST", f"{CHAT}/chat/ask",
             json_body=self._ask_body(video_id, question, history, top_k, stream=False),
-            idempotent=False,  # costs a credit
+            idempotent=False, transient=CREDIT_NOT_TAKEN,  # costs a credit
         )
         return str(body.get("answer", ""))
 
@@ -494,7 +497,8 @@ class MikshiClient:
     ) -> Iterator[str]:
         """Yield tokens; return after ``done``; raise RemoteError on ``error`` or a cut stream."""
         payload = self._ask_body(video_id, question, history, top_k, stream=True)
-        with self.http.stream("POST", f"{CHAT}/chat/ask", json_body=payload, idempotent=False) as response:
+        with self.http.stream("POST", f"{CHAT}/chat/ask", json_body=payload, idempotent=False,
+                              transient=CREDIT_NOT_TAKEN) as response:
             for event, data in iter_sse(response.iter_lines()):
                 if event == "token":
                     yield str(data.get("content", ""))
@@ -527,7 +531,7 @@ class MikshiClient:
                 "collection_id": collection_id,
                 "top_k": top_k,
             },
-            idempotent=False,  # costs a credit
+            idempotent=False, transient=CREDIT_NOT_TAKEN,  # costs a credit
         )
         return [
             SearchHit(
