@@ -37,33 +37,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     parser.add_argument("-c", "--config", help="config file (default: $SYNCD_CONFIG, else ./config.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # The same two options after the command too (`syncd run -c FILE`, as the units have it);
+    # SUPPRESS: a command that does not repeat them keeps what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("sync", help="one full pass over every folder, then exit")
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's name
+        return sub.add_parser(name, help=help, parents=[common])
+
+    p = command("sync", help="one full pass over every folder, then exit")
     p.add_argument("--wait", action="store_true", help="keep going until every file is done or failed")
     p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
     p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
 
-    p = sub.add_parser("status", help="counts by state and the files not yet done")
+    p = command("status", help="counts by state and the files not yet done")
     p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
 
-    p = sub.add_parser("log", help="the journal of remote-changing actions")
+    p = command("log", help="the journal of remote-changing actions")
     p.add_argument("-n", "--lines", type=int, default=50)
 
-    p = sub.add_parser("restore", help="upload again a file whose video was deleted on the remote")
+    p = command("restore", help="upload again a file whose video was deleted on the remote")
     p.add_argument("path")
 
-    p = sub.add_parser("trash", help="list or empty the trash of remotely deleted files")
+    p = command("trash", help="list or empty the trash of remotely deleted files")
     trash = p.add_subparsers(dest="trash_command", metavar="ACTION")
-    trash.add_parser("list", help="list trashed files")
-    empty = trash.add_parser("empty", help="delete trashed files")
+    trash.add_parser("list", help="list trashed files", parents=[common])
+    empty = trash.add_parser("empty", help="delete trashed files", parents=[common])
     empty.add_argument("--older-than", default="0s", help="only files trashed longer ago than this (e.g. 30d)")
 
-    p = sub.add_parser("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
+    p = command("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
     p.add_argument("path")
 
-    p = sub.add_parser("search", help="search every mirrored video (by meaning, locally; or --offline by text)")
+    p = command("search", help="search every mirrored video (by meaning, locally; or --offline by text)")
     p.add_argument("query")
     p.add_argument("--collection", help="only videos in this collection")
     p.add_argument("--folder", help="only videos under this folder")
@@ -73,18 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--offline", action="store_true", help="full text only; needs neither the remote nor the key")
     mode.add_argument("--remote", action="store_true", help="the remote's own search over the same videos")
 
-    p = sub.add_parser("ask", help="ask a question about a video, by its local path")
+    p = command("ask", help="ask a question about a video, by its local path")
     p.add_argument("path")
     p.add_argument("question")
     p.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
                    "the question and answer are appended to it")
 
-    sub.add_parser("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+    command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
 
-    sub.add_parser("doctor", help="check the config end to end: folders, state dir, key, remote")
+    command("doctor", help="check the config end to end: folders, state dir, key, remote")
 
-    p = sub.add_parser("demo", help="run the whole product against the built-in emulator (under a minute)")
+    p = command("demo", help="run the whole product against the built-in emulator (under a minute)")
     p.add_argument("--dir", help="work in this directory (default: a new temporary one)")
 
     sub.add_parser("emulator", help="run the local emulator of the remote API (see `syncd emulator --help`)",
