@@ -621,7 +621,8 @@ _SCHEMA = _Section(
                 _Key(
                     "settle_seconds",
                     _duration(positive=False),
-                    "A file counts once its size and mtime have held still this long (seconds or a duration).",
+                    "A file counts once it has not changed (the later of mtime and ctime) for this long "
+                    "(seconds or a duration).",
                     5,
                 ),
                 _Key(
