@@ -19,12 +19,11 @@ from syncd.emulator.views import (
     iso,
     list_item,
     media_fields,
-    object_url,
     owned_video,
     pipeline_status,
     video_status,
 )
-from syncd.emulator.wire import Request, Response, json_response
+from syncd.emulator.wire import FileStream, Request, Response, json_response
 
 PREFIX = "/api/backend/v1/developer/videos"
 STATUS_FILTERS = ("uploaded", "analysed", "search_processed", "processed")
@@ -119,6 +118,9 @@ def delete(ctx: Context, req: Request) -> Response:
     return json_response(200, {"message": "Video deleted successfully."})
 
 
+HLS_SEGMENT = "segment-0.ts"
+
+
 def hls_playlist(ctx: Context, req: Request) -> Response:
     q = req.query_fields()
     video_id = q.uuid("video_id", required=True)
@@ -128,6 +130,8 @@ def hls_playlist(ctx: Context, req: Request) -> Response:
     video = owned_video(ctx, req, video_id)
     if timeline.upload_task(video, "hls", ctx.now()).status != "completed":
         raise detail(404, "HLS playlist not available yet")
+    # Every manifest and segment goes through this key-gated proxy, as the doc says (one
+    # segment: the stored object itself; the segment's name is the emulator's choice).
     if playlist == "master.m3u8":
         text = ("#EXTM3U\n#EXT-X-VERSION:3\n"
                 f"#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION={video.width}x{video.height}\n"
@@ -137,7 +141,17 @@ def hls_playlist(ctx: Context, req: Request) -> Response:
                 f"#EXT-X-TARGETDURATION:{max(1, math.ceil(video.duration_seconds))}\n"
                 "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n"
                 f"#EXTINF:{video.duration_seconds:.3f},\n"
-                f"{object_url(ctx, req, video.object_name)}\n#EXT-X-ENDLIST\n")
+                f"{hls_url(req, video.video_id, HLS_SEGMENT)}\n#EXT-X-ENDLIST\n")
+    elif playlist == HLS_SEGMENT:
+        obj = ctx.store.get_object(video.object_name)
+        try:
+            fh = ctx.store.blob_path(obj).open("rb") if obj else None
+        except FileNotFoundError:  # deleted between lookup and open
+            fh = None
+        if obj is None or fh is None:
+            raise detail(404, "Segment not found")
+        return Response(200, b"", {"Content-Type": "video/mp2t"}, stream=FileStream(fh, 0, obj.size),
+                        length=obj.size)
     else:
         raise detail(404, "Playlist not found")
     return Response(200, text.encode(), {"Content-Type": "application/vnd.apple.mpegurl"})

@@ -233,6 +233,11 @@ def test_details_list_and_delete(api: Api, client: httpx.Client, client_b: httpx
     assert d["hls_playlist_path"].startswith(client.base_url.scheme + "://")
     m3u8 = client.get(d["hls_playlist_path"])
     assert m3u8.status_code == 200 and m3u8.text.startswith("#EXTM3U")
+    # Every manifest and segment the player fetches goes through the key-gated proxy.
+    index = client.get(m3u8.text.splitlines()[-1])
+    [segment] = [line for line in index.text.splitlines() if line and not line.startswith("#")]
+    assert "/videos/hls-playlist?" in segment and client.get(segment).content == mp4
+    assert httpx.get(segment).status_code == 401
     assert client_b.get(d["hls_playlist_path"]).status_code == 403
     assert httpx.get(d["hls_playlist_path"]).status_code == 401
     fallback = client.get(f"{VID}/get-video-details", params={"video_id": other}).json()
