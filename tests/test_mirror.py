@@ -361,6 +361,24 @@ def test_a_pull_killed_around_placing_its_file_ends_pulled_once(
     assert [(Path(s["path"]), s["video_id"]) for s in status] == [(drop / "gate.mp4", video_id)]
 
 
+def test_the_remotes_embedding_dimension_changes(tmp_path: Path, emu: Emulator) -> None:
+    """The service switches embedding backends (1024 → 512 dimensions): one sync rebuilds
+    the index and every video's vectors and sidecars, and a query cached under the old
+    embedder is embedded again rather than failing."""
+    drop = make_tree(tmp_path, {"cam1/forklift-gate.mp4": 6})
+    config = write_config(tmp_path, emu.base_url, [{"path": str(drop)}])
+    synced(config)
+    assert run_syncd(config, "search", "forklift").returncode == 0  # caches the query's vector
+    emu.set_embedding_dim(512)
+    make_clip(drop / "cam1" / "truck-dock.mp4", seconds=6, seed=2)
+    synced(config)
+    for name in ("forklift-gate.mp4", "truck-dock.mp4"):
+        assert json_sidecar(drop / "cam1" / name)["embeddings"]["dim"] == 512, name
+    found = run_syncd(config, "search", "forklift", "--json")
+    assert found.returncode == 0, found.stderr
+    assert {Path(h["path"]).name for h in json.loads(found.stdout)} == {"forklift-gate.mp4", "truck-dock.mp4"}
+
+
 def test_sidecars_that_cannot_be_written_fail_the_sync_without_hanging_it(tmp_path: Path, emu: Emulator) -> None:
     make_tree(tmp_path, {"a.mp4": 6})
     blocker = tmp_path / "not-a-directory"

@@ -48,8 +48,8 @@ def _seed(label: str) -> int:
     return int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big")
 
 
-def _unit(seed_label: str) -> Vector:
-    vec = np.random.default_rng(_seed(seed_label)).standard_normal(DIM)
+def _unit(seed_label: str, dim: int = DIM) -> Vector:
+    vec = np.random.default_rng(_seed(seed_label)).standard_normal(dim)
     return vec / np.linalg.norm(vec)
 
 
@@ -90,17 +90,26 @@ class Segment:
 class Embedder:
     """Word-vector cache plus per-video segment cache (bounded)."""
 
-    def __init__(self, max_videos: int = 512) -> None:
+    def __init__(self, max_videos: int = 512, dim: int = DIM) -> None:
         self._lock = threading.Lock()
+        self.dim = dim
         self._words: dict[str, Vector] = {}
         self._videos: OrderedDict[tuple[str, str, float, float], list[Segment]] = OrderedDict()
         self._max_videos = max_videos
+
+    def set_dim(self, dim: int) -> None:
+        """Another embedding backend server-side (the doc's EMBED_BACKEND): every vector
+        from now on has ``dim`` dimensions."""
+        with self._lock:
+            self.dim = dim
+            self._words.clear()
+            self._videos.clear()
 
     def word(self, word: str) -> Vector:
         with self._lock:
             vec = self._words.get(word)
         if vec is None:
-            vec = _unit(f"word:{word}")
+            vec = _unit(f"word:{word}", self.dim)
             with self._lock:
                 if len(self._words) > 50_000:
                     self._words.clear()
@@ -111,7 +120,7 @@ class Embedder:
         tokens = words(text)
         if not tokens:
             # No alphanumerics at all: still deterministic, just unrelated to everything.
-            return _unit(f"text:{text}")
+            return _unit(f"text:{text}", self.dim)
         return _normalise(np.sum([self.word(w) for w in tokens], axis=0))
 
     @staticmethod
@@ -130,12 +139,12 @@ class Embedder:
                 self._videos.move_to_end(key)
                 return cached
         count = max(1, math.ceil(duration / segment_seconds - 1e-9))
-        name_vec = np.sum([self.word(w) for w in words(name)] or [np.zeros(DIM)], axis=0)
+        name_vec = np.sum([self.word(w) for w in words(name)] or [np.zeros(self.dim)], axis=0)
         out: list[Segment] = []
         for i in range(count):
             caption = self.caption(video_id, i)
             vec = name_vec + np.sum([self.word(w) for w in caption.split()], axis=0)
-            vec = vec + NOISE_WEIGHT * _unit(f"noise:{video_id}:{i}")
+            vec = vec + NOISE_WEIGHT * _unit(f"noise:{video_id}:{i}", self.dim)
             start = i * segment_seconds
             end = min((i + 1) * segment_seconds, max(duration, start))
             out.append(Segment(i, str(uuid.uuid5(uuid.UUID(video_id), f"segment-{i}")),
@@ -157,7 +166,8 @@ def projection(vectors: Vector) -> Vector:
 
     Stands in for the service's UMAP; only the output contract (x, y in [0, 1]) matters.
     """
-    axes = np.stack([_unit("projection:x"), _unit("projection:y")], axis=1)
+    dim = vectors.shape[1]
+    axes = np.stack([_unit("projection:x", dim), _unit("projection:y", dim)], axis=1)
     points = vectors @ axes
     lo = points.min(axis=0)
     span = points.max(axis=0) - lo

@@ -129,6 +129,10 @@ class Emulator:
     def set_faults(self, faults: Faults) -> None:
         self._faults.set(faults)
 
+    def set_embedding_dim(self, dim: int) -> None:
+        """Switch the server-side embedder to one with ``dim`` dimensions."""
+        self._embedder.set_dim(dim)
+
     def advance_clock(self, seconds: float) -> float:
         return self._clock.advance(seconds)
 

@@ -161,6 +161,28 @@ class Mirror:
         contents = {c.sha256: c for c in self.catalog.contents()}
         touched = self._follow_files(files, report, unavailable)
         targets = self._targets(statuses, files)
+        dim = self.index.dim()
+        videos = self._mirror_targets(targets, contents, check, touched, verify, report)
+        if dim and self.index.dim() != dim and not self.should_stop():
+            # The remote's embedding dimension changed part way through: the index was
+            # reset, and the videos done before that lost their vectors. Once more for them.
+            log.info("mirror: the embedding dimension changed (%d → %d); pulling every video's again",
+                     dim, self.index.dim())
+            videos = self._mirror_targets(targets, contents, check, touched, verify, report)
+        self._drop_stale(contents, videos)
+        self.index.compact()
+        if check is not None and not self.should_stop():
+            self._checked_listing, self._next_check = check, now + self.config.mirror.interval
+        self._remember(report, targets)
+        if report.written or report.moved or report.removed:
+            log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
+                     len(report.written), report.moved, report.removed)
+        return report
+
+    def _mirror_targets(self, targets: dict[str, list[_Target]], contents: dict[str, ContentRecord],
+                        check: RemoteView | None, touched: set[str], verify: bool,
+                        report: MirrorReport) -> dict[str, MirrorVideo]:
+        """Mirror each target video; returns the mirror rows read at the start."""
         # Read once per run, not once per video: a pass over 10,000 quiet videos stays cheap.
         videos = self.catalog.mirror_videos()
         written: dict[str, dict[tuple[Path, str], MirrorFile]] = defaultdict(dict)
@@ -179,15 +201,7 @@ class Mirror:
             except OSError as exc:  # e.g. the state disk is full: report it, go on with the rest
                 report.problems.append(f"{group[0].file.path}: mirror: {exc}")
                 log.error("%s: mirror: %s", group[0].file.path, exc)
-        self._drop_stale(contents, videos)
-        self.index.compact()
-        if check is not None and not self.should_stop():
-            self._checked_listing, self._next_check = check, now + self.config.mirror.interval
-        self._remember(report, targets)
-        if report.written or report.moved or report.removed:
-            log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
-                     len(report.written), report.moved, report.removed)
-        return report
+        return videos
 
     def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]]) -> None:
         """When the next run can have work without a catalog change or a new listing:

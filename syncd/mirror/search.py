@@ -91,11 +91,13 @@ class _Files:
 
 
 def query_vector(catalog: Catalog, source: str, text: str,
-                 embed: Callable[[str], Sequence[float]]) -> npt.NDArray[np.float32]:
-    """The query's embedding from the cache, else from ``embed`` (one remote call, cached)."""
+                 embed: Callable[[str], Sequence[float]], dim: int = 0) -> npt.NDArray[np.float32]:
+    """The query's embedding from the cache, else from ``embed`` (one remote call, cached).
+    A cached vector of another length than the index's ``dim`` (the remote's embedder
+    changed) is fetched again."""
     key = " ".join(text.split())
     cached = catalog.query_embedding(source, key)
-    if cached is not None:
+    if cached is not None and (not dim or len(cached) == 4 * dim):
         return np.frombuffer(cached, dtype="<f4").copy()
     vector = np.asarray(embed(key), dtype="<f4")
     catalog.set_query_embedding(source, key, vector.tobytes(), time.time())
@@ -180,7 +182,7 @@ def run_search(catalog: Catalog, index: SearchIndex, query: str, *, mode: str, t
     try:
         if mode == "remote":
             return search_remote(catalog, remote(), query, top_k, wanted)
-        vector = query_vector(catalog, source, query, lambda text: remote().embed_text(text))
+        vector = query_vector(catalog, source, query, lambda text: remote().embed_text(text), index.dim())
         return search_local(catalog, index, vector, top_k, wanted)
     finally:
         for r in opened:
