@@ -144,6 +144,25 @@ def test_a_writer_killed_mid_write_leaves_the_old_sidecar(tmp_path: Path) -> Non
     assert write_atomic(target, b'{"new": true}\n') and not leftover.exists()
 
 
+@pytest.mark.parametrize("then", ["moved", "removed"])
+def test_a_killed_writes_leftover_goes_with_its_video(tmp_path: Path, then: str) -> None:
+    """The video is moved or deleted before its sidecar is written again: the temp file
+    a kill -9 left is not carried along or forgotten, it is removed."""
+    layout = SidecarLayout()
+    video = tmp_path / "cam1" / "a.mp4"
+    video.parent.mkdir()
+    sidecars = layout.paths(video)
+    for path in sidecars.all():
+        path.write_bytes(b"old")
+        temp_path(path).write_bytes(b"the new bytes, never renamed")
+    if then == "moved":
+        assert layout.move(video, tmp_path / "cam1" / "b.mp4")
+    else:
+        assert layout.remove(video)
+    assert sorted(p.name for p in video.parent.iterdir()) == (
+        ["b.mp4.syncd.emb", "b.mp4.syncd.json"] if then == "moved" else [])
+
+
 # ------------------------------------------------------------------ formats
 def test_embeddings_format_is_readable_without_syncd(tmp_path: Path) -> None:
     segments = [SegmentInfo("vid", 0, 0.0, 5.0, "visual", "clip"), SegmentInfo("vid", 1, 5.0, 7.0, "visual", "clip")]

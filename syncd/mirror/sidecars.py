@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from syncd.config import MirrorConfig
-from syncd.mirror.atomic import move_file, remove_file, write_atomic
+from syncd.mirror.atomic import move_file, remove_file, temp_path, write_atomic
 from syncd.mirror.records import SegmentInfo
 from syncd.models import SIDECAR_SUFFIXES
 from syncd.remote.base import VideoDetails
@@ -76,6 +76,8 @@ class SidecarLayout:
         moved = False
         for src, dst in zip(self.paths(old).all(), self.paths(new).all(), strict=True):
             moved = move_file(src, dst, make_parents=self.directory is not None) or moved
+            # A write a crash cut short at the old path: never renamed, and never reused now.
+            temp_path(src).unlink(missing_ok=True)
         return moved
 
     def write(self, path: Path, data: bytes) -> bool:
@@ -93,6 +95,7 @@ class SidecarLayout:
         removed = False
         for path in self.paths(video).all():
             removed = remove_file(path) or removed
+            temp_path(path).unlink(missing_ok=True)  # a crash's leftover, if any
         return removed
 
 
