@@ -332,6 +332,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps([h.as_json() for h in hits], indent=2))
     elif hits:
         print("\n".join(format_hits(hits)))
+    elif args.collection is not None or args.folder:
+        print("no hits in that collection or folder (check its name with `syncd status`)")
     else:
         print("no hits (nothing mirrored yet? run `syncd sync --wait`)")
     return EXIT_OK

@@ -120,6 +120,8 @@ def test_search_filters_by_collection_and_folder(world: World) -> None:
     assert warehouse and all(Path(h["path"]).is_relative_to(under) for h in warehouse)
     assert len(parking) + len(warehouse) == len(world.search("gate", "--top-k", "50"))
     assert world.search("gate", "--collection", "no-such-collection") == []
+    told = run_syncd(world.config, "search", "gate", "--collection", "no-such-collection")
+    assert told.returncode == 0 and "no hits in that collection or folder" in told.stdout
 
 
 def test_remote_search_is_there_for_comparison(world: World) -> None:
