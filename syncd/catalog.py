@@ -730,9 +730,6 @@ class Catalog:
         with self._tx() as db:
             db.execute("DELETE FROM mirror_segments")
             db.execute("UPDATE mirror_videos SET row_start = 0, row_count = 0, embeddings_at = NULL")
-            old = db.execute("SELECT value FROM meta WHERE key = 'mirror_dim'").fetchone()
-            if old is not None and old[0] != str(dim):  # cached queries: the old embedder's vectors
-                db.execute("DELETE FROM query_embeddings")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
 

@@ -273,6 +273,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_FAILED if outcome.failures else EXIT_OK
 
 
+def _usage_error(message: str) -> int:
+    """A bad argument: one line, exit 2, nothing done."""
+    print(f"syncd: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def cmd_trash(args: argparse.Namespace) -> int:
     from syncd.trash import empty_trash, list_trash
 
@@ -284,8 +290,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
         try:
             older_than = parse_duration(args.older_than)
         except ValueError as exc:
-            print(f"syncd: --older-than: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
+            return _usage_error(f"--older-than: {exc}")
         removed = empty_trash(folders, older_than, time.time(),
                               SidecarLayout.from_config(config.mirror).remove)
         print(f"removed {len(removed)} file(s), {format_size(sum(e.size for e in removed))}")
@@ -314,11 +319,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from syncd.remote import open_remote
 
     if args.top_k < 1:
-        print("syncd: --top-k must be at least 1", file=sys.stderr)
-        return EXIT_CONFIG
+        return _usage_error("--top-k must be at least 1")
     if not args.query.strip():
-        print("syncd: the query is empty", file=sys.stderr)
-        return EXIT_CONFIG
+        return _usage_error("the query is empty")
     config = _config(args, require_key=not args.offline)
     wanted = SearchFilter(args.collection, folder_argument(args.folder) if args.folder else None)
     mode = "offline" if args.offline else "remote" if args.remote else "local"
@@ -345,15 +348,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from syncd.remote.base import ChatMessage
 
     if not args.question.strip():
-        print("syncd: the question is empty", file=sys.stderr)
-        return EXIT_CONFIG
+        return _usage_error("the question is empty")
     config = _config(args)
     history_file = Path(args.history) if args.history else None
     history = load_history(history_file)
     if history_file is not None and not os.access(history_file.parent, os.W_OK):
         # Checked before asking: a question costs credits, and its answer must not be lost.
-        print(f"syncd: --history: cannot write in {history_file.parent}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _usage_error(f"--history: cannot write in {history_file.parent}")
     with Catalog.open(config.state_dir) as catalog:
         video_id = video_for_path(catalog, Path(args.path))
 

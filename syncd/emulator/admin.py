@@ -143,13 +143,10 @@ def h_video(ctx: Context, req: Request) -> Response:
 
 def h_video_bytes(ctx: Context, req: Request) -> Response:
     rec = ctx.store.get_video(req.params["video_id"])
-    obj = ctx.store.get_object(rec.object_name) if rec else None
-    if obj is None:
+    opened = ctx.store.open_object(rec.object_name) if rec else None
+    if opened is None:
         raise detail(404, "Video not found")
-    try:
-        fh = ctx.store.blob_path(obj).open("rb")
-    except FileNotFoundError:
-        raise detail(404, "Video not found") from None
+    obj, fh = opened
     return Response(200, b"", {"Content-Type": "application/octet-stream"},
                     stream=FileStream(fh, 0, obj.size), length=obj.size)
 

@@ -143,13 +143,10 @@ def hls_playlist(ctx: Context, req: Request) -> Response:
                 f"#EXTINF:{video.duration_seconds:.3f},\n"
                 f"{hls_url(req, video.video_id, HLS_SEGMENT)}\n#EXT-X-ENDLIST\n")
     elif playlist == HLS_SEGMENT:
-        obj = ctx.store.get_object(video.object_name)
-        try:
-            fh = ctx.store.blob_path(obj).open("rb") if obj else None
-        except FileNotFoundError:  # deleted between lookup and open
-            fh = None
-        if obj is None or fh is None:
+        opened = ctx.store.open_object(video.object_name)
+        if opened is None:
             raise detail(404, "Segment not found")
+        obj, fh = opened
         return Response(200, b"", {"Content-Type": "video/mp2t"}, stream=FileStream(fh, 0, obj.size),
                         length=obj.size)
     else:

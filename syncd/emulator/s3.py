@@ -153,13 +153,10 @@ def get_object(ctx: Context, req: Request) -> Response:
         etag = f'"{hashlib.md5(png).hexdigest()}"'
         return Response(200, png, {"Content-Type": "image/png", "ETag": etag,
                                    **_request_id()})
-    obj = ctx.store.get_object(key)
-    if obj is None:
+    opened = ctx.store.open_object(key)
+    if opened is None:
         raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
-    try:
-        fh = ctx.store.blob_path(obj).open("rb")
-    except FileNotFoundError:  # deleted between lookup and open
-        raise S3Error(404, "NoSuchKey", "The specified key does not exist.") from None
+    obj, fh = opened
     headers = {
         "Content-Type": "video/mp4" if key.lower().endswith(".mp4") else
         "application/octet-stream",

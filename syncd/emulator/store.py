@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +421,17 @@ class Store:
     def get_object(self, object_name: str) -> ObjectRecord | None:
         return self._one(ObjectRecord, "SELECT * FROM objects WHERE object_name = ?",
                          (object_name,))
+
+    def open_object(self, object_name: str) -> tuple[ObjectRecord, BinaryIO] | None:
+        """The object and its bytes open for reading; None if unknown (or deleted between
+        the lookup and the open)."""
+        obj = self.get_object(object_name)
+        if obj is None:
+            return None
+        try:
+            return obj, self.blob_path(obj).open("rb")
+        except FileNotFoundError:
+            return None
 
     def list_objects(self) -> list[ObjectRecord]:
         return self._all(ObjectRecord, "SELECT * FROM objects ORDER BY created_at, object_name")
