@@ -138,6 +138,12 @@ def admin_videos(admin: httpx.Client) -> list[dict[str, Any]]:
     return body["videos"] if isinstance(body, dict) and "videos" in body else body
 
 
+def collections(admin: httpx.Client) -> dict[str, list[str]]:
+    """Collection name → sorted names of its videos, as the remote holds them."""
+    names = {v["video_id"]: v["name"] for v in admin_videos(admin)}
+    return {c["name"]: sorted(names.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()}
+
+
 # ------------------------------------------------------------------ daemon helpers (issue 6)
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""

@@ -14,7 +14,15 @@ import httpx
 import pytest
 
 from syncd.emulator import Emulator
-from tests.conftest import MiB, admin_videos, run_syncd, syncd_env, write_config, write_random
+from tests.conftest import (
+    MiB,
+    admin_videos,
+    collections,
+    run_syncd,
+    syncd_env,
+    write_config,
+    write_random,
+)
 
 KILLED_AFTER = """
 import os, signal, sys
@@ -31,11 +39,6 @@ sys.exit(main(sys.argv[2:]))
 """
 
 WAIT = ("sync", "--wait", "--timeout", "60")
-
-
-def collections(admin: httpx.Client) -> dict[str, list[str]]:
-    names = {v["video_id"]: v["name"] for v in admin_videos(admin)}
-    return {c["name"]: sorted(names.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()}
 
 
 @pytest.mark.parametrize("step", ["multipart_initiate", "put_part_bytes", "multipart_complete", "preprocess",

@@ -29,6 +29,7 @@ from tests.conftest import (
     REPO,
     MiB,
     admin_videos,
+    collections,
     free_port,
     run_syncd,
     set_faults,
@@ -124,11 +125,6 @@ def names(admin: httpx.Client) -> list[str]:
 def all_processed(admin: httpx.Client, count: int) -> bool:
     videos = admin_videos(admin)
     return len(videos) == count and all(v["transcoding_status"] == "completed" for v in videos)
-
-
-def collections(admin: httpx.Client) -> dict[str, list[str]]:
-    by_id = {v["video_id"]: v["name"] for v in admin_videos(admin)}
-    return {c["name"]: sorted(by_id.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()}
 
 
 def status_json(config: Path) -> list[dict[str, Any]]:

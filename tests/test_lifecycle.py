@@ -12,15 +12,17 @@ import httpx
 
 from syncd.emulator import Emulator
 from syncd.models import SIDECAR_SUFFIXES
-from tests.conftest import admin_videos, emulator_config, run_syncd, set_faults, write_config, write_random
+from tests.conftest import (
+    admin_videos,
+    collections,
+    emulator_config,
+    run_syncd,
+    set_faults,
+    write_config,
+    write_random,
+)
 
 WAIT = ("sync", "--wait", "--timeout", "60")
-
-
-def collections(admin: httpx.Client) -> dict[str, list[str]]:
-    """Collection name → sorted names of its videos, as the remote holds them."""
-    names = {v["video_id"]: v["name"] for v in admin_videos(admin)}
-    return {c["name"]: sorted(names.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()}
 
 
 def status(config: Path) -> list[dict[str, Any]]:
