@@ -392,7 +392,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from syncd.config import UI_DEFAULT_LISTEN, is_loopback, parse_listen
-    from syncd.ui.server import serve_forever, url
+    from syncd.ui.server import serve_until_stopped, url
 
     config = _config(args, require_key=False)
     if args.listen:
@@ -406,8 +406,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return _usage_error(f"--listen: {listen[0]} is reachable from other machines: set a password "
                             "($SYNCD_UI_PASSWORD or ui.password_file), or listen on 127.0.0.1")
     Catalog.open_readonly(config.state_dir).close()  # no catalog yet: say so before serving
-    print(f"syncd ui: open {url(listen)} (Ctrl-C to stop)", flush=True)
-    serve_forever(config, listen)
+    serve_until_stopped(config, listen, lambda: print(f"syncd ui: open {url(listen)} (Ctrl-C to stop)", flush=True))
     return EXIT_OK
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -18,7 +22,7 @@ from syncd.models import LocalFile
 from syncd.ui.app import create_app
 from syncd.ui.browse import browse
 from syncd.ui.server import build_app
-from tests.conftest import KEY, write_config
+from tests.conftest import KEY, free_port, run_syncd, syncd_env, wait_for, write_config
 from tests.ui_world import UiWorld, ui_world
 
 LOCAL = "http://127.0.0.1"
@@ -60,6 +64,7 @@ def test_filters_by_state_folder_and_collection(ui: TestClient) -> None:
 def test_remote_thumbnail_is_fetched_once_then_cached(world: UiWorld, ui: TestClient) -> None:
     video = ui.get("/index.json").json()["videos"][1]
     first = ui.get(video["thumb"])
+    assert first.headers["content-type"] == "image/png"  # the emulator's thumbnail, not a local frame
     before = len(world.requests("get-video-details"))
     again = ui.get(video["thumb"])
     assert again.content == first.content
@@ -141,6 +146,43 @@ def test_ask_streams_tokens_and_keeps_the_history_it_is_given(world: UiWorld, ui
     refused = ui.post(f"/ask/{video_id}", json={"question": "x"}, headers={"Origin": "http://evil.example"})
     assert refused.status_code == 403
     assert ui.post(f"/ask/{video_id}", json={"question": " "}).status_code == 400
+
+
+def test_ask_works_without_script_too(world: UiWorld, ui: TestClient) -> None:
+    page = ui.post("/watch/0/warehouse-cam3/forklift-loading-gate.mp4", data={"question": "What happens?"})
+    assert page.status_code == 200
+    assert 'class="msg user">What happens?' in page.text and "forklift-loading-gate.mp4" in page.text.split(
+        'class="msg assistant">')[1]
+    foreign = ui.post("/watch/0/warehouse-cam3/forklift-loading-gate.mp4", data={"question": "x"},
+                      headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403
+
+
+def test_grid_shows_upload_and_pipeline_progress(tmp_path: Path) -> None:
+    from syncd.remote.base import UploadSession
+
+    folder = tmp_path / "drop"
+    config_path = write_config(tmp_path, "http://127.0.0.1:9")
+    with Catalog.open(tmp_path / "state") as writer:
+        writer.record_scan(folder, [(LocalFile(folder, "big.mp4", 40 * 2**20, 1, 1), "a" * 64),
+                                    (LocalFile(folder, "mid.mp4", 10, 2, 2), "b" * 64)], (), 1.0)
+        writer.update_content("a" * 64, state="uploading")
+        writer.upload_started("a" * 64, UploadSession("u1", "obj", "v1"), 10 * 2**20)
+        writer.part_uploaded("u1", 1, "etag1", 10 * 2**20)
+        writer.video_registered("b" * 64, "v2", "mid.mp4")
+        writer.update_content("b" * 64, state="uploaded")
+        writer.set_step("b" * 64, "transcoding", "running", 40.0)
+    from syncd.config import load_config
+
+    config = load_config(config_path, {"SYNCD_TEST_KEY": KEY})
+    with TestClient(create_app(config), base_url=LOCAL) as client:
+        cards = {c["rel_path"]: c for c in client.get("/index.json").json()["videos"]}
+        page = client.get("/").text
+        assert client.get("/index.json?state=uploading").json()["videos"][0]["rel_path"] == "big.mp4"
+    assert cards["big.mp4"]["state"] == "uploading" and cards["big.mp4"]["upload_percent"] == 25.0
+    assert cards["mid.mp4"]["state"] == "processing"
+    assert cards["mid.mp4"]["steps"]["transcoding"] == {"state": "running", "percentage": 40.0}
+    assert "uploading 25%" in page and "transcoding running 40%" in page
 
 
 @pytest.mark.parametrize("url", [
@@ -282,3 +324,70 @@ def test_the_ui_does_not_block_the_writer(world: UiWorld) -> None:
         assert done.is_set()
     finally:
         catalog.close()
+
+
+# ------------------------------------------------------------------ the commands
+def _config_with(world: UiWorld, tmp_path: Path, **ui: object) -> Path:
+    import yaml
+
+    data = yaml.safe_load(world.config_path.read_text())
+    data["ui"] = ui
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _start(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(config), *args],
+                                env=syncd_env(), stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert KEY not in text
+    return text
+
+
+def _videos(port: int) -> int:
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/index.json", timeout=5)
+    except httpx.TransportError:
+        return -1
+    return len(response.json()["videos"]) if response.status_code == 200 else -1
+
+
+def test_the_daemon_serves_the_ui_and_syncd_ui_reads_beside_it(world: UiWorld, tmp_path: Path) -> None:
+    """`syncd run` with ui.listen serves the pages; `syncd ui` works while the daemon holds
+    the state directory (it only reads)."""
+    daemon_port, ui_port = free_port(), free_port()
+    config = _config_with(world, tmp_path, listen=f"127.0.0.1:{daemon_port}")
+    daemon = _start(config, "run", log=tmp_path / "daemon.log")
+    ui = None
+    try:
+        wait_for(lambda: _videos(daemon_port) == 4, 60, "the daemon's UI", lambda: (tmp_path / "daemon.log").read_text())
+        ui = _start(config, "ui", "--listen", f"127.0.0.1:{ui_port}", log=tmp_path / "ui.log")
+        wait_for(lambda: _videos(ui_port) == 4, 60, "syncd ui", lambda: (tmp_path / "ui.log").read_text())
+        assert f"open http://127.0.0.1:{ui_port}/" in (tmp_path / "ui.log").read_text()
+    finally:
+        if ui is not None:
+            _stop(ui, tmp_path / "ui.log")
+            assert ui.returncode == 0
+        _stop(daemon, tmp_path / "daemon.log")
+    assert daemon.returncode == 0
+
+
+def test_syncd_ui_refuses_an_open_listen_without_a_password(world: UiWorld, tmp_path: Path) -> None:
+    result = run_syncd(world.config_path, "ui", "--listen", "0.0.0.0:8470")
+    assert result.returncode == 2 and "password" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    config = _config_with(world, tmp_path, listen="0.0.0.0:8470")
+    result = run_syncd(config, "status")
+    assert result.returncode == 2 and "ui.listen" in result.stderr and "Traceback" not in result.stderr

@@ -50,6 +50,7 @@ TOP_K = 24
 REMOTE_PAUSE = 30.0  # seconds without remote thumbnails after the remote could not be reached
 MAX_QUESTION = 2000
 MAX_HISTORY = 40  # messages resent with a question (the remote is stateless)
+JOURNAL_SCAN, JOURNAL_SHOWN = 200, 25
 
 
 class NotFound(Exception):
@@ -265,7 +266,9 @@ def status(request: Request) -> Response:
         folders.append({"index": n, "path": str(f.path), "files": sum(1 for s in statuses if Path(s.path).is_relative_to(f.path)),
                         "problem": problem})
     trash = list_trash([f.path for f in config.folders])
-    journal = [dataclasses.asdict(e) for e in ui.catalog.journal(30)]
+    # The outcomes of recent actions, newest first ("started" rows are the before-records).
+    finished = [e for e in reversed(ui.catalog.journal(JOURNAL_SCAN)) if e.outcome != "started"]
+    journal = [{**dataclasses.asdict(e), "bad": e.outcome != "ok"} for e in finished[:JOURNAL_SHOWN]]
     metrics = None
     if config.metrics.listen:
         host, port = config.metrics.listen

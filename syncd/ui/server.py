@@ -1,16 +1,19 @@
 """Serving the UI with uvicorn: in the foreground (`syncd ui`) or in a thread of the daemon.
 
-The socket is bound here, before uvicorn starts, so a busy port is one clear error
-rather than a log line from inside the server.
+Uvicorn runs in a thread of its own either way (so it installs no signal handlers and
+the caller decides how to stop). The socket is bound here, before uvicorn starts, so a
+busy port is one clear error rather than a log line from inside the server.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -63,10 +66,20 @@ def _server(config: Config) -> uvicorn.Server:
     return uvicorn.Server(settings)
 
 
-def serve_forever(config: Config, listen: tuple[str, int]) -> None:
-    """`syncd ui`: serve until Ctrl-C / SIGTERM (uvicorn handles both)."""
-    sock = bind(listen)
-    _server(config).run(sockets=[sock])
+def serve_until_stopped(config: Config, listen: tuple[str, int], ready: Callable[[], None]) -> None:
+    """`syncd ui`: serve until SIGINT or SIGTERM, then stop cleanly (exit status 0)."""
+    server = UiServer.start(config, listen)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ready()
+        while not stop.wait(1.0):
+            if not server.thread.is_alive():
+                raise SyncdError("the web UI stopped unexpectedly (see the log)")
+    finally:
+        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class UiServer:
