@@ -640,6 +640,10 @@ class Daemon:
             self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)
         if self._metrics_server is None:
             self._start_metrics()
+        if self._ui_server is not None:  # the UI reads folders and policies from the config: serve the new one
+            self._ui_server.close()
+            self._ui_server = None
+        self._start_ui()
         self._demand("listing")
         log.info("config reloaded from %s", source)
         self.notifier.ready(f"config reloaded; watching {len(new.folders)} folder(s)")

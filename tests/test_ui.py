@@ -391,3 +391,29 @@ def test_syncd_ui_refuses_an_open_listen_without_a_password(world: UiWorld, tmp_
     config = _config_with(world, tmp_path, listen="0.0.0.0:8470")
     result = run_syncd(config, "status")
     assert result.returncode == 2 and "ui.listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_lists_the_trash_and_folder_problems(tmp_path: Path) -> None:
+    from syncd.config import load_config
+    from syncd.models import TRASH_DIR
+
+    config_path = write_config(tmp_path, "http://127.0.0.1:9", folders=[
+        {"path": str(tmp_path / "drop")}, {"path": str(tmp_path / "cams"), "require_marker": True}])
+    Catalog.open(tmp_path / "state").close()
+    trashed = tmp_path / "drop" / TRASH_DIR / "cam" / "old.mp4"
+    trashed.parent.mkdir(parents=True)
+    trashed.write_bytes(b"x" * 2048)
+    config = load_config(config_path, {"SYNCD_TEST_KEY": KEY})
+    with TestClient(create_app(config), base_url=LOCAL) as client:
+        data = client.get("/status.json").json()
+        page = client.get("/status").text
+    assert data["trash"] == 1 and data["trashed"][0]["path"] == str(trashed)
+    assert [f["problem"] for f in data["folders"]] == ["", "marker file .syncd-folder missing: not syncing"]
+    assert str(trashed) in page and "2.0 KiB" in page
+
+
+def test_syncd_ui_before_any_sync_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    result = run_syncd(config, "ui", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "run `syncd sync`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

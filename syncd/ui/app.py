@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -42,6 +43,7 @@ from syncd.remote.base import ChatMessage, MediaSource, Remote
 from syncd.ui import browse as grid
 from syncd.ui.auth import Gate, host_name
 from syncd.ui.files import SHA256, LocalFiles, ThumbnailCache, frame_jpeg, image_type
+from syncd.units import format_size
 
 log = logging.getLogger("syncd.ui")
 
@@ -51,6 +53,8 @@ REMOTE_PAUSE = 30.0  # seconds without remote thumbnails after the remote could 
 MAX_QUESTION = 2000
 MAX_HISTORY = 40  # messages resent with a question (the remote is stateless)
 JOURNAL_SCAN, JOURNAL_SHOWN = 200, 25
+TRASH_SHOWN = 100
+MAX_FORM = 65536  # bytes of a posted form read
 
 
 class NotFound(Exception):
@@ -105,7 +109,7 @@ def _templates() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters.update(
         duration=grid.format_duration, when=grid.format_time, stamp=lambda s: grid.format_duration(s or 0.0),
-        urlpath=lambda s: quote(str(s)),
+        urlpath=lambda s: quote(str(s)), size=format_size,
     )
     return env
 
@@ -212,9 +216,6 @@ def watch(request: Request) -> Response:
         return _not_found(request)
     t = max(0.0, _float(request.query_params.get("t")) or 0.0)
     context["t"] = t
-    context["question"] = ""
-    if request.method == "POST":
-        return _ask_without_script(request, ui, context)
     data = {k: v for k, v in context.items() if k not in ("segments",)}
     data["segments"] = [dataclasses.asdict(s) for s in context["segments"]]
     return _page(request, "watch.html", context, data)
@@ -280,6 +281,8 @@ def status(request: Request) -> Response:
         "blocked": ui.catalog.get_meta("blocked") or "",
         "pending": [s.as_json() for s in pending], "folders": folders,
         "trash": len(trash), "journal": journal, "metrics": metrics,
+        "trashed": [{"path": str(e.path), "size": e.size, "trashed_at": e.trashed_at}
+                    for e in sorted(trash, key=lambda e: -e.trashed_at)[:TRASH_SHOWN]],
     }
     return _page(request, "status.html", {**data, "pending_statuses": pending}, data)
 
@@ -390,11 +393,22 @@ async def ask(request: Request) -> Response:
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-def _ask_without_script(request: Request, ui: UiState, context: dict[str, Any]) -> Response:
-    """The ask form posted by a page without script: answer in one piece."""
+async def ask_form(request: Request) -> Response:
+    """The ask form posted by a page without script (the watch page's own URL): the
+    answer in one piece, on the page."""
     if not _same_origin(request):
         return PlainTextResponse("cross-site request refused\n", 403)
-    form = parse_qs(request.scope.get("syncd.body", b"").decode())
+    body = (await request.body())[:MAX_FORM]
+    return await run_in_threadpool(_ask_without_script, request, parse_qs(body.decode(errors="replace")))
+
+
+def _ask_without_script(request: Request, form: dict[str, list[str]]) -> Response:
+    ui = _state(request)
+    try:
+        context = _watch_context(ui, request.path_params["n"], request.path_params["rel"])
+    except NotFound:
+        return _not_found(request)
+    context["t"] = 0.0
     try:
         question = _question((form.get("question") or [""])[0])
         if not context["can_ask"]:
@@ -459,24 +473,6 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-class _KeepBody:
-    """Reads a POSTed form body once so a plain (threaded) handler can parse it."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/watch/"):
-            chunks = []
-            more = True
-            while more:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                more = message.get("more_body", False)
-            scope["syncd.body"] = b"".join(chunks)[:65536]
-        await self.app(scope, receive, send)
-
-
 def create_app(config: Config, *, open_remote: Callable[[], Remote] | None = None) -> Starlette:
     """The UI over ``config``'s state directory. ``open_remote``: None when there is no API
     key (browsing, text search, local playback still work)."""
@@ -488,7 +484,8 @@ def create_app(config: Config, *, open_remote: Callable[[], Remote] | None = Non
         Route("/search.json", search),
         Route("/status", status, name="status"),
         Route("/status.json", status),
-        Route("/watch/{n:int}/{rel:path}", watch, methods=["GET", "POST"], name="watch"),
+        Route("/watch/{n:int}/{rel:path}", watch, name="watch"),
+        Route("/watch/{n:int}/{rel:path}", ask_form, methods=["POST"]),
         Route("/media/{n:int}/{rel:path}", media, name="media"),
         Route("/thumb/{sha}", thumbnail, name="thumb"),
         Route("/hls/{video_id}/{name}", hls, name="hls"),
@@ -504,6 +501,5 @@ def create_app(config: Config, *, open_remote: Callable[[], Remote] | None = Non
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.ui = ui
     app.state.templates = _templates()
-    app.add_middleware(_KeepBody)
     app.add_middleware(Gate, password=config.ui.password)
     return app
