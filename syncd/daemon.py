@@ -266,10 +266,11 @@ class Daemon:
         not fatal: syncing matters more than the page."""
         if self.config.ui.listen is None:
             return
-        from syncd.ui.server import UiServer  # Starlette and uvicorn load only when the UI is on
+        from syncd.ui.server import UiServer, url  # Starlette and uvicorn load only when the UI is on
 
         try:
             self._ui_server = UiServer.start(self.config, self.config.ui.listen)
+            log.info("serving the web UI on %s", url(self.config.ui.listen))
         except SyncdError as exc:
             log.error("%s", exc)
 

@@ -202,7 +202,7 @@ def _search(ui: UiState, text: str) -> tuple[list[Hit], str, str]:
                                   lambda t: ui.remote().embed_text(t), dim)
             return search_local(ui.catalog, ui.index, vector, TOP_K), "meaning", ""
         except SyncdError as exc:
-            note = f"ranked by text: the query could not be embedded ({exc})"
+            note = f"The query could not be embedded ({exc}), so the ranking is by full text."
             return search_offline(ui.catalog, ui.index, text, TOP_K), "text", note
     return search_offline(ui.catalog, ui.index, text, TOP_K), "text", ""
 

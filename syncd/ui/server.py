@@ -99,7 +99,6 @@ class UiServer:
         if not server.started:
             sock.close()
             raise SyncdError(f"the web UI on {url(listen)} did not start (see the log)")
-        log.info("serving the web UI on %s", url(listen))
         return cls(server, thread, listen)
 
     def close(self) -> None:
