@@ -377,11 +377,12 @@ def test_the_daemon_serves_the_ui_and_syncd_ui_reads_beside_it(world: UiWorld, t
         wait_for(lambda: _videos(ui_port) == 4, 60, "syncd ui", lambda: (tmp_path / "ui.log").read_text())
         assert f"open http://127.0.0.1:{ui_port}/" in (tmp_path / "ui.log").read_text()
     finally:
-        if ui is not None:
-            _stop(ui, tmp_path / "ui.log")
-            assert ui.returncode == 0
-        _stop(daemon, tmp_path / "daemon.log")
-    assert daemon.returncode == 0
+        try:
+            if ui is not None:
+                _stop(ui, tmp_path / "ui.log")
+        finally:
+            _stop(daemon, tmp_path / "daemon.log")
+    assert ui is not None and ui.returncode == 0 and daemon.returncode == 0
 
 
 def test_syncd_ui_refuses_an_open_listen_without_a_password(world: UiWorld, tmp_path: Path) -> None:

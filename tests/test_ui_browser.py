@@ -94,6 +94,7 @@ def test_search_finds_the_moment_and_plays_from_that_second(served: tuple[UiWorl
     first.locator("a.name").click()
     page.wait_for_url(f"**/watch/**?t={start:g}")
     page.wait_for_function("document.getElementById('player').readyState >= 1")
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.5")
     assert abs(page.evaluate("document.getElementById('player').currentTime") - start) < 0.5
     page.screenshot(path=str(SHOTS / "watch.png"))
 
@@ -104,8 +105,9 @@ def test_ask_streams_an_answer(served: tuple[UiWorld, str], page: Any) -> None:
     page.fill("#ask textarea", "What is the forklift doing?")
     page.click("#ask button")
     page.wait_for_selector(".msg.assistant.done")
-    answer = page.locator(".msg.assistant").last.inner_text()
-    assert "forklift-loading-gate.mp4" in answer and len(answer) > 40
+    answer = page.locator(".msg.assistant").last
+    assert "forklift-loading-gate.mp4" in answer.inner_text() and len(answer.inner_text()) > 40
+    assert int(answer.get_attribute("data-chunks") or 0) >= 3  # streamed: shown piece by piece
     page.fill("#ask textarea", "And after that?")
     page.click("#ask button")
     page.wait_for_function("document.querySelectorAll('.msg.assistant.done').length == 2")

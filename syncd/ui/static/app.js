@@ -80,7 +80,12 @@
             if (line.startsWith("event:")) name = line.slice(6).trim();
             else if (line.startsWith("data:")) data += line.slice(5).trim();
           });
-          if (name === "token") { text += JSON.parse(data); answer.textContent = text; box.scrollTop = box.scrollHeight; }
+          if (name === "token") {
+            text += JSON.parse(data);
+            answer.textContent = text;
+            answer.dataset.chunks = String(Number(answer.dataset.chunks || 0) + 1);  // shown as it arrives
+            box.scrollTop = box.scrollHeight;
+          }
           else if (name === "error") failed = JSON.parse(data);
         }
       }
