@@ -55,6 +55,7 @@ MAX_HISTORY = 40  # messages resent with a question (the remote is stateless)
 JOURNAL_SCAN, JOURNAL_SHOWN = 200, 25
 TRASH_SHOWN = 100
 MAX_FORM = 65536  # bytes of a posted form read
+MAX_ASK_BODY = 1 << 20  # a question with its history
 
 
 class NotFound(Exception):
@@ -296,7 +297,7 @@ def media(request: Request) -> Response:
     path = ui.files.resolve(*key) if key and record is not None and record.present else None
     if path is None:
         return _not_found(request)
-    return FileResponse(path, media_type=_video_type(path), stat_result=None)
+    return FileResponse(path, media_type=_video_type(path))
 
 
 def _video_type(path: Path) -> str:
@@ -374,12 +375,15 @@ async def ask(request: Request) -> Response:
     if not _same_origin(request):
         return PlainTextResponse("cross-site request refused\n", 403)
     video_id = request.path_params["video_id"]
+    raw = await request.body()
+    if len(raw) > MAX_ASK_BODY:
+        return JSONResponse({"error": "the conversation is too long"}, status_code=413)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
         question, history = _question(body.get("question")), _history(body.get("history"))
     except (ValueError, AttributeError) as exc:
         return JSONResponse({"error": f"bad request: {exc}"}, status_code=400)
-    if ui.catalog.content_for_video(video_id) is None:
+    if await run_in_threadpool(ui.catalog.content_for_video, video_id) is None:
         return _not_found(request)
 
     def events() -> Iterator[str]:
