@@ -12,6 +12,7 @@ and journal entry. This is the only module that contains SQL.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -43,6 +44,8 @@ from syncd.models import (
     UploadRecord,
 )
 from syncd.remote.base import UploadSession
+
+log = logging.getLogger("syncd.catalog")
 
 CATALOG_FILE = "catalog.db"
 LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
@@ -215,17 +218,30 @@ class CatalogError(SyncdError):
 class Catalog:
     """Typed access to ``<state_dir>/catalog.db``."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
         self._clock = clock
         self._lock = threading.RLock()
         self._bookkeeping = 0  # rows changed that no decision reads (``changes`` leaves them out)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            if readonly:
+                if not path.exists():
+                    raise CatalogError(f"no catalog at {path} yet: run `syncd sync` (or `syncd run`) first")
+                # mode=ro: this connection cannot write, so it never takes the write lock the sync needs.
+                conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False, isolation_level=None, timeout=5)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
         try:
+            if readonly:
+                self.db = sqlite_utils.Database(conn)
+                self.is_new = False
+                self._check_readable()
+                return
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -239,6 +255,19 @@ class Catalog:
     @classmethod
     def open(cls, state_dir: Path) -> Catalog:
         return cls(state_dir / CATALOG_FILE)
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Catalog:
+        """A reader beside a running sync (the web UI): never migrates, never writes,
+        except the query-embedding cache (see ``set_query_embedding``)."""
+        return cls(state_dir / CATALOG_FILE, readonly=True)
+
+    def _check_readable(self) -> None:
+        version = self.schema_version
+        if version != len(MIGRATIONS):
+            newer = "newer" if version > len(MIGRATIONS) else "older"
+            raise CatalogError(f"catalog {self.path} has schema {version}, {newer} than this syncd's "
+                               f"({len(MIGRATIONS)}); run `syncd sync` with this syncd once")
 
     def close(self) -> None:
         with self._lock:
@@ -802,6 +831,9 @@ class Catalog:
         return bytes(rows[0]["vector"]) if rows else None
 
     def set_query_embedding(self, source: str, text: str, vector: bytes, now: float) -> None:
+        if self.readonly:
+            self._cache_aside(source, text, vector, now)
+            return
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO query_embeddings (source, text, vector, created_at) VALUES (?, ?, ?, ?)",
@@ -852,6 +884,87 @@ class Catalog:
                    VALUES (?, 'pulled', ?, ?, '', 0, 0, ?)""",
                 [video_id, str(file.path), sha256, now],
             )
+
+    def _cache_aside(self, source: str, text: str, vector: bytes, now: float) -> None:
+        """A read-only catalog's one write: cache a query's embedding (it costs a remote call)
+        through a short-lived connection that waits at most a moment for the write lock and
+        otherwise skips the cache, so a reader never holds up the sync."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=0.2)
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO query_embeddings (source, text, vector, created_at) VALUES (?, ?, ?, ?)",
+                    [source, text, vector, now],
+                )
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.debug("query embedding not cached: %s", exc)
+
+    # --- web UI (syncd/ui/): pages of files by keyset, so page N costs what page 1 does --------
+    def files_page(
+        self, *, after: tuple[str, str] | None, limit: int, folders: Collection[str],
+        rel_prefix: str | None = None, content_states: Collection[str] | None = None,
+    ) -> list[tuple[FileRecord, ContentRecord | None]]:
+        """Present files of ``folders`` after ``after`` = (folder, rel_path), in that order, with
+        their contents (and steps). ``content_states``: only files whose content is in one of
+        them (``"new"`` also matches a file with no content row yet)."""
+        sql = """SELECT f.*, c.sha256 AS c_sha256, c.size AS c_size, c.state AS c_state, c.video_id AS c_video_id,
+                        c.name AS c_name, c.error AS c_error, c.attempts AS c_attempts,
+                        c.next_attempt_at AS c_next_attempt_at, c.orphaned_since AS c_orphaned_since
+                 FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                 WHERE f.present = 1 AND f.folder IN (SELECT value FROM json_each(?))"""
+        params: list[Any] = [json.dumps(sorted(folders))]
+        if after is not None:
+            sql += " AND (f.folder, f.rel_path) > (?, ?)"
+            params += list(after)
+        if rel_prefix:
+            sql += " AND f.rel_path >= ? AND f.rel_path < ?"
+            params += [rel_prefix, rel_prefix + "\U0010ffff"]
+        if content_states is not None:
+            sql += " AND (c.state IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(content_states)))
+            sql += " OR c.state IS NULL)" if "new" in content_states else ")"
+        rows = self._rows(sql + " ORDER BY f.folder, f.rel_path LIMIT ?", [*params, limit])
+        steps = self._steps_of(r["c_sha256"] for r in rows if r["c_sha256"])
+        out: list[tuple[FileRecord, ContentRecord | None]] = []
+        for r in rows:
+            content = None
+            if r["c_sha256"]:
+                content = ContentRecord(
+                    r["c_sha256"], r["c_size"], r["c_state"], r["c_video_id"], r["c_name"], r["c_error"],
+                    r["c_attempts"], r["c_next_attempt_at"], r["c_orphaned_since"], steps.get(r["c_sha256"], {}),
+                )
+            out.append((_file(r), content))
+        return out
+
+    def _steps_of(self, shas: Iterable[str]) -> dict[str, dict[str, StepRecord]]:
+        out: dict[str, dict[str, StepRecord]] = {}
+        wanted = json.dumps(sorted(set(shas)))
+        for r in self._rows("SELECT * FROM steps WHERE sha256 IN (SELECT value FROM json_each(?))", [wanted]):
+            out.setdefault(r["sha256"], {})[r["name"]] = _step(r)
+        return out
+
+    def memberships_of(self, shas: Iterable[str]) -> set[tuple[str, str]]:
+        wanted = json.dumps(sorted(set(shas)))
+        rows = self._rows("SELECT * FROM memberships WHERE sha256 IN (SELECT value FROM json_each(?))", [wanted])
+        return {(r["collection"], r["sha256"]) for r in rows}
+
+    def mirror_details_of(self, video_ids: Iterable[str]) -> dict[str, str]:
+        """Stored remote details (JSON) by video id, for the given videos."""
+        wanted = json.dumps(sorted(set(video_ids)))
+        rows = self._rows("SELECT video_id, details FROM mirror_videos WHERE details != '' "
+                          "AND video_id IN (SELECT value FROM json_each(?))", [wanted])
+        return {r["video_id"]: r["details"] for r in rows}
+
+    def content_for_video(self, video_id: str) -> ContentRecord | None:
+        rows = self._rows("SELECT * FROM contents WHERE video_id = ?", [video_id])
+        return self._content(rows[0]) if rows else None
+
+    def files_of(self, sha256: str) -> list[FileRecord]:
+        """Every file row (present or not) holding a content."""
+        return _files(self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path",
+                                 [sha256]))
 
 
 def _files(rows: Iterable[dict[str, Any]]) -> list[FileRecord]:

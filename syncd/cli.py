@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
 
+    p = command("ui", help="the web UI: browse, search, play and ask in a browser (read-only)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="where to serve (default: ui.listen, else 127.0.0.1:8470); beyond loopback needs a password")
+
     command("doctor", help="check the config end to end: folders, state dir, key, remote")
 
     p = command("demo", help="run the whole product against the built-in emulator (under a minute)")
@@ -386,6 +390,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(_config(args), keep_log_level=args.verbose)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from syncd.config import UI_DEFAULT_LISTEN, is_loopback, parse_listen
+    from syncd.ui.server import serve_until_stopped, url
+
+    config = _config(args, require_key=False)
+    if args.listen:
+        try:
+            listen = parse_listen(args.listen)
+        except ValueError as exc:
+            return _usage_error(f"--listen: {exc}")
+    else:
+        listen = config.ui.listen or UI_DEFAULT_LISTEN
+    if not is_loopback(listen[0]) and not config.ui.password:
+        return _usage_error(f"--listen: {listen[0]} is reachable from other machines: set a password "
+                            "($SYNCD_UI_PASSWORD or ui.password_file), or listen on 127.0.0.1")
+    Catalog.open_readonly(config.state_dir).close()  # no catalog yet: say so before serving
+    serve_until_stopped(config, listen, lambda: print(f"syncd ui: open {url(listen)} (Ctrl-C to stop)", flush=True))
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from syncd.doctor import doctor
 
@@ -394,6 +418,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "ui": cmd_ui,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
     "sync": cmd_sync,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -190,6 +191,26 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UiConfig:
+    listen: tuple[str, int] | None  # (host, port) the daemon serves the web UI on; None: only `syncd ui`
+    password: Secret  # Secret("") = none; required for a non-loopback listen
+    password_source: str  # for messages: "$SYNCD_UI_PASSWORD", "file /x" or "none"
+
+
+UI_DEFAULT_LISTEN = ("127.0.0.1", 8470)  # what `syncd ui` binds when ui.listen is null
+
+
+def is_loopback(host: str) -> bool:
+    """A host name or address that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     remote: RemoteConfig
     state_dir: Path
@@ -199,6 +220,7 @@ class Config:
     schedule: ScheduleConfig
     mirror: MirrorConfig
     metrics: MetricsConfig
+    ui: UiConfig
     log_level: str  # "debug" | "info" | "warning" | "error"
     source: Path  # the config file, absolute
 
@@ -472,6 +494,16 @@ def _listen(value: object, env: _Env) -> tuple[str, int] | None:
     return (host, int(port_text))
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """A HOST:PORT from the command line (``syncd ui --listen``); ValueError if malformed."""
+    try:
+        listen = _listen(text, _Env(base_dir=Path.cwd(), home=os.path.expanduser("~")))
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+    assert listen is not None
+    return listen
+
+
 # --------------------------------------------------------------------------- the schema
 
 
@@ -717,6 +749,28 @@ _SCHEMA = _Section(
                 ),
             ),
         ),
+        _Section(
+            "ui",
+            "The web UI (`syncd ui`, or served by the daemon): browse, search, play and ask; it only reads.",
+            (
+                _Key(
+                    "listen",
+                    _listen,
+                    "HOST:PORT the daemon serves the web UI on, e.g. 127.0.0.1:8470; null = only "
+                    "`syncd ui` serves it (on 127.0.0.1:8470). A non-loopback host needs a password.",
+                    None,
+                ),
+                _Key(
+                    "password_env",
+                    _env_name,
+                    "Environment variable holding the UI password (any user name, this password; "
+                    "or the header Authorization: Bearer PASSWORD).",
+                    "SYNCD_UI_PASSWORD",
+                ),
+                _Key("password_file", _path(optional=True), "File holding the UI password; wins over password_env.",
+                     None),
+            ),
+        ),
         _Key("log_level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error.", "info"),
     ),
 )
@@ -937,6 +991,21 @@ class _Loader:
             f'or a systemd credential "{CREDENTIAL_NAME}"',
         )
 
+    def ui(self, raw: dict[str, Any], environ: Mapping[str, str]) -> UiConfig:
+        """The UI section; a listen address others can reach without a password is refused."""
+        password, source = Secret(""), "none"
+        if raw["password_file"] is not None:
+            text = self.read_key(raw["password_file"], "ui.password_file", True)
+            password, source = Secret(text or ""), f"file {raw['password_file']}"
+        elif environ.get(raw["password_env"], "").strip():
+            password, source = Secret(environ[raw["password_env"]].strip()), f"${raw['password_env']}"
+        listen = raw["listen"]
+        if listen is not None and not is_loopback(listen[0]) and not password:
+            self.fail("ui.listen", f"{listen[0]} is reachable from other machines: set a password "
+                      f"(${raw['password_env']} or ui.password_file), or listen on 127.0.0.1",
+                      self.lines.get("ui.listen"))
+        return UiConfig(listen, password, source)
+
     def read_key(self, path: Path, key: str, require_key: bool) -> str | None:
         """The stripped key in ``path``; None (or a ConfigError when required) if unusable."""
         line = self.lines.get(key)
@@ -1058,6 +1127,7 @@ def load_config(
         schedule=ScheduleConfig(**raw["schedule"]),
         mirror=mirror,
         metrics=MetricsConfig(**raw["metrics"]),
+        ui=loader.ui(raw["ui"], environ),
         log_level=raw["log_level"],
         source=source,
     )

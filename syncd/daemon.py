@@ -53,7 +53,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -62,7 +62,7 @@ from syncd import __version__
 from syncd.catalog import Catalog
 from syncd.config import Config, ScheduleConfig, load_config
 from syncd.engine import Engine, PassReport
-from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError
+from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.executor import FatalRemoteError
 from syncd.lock import StateLock
 from syncd.logs import setup_logging
@@ -75,6 +75,9 @@ from syncd.remote.outage import OutageGuard
 from syncd.report import FileStatus
 from syncd.units import format_duration, format_size
 from syncd.watcher import SETTLE_MARGIN, Pending, Watcher
+
+if TYPE_CHECKING:
+    from syncd.ui.server import UiServer
 
 log = logging.getLogger("syncd.daemon")
 
@@ -157,6 +160,7 @@ class Daemon:
         self._statuses_at: tuple[int, int] | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._metrics_server: MetricsServer | None = None
+        self._ui_server: UiServer | None = None
         self._worker: threading.Thread | None = None
 
     # ================================================================ lifecycle
@@ -226,6 +230,7 @@ class Daemon:
         self._worker = worker
         try:
             self._start_metrics()
+            self._start_ui()
             self.watcher.start(self.config.folders)  # before the first pass: no event falls in between
             self._scheduler = self._start_scheduler()
             self._demand("listing")  # reconcile once before waiting on events
@@ -249,10 +254,25 @@ class Daemon:
                 worker.join(max(0.0, self.timings.stop_deadline - (time.monotonic() - stopping_at)))
             if self._metrics_server is not None:
                 self._metrics_server.close()
+            if self._ui_server is not None:
+                self._ui_server.close()
         if worker.is_alive():
             return False
         log.info("stopped")
         return True
+
+    def _start_ui(self) -> None:
+        """The web UI (ui.listen), read-only beside the sync; a failure to serve it is logged,
+        not fatal: syncing matters more than the page."""
+        if self.config.ui.listen is None:
+            return
+        from syncd.ui.server import UiServer, url  # Starlette and uvicorn load only when the UI is on
+
+        try:
+            self._ui_server = UiServer.start(self.config, self.config.ui.listen)
+            log.info("serving the web UI on %s", url(self.config.ui.listen))
+        except SyncdError as exc:
+            log.error("%s", exc)
 
     def _start_scheduler(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(
@@ -621,6 +641,10 @@ class Daemon:
             self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)
         if self._metrics_server is None:
             self._start_metrics()
+        if self._ui_server is not None:  # the UI reads folders and policies from the config: serve the new one
+            self._ui_server.close()
+            self._ui_server = None
+        self._start_ui()
         self._demand("listing")
         log.info("config reloaded from %s", source)
         self.notifier.ready(f"config reloaded; watching {len(new.folders)} folder(s)")

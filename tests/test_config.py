@@ -79,7 +79,7 @@ ERRORS: list[tuple[str, str, str]] = [
         "unknown-key-no-match",
         MINIMAL + "zzz: 1\n",
         ":5: zzz: unknown key (known keys: remote, state_dir, folders, upload, safety, schedule, "
-        "mirror, metrics, log_level)",
+        "mirror, metrics, ui, log_level)",
     ),
     (
         "api-key-in-file",

@@ -178,6 +178,22 @@ class ChunkedUploader(Protocol):
         ...
 
 
+@runtime_checkable
+class MediaSource(Protocol):
+    """The optional capability the web UI uses to show a remote video without its local file:
+    its thumbnail, and its HLS playlists and segments fetched with the key (so the browser
+    never needs it)."""
+
+    def thumbnail(self, video_id: str) -> bytes | None:
+        """The remote's thumbnail image, or None if it has none (yet)."""
+        ...
+
+    def hls_part(self, video_id: str, name: str) -> tuple[bytes, str]:
+        """One HLS playlist or segment by its name (``master.m3u8`` first): (body, content type).
+        Playlists name their parts with ``hls_part_name``-readable URLs."""
+        ...
+
+
 class Remote(ChunkedUploader, Protocol):
     """What the sync engine may ask of a backend."""
 

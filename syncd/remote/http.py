@@ -178,6 +178,19 @@ class HttpClient:
         )
         return response.text
 
+    def call_bytes(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
+        """A read-only API request whose answer is bytes: (body, content type)."""
+        response = self._with_retries(
+            method, path, lambda: self._api.request(method, path, params=params), idempotent=True
+        )
+        return response.content, response.headers.get("Content-Type", "application/octet-stream")
+
+    def get_object_bytes(self, url: str) -> bytes:
+        """A small pre-signed GET (a thumbnail) into memory."""
+        parts: list[bytes] = []
+        self.get_object(url, parts.append)
+        return b"".join(parts)
+
     @contextmanager
     def stream(
         self, method: str, path: str, *, json_body: Any, idempotent: bool,

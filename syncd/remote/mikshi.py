@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from syncd.errors import IncompleteListingError, RemoteError, TransportError
 from syncd.remote.base import (
@@ -402,6 +403,22 @@ class MikshiClient:
             "GET", "/api/backend/v1/videos/hls-playlist", params={"video_id": vid, "playlist": playlist}
         )
 
+    def hls_part(self, video_id: str, name: str) -> tuple[bytes, str]:
+        """A playlist or segment through the key-gated HLS proxy (the UI relays it)."""
+        vid = _uuid_or_raise(video_id)
+        body, content_type = self.http.call_bytes(
+            "GET", "/api/backend/v1/videos/hls-playlist", params={"video_id": vid, "playlist": name}
+        )
+        if name.endswith(".m3u8"):
+            body = _relative_playlist(body.decode()).encode()
+        return body, content_type
+
+    def thumbnail(self, video_id: str) -> bytes | None:
+        details = self.get_video_details(video_id)
+        if not details.thumbnail_url or details.statuses.get("thumbnail_generation_status") != "completed":
+            return None
+        return self.http.get_object_bytes(details.thumbnail_url)
+
     # ============================================================ collections
     def collections_list(self, page: int = 1, page_size: int = PAGE_SIZE) -> Page[RemoteCollection]:
         body = self.http.call(
@@ -672,6 +689,18 @@ class MikshiClient:
 
     def ask_stream(self, video_id: str, question: str, history: Sequence[ChatMessage] = ()) -> Iterator[str]:
         return self.chat_ask_stream(video_id, question, history)
+
+
+def _relative_playlist(text: str) -> str:
+    """An HLS playlist whose URIs (proxy URLs naming the part in ``playlist=``) become bare
+    part names, so whoever relays the playlist resolves them against its own address."""
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            named = parse_qs(urlsplit(line).query).get("playlist")
+            line = named[0] if named else urlsplit(line).path.rsplit("/", 1)[-1]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _pipeline_path(pipeline: Pipeline) -> str:
