@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import FAST_RETRY, KEY, OTHER_KEY
+from tests.conftest import FAST_RETRY, KEY, OTHER_KEY, wait_for
 
 from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 from syncd.remote.memories import MemoriesClient
@@ -92,3 +92,10 @@ def uploaded(c: httpx.Client, **kwargs: Any) -> str:
 
 def advance_past_parsing(emu: MemoriesEmulator) -> None:
     emu.advance_clock(emu.config.parse_seconds + emu.config.task_seconds + 1)
+
+
+def logged(emu: MemoriesEmulator, count: int) -> list[dict[str, Any]]:
+    """The request log once it holds ``count`` entries: the emulator logs a request just
+    after answering it, so the last answer can reach the client first."""
+    wait_for(lambda: len(emu.requests()) >= count, timeout=10, what=f"{count} logged requests")
+    return emu.requests()

@@ -10,8 +10,8 @@ import pytest
 
 from syncd.emulator.memories import MemoriesEmulator
 from tests.conftest import KEY, OTHER_KEY
-from tests.memories_support import (V1, V2, advance_past_parsing, mem, mem_admin,  # noqa: F401
-                                    memories_config, memories_emu, ok_data, refused,
+from tests.memories_support import (V1, V2, advance_past_parsing, logged, mem,  # noqa: F401
+                                    mem_admin, memories_config, memories_emu, ok_data, refused,
                                     upload_raw, uploaded)
 
 
@@ -28,7 +28,7 @@ def test_v1_refuses_missing_bearer_or_unknown_keys_with_0401_at_http_200(
         memories_emu: MemoriesEmulator, headers: dict[str, str]) -> None:
     resp = httpx.post(memories_emu.v1_url + "/list_videos", json={"page": 1}, headers=headers)
     refused(resp, "0401")
-    entry = memories_emu.requests()[-1]
+    entry = logged(memories_emu, 1)[-1]
     assert entry["user_id"] is None and entry["code"] == "0401"
 
 
@@ -302,7 +302,7 @@ def test_faults_on_v1_are_business_codes_and_spring_errors(memories_emu: Memorie
     assert codes == {500, 503}
     mem_admin.post("/_admin/faults", json={}).raise_for_status()
     ok_data(mem.post(V1 + "/list_videos", json={"page": 1}))
-    log = mem_admin.get("/_admin/requests").json()
+    log = logged(memories_emu, 4)
     assert [e["fault"] for e in log[-4:]] == ["rate_limit", "error_500", "error_503", None]
 
 

@@ -12,8 +12,8 @@ import httpx
 
 from syncd.emulator.memories import MemoriesEmulator
 from tests.conftest import KEY, OTHER_KEY, free_port, wait_for
-from tests.memories_support import (V1, V2, memories_config, ok_data, refused, upload_raw,
-                                    uploaded)
+from tests.memories_support import (V1, V2, logged, memories_config, ok_data, refused,
+                                    upload_raw, uploaded)
 
 
 def test_published_upload_limit_is_one_per_minute_per_account(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_published_upload_limit_is_one_per_minute_per_account(tmp_path: Path) ->
         emu.advance_clock(60)
         uploaded(a)
         assert len(emu.admin_videos()) == 3
-        assert [e["code"] for e in emu.requests()] == ["0000", "0429", "0429", "0000", "0000"]
+        assert [e["code"] for e in logged(emu, 5)] == ["0000", "0429", "0429", "0000", "0000"]
 
 
 def test_list_limit_five_per_second_and_v2_download_limit(tmp_path: Path) -> None:
