@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syncd.emulator.config import Faults
 from syncd.emulator.memories import MemoriesEmulator
 from tests.conftest import KEY, OTHER_KEY
 from tests.memories_support import (V1, V2, advance_past_parsing, logged, mem,  # noqa: F401
@@ -313,3 +314,15 @@ def test_cut_download_stream(memories_emu: MemoriesEmulator, mem: httpx.Client,
     mem_admin.post("/_admin/faults", json={"stream_error_share": 1.0}).raise_for_status()
     with pytest.raises(httpx.RemoteProtocolError):
         mem.get(V2 + "/download", params={"bucket": meta["bucket"], "blob": meta["blob"]})
+
+
+def test_dropped_connections_and_latency_knobs(memories_emu: MemoriesEmulator,
+                                               mem: httpx.Client) -> None:
+    memories_emu.set_faults(Faults(drop_share=1.0, path_glob="*/list_videos"))
+    with pytest.raises(httpx.TransportError):
+        mem.post(V1 + "/list_videos", json={"page": 1})
+    ok_data(mem.get(V1 + "/get_metadata", params={"video_no": "VI1"}))  # other paths untouched
+    memories_emu.set_faults(Faults(latency_ms=1))
+    ok_data(mem.post(V1 + "/list_videos", json={"page": 1}))
+    assert [e["fault"] for e in logged(memories_emu, 3)] == ["drop", None, None]
+    assert logged(memories_emu, 3)[0]["status"] is None
