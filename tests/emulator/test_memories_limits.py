@@ -110,3 +110,15 @@ def test_cli_refuses_a_bad_rate_limit(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "bad rate 'fast'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_keys_of_one_account_share_its_limits(tmp_path: Path) -> None:
+    cfg = memories_config(tmp_path / "m", rate_limits={"upload": "1/min"},
+                          key_accounts={KEY: "acme", OTHER_KEY: "acme"})
+    with MemoriesEmulator(cfg) as emu, \
+            httpx.Client(base_url=emu.base_url, headers={"Authorization": KEY}) as a, \
+            httpx.Client(base_url=emu.base_url, headers={"Authorization": OTHER_KEY}) as b:
+        uploaded(a)
+        refused(upload_raw(b), "0429")  # the second key of the account: same window
+        video_no = emu.admin_videos()[0]["video_no"]
+        assert ok_data(b.get(V1 + "/get_metadata", params={"video_no": video_no})) is not None

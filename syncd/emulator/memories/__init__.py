@@ -53,7 +53,8 @@ Choices where the pages are silent or ambiguous (each is at least as strict as t
   private/blocked/drm/unavailable -> FAIL, notfound -> no video. Unknown task -> videos [].
 * Streams: there is no documented call listing running streams; ``/_admin/streams`` shows
   them. Stopping a stopped stream is 200; an unknown or another account's task_id is 400.
-* Each key is its own account (limits and credits per account, across its keys).
+* Each key is its own account unless ``key_accounts`` names its account: limits and
+  credits are per account, across its keys.
 """
 
 from syncd.emulator.memories.config import MemoriesConfig

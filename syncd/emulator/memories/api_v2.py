@@ -112,7 +112,7 @@ def stream_start(ctx: MemoriesContext, req: Request) -> Response:
 
 
 def stream_stop(ctx: MemoriesContext, req: Request) -> Response:
-    task_id = Params(_json(req)).data.get("task_id")
+    task_id = _json(req).get("task_id")
     if not isinstance(task_id, str) or not task_id:
         raise _v2_bad("Invalid task_id or task not found")
     stream = ctx.store.stream(task_id)

@@ -36,6 +36,9 @@ class MemoriesConfig:
 
     data_dir: Path
     api_keys: list[str] = field(default_factory=list, repr=False)
+    #: Keys that belong to a named account (also accepted); other keys are each their own
+    #: account. Rate limits and credits are per account, "shared by all keys".
+    key_accounts: dict[str, str] = field(default_factory=dict, repr=False)
     host: str = "127.0.0.1"
     port: int = 0
     #: UNPARSE -> PARSE/FAIL takes this long after a video is stored.
@@ -62,8 +65,8 @@ class MemoriesConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.api_keys = list(self.api_keys)
-        if any(not k for k in self.api_keys):
-            raise ValueError("API keys must not be empty")
+        if any(not k for k in [*self.api_keys, *self.key_accounts, *self.key_accounts.values()]):
+            raise ValueError("API keys and account names must not be empty")
         _check_share("fail_share", self.fail_share)
         for name in ("parse_seconds", "task_seconds"):
             if getattr(self, name) < 0:

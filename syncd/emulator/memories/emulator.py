@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
@@ -58,7 +59,7 @@ class MemoriesEmulator:
         except BaseException:
             store.close()
             raise
-        keys = KeyRing(cfg.api_keys)
+        keys = KeyRing(cfg.api_keys, cfg.key_accounts)
         ctx = MemoriesContext(cfg, store, self._clock, self._embedder, self._faults,
                               self._requests, keys, self._limiter)
         stored_offset = store.get_meta("clock_offset")
@@ -157,7 +158,6 @@ class MemoriesEmulator:
         self._need_ctx().store.update_account(account_id, **changes)
 
     def admin_streams(self) -> list[dict[str, Any]]:
-        from dataclasses import asdict
         return [asdict(s) for s in self._need_ctx().store.streams()]
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:

@@ -67,6 +67,6 @@ def error_for(path: str, v1_code: str, v2_status: int, msg: str) -> ApiError:
 
 
 def spring_error(status: int, error: str, path: str) -> Response:
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "+00:00")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     return json_response(status, {"timestamp": stamp, "status": status, "error": error,
                                   "path": path})
