@@ -26,8 +26,10 @@ NO_LIMITS: dict[str, str | None] = {g: None for g in (
 
 
 def memories_config(data_dir: Path, **overrides: Any) -> MemoriesConfig:
+    """Parsing and tasks take 30 s of emulator time: tests see the states before and, after
+    ``advance_past_parsing``, after them, whatever the machine's speed."""
     settings: dict[str, Any] = dict(data_dir=data_dir, api_keys=[KEY, OTHER_KEY],
-                                    parse_seconds=0.3, task_seconds=0.3,
+                                    parse_seconds=30, task_seconds=30,
                                     rate_limits=dict(NO_LIMITS))
     settings.update(overrides)
     return MemoriesConfig(**settings)

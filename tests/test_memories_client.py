@@ -19,7 +19,7 @@ from syncd.errors import (AccessDeniedError, AuthError, BadRequestError, Incompl
 from syncd.remote.memories import ListFilters, MemoriesClient
 from syncd.remote.ratelimit import RateLimiter
 from tests.conftest import KEY, MiB, wait_for, write_random
-from tests.memories_support import (NO_LIMITS, make_client,  # noqa: F401
+from tests.memories_support import (NO_LIMITS, advance_past_parsing, make_client,  # noqa: F401
                                     mclient, memories_config, memories_emu)
 
 SHA_TAG = "sha256:" + "cd" * 32
@@ -59,7 +59,7 @@ def test_upload_metadata_and_tags_round_trip(tmp_path: Path, memories_emu: Memor
     assert meta.tags[:2] == (SHA_TAG, "syncd-instance:home")
     assert meta.datetime_taken_ms == int(taken.timestamp() * 1000)
     assert (meta.latitude, meta.longitude, meta.camera_model) == (48.1, 11.5, "GoPro")
-    memories_emu.advance_clock(5)
+    advance_past_parsing(memories_emu)
     (listed,) = mclient.list_videos()
     assert listed.parsed and listed.size == meta.size and listed.cause is None
     assert SHA_TAG in listed.tags and "syncd-instance:home" in listed.tags
@@ -253,7 +253,7 @@ def test_social_import_and_streams(memories_emu: MemoriesEmulator,
                                    mclient: MemoriesClient) -> None:
     task_id = mclient.scraper_url(["https://www.tiktok.com/@a/video/7"], quality="720")
     assert mclient.get_video_ids_by_task_id(task_id) == []
-    memories_emu.advance_clock(5)
+    advance_past_parsing(memories_emu)
     (video,) = mclient.get_video_ids_by_task_id(task_id)
     assert video.parsed and video.duration_seconds and video.bucket and video.blob
     assert mclient.get_video_ids_by_task_id("unknown") == []
