@@ -5,20 +5,29 @@
     ├── FolderError                 a watched folder is missing, unreadable or unmarked
     ├── LockedError                 another syncd already holds the state directory
     └── RemoteError                 anything the remote service answered or failed to answer
-        ├── TransportError          no HTTP answer: connection refused/dropped, timeout
+        ├── TransientError          (mixin) a later repeat may succeed
+        ├── TransportError          no HTTP answer: connection refused/dropped, timeout (transient)
         ├── IncompleteListingError  a listing could not be read to its end
-        └── HTTPStatusError         a non-2xx answer; .status, .message, .code
-            ├── BadRequestError         400 (YouTube short codes in .code)
-            ├── AuthError               401 missing or invalid API key
-            ├── PaymentRequiredError    402 out of credits
+        └── HTTPStatusError         a refusal; .status (HTTP), .message, .code, .endpoint
+            ├── BadRequestError         400 / business 0001, 0003 (YouTube short codes in .code)
+            ├── AuthError               401 / 0401 missing, invalid or revoked API key
+            ├── PaymentRequiredError    402 / 0402 out of credits
             ├── ForbiddenError          403 not yours (or an expired/tampered part URL)
-            ├── NotFoundError           404
-            ├── ConflictError           409 duplicate, or pipeline pre-condition not met
-            ├── PayloadTooLargeError    413 direct upload over the cap
+            │   └── AccessDeniedError   0403 account disabled, 9009 permission denied,
+            │                           a feature (live streams) not enabled for the account
+            ├── NotFoundError           404 (memories.ai: "Resource does not exist")
+            ├── ConflictError           409 / 0409 duplicate, or pipeline pre-condition not met
+            ├── PayloadTooLargeError    413 direct upload over the cap, a file over a size cap
             ├── ValidationError         422
-            ├── RateLimitedError        429; .retry_after in seconds
-            ├── ServerError             500 and other 5xx not listed below
-            └── UnavailableError        502 / 503 / 504
+            ├── RateLimitedError        429 / 0429; .retry_after in seconds (or None)
+            ├── ServerError             500 and other 5xx not listed below (transient)
+            └── UnavailableError        502 / 503 / 504 (transient)
+
+Semantic names for the same classes, for code that should not think in HTTP statuses:
+``KeyRejectedError`` = AuthError, ``OutOfCreditsError`` = PaymentRequiredError,
+``TooLargeError`` = PayloadTooLargeError. A service that answers with a business code in a
+JSON body (memories.ai: ``{"code": "0429", ...}`` at HTTP 200) raises these same classes;
+``.status`` then is the HTTP status actually received and ``.code`` the business code.
 
 Retry policy lives with the classes: ``retryable`` says whether repeating the
 same request can help. The HTTP layer only repeats requests that are safe to
@@ -54,7 +63,13 @@ class RemoteError(SyncdError):
     retryable: bool = False
 
 
-class TransportError(RemoteError):
+class TransientError(RemoteError):
+    """Something that may go away by itself: a repeat later can succeed."""
+
+    retryable = True
+
+
+class TransportError(TransientError):
     """No HTTP answer at all. ``sent`` is False when the request provably never left."""
 
     retryable = True
@@ -83,6 +98,7 @@ class HTTPStatusError(RemoteError):
         endpoint: str = "",
         code: str | None = None,
         retry_after: float | None = None,
+        label: str | None = None,
     ) -> None:
         self.status = status if status is not None else type(self).status
         self.message = message
@@ -90,7 +106,8 @@ class HTTPStatusError(RemoteError):
         self.code = code
         self.retry_after = retry_after
         where = f" ({endpoint})" if endpoint else ""
-        super().__init__(f"HTTP {self.status}{where}: {message}")
+        # ``label`` replaces "HTTP <status>" when the refusal came as a business code.
+        super().__init__(f"{label or f'HTTP {self.status}'}{where}: {message}")
 
 
 class BadRequestError(HTTPStatusError):
@@ -107,6 +124,11 @@ class PaymentRequiredError(HTTPStatusError):
 
 class ForbiddenError(HTTPStatusError):
     status = 403
+
+
+class AccessDeniedError(ForbiddenError):
+    """The key is valid but the account may not do this: disabled, permission denied, or a
+    feature the vendor enables per account (memories.ai live streams)."""
 
 
 class NotFoundError(HTTPStatusError):
@@ -130,14 +152,20 @@ class RateLimitedError(HTTPStatusError):
     retryable = True
 
 
-class ServerError(HTTPStatusError):
+class ServerError(HTTPStatusError, TransientError):
     status = 500
     retryable = True
 
 
-class UnavailableError(HTTPStatusError):
+class UnavailableError(HTTPStatusError, TransientError):
     status = 503
     retryable = True
+
+
+#: Semantic names (what happened, not how it was sent).
+KeyRejectedError = AuthError
+OutOfCreditsError = PaymentRequiredError
+TooLargeError = PayloadTooLargeError
 
 
 _BY_STATUS: dict[int, type[HTTPStatusError]] = {

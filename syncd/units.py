@@ -11,7 +11,7 @@ import math
 import re
 from decimal import Decimal
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = ["format_duration", "format_rate", "format_size", "parse_duration", "parse_rate", "parse_size"]
 
 _DURATION_UNITS: dict[str, Decimal] = {
     "ms": Decimal("0.001"),
@@ -138,3 +138,30 @@ def format_duration(seconds: float) -> str:
         whole, frac = divmod(millis, 1000)
         parts.append(f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + "s" if frac else f"{whole}s")
     return sign + "".join(parts)
+
+
+_RATE = re.compile(rf"\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*(ms|s|sec|second|m|min|minute|h|hour)\s*")
+_RATE_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,
+               "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+_RATE_HELP = "use <count>/<unit> with a unit s, min or h (e.g. 5/s, 1/min, 12/min)"
+
+
+def parse_rate(text: str) -> tuple[float, float]:
+    """A request rate "5/s", "1/min", "12/min", "30/10s" as (count, per_seconds)."""
+    m = _RATE.fullmatch(str(text))
+    if m is None:
+        raise ValueError(f"bad rate {text!r}: {_RATE_HELP}")
+    count = float(m.group(1))
+    per = float(m.group(2) or 1) * _RATE_UNITS[m.group(3)]
+    if count <= 0 or per <= 0:
+        raise ValueError(f"bad rate {text!r}: count and period must be positive")
+    return count, per
+
+
+def format_rate(count: float, per_seconds: float) -> str:
+    """The inverse of ``parse_rate`` for messages ("5/s", "1/min")."""
+    n = f"{count:g}"
+    for unit, seconds in (("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if per_seconds == seconds:
+            return f"{n}/{unit}"
+    return f"{n}/{per_seconds:g}s"

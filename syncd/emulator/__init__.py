@@ -12,7 +12,8 @@ Modules, each owning one thing:
 
     config.py        EmulatorConfig / Faults
     emulator.py      Emulator: start/stop, Python-side admin helpers
-    server.py        HTTP plumbing: keep-alive, bodies, faults, auth, request log
+    server.py        HTTP plumbing: keep-alive, bodies, faults, auth, request log; the
+                     per-service ServerHooks (MikshiHooks here)
     routing.py       the regex router; route kinds (api / s3 / admin)
     wire.py          Request / Response / body reader
     validation.py    FastAPI-style 422 validation
@@ -24,13 +25,14 @@ Modules, each owning one thing:
     api_videos.py    list/details/delete, HLS proxy, analyse / search-process
     api_collections.py  collections
     api_ai.py        search, visualize, embeddings, chat (SSE)
-    admin.py         /_admin/ inspection and control
+    admin.py         /_admin/ inspection and control (COMMON_ROUTES shared by both)
     timeline.py      lazy pipeline progress from stored timestamps
     failures.py      which attempts fail
     embeddings.py    deterministic vectors and captions
     media.py         PyAV probe, thumbnail bytes
     formdata.py      streaming multipart/form-data parser
-    cli.py           ``syncd emulator`` / ``python -m syncd.emulator``
+    cli.py           ``syncd emulator`` / ``python -m syncd.emulator`` (``--backend``)
+    memories/        the memories.ai emulator on the same plumbing (its own docstring)
 
 Choices where the API doc is silent (the emulator is meant to be at least as strict):
 

@@ -21,12 +21,15 @@ faulted, not recorded in the request log. Never exposes API keys or URL signatur
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, Protocol
 
 from syncd.emulator import timeline
 from syncd.emulator.config import Faults
-from syncd.emulator.context import Context
+from syncd.emulator.context import Clock, Context
 from syncd.emulator.errors import detail
+from syncd.emulator.faults import FaultInjector
+from syncd.emulator.requestlog import RequestLog
 from syncd.emulator.routing import ADMIN, Route
 from syncd.emulator.store import VideoRecord
 from syncd.emulator.views import iso
@@ -122,11 +125,21 @@ def delete_video(ctx: Context, video_id: str) -> bool:
 # -- HTTP handlers -----------------------------------------------------------------------
 
 
+class AdminContext(Protocol):
+    """What the service-neutral admin routes need (both emulators' contexts have it)."""
+
+    faults: FaultInjector
+    requests: RequestLog
+    clock: Clock
+    stopping: threading.Event
+
+
 def _json(req: Request) -> dict[str, Any]:
     return req.json_body()
 
 
-def h_health(ctx: Context, req: Request) -> Response:
+
+def h_health(ctx: AdminContext, req: Request) -> Response:
     return json_response(200, {"status": "ok"})
 
 
@@ -192,7 +205,7 @@ def h_set_credits(ctx: Context, req: Request) -> Response:
     return json_response(200, {"user_id": req.params["user_id"], "credits": credits})
 
 
-def h_requests(ctx: Context, req: Request) -> Response:
+def h_requests(ctx: AdminContext, req: Request) -> Response:
     since_text = (req.query.get("since") or ["0"])[-1]
     try:
         since = int(since_text)
@@ -201,15 +214,15 @@ def h_requests(ctx: Context, req: Request) -> Response:
     return json_response(200, ctx.requests.since(since))
 
 
-def h_clear_requests(ctx: Context, req: Request) -> Response:
+def h_clear_requests(ctx: AdminContext, req: Request) -> Response:
     return json_response(200, {"cleared": ctx.requests.clear()})
 
 
-def h_get_faults(ctx: Context, req: Request) -> Response:
+def h_get_faults(ctx: AdminContext, req: Request) -> Response:
     return json_response(200, ctx.faults.faults.to_dict())
 
 
-def h_set_faults(ctx: Context, req: Request) -> Response:
+def h_set_faults(ctx: AdminContext, req: Request) -> Response:
     try:
         faults = Faults.from_dict(_json(req))
     except (TypeError, ValueError) as exc:
@@ -218,7 +231,7 @@ def h_set_faults(ctx: Context, req: Request) -> Response:
     return json_response(200, faults.to_dict())
 
 
-def h_advance_clock(ctx: Context, req: Request) -> Response:
+def h_advance_clock(ctx: AdminContext, req: Request) -> Response:
     seconds = _json(req).get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise detail(400, "seconds must be a non-negative number")
@@ -227,8 +240,18 @@ def h_advance_clock(ctx: Context, req: Request) -> Response:
 
 _VID = r"(?P<video_id>[^/]+)"
 
-ROUTES = [
+#: Routes every emulator serves, whatever the service.
+COMMON_ROUTES = [
     Route("GET", r"/_admin/health", h_health, ADMIN),
+    Route("GET", r"/_admin/requests", h_requests, ADMIN),
+    Route("POST", r"/_admin/requests/clear", h_clear_requests, ADMIN),
+    Route("GET", r"/_admin/faults", h_get_faults, ADMIN),
+    Route("POST", r"/_admin/faults", h_set_faults, ADMIN),
+    Route("POST", r"/_admin/clock/advance", h_advance_clock, ADMIN),
+]
+
+ROUTES = [
+    *COMMON_ROUTES,
     Route("GET", r"/_admin/videos", h_videos, ADMIN),
     Route("GET", rf"/_admin/videos/{_VID}", h_video, ADMIN),
     Route("GET", rf"/_admin/videos/{_VID}/bytes", h_video_bytes, ADMIN),
@@ -239,9 +262,4 @@ ROUTES = [
     Route("GET", r"/_admin/collections", h_collections, ADMIN),
     Route("GET", r"/_admin/users", h_users, ADMIN),
     Route("POST", r"/_admin/users/(?P<user_id>[^/]+)/credits", h_set_credits, ADMIN),
-    Route("GET", r"/_admin/requests", h_requests, ADMIN),
-    Route("POST", r"/_admin/requests/clear", h_clear_requests, ADMIN),
-    Route("GET", r"/_admin/faults", h_get_faults, ADMIN),
-    Route("POST", r"/_admin/faults", h_set_faults, ADMIN),
-    Route("POST", r"/_admin/clock/advance", h_advance_clock, ADMIN),
 ]

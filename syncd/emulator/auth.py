@@ -1,10 +1,12 @@
-"""API keys → users. Keys are held only as SHA-256 digests; each key is its own user."""
+"""API keys → users. Keys are held only as SHA-256 digests; each key is its own user unless
+it is named in ``accounts`` (memories.ai: several keys of one account share its limits)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import uuid
+from collections.abc import Mapping
 
 
 def user_id_for_key(key: str) -> str:
@@ -20,8 +22,10 @@ def _digest(key: str) -> bytes:
 class KeyRing:
     """Answers "which user is this key?" without keeping the keys themselves."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], accounts: Mapping[str, str] | None = None) -> None:
         self._users = {_digest(k): user_id_for_key(k) for k in keys}
+        for key, account in (accounts or {}).items():
+            self._users[_digest(key)] = account
 
     def user_for(self, key: str) -> str | None:
         probe = _digest(key)

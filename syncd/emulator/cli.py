@@ -17,6 +17,8 @@ from types import FrameType
 
 from syncd.emulator.config import FAILABLE_PIPELINES, EmulatorConfig, Faults
 from syncd.emulator.emulator import Emulator
+from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
+from syncd.emulator.memories.config import PUBLISHED_RATE_LIMITS
 
 ENV_KEYS = "SYNCD_EMULATOR_API_KEYS"
 
@@ -24,8 +26,13 @@ ENV_KEYS = "SYNCD_EMULATOR_API_KEYS"
 def build_parser() -> argparse.ArgumentParser:
     d = EmulatorConfig(data_dir=Path("."))
     f = Faults()
+    m = MemoriesConfig(data_dir=Path("."))
     p = argparse.ArgumentParser(prog="syncd emulator",
-                                description="Run the local Mikshi developer API emulator.")
+                                description="Run a local emulator of a remote API: Mikshi's "
+                                "developer API (default) or memories.ai (v1 and v2 paths on "
+                                "one port).")
+    p.add_argument("--backend", choices=("mikshi", "memories"), default="mikshi",
+                   help="which service to emulate (default mikshi)")
     p.add_argument("--host", default=d.host)
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--data-dir", type=Path, required=True)
@@ -54,21 +61,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream-error-share", type=float, default=f.stream_error_share)
     p.add_argument("--fault-path-glob", default=None,
                    help="apply faults only to request paths matching this fnmatch pattern")
+    mem = p.add_argument_group("memories.ai only")
+    mem.add_argument("--parse-seconds", type=float, default=m.parse_seconds,
+                     help="UNPARSE -> PARSE/FAIL takes this long")
+    mem.add_argument("--task-seconds", type=float, default=m.task_seconds,
+                     help="a scraper task's videos appear over this long")
+    mem.add_argument("--max-upload-bytes", type=int, default=m.max_upload_bytes)
+    mem.add_argument("--rate-limit", action="append", default=[], metavar="GROUP=RATE",
+                     help="override a per-account limit, e.g. upload=2/s or list=off; groups: "
+                     + ", ".join(PUBLISHED_RATE_LIMITS) + " (defaults: the published figures)")
     p.add_argument("--log-level", default="WARNING")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+def _keys(args: argparse.Namespace) -> list[str]:
     keys = list(args.api_key)
     keys += [k.strip() for k in os.environ.get(ENV_KEYS, "").split(",") if k.strip()]
     if not keys:
         raise ValueError(f"no API key given (use --api-key or ${ENV_KEYS})")
-    faults = Faults(rate_limit_share=args.rate_limit_share, retry_after=args.retry_after,
-                    error_share=args.error_share, latency_ms=args.latency_ms,
-                    drop_share=args.drop_share, stream_error_share=args.stream_error_share,
-                    path_glob=args.fault_path_glob)
+    return list(dict.fromkeys(keys))
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    return Faults(rate_limit_share=args.rate_limit_share, retry_after=args.retry_after,
+                  error_share=args.error_share, latency_ms=args.latency_ms,
+                  drop_share=args.drop_share, stream_error_share=args.stream_error_share,
+                  path_glob=args.fault_path_glob)
+
+
+def memories_config_from_args(args: argparse.Namespace) -> MemoriesConfig:
+    limits: dict[str, str | None] = {}
+    for item in args.rate_limit:
+        group, sep, rate = item.partition("=")
+        if not sep:
+            raise ValueError(f"--rate-limit {item!r}: use GROUP=RATE, e.g. upload=2/s")
+        limits[group.strip()] = None if rate.strip().lower() in ("off", "none") else rate.strip()
+    return MemoriesConfig(
+        data_dir=args.data_dir, api_keys=_keys(args), host=args.host, port=args.port,
+        parse_seconds=args.parse_seconds, task_seconds=args.task_seconds,
+        fail_share=args.fail_share, fail_name_glob=args.fail_name_glob, credits=args.credits,
+        rate_limits=limits, max_upload_bytes=args.max_upload_bytes,
+        segment_seconds=args.segment_seconds, seed=args.seed, faults=_faults(args),
+        keepalive_seconds=args.keepalive_seconds)
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    keys = _keys(args)
+    faults = _faults(args)
     return EmulatorConfig(
-        data_dir=args.data_dir, api_keys=list(dict.fromkeys(keys)), host=args.host,
+        data_dir=args.data_dir, api_keys=keys, host=args.host,
         port=args.port, min_part_size=args.min_part_size,
         processing_seconds=args.processing_seconds, pipeline_seconds=args.pipeline_seconds,
         url_ttl_seconds=args.url_ttl_seconds,
@@ -87,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = config_from_args(args)
+        config: EmulatorConfig | MemoriesConfig = (
+            memories_config_from_args(args) if args.backend == "memories"
+            else config_from_args(args))
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()
@@ -96,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    emulator = Emulator(config)
+    emulator: Emulator | MemoriesEmulator = (
+        MemoriesEmulator(config) if isinstance(config, MemoriesConfig) else Emulator(config))
     try:
         try:
             emulator.start()

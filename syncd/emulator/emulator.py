@@ -15,7 +15,8 @@ from syncd.emulator.embeddings import Embedder
 from syncd.emulator.faults import FaultInjector
 from syncd.emulator.requestlog import RequestLog
 from syncd.emulator.routing import Router
-from syncd.emulator.server import App, HttpServer
+from syncd.emulator.server import (App, HttpServer, MikshiHooks, base_url_for,
+                                   serve_in_background, stop_serving)
 from syncd.emulator.signing import Signer
 from syncd.emulator.store import Store
 
@@ -68,10 +69,8 @@ class Emulator:
         for user_id in keys.user_ids():
             store.ensure_user(user_id, cfg.credits, ctx.now())
         self._server, self._ctx = server, ctx
-        server.app = App(ctx, build_router(), self.base_url)
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="emulator-accept", daemon=True)
-        self._thread.start()
+        server.app = App(ctx, build_router(), self.base_url, MikshiHooks(keys))
+        self._thread = serve_in_background(server)
         log.info("emulator listening on %s (data dir %s)", self.base_url, cfg.data_dir)
 
     def stop(self) -> None:
@@ -81,11 +80,7 @@ class Emulator:
             return
         assert ctx is not None
         ctx.stopping.set()
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if thread is not None:
-            thread.join(5.0)
+        stop_serving(server, thread)
         self._clock.on_change = None
         ctx.store.close()
         self._server = self._thread = self._ctx = None
@@ -111,14 +106,7 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        host = self.config.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return base_url_for(self.config.host, self.port)
 
     # -- runtime control (same as the admin API) ----------------------------------------------
 

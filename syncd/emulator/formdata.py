@@ -42,8 +42,12 @@ class FormFile:
 
 @dataclass
 class FormData:
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)  # a repeated field: the last value
     files: dict[str, FormFile] = field(default_factory=dict)
+    #: Every value of every plain field in order (a repeated ``tags`` field has several).
+    all_fields: list[tuple[str, str]] = field(default_factory=list)
+    #: File parts in order, with their field names (to spot a repeated or misnamed file).
+    file_names: list[str] = field(default_factory=list)
 
     def cleanup(self) -> None:
         for f in self.files.values():
@@ -186,5 +190,8 @@ def _parse(stream: Readable, boundary: bytes, new_path: Callable[[], Path],
                 form.files[name].path.unlink(missing_ok=True)
             form.files[name] = FormFile(str(filename), headers.get_content_type(), sink.path,
                                         sink.size, sink.hash.hexdigest())
+            form.file_names.append(name)
         else:
-            form.fields[name] = sink.memory.decode("utf-8", "replace")
+            value = sink.memory.decode("utf-8", "replace")
+            form.fields[name] = value
+            form.all_fields.append((name, value))

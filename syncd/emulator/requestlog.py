@@ -24,6 +24,7 @@ class LogEntry:
     fault: str | None
     bytes_in: int
     duration_ms: float
+    code: str | None = None  # business code in the answer's body (memories.ai), if any
 
 
 class RequestLog:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from syncd.emulator.context import Context
     from syncd.emulator.wire import Request, Response
 
-Handler = Callable[["Context", "Request"], "Response"]
+#: A route handler: (the backend's context, request) -> response. The context type is the
+#: backend's own (``Context`` for Mikshi, ``MemoriesContext`` for memories.ai).
+Handler = Callable[[Any, "Request"], "Response"]
 
-API = "api"      # X-API-Key required, faults apply, JSON errors
+API = "api"      # API key required, faults apply, JSON errors
 S3 = "s3"        # pre-signed URL, faults apply, XML errors
 ADMIN = "admin"  # no auth, never faulted, not in the request log
 

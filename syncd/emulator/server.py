@@ -2,7 +2,9 @@
 sockets (dropped connections, Content-Length checks, chunked/streamed bodies).
 
 Per request: route → faults (not for ``/_admin/``) → auth (API routes) → handler → response,
-then one request-log entry. Bodies a handler left unread are drained when small, otherwise
+then one request-log entry. What differs between emulated services (how a key is sent, how
+faults, unknown paths and crashes are worded) comes from a ``ServerHooks`` object: the
+Mikshi one is ``MikshiHooks`` below, the memories.ai one lives in ``emulator/memories/``. Bodies a handler left unread are drained when small, otherwise
 the connection is closed after the answer (``Connection: close``), as real servers do.
 """
 
@@ -15,13 +17,13 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from syncd.emulator.context import Context
+from syncd.emulator.auth import KeyRing
 from syncd.emulator.errors import ApiError, ClientGone, S3Error, detail, message
-from syncd.emulator.faults import Decision
-from syncd.emulator.requestlog import LogEntry
+from syncd.emulator.faults import Decision, FaultInjector
+from syncd.emulator.requestlog import LogEntry, RequestLog
 from syncd.emulator.routing import ADMIN, API, S3, Router
 from syncd.emulator.wire import BodyReader, Request, Response, api_error_response, json_response
 
@@ -44,13 +46,97 @@ def _xml_response(err: S3Error) -> Response:
     return Response(err.status, err.xml(), {"Content-Type": "application/xml", **err.headers})
 
 
+class ServerContext(Protocol):
+    """What the plumbing needs from a backend's handler context."""
+
+    faults: FaultInjector
+    requests: RequestLog
+    stopping: threading.Event
+
+    def now(self) -> float: ...
+
+
+class ServerHooks(Protocol):
+    """The per-service parts of request handling."""
+
+    def user_of(self, req: Request) -> str | None:
+        """The account a request's key belongs to, or None (for the request log only)."""
+
+    def authenticate(self, req: Request) -> str:
+        """The caller's account id, or raise ``ApiError`` the way the service refuses."""
+
+    def fault_response(self, kind: str, decision: Decision, req: Request) -> Response:
+        """The answer to an injected fault (rate limit, 500/503) on this route kind."""
+
+    def no_route(self, kind: str, other_method: bool, req: Request) -> Response:
+        """The answer for an unknown path (or a known path with another method)."""
+
+    def internal_error(self, kind: str, req: Request) -> Response:
+        """The answer when a handler crashed."""
+
+
+class MikshiHooks:
+    """Mikshi: ``X-API-Key``, FastAPI-style JSON errors, S3-style XML on the object store."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self.keys = keys
+
+    def user_of(self, req: Request) -> str | None:
+        key = req.header("X-API-Key")
+        return self.keys.user_for(key) if key else None
+
+    def authenticate(self, req: Request) -> str:
+        key = req.header("X-API-Key")
+        if not key:
+            raise message(401, "Missing API key. Send it in the X-API-Key header.")
+        user_id = self.keys.user_for(key)
+        if user_id is None:
+            raise message(401, "Invalid API key.")
+        return user_id
+
+    def no_route(self, kind: str, other_method: bool, req: Request) -> Response:
+        if kind == S3:
+            if other_method:
+                return _xml_response(S3Error(405, "MethodNotAllowed", "The specified method is "
+                                             "not allowed against this resource."))
+            return _xml_response(S3Error(404, "NoSuchBucket", "The specified bucket does not "
+                                         "exist"))
+        if other_method:
+            return api_error_response(detail(405, "Method Not Allowed"))
+        return api_error_response(detail(404, "Not Found"))
+
+    def fault_response(self, kind: str, decision: Decision, req: Request) -> Response:
+        retry = {"Retry-After": decision.retry_after} if decision.retry_after else {}
+        if kind == S3:
+            # S3 never answers 429: throttling is 503 SlowDown, without a Retry-After (the
+            # client backs off on its own).
+            if decision.kind in ("rate_limit", "error_503"):
+                return _xml_response(S3Error(503, "SlowDown", "Please reduce your request "
+                                             "rate."))
+            return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
+                                         "error. Please try again."))
+        if decision.kind == "rate_limit":
+            return json_response(429, {"detail": "Rate limit exceeded. Retry later."}, retry)
+        if decision.kind == "error_503":
+            return json_response(503, {"detail": "Service Unavailable"})
+        return json_response(500, {"detail": "Internal Server Error"})
+
+    def internal_error(self, kind: str, req: Request) -> Response:
+        if kind == S3:
+            return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
+                                         "error. Please try again."))
+        return json_response(500, {"detail": "Internal Server Error"})
+
+
 class App:
     """Dispatches parsed HTTP requests to route handlers."""
 
-    def __init__(self, ctx: Context, router: Router, base_url: str) -> None:
+    def __init__(self, ctx: ServerContext, router: Router, base_url: str,
+                 hooks: ServerHooks) -> None:
         self.ctx = ctx
         self.router = router
         self.base_url = base_url
+        self.hooks = hooks
 
     def handle(self, h: _Handler) -> None:
         started = time.monotonic()
@@ -70,7 +156,7 @@ class App:
         if route is not None:
             kind = route.kind
             req.params = params
-        user_id = self._user_of(req) if kind == API else None
+        user_id = self.hooks.user_of(req) if kind == API else None
         decision = Decision(None, 0.0, None)
         resp: Response | None = None
         try:
@@ -85,13 +171,13 @@ class App:
                     self._record(req, kind, None, user_id, decision, started, None)
                     return
                 if decision.kind is not None:
-                    resp = self._fault_response(kind, decision)
+                    resp = self.hooks.fault_response(kind, decision, req)
             if resp is None:
                 if route is None:
-                    resp = self._no_route(kind, other_method)
+                    resp = self.hooks.no_route(kind, other_method, req)
                 else:
                     if kind == API:
-                        req.user_id = self._authenticate(req)
+                        req.user_id = self.hooks.authenticate(req)
                     resp = route.handler(self.ctx, req)
         except ApiError as err:
             resp = api_error_response(err)
@@ -103,9 +189,7 @@ class App:
             return
         except Exception:
             log.exception("unhandled error in %s %s", h.command, path)
-            resp = (_xml_response(S3Error(500, "InternalError", "We encountered an internal "
-                                          "error. Please try again.")) if kind == S3
-                    else json_response(500, {"detail": "Internal Server Error"}))
+            resp = self.hooks.internal_error(kind, req)
         self._send(h, req, resp)
         self._record(req, kind, resp, user_id, decision, started, resp.headers.get("Retry-After"))
 
@@ -123,48 +207,6 @@ class App:
         if length < 0:
             raise ValueError("negative Content-Length")
         return BodyReader(h.rfile, length, False)
-
-    def _user_of(self, req: Request) -> str | None:
-        key = req.header("X-API-Key")
-        return self.ctx.keys.user_for(key) if key else None
-
-    def _authenticate(self, req: Request) -> str:
-        key = req.header("X-API-Key")
-        if not key:
-            raise message(401, "Missing API key. Send it in the X-API-Key header.")
-        user_id = self.ctx.keys.user_for(key)
-        if user_id is None:
-            raise message(401, "Invalid API key.")
-        return user_id
-
-    @staticmethod
-    def _no_route(kind: str, other_method: bool) -> Response:
-        if kind == S3:
-            if other_method:
-                return _xml_response(S3Error(405, "MethodNotAllowed", "The specified method is "
-                                             "not allowed against this resource."))
-            return _xml_response(S3Error(404, "NoSuchBucket", "The specified bucket does not "
-                                         "exist"))
-        if other_method:
-            return api_error_response(detail(405, "Method Not Allowed"))
-        return api_error_response(detail(404, "Not Found"))
-
-    @staticmethod
-    def _fault_response(kind: str, decision: Decision) -> Response:
-        retry = {"Retry-After": decision.retry_after} if decision.retry_after else {}
-        if kind == S3:
-            # S3 never answers 429: throttling is 503 SlowDown, without a Retry-After (the
-            # client backs off on its own).
-            if decision.kind in ("rate_limit", "error_503"):
-                return _xml_response(S3Error(503, "SlowDown", "Please reduce your request "
-                                             "rate."))
-            return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
-                                         "error. Please try again."))
-        if decision.kind == "rate_limit":
-            return json_response(429, {"detail": "Rate limit exceeded. Retry later."}, retry)
-        if decision.kind == "error_503":
-            return json_response(503, {"detail": "Service Unavailable"})
-        return json_response(500, {"detail": "Internal Server Error"})
 
     def _send(self, h: _Handler, req: Request | None, resp: Response) -> None:
         close = False
@@ -228,7 +270,8 @@ class App:
         self.ctx.requests.add(LogEntry(
             seq=self.ctx.requests.next_seq(), time=self.ctx.now(), method=req.method,
             path=req.path, status=status, user_id=user_id, retry_after=retry_after,
-            fault=decision.kind, bytes_in=req.body.bytes_read, duration_ms=elapsed_ms))
+            fault=decision.kind, bytes_in=req.body.bytes_read, duration_ms=elapsed_ms,
+            code=resp.code if resp is not None else None))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -308,3 +351,31 @@ class HttpServer(ThreadingHTTPServer):
         deadline = time.monotonic() + timeout
         for _, thread in items:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def serve_in_background(server: HttpServer) -> threading.Thread:
+    """Start ``server.serve_forever`` on a daemon thread; the socket is already listening."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="emulator-accept", daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_serving(server: HttpServer, thread: threading.Thread | None) -> None:
+    """Stop accepting, close every connection and join the threads."""
+    server.shutdown()
+    server.server_close()
+    server.close_connections()
+    if thread is not None:
+        thread.join(5.0)
+
+
+def base_url_for(host: str, port: int) -> str:
+    """The loopback URL a client uses to reach a server bound to ``host``."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -171,6 +171,8 @@ class Response:
     #: Streamed body; with ``length`` it gets a Content-Length, without it chunked encoding.
     stream: Iterable[bytes] | None = None
     length: int | None = None
+    #: A business code carried in the body (memories.ai), kept for the request log.
+    code: str | None = None
 
 
 def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
@@ -179,4 +181,8 @@ def json_response(status: int, data: Any, headers: dict[str, str] | None = None)
 
 
 def api_error_response(err: ApiError) -> Response:
-    return json_response(err.status, err.body, err.headers)
+    resp = json_response(err.status, err.body, err.headers)
+    code = err.body.get("code")  # a business code (memories.ai) goes to the request log
+    if isinstance(code, (str, int)) and not isinstance(code, bool):
+        resp.code = str(code)
+    return resp

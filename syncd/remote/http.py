@@ -8,6 +8,13 @@
     - connection never established: always;
     - 500/502/504, timeouts, dropped connections: only for idempotent requests.
   Other 4xx are never retried.
+* Per-backend hooks, not forks: ``auth_headers`` says how the key is sent (Mikshi:
+  ``X-API-Key``; memories.ai: ``Authorization: <key>`` without ``Bearer``), ``decode_error``
+  turns an answer into an error or None (the default looks at the HTTP status only; a
+  backend with business codes in JSON bodies at HTTP 200 passes its own), and a
+  ``RateLimiter`` paces each request of a named ``limit`` group before it leaves, retries
+  included. A rate-limited answer (``RateLimitedError``, whatever its HTTP status) is
+  always retried, waiting at least one pacing interval when no ``Retry-After`` came.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
-from syncd.errors import HTTPStatusError, RemoteError, TransportError, error_for_status
+from syncd.errors import (HTTPStatusError, RateLimitedError, RemoteError, TransportError,
+                          error_for_status)
+from syncd.remote.ratelimit import RateLimiter
 
 log = logging.getLogger("syncd.remote")
 
@@ -95,6 +104,37 @@ def error_message(response: httpx.Response) -> tuple[str, str | None]:
     return (text.strip() or response.reason_phrase or "error").splitlines()[0][:300], None
 
 
+class ErrorDecoder(Protocol):
+    """Turns an answer into the error it means, or None when it is a success."""
+
+    def __call__(self, response: httpx.Response, endpoint: str,
+                 redact: Callable[[str], str]) -> RemoteError | None: ...
+
+
+def x_api_key(api_key: str) -> dict[str, str]:
+    """Mikshi's way of sending the key."""
+    return {"X-API-Key": api_key}
+
+
+def status_error(response: httpx.Response, endpoint: str,
+                 redact: Callable[[str], str]) -> HTTPStatusError:
+    """The error for a non-2xx answer, from its status and its message/detail."""
+    message, code = error_message(response)
+    return error_for_status(
+        response.status_code,
+        redact(message),
+        endpoint=endpoint,
+        code=None if code is None else redact(code),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def http_status_errors(response: httpx.Response, endpoint: str,
+                       redact: Callable[[str], str]) -> RemoteError | None:
+    """The default decoder: an error exactly when the HTTP status is 400 or more."""
+    return status_error(response, endpoint, redact) if response.status_code >= 400 else None
+
+
 class HttpClient:
     """An ``httpx.Client`` plus the retry/error rules above.
 
@@ -112,8 +152,13 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "syncd",
+        auth_headers: Callable[[str], Mapping[str, str]] = x_api_key,
+        decode_error: ErrorDecoder = http_status_errors,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._decode_error = decode_error
+        self.limiter = limiter
         # A server may echo the key in an error ("invalid API key 'sk_…'"): every message
         # built from an answer has it replaced, in the forms it could come back in.
         self._secrets = sorted({api_key, quote(api_key, safe=""), json.dumps(api_key)[1:-1]} - {""},
@@ -124,7 +169,8 @@ class HttpClient:
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._api = httpx.Client(
             base_url=self.base_url,
-            headers={"X-API-Key": api_key, "User-Agent": user_agent, "Accept": "application/json"},
+            headers={**auth_headers(api_key), "User-Agent": user_agent,
+                     "Accept": "application/json"},
             timeout=timeouts,
             transport=transport,
         )
@@ -151,19 +197,28 @@ class HttpClient:
         idempotent: bool,
         transient: frozenset[int] = frozenset(),
         files: Any = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: str | None = None,
     ) -> Any:
         """One API request with retries; returns the decoded JSON body (or None).
         ``transient``: statuses the endpoint documents as safe to repeat even though the
-        request is not idempotent (e.g. 502 before a credit was taken)."""
+        request is not idempotent (e.g. 502 before a credit was taken).
+        ``files`` may be a callable returning the files mapping, called once per attempt
+        (so a retried upload starts its file from the beginning again).
+        ``limit``: the rate-limit group this request is paced in."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
 
         def send() -> httpx.Response:
             return self._api.request(
-                method, path, json=json_body, params=clean, files=files, data=data
+                method, path, json=json_body, params=clean,
+                files=files() if callable(files) else files, data=data, content=content,
+                headers=headers,
             )
 
-        response = self._with_retries(method, path, send, idempotent=idempotent, transient=transient)
+        response = self._with_retries(method, path, send, idempotent=idempotent,
+                                      transient=transient, limit=limit)
         if not response.content:
             return None
         try:
@@ -193,20 +248,24 @@ class HttpClient:
 
     @contextmanager
     def stream(
-        self, method: str, path: str, *, json_body: Any, idempotent: bool,
-        transient: frozenset[int] = frozenset(),
+        self, method: str, path: str, *, json_body: Any = None, idempotent: bool,
+        transient: frozenset[int] = frozenset(), params: Mapping[str, Any] | None = None,
+        limit: str | None = None,
     ) -> Iterator[httpx.Response]:
-        """A streaming API request (SSE). Retries apply until the headers arrive."""
+        """A streaming API request (SSE, a download). Retries apply until the headers arrive.
+        A JSON answer (or any answer of 400 or more) is read and given to the decoder, so an
+        error a backend sends as JSON instead of the expected stream is raised as one."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                with self._api.stream(method, path, json=json_body) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        error = self._status_error(response, path)
+                if limit is not None and self.limiter is not None:
+                    self.limiter.acquire(limit)
+                with self._api.stream(method, path, json=json_body, params=params) as response:
+                    error = self._stream_error(response, path)
+                    if error is not None:
                         if self._should_retry(error, attempt, idempotent, transient):
-                            self._backoff(method, path, attempt, error)
+                            self._backoff(method, path, attempt, error, limit)
                             continue
                         raise error
                     yield response
@@ -249,25 +308,35 @@ class HttpClient:
                 total += len(chunk)
         return total
 
+    def _stream_error(self, response: httpx.Response, path: str) -> RemoteError | None:
+        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code < 400 and ctype != "application/json":
+            return None
+        response.read()
+        return self._decode_error(response, path, self.redact)
+
     # ------------------------------------------------------------------ retries
     def _with_retries(
         self, method: str, path: str, send: Callable[[], httpx.Response], *, idempotent: bool,
-        transient: frozenset[int] = frozenset(),
+        transient: frozenset[int] = frozenset(), limit: str | None = None,
     ) -> httpx.Response:
         attempt = 0
         while True:
             attempt += 1
+            if limit is not None and self.limiter is not None:
+                self.limiter.acquire(limit)
             try:
                 response = send()
             except httpx.TransportError as exc:
                 error: RemoteError = self._transport_error(method, path, exc)
             else:
-                if response.status_code < 400:
+                decoded = self._decode_error(response, path, self.redact)
+                if decoded is None:
                     return response
-                error = self._status_error(response, path)
+                error = decoded
             if not self._should_retry(error, attempt, idempotent, transient):
                 raise error
-            self._backoff(method, path, attempt, error)
+            self._backoff(method, path, attempt, error, limit)
 
     def _should_retry(self, error: RemoteError, attempt: int, idempotent: bool,
                       transient: frozenset[int] = frozenset()) -> bool:
@@ -275,15 +344,24 @@ class HttpClient:
             return False
         if isinstance(error, TransportError):
             return idempotent or not error.sent
+        if isinstance(error, RateLimitedError):  # refused, so not acted on: safe to repeat
+            return True
         if isinstance(error, HTTPStatusError):
             if error.status in ALWAYS_RETRY_STATUSES or error.status in transient:
                 return True
             return idempotent and error.status in IDEMPOTENT_RETRY_STATUSES
         return False
 
-    def _backoff(self, method: str, path: str, attempt: int, error: RemoteError) -> None:
+    def _backoff(self, method: str, path: str, attempt: int, error: RemoteError,
+                 limit: str | None = None) -> None:
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         delay = self.retry.delay(attempt, retry_after, self._rng)
+        if (isinstance(error, RateLimitedError) and retry_after is None
+                and limit is not None and self.limiter is not None):
+            # No Retry-After (memories.ai documents none): hold the whole group back and
+            # wait at least one pacing interval before trying again.
+            self.limiter.penalise(limit)
+            delay = max(delay, self.limiter.interval(limit))
         log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
         self._sleep(delay)
 
@@ -294,14 +372,7 @@ class HttpClient:
         return text
 
     def _status_error(self, response: httpx.Response, path: str) -> HTTPStatusError:
-        message, code = error_message(response)
-        return error_for_status(
-            response.status_code,
-            self.redact(message),
-            endpoint=path,
-            code=None if code is None else self.redact(code),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
+        return status_error(response, path, self.redact)
 
     def _transport_error(self, method: str, path: str, exc: httpx.TransportError) -> TransportError:
         # ConnectError / ConnectTimeout: the request never reached the server.

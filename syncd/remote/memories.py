@@ -1,0 +1,675 @@
+"""Client for memories.ai (../shared/api-docs/memories-*.txt and memories-public-summary.md).
+
+One method per documented endpoint, named after it. The service's habits handled here:
+
+* ``Authorization: <key>`` with no ``Bearer`` (``Bearer`` is never sent);
+* v1 answers ``{"code", "msg", "data", "success", "failed"}``: any code other than ``"0000"``
+  is an error even at HTTP 200, decoded into the semantic errors of ``syncd.errors``; v2
+  answers carry integer codes equal to HTTP statuses (``decode_error`` below);
+* numbers arrive as strings in list_videos and task status, as JSON numbers in
+  get_metadata: both are read (``_int``/``_float``); ``videoNo``/``video_no`` both read;
+* get_metadata of an unknown ``video_no`` is ``data: null`` → ``None``, not an error;
+* a repeated delete may answer ``0409``: treated as success (both mean gone);
+* every request is paced by the per-account rate limiter (defaults: the published
+  figures, overridable); ``0429`` waits and goes on;
+* uploads stream from disk (httpx reads the file in blocks), one request per file.
+
+This module speaks the service's vocabulary only; the engine-facing ``Remote`` methods
+come with the backend seam (issue #12).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from syncd.errors import (
+    AccessDeniedError,
+    AuthError,
+    BadRequestError,
+    ConflictError,
+    HTTPStatusError,
+    IncompleteListingError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PaymentRequiredError,
+    RateLimitedError,
+    RemoteError,
+    ServerError,
+    TransportError,
+    UnavailableError,
+    error_for_status,
+)
+from syncd.remote.http import HttpClient, RetryPolicy, error_message, parse_retry_after
+from syncd.remote.ratelimit import RateLimiter
+
+DEFAULT_BASE_URL = "https://api.memories.ai/serve/api/v1"
+DEFAULT_V2_BASE_URL = "https://mavi-backend.memories.ai/serve/api/v2"
+
+#: Published per-account limits (memories-public-summary.md, "Rate limits"). get_metadata
+#: has no figure of its own: the list figure. ``stream`` has none: a cautious 1/s.
+DEFAULT_RATE_LIMITS: dict[str, str | None] = {
+    "upload": "1/min",
+    "list": "5/s",
+    "delete": "5/s",
+    "search": "1/s",
+    "metadata": "5/s",
+    "task_status": "1/s",
+    "download": "12/min",
+    "stream": "1/s",
+}
+
+VIDEO_EXTENSIONS = {".mp4": "video/mp4", ".avi": "video/x-msvideo",
+                    ".mkv": "video/x-matroska", ".mov": "video/quicktime"}
+#: "at most 3 GB" (public summary): decimal gigabytes, the stricter reading.
+MAX_UPLOAD_BYTES = 3 * 1000 ** 3
+MAX_DELETE_IDS = 100
+MAX_SCRAPER_URLS = 50
+PAGE_SIZE = 100
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # yyyy-MM-dd HH:mm:ss
+STATUSES = ("PARSE", "UNPARSE", "FAIL")
+#: The code table page names the failure PARSE_ERROR; list_videos says FAIL. Both failed.
+FAILED_STATUSES = frozenset({"FAIL", "PARSE_ERROR", "FAILED"})
+LIST_RESTARTS = 3
+
+OK = "0000"
+_BAD_PARAMS = frozenset({"0001", "0003"})
+_TOO_LARGE = re.compile(r"size exceeded|too large|exceeds the limit", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"does not exist|not found", re.IGNORECASE)
+
+
+# ==================================================================== decoding errors
+def _error_for_code(code: str, message: str, *, status: int, endpoint: str,
+                    retry_after: float | None) -> HTTPStatusError:
+    """A v1 business code (a string) or v2 integer code as the semantic error."""
+    cls: type[HTTPStatusError]
+    if code in _BAD_PARAMS or code in ("400", "405", "415"):
+        cls = BadRequestError
+        if _TOO_LARGE.search(message):
+            cls = PayloadTooLargeError
+        elif code == "400" and _NOT_FOUND.search(message):
+            cls = NotFoundError  # v2 "Resource does not exist", "task not found"
+    elif code in ("0401", "401"):
+        cls = AuthError
+    elif code in ("0402", "402"):
+        cls = PaymentRequiredError
+    elif code in ("0403", "403", "9009"):
+        cls = AccessDeniedError
+    elif code in ("0404", "404"):
+        cls = NotFoundError
+    elif code in ("0409", "409"):
+        cls = ConflictError
+    elif code in ("0429", "429"):
+        cls = RateLimitedError
+    elif code in ("500",):
+        cls = ServerError
+    elif code in ("502", "503", "504"):
+        cls = UnavailableError
+    else:
+        cls = HTTPStatusError
+    label = f"memories.ai {code}" if status < 400 or code != str(status) else None
+    return cls(message, status=status, endpoint=endpoint, code=code, retry_after=retry_after,
+               label=label)
+
+
+def decode_error(response: httpx.Response, endpoint: str,
+                 redact: Callable[[str], str]) -> RemoteError | None:
+    """The error a memories.ai answer means, or None for success (``HttpClient`` hook)."""
+    status = response.status_code
+    body: Any = None
+    ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or status >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if isinstance(body, dict) and "code" in body and isinstance(body["code"], (str, int)) \
+            and not isinstance(body["code"], bool):
+        code = str(body["code"])
+        if code in (OK, "200") and status < 400:
+            return None
+        raw = body.get("msg") or body.get("message") or body.get("error") or f"code {code}"
+        return _error_for_code(code, redact(str(raw))[:500], status=status, endpoint=endpoint,
+                               retry_after=retry_after)
+    if status >= 400:
+        message, _ = error_message(response)
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            message = body["error"]  # Spring's {"timestamp", "status", "error", "path"}
+        return error_for_status(status, redact(message), endpoint=endpoint,
+                                retry_after=retry_after)
+    return None
+
+
+def authorization(api_key: str) -> dict[str, str]:
+    """The key as memories.ai wants it: the bare key, never ``Bearer <key>``."""
+    return {"Authorization": api_key}
+
+
+# ==================================================================== records
+def _int(value: Any) -> int | None:
+    """A number the service may send as a string ("105"), a JSON number, null or "null"."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    text = str(value).strip()
+    if not text or text.lower() == "null":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return int(number) if math.isfinite(number) else None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return None if text in ("", "null") else text
+
+
+def _first(item: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in item:
+            return item[name]
+    return None
+
+
+@dataclass(frozen=True)
+class MemoriesVideo:
+    """One video as list_videos, get_metadata or task status describe it."""
+
+    video_no: str
+    name: str
+    status: str  # PARSE | UNPARSE | FAIL (PARSE_ERROR read as failed too)
+    duration_seconds: int | None = None
+    size: int | None = None
+    created_ms: int | None = None
+    cause: str | None = None  # failure reason ("null" in the answer -> None)
+    tags: tuple[str, ...] = ()
+    bucket: str | None = None
+    blob: str | None = None
+    datetime_taken_ms: int | None = None
+    camera_model: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    resolution_label: str | None = None
+    video_url: str | None = None
+    cover_url: str | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.status == "PARSE"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    @classmethod
+    def from_answer(cls, item: Mapping[str, Any]) -> MemoriesVideo:
+        tags = item.get("tags")
+        return cls(
+            video_no=str(_first(item, "video_no", "videoNo")),
+            name=str(_first(item, "video_name", "videoName") or ""),
+            status=str(_first(item, "status", "videoStatus") or "UNPARSE"),
+            duration_seconds=_int(item.get("duration")),
+            size=_int(item.get("size")),
+            created_ms=_int(_first(item, "create_time", "uploadTime")),
+            cause=_str(item.get("cause")),
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+            bucket=_str(item.get("bucket")),
+            blob=_str(item.get("blob")),
+            datetime_taken_ms=_int(item.get("datetime_taken")),
+            camera_model=_str(item.get("camera_model")),
+            latitude=_float(item.get("latitude")),
+            longitude=_float(item.get("longitude")),
+            width=_int(item.get("width")),
+            height=_int(item.get("height")),
+            fps=_float(item.get("fps")),
+            resolution_label=_str(item.get("resolution_label")),
+            video_url=_str(item.get("video_url")),
+            cover_url=_str(item.get("cover_url")),
+        )
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    video_no: str
+    name: str
+    status: str
+    upload_time_ms: int | None
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    videos: list[MemoriesVideo]
+    total: int
+    page: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MemoriesHit:
+    """One search hit: a moment of a video (seconds), with where its file lives."""
+
+    video_no: str
+    video_name: str
+    start_seconds: float
+    end_seconds: float
+    score: float
+    video_bucket: str | None = None
+    video_blob: str | None = None
+    keyframe_bucket: str | None = None
+    keyframe_blob: str | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """list_videos filters. Capture-metadata filters only match parsed videos."""
+
+    video_name: str | None = None
+    video_no: str | None = None
+    video_nos: Sequence[str] | None = None
+    status: str | None = None
+    camera_model: str | None = None
+    tag: str | None = None
+    datetime_taken_ms: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        if self.status is not None and self.status not in STATUSES:
+            raise ValueError(f"status filter must be one of {', '.join(STATUSES)}")
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude must be given together")
+        out: dict[str, Any] = {
+            "video_name": self.video_name, "video_no": self.video_no,
+            "video_nos": list(self.video_nos) if self.video_nos is not None else None,
+            "status": self.status, "camera_model": self.camera_model, "tag": self.tag,
+            "datetime_taken": self.datetime_taken_ms, "latitude": self.latitude,
+            "longitude": self.longitude, **self.extra,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def format_datetime_taken(when: datetime) -> str:
+    """``yyyy-MM-dd HH:mm:ss`` in UTC (the doc names no zone; UTC is unambiguous)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime(DATETIME_FORMAT)
+
+
+# ==================================================================== client
+class MemoriesClient:
+    """Typed client for memories.ai: the v1 Visual Search host and the v2 host.
+
+    ``limiter`` may be shared with other clients of the same account in this process; by
+    default each client has its own, fed ``rate_limits`` over the published defaults.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        v2_base_url: str = DEFAULT_V2_BASE_URL,
+        unique_id: str = "default",
+        rate_limits: Mapping[str, str | None] | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not unique_id:
+            raise ValueError("unique_id must not be empty")
+        self.unique_id = unique_id
+        self.limiter = limiter or RateLimiter({**DEFAULT_RATE_LIMITS, **(rate_limits or {})})
+        extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+        self.v1 = HttpClient(base_url, api_key, timeout=timeout, retry=retry,
+                             transport=transport, auth_headers=authorization,
+                             decode_error=decode_error, limiter=self.limiter, **extra)
+        self.v2 = HttpClient(v2_base_url, api_key, timeout=timeout, retry=retry,
+                             transport=transport, auth_headers=authorization,
+                             decode_error=decode_error, limiter=self.limiter, **extra)
+        self.description = f"memories.ai at {self.v1.base_url} (unique_id {unique_id})"
+
+    def __repr__(self) -> str:
+        return f"MemoriesClient({self.v1.base_url!r}, unique_id={self.unique_id!r})"
+
+    def close(self) -> None:
+        self.v1.close()
+        self.v2.close()
+
+    def __enter__(self) -> MemoriesClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _scope(self, unique_id: str | None) -> str:
+        return unique_id or self.unique_id
+
+    # ---------------------------------------------------------------- upload
+    def upload(
+        self,
+        path: Path,
+        *,
+        unique_id: str | None = None,
+        tags: Sequence[str] = (),
+        datetime_taken: datetime | None = None,
+        camera_model: str | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        callback: str | None = None,
+        retain_original_video: bool | None = None,
+        video_transcription_prompt: str | None = None,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> UploadResult:
+        """``POST /upload``: one multipart/form-data request, the file streamed from disk.
+
+        Refused here, before any byte is sent: an extension the service does not take, a
+        file over ``max_bytes``, latitude without longitude, an empty tag.
+        """
+        path = Path(path)
+        ctype = VIDEO_EXTENSIONS.get(path.suffix.lower())
+        if ctype is None:
+            raise BadRequestError(f"{path.name}: memories.ai takes only "
+                                  f"{', '.join(VIDEO_EXTENSIONS)} files", endpoint="/upload")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise PayloadTooLargeError(f"{path.name}: {size} bytes is over the service's "
+                                       f"{max_bytes}-byte upload cap", endpoint="/upload")
+        if (latitude is None) != (longitude is None):
+            raise ValueError("latitude and longitude must be given together")
+        if any(not t.strip() for t in tags):
+            raise ValueError("tags must not be empty")
+        data: dict[str, Any] = {"unique_id": self._scope(unique_id)}
+        if tags:
+            data["tags"] = list(tags)  # the repeated-field form
+        if datetime_taken is not None:
+            data["datetime_taken"] = format_datetime_taken(datetime_taken)
+        if camera_model:
+            data["camera_model"] = camera_model
+        if latitude is not None and longitude is not None:
+            data["latitude"] = repr(float(latitude))
+            data["longitude"] = repr(float(longitude))
+        if callback:
+            data["callback"] = callback
+        if retain_original_video is not None:
+            data["retain_original_video"] = "true" if retain_original_video else "false"
+        if video_transcription_prompt:
+            data["video_transcription_prompt"] = video_transcription_prompt
+        with open(path, "rb") as fh:
+            def files() -> dict[str, tuple[str, BinaryIO, str]]:
+                fh.seek(0)  # a retried attempt sends the file from its start again
+                return {"file": (path.name, fh, ctype)}
+
+            body = self.v1.call("POST", "/upload", files=files, data=data, idempotent=False,
+                                limit="upload")
+        answer = _data(body, "/upload")
+        if not isinstance(answer, dict) or not _first(answer, "videoNo", "video_no"):
+            raise RemoteError("memories.ai upload answered without a videoNo")
+        return UploadResult(str(_first(answer, "videoNo", "video_no")),
+                            str(_first(answer, "videoName", "video_name") or ""),
+                            str(_first(answer, "videoStatus", "status") or "UNPARSE"),
+                            _int(_first(answer, "uploadTime", "create_time")))
+
+    # ---------------------------------------------------------------- reading
+    def get_metadata(self, video_no: str, *, unique_id: str | None = None) -> MemoriesVideo | None:
+        """``GET /get_metadata``; None when the service does not know the video (``data: null``)."""
+        body = self.v1.call("GET", "/get_metadata",
+                            params={"video_no": video_no, "unique_id": self._scope(unique_id)},
+                            idempotent=True, limit="metadata")
+        data = _data(body, "/get_metadata")
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise RemoteError("memories.ai get_metadata answered an unexpected shape")
+        return MemoriesVideo.from_answer(data)
+
+    def list_videos_page(self, page: int = 1, size: int = PAGE_SIZE, *,
+                         filters: ListFilters | None = None,
+                         unique_id: str | None = None) -> VideoPage:
+        """``POST /list_videos``: one page (one-based)."""
+        body = {"page": page, "size": size, "unique_id": self._scope(unique_id),
+                **(filters or ListFilters()).body()}
+        answer = _data(self.v1.call("POST", "/list_videos", json_body=body, idempotent=True,
+                                    limit="list"), "/list_videos")
+        if not isinstance(answer, dict) or not isinstance(answer.get("videos"), list):
+            raise IncompleteListingError("memories.ai list_videos answered without a videos list")
+        total = _int(answer.get("total_count"))
+        if total is None:
+            raise IncompleteListingError("memories.ai list_videos answered without total_count")
+        videos = [MemoriesVideo.from_answer(v) for v in answer["videos"] if isinstance(v, dict)]
+        return VideoPage(videos, total, page, size)
+
+    def list_videos(self, *, filters: ListFilters | None = None, unique_id: str | None = None,
+                    page_size: int = PAGE_SIZE) -> list[MemoriesVideo]:
+        """Every matching video, or ``IncompleteListingError`` — never a silently short list.
+
+        Pages are read until ``total_count`` distinct videos were seen. A total that changes
+        while reading (an upload or delete meanwhile shifts the pages) restarts the listing;
+        a short page or a restart limit reached raises.
+        """
+        for _ in range(LIST_RESTARTS):
+            seen: dict[str, MemoriesVideo] = {}
+            first = self.list_videos_page(1, page_size, filters=filters, unique_id=unique_id)
+            total, page_result, page = first.total, first, 1
+            changed = False
+            while True:
+                for video in page_result.videos:
+                    seen.setdefault(video.video_no, video)
+                if len(seen) >= total or not page_result.videos:
+                    break
+                page += 1
+                page_result = self.list_videos_page(page, page_size, filters=filters,
+                                                    unique_id=unique_id)
+                if page_result.total != total:
+                    changed = True
+                    break
+            if changed:
+                continue
+            if len(seen) != total:
+                raise IncompleteListingError(f"memories.ai list_videos: read {len(seen)} of "
+                                             f"{total} videos")
+            return list(seen.values())
+        raise IncompleteListingError("memories.ai list_videos: the library kept changing while "
+                                     "it was being listed")
+
+    def iter_videos(self, **kwargs: Any) -> Iterator[MemoriesVideo]:
+        yield from self.list_videos(**kwargs)
+
+    # ---------------------------------------------------------------- changing
+    def delete_videos(self, video_nos: Sequence[str], *, unique_id: str | None = None) -> None:
+        """``POST /delete_videos`` in batches of at most 100; ``0409`` (already deleted)
+        counts as success: both answers mean the videos are gone."""
+        ids = list(dict.fromkeys(video_nos))
+        for start in range(0, len(ids), MAX_DELETE_IDS):
+            batch = ids[start:start + MAX_DELETE_IDS]
+            try:
+                self.v1.call("POST", "/delete_videos",
+                             params={"unique_id": self._scope(unique_id)}, json_body=batch,
+                             idempotent=True, limit="delete")
+            except ConflictError:
+                continue
+
+    # ---------------------------------------------------------------- search
+    def search(
+        self,
+        query: str,
+        *,
+        search_type: str = "BY_CLIP",
+        top_k: int = 10,
+        filtering_level: str | None = None,
+        video_nos: Sequence[str] | None = None,
+        tag: str | None = None,
+        camera_tag: str | None = None,
+        datetime_taken: datetime | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        unique_id: str | None = None,
+    ) -> list[MemoriesHit]:
+        """``POST /search``: moments matching ``query`` (seconds arrive as strings)."""
+        if (latitude is None) != (longitude is None):
+            raise ValueError("latitude and longitude must be given together")
+        body: dict[str, Any] = {"search_param": query, "search_type": search_type,
+                                "top_k": top_k, "unique_id": self._scope(unique_id)}
+        optional = {"filtering_level": filtering_level, "tag": tag, "camera_tag": camera_tag,
+                    "latitude": latitude, "longitude": longitude,
+                    "video_nos": list(video_nos) if video_nos is not None else None,
+                    "datetime_taken": (format_datetime_taken(datetime_taken)
+                                       if datetime_taken is not None else None)}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        data = _data(self.v1.call("POST", "/search", json_body=body, idempotent=True,
+                                  limit="search"), "/search")
+        items = data if isinstance(data, list) else (
+            data.get("hits") or data.get("items") or [] if isinstance(data, dict) else [])
+        hits = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            hits.append(MemoriesHit(
+                video_no=str(_first(item, "videoNo", "video_no")),
+                video_name=str(_first(item, "videoName", "video_name") or ""),
+                start_seconds=_float(_first(item, "startTime", "start_time")) or 0.0,
+                end_seconds=_float(_first(item, "endTime", "end_time")) or 0.0,
+                score=_float(item.get("score")) or 0.0,
+                video_bucket=_str(item.get("video_bucket")),
+                video_blob=_str(item.get("video_blob")),
+                keyframe_bucket=_str(item.get("keyframe_bucket")),
+                keyframe_blob=_str(item.get("keyframe_blob"))))
+        return hits
+
+    # ---------------------------------------------------------------- import from URLs
+    def scraper_url(self, video_urls: Sequence[str], *, unique_id: str | None = None,
+                    callback_url: str | None = None, quality: str | None = None) -> str:
+        """``POST /scraper_url``: start importing up to 50 posts of one platform; the task id."""
+        urls = list(video_urls)
+        if not 1 <= len(urls) <= MAX_SCRAPER_URLS:
+            raise ValueError(f"give 1 to {MAX_SCRAPER_URLS} URLs per import")
+        body: dict[str, Any] = {"video_urls": urls, "unique_id": self._scope(unique_id)}
+        if callback_url:
+            body["callback_url"] = callback_url
+        if quality:
+            body["quality"] = quality
+        data = _data(self.v1.call("POST", "/scraper_url", json_body=body, idempotent=False,
+                                  limit="upload"), "/scraper_url")
+        task_id = _first(data, "taskId", "task_id") if isinstance(data, dict) else None
+        if not task_id:
+            raise RemoteError("memories.ai scraper_url answered without a taskId")
+        return str(task_id)
+
+    def get_video_ids_by_task_id(self, task_id: str, *,
+                                 unique_id: str | None = None) -> list[MemoriesVideo]:
+        """``GET /get_video_ids_by_task_id``: the videos a task produced so far.
+
+        An empty list is ambiguous (still downloading, or no such task): only the caller's
+        own timeout can tell them apart."""
+        data = _data(self.v1.call("GET", "/get_video_ids_by_task_id",
+                                  params={"task_id": task_id,
+                                          "unique_id": self._scope(unique_id)},
+                                  idempotent=True, limit="task_status"),
+                     "/get_video_ids_by_task_id")
+        items = data.get("videos") if isinstance(data, dict) else None
+        return [MemoriesVideo.from_answer(v) for v in items or [] if isinstance(v, dict)]
+
+    # ---------------------------------------------------------------- v2: download
+    def download(self, bucket: str, blob: str, dest: Path) -> Download:
+        """``GET <v2>/download``: stream the file to ``dest`` (via a temp file in the same
+        folder, renamed when complete), hashing on the way. A cut stream raises
+        ``TransportError`` and leaves nothing at ``dest``."""
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.v2.stream("GET", "/download", params={"bucket": bucket, "blob": blob},
+                                idempotent=True, limit="download") as response, \
+                    open(tmp, "wb") as out:
+                expected = _int(response.headers.get("Content-Length"))
+                try:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                except httpx.HTTPError as exc:
+                    raise TransportError(f"GET /download: cut after {size} bytes "
+                                         f"({type(exc).__name__})") from None
+                if expected is not None and size != expected:
+                    raise TransportError(f"GET /download: got {size} of {expected} bytes")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return Download(size, digest.hexdigest())
+
+    # ---------------------------------------------------------------- v2: live streams
+    def stream_start(self, url: str, *, enable_content_moderation: bool = False,
+                     enable_logo_detection: bool = False, fps: int = 1,
+                     max_logos: int = 5) -> str:
+        """``POST <v2>/stream/start``; the stream's task id. Access is enabled per account
+        (``AccessDeniedError`` otherwise)."""
+        body = {"url": url, "enable_content_moderation": enable_content_moderation,
+                "enable_logo_detection": enable_logo_detection, "fps": fps,
+                "max_logos": max_logos}
+        data = _data(self.v2.call("POST", "/stream/start", json_body=body, idempotent=False,
+                                  limit="stream"), "/stream/start")
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not task_id:
+            raise RemoteError("memories.ai stream/start answered without a task_id")
+        return str(task_id)
+
+    def stream_stop(self, task_id: str) -> None:
+        """``POST <v2>/stream/stop``; safe to repeat (a stopped stream answers success)."""
+        self.v2.call("POST", "/stream/stop", json_body={"task_id": task_id}, idempotent=True,
+                     limit="stream")
+
+    # ---------------------------------------------------------------- neutral check
+    def check(self) -> int:
+        """Reachability and key check: one list_videos page of one; the library's size."""
+        return self.list_videos_page(1, 1).total
+
+
+def _data(body: Any, endpoint: str) -> Any:
+    """The ``data`` of a successful answer (the decoder already raised on error codes)."""
+    if not isinstance(body, dict):
+        raise RemoteError(f"memories.ai {endpoint} answered without a JSON object")
+    return body.get("data")
