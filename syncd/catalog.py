@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from syncd.errors import SyncdError
+from syncd.errors import ConfigError, SyncdError
 from syncd.mirror.records import (
     IndexSnapshot,
     MirrorFile,
@@ -32,7 +32,6 @@ from syncd.mirror.records import (
     SegmentInfo,
 )
 from syncd.models import (
-    PROCESSING_STEPS,
     CollectionRecord,
     ContentRecord,
     ContentState,
@@ -332,6 +331,27 @@ class Catalog:
         rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
         return rows[0]["value"] if rows else None
 
+    def bound_remote(self) -> str | None:
+        """Which remote (backend and address) this catalog belongs to; None before any."""
+        return self.get_meta("remote")
+
+    def bind_remote(self, remote: str, *, rebind: bool = False) -> None:
+        """Check that this catalog belongs to ``remote`` (``remote_identity``). A catalog
+        that records none adopts it silently; one that records another refuses with a
+        ConfigError, before anything is touched, unless ``rebind`` (the user says it is the
+        same account under a new address) records ``remote`` instead."""
+        bound = self.bound_remote()
+        if bound == remote:
+            return
+        if bound is not None and not rebind:
+            raise ConfigError(
+                f"the catalog in {self.path.parent} belongs to {bound}, but the config points at {remote}; "
+                "nothing was done (if it is the same account, run `syncd sync --rebind` once)"
+            )
+        self.set_meta("remote", remote)
+        if bound is not None:
+            self.log("rebind", remote, "ok", f"was {bound}")
+
     def set_meta(self, key: str, value: str | None) -> None:
         with self._tx() as db:
             if value is None:
@@ -446,18 +466,19 @@ class Catalog:
             if wanted is None or r["state"] in wanted
         ]
 
-    def contents_in_progress(self) -> list[ContentRecord]:
-        """Uploaded contents that may still change remotely: a processing step not done
-        yet, or a pipeline started and not finished. (A superset; callers check.)"""
-        processing = ", ".join(f"'{name}'" for name in PROCESSING_STEPS)
+    def contents_in_progress(self, steps: tuple[str, ...]) -> list[ContentRecord]:
+        """Uploaded contents that may still change remotely: one of the backend's processing
+        ``steps`` not done yet, or a pipeline started and not finished. (A superset; callers check.)"""
+        processing = ", ".join("?" for _ in steps) or "NULL"
         rows = self._rows(
             # Two uncorrelated subqueries, each evaluated once: cheap over 10,000 quiet videos.
             f"""SELECT * FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
                   sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({processing})
-                                 GROUP BY sha256 HAVING count(*) = {len(PROCESSING_STEPS)})
+                                 GROUP BY sha256 HAVING count(*) = {len(steps)})
                   OR sha256 IN (SELECT sha256 FROM steps
                                 WHERE state = 'running' OR (state = 'pending' AND attempts > 0)))
-                ORDER BY created_at, sha256"""
+                ORDER BY created_at, sha256""",
+            steps,
         )
         return [self._content(r) for r in rows]
 

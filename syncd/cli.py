@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
     p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
+    p.add_argument("--rebind", action="store_true",
+                   help="the catalog belongs to another backend or address: make it this config's "
+                        "(only if it is the same account)")
 
     p = command("status", help="counts by state and the files not yet done")
     p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
@@ -151,12 +154,14 @@ def _config(args: argparse.Namespace, *, require_key: bool = True) -> Config:
 
 
 @contextmanager
-def _session(config: Config, **engine_args: object) -> Iterator[tuple[Catalog, object]]:
-    """Lock the state dir, open the catalog and the remote, yield an Engine."""
+def _session(config: Config, rebind: bool = False, **engine_args: object) -> Iterator[tuple[Catalog, object]]:
+    """Lock the state dir, open the catalog (refusing one that belongs to another remote,
+    unless ``rebind``) and the remote, yield an Engine."""
     from syncd.engine import Engine
-    from syncd.remote import open_remote
+    from syncd.remote import open_remote, remote_identity
 
     with StateLock(config.state_dir), Catalog.open(config.state_dir) as catalog:
+        catalog.bind_remote(remote_identity(config.remote), rebind=rebind)
         remote = open_remote(config.remote, config.upload.direct_upload_below)
         try:
             yield catalog, Engine(config, catalog, remote, **engine_args)  # type: ignore[arg-type]
@@ -192,7 +197,7 @@ class Progress:
 def cmd_sync(args: argparse.Namespace) -> int:
     config = _config(args)
     progress = Progress()
-    with _session(config, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
+    with _session(config, args.rebind, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
                   on_bytes=progress.add) as (_catalog, engine):
         outcome = engine.sync(wait=args.wait, timeout=args.timeout)  # type: ignore[attr-defined]
     progress.done()
@@ -221,15 +226,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from syncd.engine import file_statuses
+    from syncd.remote import backend_facts, remote_identity
 
     config = _config(args, require_key=False)
     with Catalog.open(config.state_dir) as catalog:
         statuses = file_statuses(config, catalog)
         blocked = catalog.get_meta("blocked") or ""
+        bound = catalog.bound_remote()
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))
         return EXIT_OK
     counts = Counter(s.state for s in statuses)
+    configured = remote_identity(config.remote)
+    if bound is None or bound == configured:
+        print(f"remote: {configured}")
+    else:
+        print(f"remote: the catalog belongs to {bound}, but the config points at {configured} "
+              "(`syncd sync --rebind` makes it this config's)")
     print(f"{len(statuses)} tracked file(s)")
     for state, n in sorted(counts.items()):
         print(f"  {state:<15} {n}")
@@ -238,10 +251,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending = [s for s in statuses if s.state != "done"]
     if pending:
         print()
+        facts = backend_facts(config.remote.backend)
+        shown = {facts.progress_step, *facts.pipelines}
         print(f"{'STATE':<15} {'PIPELINES':<34} PATH")
         for s in pending:
             steps = " ".join(f"{k}:{v[0]}{'' if v[1] is None else f'({v[1]:.0f}%)'}" for k, v in s.steps.items()
-                             if k in ("transcoding", "analyse", "search-process"))
+                             if k in shown)
             print(f"{s.state:<15} {steps:<34} {s.path}")
             if s.error:
                 print(f"{'':<15} error: {s.error}")

@@ -40,6 +40,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from syncd.errors import ConfigError
+from syncd.remote.facts import backend_facts
+from syncd.remote.base import Features
 from syncd.units import format_size, parse_duration, parse_size
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
-    "PIPELINES",
     "Config",
     "FolderConfig",
     "MetricsConfig",
@@ -68,7 +69,6 @@ CONFIG_ENV = "SYNCD_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
 CREDENTIAL_NAME = "api-key"  # systemd LoadCredential=api-key:/path → $CREDENTIALS_DIRECTORY/api-key
 BACKENDS: tuple[str, ...] = ("mikshi",)
-PIPELINES: tuple[str, ...] = ("analyse", "search-process")
 # S3-style multipart limits: every part but the last must be at least 5 MiB.
 MIN_PART_SIZE = 5 * 2**20
 MAX_PART_SIZE = 5 * 2**30
@@ -146,7 +146,7 @@ class FolderConfig:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     collections: str  # "subfolder" | "none"
-    pipelines: tuple[str, ...]  # subset of PIPELINES, in the order written
+    pipelines: tuple[str, ...]  # pipelines the backend declares, in the order written
     delete_remote: bool
     on_remote_delete: str  # "trash" | "delete" | "keep"
     require_marker: bool
@@ -451,11 +451,13 @@ def _patterns(value: object, env: _Env) -> tuple[str, ...]:
     return tuple(_string_list("file name patterns such as \"*.mp4\"")(value))
 
 
-def _pipelines(value: object, env: _Env) -> tuple[str, ...]:
-    names = _string_list("pipelines (" + ", ".join(PIPELINES) + ")")(value)
+def _pipelines(value: object, env: _Env) -> tuple[str, ...] | None:
+    """Syntax only here; the names are checked against the backend's (``_Loader.pipelines``).
+    None: the backend's default."""
+    if value is None:
+        return None
+    names = _string_list("pipeline names")(value)
     for index, name in enumerate(names):
-        if name not in PIPELINES:
-            raise _Invalid(f"unknown pipeline {_quote(name)} (known: {', '.join(PIPELINES)})", index)
         if name in names[:index]:
             raise _Invalid(f"pipeline {_quote(name)} is listed twice", index)
     return tuple(names)
@@ -607,8 +609,10 @@ _SCHEMA = _Section(
                 _Key(
                     "pipelines",
                     _pipelines,
-                    "Processing to request after upload: any of analyse, search-process; [] for none.",
-                    list(PIPELINES),
+                    "Processing to request after upload, by the names the backend declares (mikshi: "
+                    "analyse, search-process; memories has none); null: the backend's default (all of "
+                    "them); [] for none.",
+                    None,
                 ),
                 _Key(
                     "delete_remote",
@@ -922,6 +926,20 @@ class _Loader:
 
     # ----------------------------------------------------------------------- cross-key rules
 
+    def pipelines(self, names: tuple[str, ...] | None, backend: str, facts: Features, index: int) -> tuple[str, ...]:
+        """A folder's pipelines, checked against what its backend declares; None: its default."""
+        if names is None:
+            return facts.default_pipelines
+        key = f"folders[{index}].pipelines"
+        if names and not facts.pipelines:
+            self.fail(key, f"the {backend} backend has no pipelines to start (its processing starts by "
+                           "itself); remove this key", self.lines.get(key))
+        for at, name in enumerate(names):
+            if name not in facts.pipelines:
+                self.fail(f"{key}[{at}]", f"unknown pipeline {_quote(name)} (known: {', '.join(facts.pipelines)})",
+                          self.lines.get(key))
+        return names
+
     def check_folders(self, folders: tuple[FolderConfig, ...]) -> None:
         for j, later in enumerate(folders):
             key = f"folders[{j}].path"
@@ -1085,6 +1103,9 @@ def load_config(
         loader.fail("", f"top level must be a mapping of keys such as remote and folders, got {got}", _line(root))
     raw = loader.section(_SCHEMA, root, "", None)
 
+    facts = backend_facts(raw["remote"]["backend"])
+    for index, entry in enumerate(raw["folders"]):
+        entry["pipelines"] = loader.pipelines(entry["pipelines"], raw["remote"]["backend"], facts, index)
     folders = tuple(FolderConfig(**entry) for entry in raw["folders"])
     loader.check_folders(folders)
 

@@ -69,7 +69,7 @@ from syncd.logs import setup_logging
 from syncd.metrics import Metrics, MetricsServer
 from syncd.models import FolderScan
 from syncd.notify import Notifier
-from syncd.remote import open_remote
+from syncd.remote import open_remote, remote_identity
 from syncd.remote.base import Remote
 from syncd.remote.outage import OutageGuard
 from syncd.report import FileStatus
@@ -169,6 +169,11 @@ class Daemon:
         lock = StateLock(self.config.state_dir).acquire()
         try:
             catalog = Catalog.open(self.config.state_dir)
+            try:
+                catalog.bind_remote(remote_identity(self.config.remote))
+            except ConfigError:
+                catalog.close()
+                raise
             self._catalog = catalog
             previous = self._install_signals() if install_signals else {}
             finished = True
@@ -334,7 +339,7 @@ class Daemon:
         assert self._probe is not None and self._guard is not None
         now = time.monotonic()
         try:
-            self._probe.list_collections()
+            self._probe.check()
         except (AuthError, ForbiddenError) as exc:
             self._key_rejected(f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc})")
             return False

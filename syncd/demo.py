@@ -29,6 +29,7 @@ from syncd.mirror.search import SearchFilter, format_hits, query_source, run_sea
 from syncd.mirror.sidecars import SidecarLayout, read_metadata
 from syncd.notify import Notifier
 from syncd.remote import open_remote
+from syncd.remote.facts import MIKSHI
 from syncd.report import FileStatus
 
 CLIPS = {
@@ -144,7 +145,7 @@ def _propagated(statuses: list[FileStatus], emu: Emulator) -> bool:
 
 def _show(statuses: list[FileStatus], emu: Emulator, drop: Path, say: Callable[[str], None]) -> None:
     for status in sorted(statuses, key=lambda s: s.path):
-        steps = " ".join(f"{k}={v[0]}" for k, v in status.steps.items() if k in ("analyse", "search-process"))
+        steps = " ".join(f"{k}={v[0]}" for k, v in status.steps.items() if k in MIKSHI.pipelines)
         say(f"  {status.state:<10} {status.collection or '-':<16} {Path(status.path).name:<28} {steps}")
     names = {v["video_id"]: v["name"] for v in emu.admin_videos()}
     for collection in sorted(emu.admin_collections(), key=lambda c: c["name"]):

@@ -119,7 +119,7 @@ def check_remote(config: Config) -> Check:
     # One quick try: a doctor that hangs in retries is no help.
     remote = open_remote(replace(cfg.remote, max_retries=0, timeout=min(cfg.remote.timeout, 10.0)))
     try:
-        collections = remote.list_collections()
+        seen = remote.check()
     except TransportError as exc:
         return Check(False, f"remote {url}: cannot reach it ({exc}); is the service up and remote.base_url right?")
     except (AuthError, ForbiddenError) as exc:
@@ -131,4 +131,4 @@ def check_remote(config: Config) -> Check:
         return Check(False, f"remote {url}: {exc}")
     finally:
         remote.close()
-    return Check(True, f"remote {url}: reachable, API key accepted ({len(collections)} collection(s))")
+    return Check(True, f"remote {url}: reachable, API key accepted ({seen})")

@@ -35,28 +35,35 @@ from syncd.hashing import hash_files
 from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import ContentRecord, FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
-from syncd.remote.base import Remote
+from syncd.remote import backend_facts
+from syncd.remote.base import Features, Remote
 from syncd.report import FileStatus, file_status
 from syncd.scan import ScanRules, folder_problem, scan_folder
 
 log = logging.getLogger("syncd.engine")
 
 
-def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
+def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True) -> FolderPolicy:
+    """The planner's view of a folder; ``facts``: what the backend declares (its steps and
+    the pipelines its collections need), as data."""
     return FolderPolicy(
         path=folder.path,
         scan_ok=scan_ok,
-        collections=folder.collections == "subfolder",
-        pipelines=tuple(folder.pipelines),
+        collections=folder.collections == "subfolder" and facts.grouping == "collection",
+        pipelines=tuple(p for p in folder.pipelines if p in facts.pipelines),  # config checked them too
         delete_remote=folder.delete_remote,
         on_remote_delete=folder.on_remote_delete,
         remove_empty_collections=folder.remove_empty_collections,
+        processing_steps=facts.processing_steps,
+        collection_pipelines=facts.collection_pipelines,
     )
 
 
-def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
-    """Every tracked, present file's status (``syncd status``, ``sync --wait``, the mirror)."""
-    policies = {f.path: folder_policy(f) for f in config.folders}
+def file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> list[FileStatus]:
+    """Every tracked, present file's status (``syncd status``, ``sync --wait``, the mirror).
+    ``facts``: the remote's features if one is open, else what the backend declares."""
+    facts = facts or backend_facts(config.remote.backend)
+    policies = {f.path: folder_policy(f, facts) for f in config.folders}
     memberships = catalog.memberships()
     contents = {c.sha256: c for c in catalog.contents()}
     return [
@@ -124,6 +131,7 @@ class Engine:
         self.config = config
         self.catalog = catalog
         self.remote = remote
+        self.features = remote.features()
         self.dry_run = dry_run
         self.allow_mass_delete = allow_mass_delete
         self.delete_grace = delete_grace
@@ -255,7 +263,7 @@ class Engine:
         reads every step row, which a quiet pass over 10,000 videos need not repeat."""
         changes = self.catalog.changes
         if self._in_progress is None or self._in_progress[0] != changes:
-            self._in_progress = (changes, self.catalog.contents_in_progress())
+            self._in_progress = (changes, self.catalog.contents_in_progress(self.features.processing_steps))
         return self._in_progress[1]
 
     def _still_quiet(self, inputs: _PlanInputs) -> tuple[_PlanInputs, Plan] | None:
@@ -288,7 +296,7 @@ class Engine:
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
         ok = {s.folder: s.ok for s in scans}
         return Snapshot(
-            folders=tuple(folder_policy(f, ok.get(f.path, True)) for f in self.config.folders),
+            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True)) for f in self.config.folders),
             files=tuple(self.catalog.files()),
             contents={c.sha256: c for c in self.catalog.contents()},
             uploads=tuple(self.catalog.uploads()),
@@ -326,7 +334,7 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        return file_statuses(self.config, self.catalog)
+        return file_statuses(self.config, self.catalog, self.features)
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,

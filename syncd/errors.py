@@ -8,13 +8,16 @@
         ├── TransientError          (mixin) a later repeat may succeed
         ├── TransportError          no HTTP answer: connection refused/dropped, timeout (transient)
         ├── IncompleteListingError  a listing could not be read to its end
+        ├── UnsupportedError        the backend has no such feature (see ``Features``)
         └── HTTPStatusError         a refusal; .status (HTTP), .message, .code, .endpoint
             ├── BadRequestError         400 / business 0001, 0003 (YouTube short codes in .code)
             ├── AuthError               401 / 0401 missing, invalid or revoked API key
             ├── PaymentRequiredError    402 / 0402 out of credits
-            ├── ForbiddenError          403 not yours (or an expired/tampered part URL)
-            │   └── AccessDeniedError   0403 account disabled, 9009 permission denied,
-            │                           a feature (live streams) not enabled for the account
+            ├── ForbiddenError          403 not yours
+            │   ├── AccessDeniedError   0403 account disabled, 9009 permission denied,
+            │   │                       a feature (live streams) not enabled for the account
+            │   └── LinkExpiredError    a pre-signed object-store URL refused (expired or
+            │                           tampered): sign again; says nothing of the key
             ├── NotFoundError           404 (memories.ai: "Resource does not exist")
             ├── ConflictError           409 / 0409 duplicate, or pipeline pre-condition not met
             ├── PayloadTooLargeError    413 direct upload over the cap, a file over a size cap
@@ -85,6 +88,10 @@ class IncompleteListingError(RemoteError):
     retryable = True
 
 
+class UnsupportedError(RemoteError):
+    """The backend cannot do this at all (its ``Features`` say so); not a failure to retry."""
+
+
 class HTTPStatusError(RemoteError):
     """A non-2xx answer from the API or the object store."""
 
@@ -129,6 +136,11 @@ class ForbiddenError(HTTPStatusError):
 class AccessDeniedError(ForbiddenError):
     """The key is valid but the account may not do this: disabled, permission denied, or a
     feature the vendor enables per account (memories.ai live streams)."""
+
+
+class LinkExpiredError(ForbiddenError):
+    """The object store refused a pre-signed URL (403): it expired or was altered. Signing a
+    fresh one may succeed; unlike an API 403 it says nothing about the key."""
 
 
 class NotFoundError(HTTPStatusError):

@@ -26,14 +26,15 @@ from syncd.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    LinkExpiredError,
     NotFoundError,
     PayloadTooLargeError,
     RemoteError,
     SyncdError,
     TransportError,
+    UnsupportedError,
 )
 from syncd.models import (
-    PROCESSING_STEPS,
     TRASH_DIR,
     AbortUpload,
     Action,
@@ -53,7 +54,7 @@ from syncd.models import (
     Upload,
 )
 from syncd.planner import RemoteView
-from syncd.remote.base import Remote, RemoteVideo, UploadSession
+from syncd.remote.base import ChunkedUploader, Collections, Processing, Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.executor")
@@ -61,6 +62,13 @@ log = logging.getLogger("syncd.executor")
 
 class FatalRemoteError(SyncdError):
     """The remote refused our credentials: stop the pass at once."""
+
+
+def key_refused(exc: RemoteError) -> bool:
+    """Whether a refusal is about the key or the account, so every later call would fail
+    too: a rejected key, or a 403 from the API (syncd made every video and collection it
+    touches with its key). A pre-signed URL the object store refused is not."""
+    return isinstance(exc, AuthError) or (isinstance(exc, ForbiddenError) and not isinstance(exc, LinkExpiredError))
 
 
 def retry_delay(attempts: int, base: float = 30.0, cap: float = 3600.0) -> float:
@@ -114,7 +122,7 @@ class _CatalogJournal:
 class _SharedPartSlots:
     """Caps parts in flight across all concurrent file uploads at ``concurrency``."""
 
-    def __init__(self, remote: Remote, slots: int) -> None:
+    def __init__(self, remote: ChunkedUploader, slots: int) -> None:
         self._remote = remote
         self._slots = threading.BoundedSemaphore(slots)
 
@@ -130,6 +138,7 @@ class Executor:
     def __init__(self, remote: Remote, catalog: Catalog, options: ExecOptions,
                  clock: Callable[[], float] = time.time) -> None:
         self.remote = remote
+        self.features = remote.features()
         self.catalog = catalog
         self.options = options
         self.clock = clock
@@ -142,9 +151,9 @@ class Executor:
         """The complete remote listing, or None (logged) if it could not be read in full."""
         try:
             videos = self.remote.list_videos()
-        except (AuthError, ForbiddenError) as exc:
-            raise self._fatal(exc) from exc
         except RemoteError as exc:
+            if key_refused(exc):
+                raise self._fatal(exc) from exc
             log.warning("remote listing failed; no remote deletions this pass: %s", exc)
             return None
         if self._last_listing is not None and self._last_listing[0] == videos:
@@ -164,31 +173,35 @@ class Executor:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""
         notes: list[str] = []
         now = self.clock()
+        processing = self.features.processing
+        steps = self.features.processing_steps
+        if processing is None:
+            return notes
         for content in contents:
             if content.state != "uploaded" or not content.video_id:
                 continue
             try:
-                if not content.processed and not content.processing_failed:
-                    self._refresh_processing(content, now)
+                if not content.processed(steps) and not content.processing_failed(steps):
+                    self._refresh_processing(processing, content, now)
                 for name, step in content.steps.items():
                     started = step.state == "running" or (step.state == "pending" and step.attempts > 0)
-                    if name not in PROCESSING_STEPS and started:
-                        status = self.remote.pipeline_status(content.video_id, name)  # type: ignore[arg-type]
+                    if name not in steps and started:
+                        status = processing.pipeline_status(content.video_id, name)
                         self.catalog.set_step(content.sha256, name, status.state, status.percentage, status.error)
                         if status.state == "failed":
                             self.catalog.log(name, content.video_id, f"failed: {status.error or 'no reason given'}")
-            except (AuthError, ForbiddenError) as exc:
-                raise self._fatal(exc) from exc
             except NotFoundError:
                 notes.append(f"video {content.video_id} answered 404; the remote listing will tell if it was deleted")
             except RemoteError as exc:
+                if key_refused(exc):
+                    raise self._fatal(exc) from exc
                 notes.append(f"status of video {content.video_id}: {exc}")
         return notes
 
-    def _refresh_processing(self, content: ContentRecord, now: float) -> None:
+    def _refresh_processing(self, processing: Processing, content: ContentRecord, now: float) -> None:
         assert content.video_id is not None
-        status = self.remote.processing_status(content.video_id)
-        for name in PROCESSING_STEPS:
+        status = processing.processing_status(content.video_id)
+        for name in self.features.processing_steps:
             step = status.steps.get(name)
             if step is not None:
                 self.catalog.set_step(content.sha256, name, step.state, step.percentage, step.error)
@@ -206,9 +219,9 @@ class Executor:
             self.remote.video_details(video_id)
         except NotFoundError:
             return True
-        except (AuthError, ForbiddenError) as exc:
-            raise self._fatal(exc) from exc
         except RemoteError as exc:
+            if key_refused(exc):
+                raise self._fatal(exc) from exc
             log.warning("could not confirm deletion of %s: %s", video_id, exc)
         return False
 
@@ -234,21 +247,61 @@ class Executor:
         return result
 
     def _run(self, action: Action, result: ExecResult) -> bool:
-        handler = getattr(self, f"_do_{action.kind}")
         if not isinstance(action, (ForgetFile, LinkVideo)):  # those change only the catalog
             self.catalog.log(action.kind, _target(action), "started", action.describe())
         try:
-            handler(action, result)
-        except (AuthError, ForbiddenError) as exc:
-            if isinstance(exc, AuthError) or exc.endpoint.startswith("/api/"):
+            self._dispatch(action, result)
+        except RemoteError as exc:
+            if key_refused(exc):
                 raise self._fatal(exc) from exc
+            self.catalog.log(action.kind, _target(action), f"failed: {exc}")
             result.failed.append(f"{action.describe()}: {exc}")
             return False
-        except (RemoteError, OSError) as exc:
+        except OSError as exc:
             self.catalog.log(action.kind, _target(action), f"failed: {exc}")
             result.failed.append(f"{action.describe()}: {exc}")
             return False
         return True
+
+    def _dispatch(self, action: Action, result: ExecResult) -> None:
+        """Each action to its handler; a type checker follows every branch."""
+        match action:
+            case AbortUpload():
+                self._do_AbortUpload(action, result)
+            case LinkVideo():
+                self._do_LinkVideo(action, result)
+            case ForgetFile():
+                self._do_ForgetFile(action, result)
+            case StartPipeline():
+                self._do_StartPipeline(action, result)
+            case CreateCollection():
+                self._do_CreateCollection(action, result)
+            case RenameCollection():
+                self._do_RenameCollection(action, result)
+            case DeleteCollection():
+                self._do_DeleteCollection(action, result)
+            case AddToCollection():
+                self._do_AddToCollection(action, result)
+            case RemoveFromCollection():
+                self._do_RemoveFromCollection(action, result)
+            case DeleteRemote():
+                self._do_DeleteRemote(action, result)
+            case RemoteDeleted():
+                self._do_RemoteDeleted(action, result)
+            case _:
+                raise TypeError(f"no handler for {action.kind}")
+
+    def _collections(self) -> Collections:
+        """The collections feature; the planner asks for collection actions only when the
+        backend groups by collection, so its absence here is a bug, said plainly."""
+        if self.features.collections is None:
+            raise UnsupportedError(f"{self.remote.description} has no collections")
+        return self.features.collections
+
+    def _processing(self) -> Processing:
+        if self.features.processing is None:
+            raise UnsupportedError(f"{self.remote.description} has no pipelines to start")
+        return self.features.processing
 
     def _fatal(self, exc: RemoteError) -> FatalRemoteError:
         # Every video and collection syncd touches on the API was made with its key, so a
@@ -265,7 +318,8 @@ class Executor:
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
         if not uploads:
             return
-        slots = _SharedPartSlots(self.remote, max(1, self.options.concurrency))
+        chunked = self.features.chunked
+        slots = None if chunked is None else _SharedPartSlots(chunked, max(1, self.options.concurrency))
         workers = max(1, min(self.options.concurrency, len(uploads)))
         fatal: list[BaseException] = []
 
@@ -282,7 +336,7 @@ class Executor:
         if fatal:
             raise fatal[0]
 
-    def _upload(self, action: Upload, uploader: _SharedPartSlots, result: ExecResult) -> None:
+    def _upload(self, action: Upload, uploader: _SharedPartSlots | None, result: ExecResult) -> None:
         sha = action.sha256
         content = self.catalog.content(sha)
         if content is None:
@@ -294,16 +348,18 @@ class Executor:
             record = self.catalog.upload_for(sha)
             self.catalog.log("upload", str(action.path), "started", f"sha256 {sha}")
             video_id = None
-            if record is None and 0 < action.size < self._direct_below:
+            # Resumable parts (journalled in the catalog) where the backend chunks, except
+            # for small files; otherwise the backend's own upload, in one go.
+            if record is None and (uploader is None or 0 < action.size < self._direct_below):
                 try:
-                    video_id = self.remote.direct_upload(action.path, action.name)
+                    video_id = self.remote.upload(action.path, action.name)
                     parts, sent = 1, action.size
                 except PayloadTooLargeError:
                     # The cap is the server's, set per environment: over it, multipart (as the
                     # doc says), now and for every file this size or larger.
                     self._direct_below = min(self._direct_below, action.size)
                     log.info("%s: over the remote's direct-upload cap; uploading in parts", action.path)
-            if video_id is None:
+            if video_id is None and uploader is not None:
                 resume = None
                 if record is not None:
                     resume = ResumeState(
@@ -317,6 +373,8 @@ class Executor:
                     on_bytes=self.options.on_bytes,
                 )
                 video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
+            if video_id is None:
+                raise PayloadTooLargeError(f"{action.path}: over the remote's upload cap", endpoint="upload")
         except UploadInterrupted:
             self.catalog.log("upload", str(action.path), "interrupted; resumable")
             return
@@ -325,12 +383,12 @@ class Executor:
             self.catalog.log("upload", str(action.path), f"aborted: {exc}")
             result.notes.append(f"{action.path}: changed during upload; will retry once it settles")
             return
-        except (AuthError, ForbiddenError) as exc:
-            if isinstance(exc, AuthError) or exc.endpoint.startswith("/api/"):
+        except RemoteError as exc:
+            if key_refused(exc):
                 raise self._fatal(exc) from exc
             self._upload_failed(content, action, exc, result)
             return
-        except (RemoteError, OSError) as exc:
+        except OSError as exc:
             self._upload_failed(content, action, exc, result)
             return
         self.catalog.video_registered(sha, video_id, action.name)
@@ -362,8 +420,10 @@ class Executor:
         record = next((u for u in self.catalog.uploads() if u.upload_id == action.upload_id), None)
         if record is None:
             return
+        chunked = self.features.chunked
         try:
-            self.remote.abort_upload(UploadSession(record.upload_id, record.object_name, record.video_id))
+            if chunked is not None:
+                chunked.abort_upload(UploadSession(record.upload_id, record.object_name, record.video_id))
         except NotFoundError:
             pass
         self.catalog.upload_ended(action.upload_id)
@@ -387,7 +447,7 @@ class Executor:
         content = self.catalog.content(action.sha256)
         attempts = content.step(action.pipeline).attempts if content else 0
         try:
-            self.remote.start_pipeline(action.video_id, action.pipeline)  # type: ignore[arg-type]
+            self._processing().start_pipeline(action.video_id, action.pipeline)
         except ConflictError:
             # 409: the video is not ready for it yet; a later pass tries again.
             result.notes.append(f"{action.path}: {action.pipeline} not ready yet")
@@ -400,13 +460,13 @@ class Executor:
     # ------------------------------------------------------ collections
     def _do_CreateCollection(self, action: CreateCollection, result: ExecResult) -> None:
         try:
-            created = self.remote.create_collection(action.name)
+            created = self._collections().create_collection(action.name)
             self.catalog.set_collection(action.name, created.collection_id)
             self.catalog.log("create-collection", action.name, "ok", created.collection_id)
             return
         except ConflictError:
             pass
-        existing = next((c for c in self.remote.list_collections() if c.name == action.name), None)
+        existing = next((c for c in self._collections().list_collections() if c.name == action.name), None)
         if existing is None:
             raise RemoteError(f"collection {action.name!r} exists but is not listed yet; retrying later")
         self.catalog.set_collection(action.name, existing.collection_id)
@@ -414,7 +474,7 @@ class Executor:
 
     def _do_RenameCollection(self, action: RenameCollection, result: ExecResult) -> None:
         try:
-            self.remote.rename_collection(action.collection_id, action.new)
+            self._collections().rename_collection(action.collection_id, action.new)
         except NotFoundError:
             self.catalog.drop_collection(action.old)
             raise RemoteError(f"collection {action.old!r} is gone on the remote; it will be re-created")
@@ -423,7 +483,7 @@ class Executor:
 
     def _do_DeleteCollection(self, action: DeleteCollection, result: ExecResult) -> None:
         try:
-            self.remote.delete_collection(action.collection_id)
+            self._collections().delete_collection(action.collection_id)
         except NotFoundError:
             pass
         self.catalog.drop_collection(action.name)
@@ -433,12 +493,13 @@ class Executor:
         record = self.catalog.collection(action.collection)
         if record is None:
             return
+        collections = self._collections()
         try:
-            self.remote.add_to_collection(record.collection_id, action.video_id)
+            collections.add_to_collection(record.collection_id, action.video_id)
         except ConflictError:
             pass  # already in
         except NotFoundError as exc:
-            if "collection" in exc.message.lower():
+            if collections.missing_collection(exc):
                 self.catalog.drop_collection(action.collection)
             raise
         except BadRequestError as exc:
@@ -451,7 +512,7 @@ class Executor:
         record = self.catalog.collection(action.collection)
         if record is not None:
             try:
-                self.remote.remove_from_collection(record.collection_id, action.video_id)
+                self._collections().remove_from_collection(record.collection_id, action.video_id)
             except NotFoundError:
                 pass
         self.catalog.remove_membership(action.collection, action.sha256)

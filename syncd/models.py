@@ -20,8 +20,6 @@ from typing import Literal, NamedTuple
 ContentState = Literal["new", "uploading", "uploaded", "failed", "remote_deleted", "deleted"]
 StepState = Literal["pending", "running", "done", "failed"]
 
-# Upload-side processing steps reported by the remote, then the optional pipelines.
-PROCESSING_STEPS = ("thumbnail", "transcoding", "hls")
 TRASH_DIR = ".syncd-trash"
 MARKER_FILE = ".syncd-folder"
 SIDECAR_SUFFIXES = (".syncd.json", ".syncd.emb")  # a video's metadata and embeddings (syncd.mirror)
@@ -116,14 +114,13 @@ class ContentRecord:
     def step(self, name: str) -> StepRecord:
         return self.steps.get(name) or StepRecord(name, "pending")
 
-    @property
-    def processed(self) -> bool:
-        """Upload-side processing finished (transcoding is what pipelines wait for)."""
-        return self.state == "uploaded" and all(self.step(s).state == "done" for s in PROCESSING_STEPS)
+    def processed(self, steps: tuple[str, ...]) -> bool:
+        """Upload-side processing finished: every one of the backend's ``steps`` is done."""
+        return self.state == "uploaded" and all(self.step(s).state == "done" for s in steps)
 
-    @property
-    def processing_failed(self) -> str | None:
-        for name in PROCESSING_STEPS:
+    def processing_failed(self, steps: tuple[str, ...]) -> str | None:
+        """The first of the backend's processing ``steps`` that failed, as a line."""
+        for name in steps:
             step = self.step(name)
             if step.state == "failed":
                 return f"{name}: {step.error or 'failed'}"

@@ -41,8 +41,6 @@ from syncd.models import (
     UploadRecord,
 )
 
-COLLECTION_PIPELINES = ("analyse", "search-process")
-
 
 @dataclass(frozen=True)
 class FolderPolicy:
@@ -53,13 +51,23 @@ class FolderPolicy:
     delete_remote: bool
     on_remote_delete: str
     remove_empty_collections: bool = False
+    # What the backend declares (``Features``), as data: the steps a video must finish
+    # after upload, and the pipelines a video needs before a collection accepts it.
+    processing_steps: tuple[str, ...] = ()
+    collection_pipelines: tuple[str, ...] = ()
 
     @property
     def effective_pipelines(self) -> tuple[str, ...]:
-        """Collections only accept fully processed videos, so they imply both pipelines."""
+        """A collection accepts only videos its pipelines finished, so it implies them."""
         if self.collections:
-            return tuple(dict.fromkeys((*self.pipelines, *COLLECTION_PIPELINES)))
+            return tuple(dict.fromkeys((*self.pipelines, *self.collection_pipelines)))
         return self.pipelines
+
+    def processed(self, content: ContentRecord) -> bool:
+        return content.processed(self.processing_steps)
+
+    def processing_failed(self, content: ContentRecord) -> str | None:
+        return content.processing_failed(self.processing_steps)
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def plan(snap: Snapshot, settings: Settings) -> Plan:
             continue
         (present if record.present else missing)[record.sha256].append(record)
 
-    _plan_uploads(snap, settings, present, bad_folders, result)
+    _plan_uploads(snap, settings, policies, present, bad_folders, result)
     _plan_pipelines(snap, settings, policies, present, result)
     _plan_collections(snap, policies, present, bad_folders, result)
     deletions = _plan_local_deletions(snap, settings, policies, present, missing, result)
@@ -116,7 +124,7 @@ def plan(snap: Snapshot, settings: Settings) -> Plan:
 
 # ----------------------------------------------------------------- uploads
 def _plan_uploads(
-    snap: Snapshot, settings: Settings, present: dict[str, list[FileRecord]],
+    snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy], present: dict[str, list[FileRecord]],
     bad_folders: set[Path], result: Plan,
 ) -> None:
     open_uploads = {u.sha256 for u in snap.uploads}
@@ -147,7 +155,9 @@ def _plan_uploads(
         elif content.state == "uploading" or sha in open_uploads:
             if not _retry_due(content.attempts, content.next_attempt_at, snap, settings, result):
                 continue  # resume later
-        elif content.state == "failed" or (content.state == "uploaded" and content.processing_failed):
+        elif content.state == "failed" or (
+            content.state == "uploaded" and policies[source.folder].processing_failed(content)
+        ):
             if not _retry_due(content.attempts, content.next_attempt_at, snap, settings, result):
                 continue
             replaces = content.video_id
@@ -163,7 +173,7 @@ def _plan_pipelines(
 ) -> None:
     for sha, content in snap.contents.items():
         files = present.get(sha, [])
-        if not files or not content.processed or content.video_id is None:
+        if not files or not policies[files[0].folder].processed(content) or content.video_id is None:
             continue
         wanted: dict[str, None] = {}
         for f in files:
@@ -186,11 +196,11 @@ def _retry_due(attempts: int, next_attempt_at: float, snap: Snapshot, settings: 
     return True
 
 
-def ready_for_collection(content: ContentRecord) -> bool:
+def ready_for_collection(content: ContentRecord, policy: FolderPolicy) -> bool:
     return (
-        content.processed
+        policy.processed(content)
         and content.video_id is not None
-        and all(content.step(p).state == "done" for p in COLLECTION_PIPELINES)
+        and all(content.step(p).state == "done" for p in policy.collection_pipelines)
     )
 
 
@@ -229,7 +239,9 @@ def _plan_collections(
     for name in sorted(desired):
         for sha in sorted(desired[name]):
             content = snap.contents.get(sha)
-            if (name, sha) not in membership and content is not None and ready_for_collection(content):
+            if (name, sha) not in membership and content is not None and ready_for_collection(
+                content, policies[present[sha][0].folder]
+            ):
                 assert content.video_id is not None
                 result.actions.append(AddToCollection(name, sha, content.video_id, present[sha][0].path))
     if bad_folders:

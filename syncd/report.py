@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from syncd.models import PROCESSING_STEPS, ContentRecord, FileRecord
+from syncd.models import ContentRecord, FileRecord
 from syncd.planner import FolderPolicy, ready_for_collection
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
@@ -55,9 +55,9 @@ def file_status(
     pipelines = policy.effective_pipelines
     steps: dict[str, tuple[str, float | None]] = {
         name: (content.step(name).state, content.step(name).percentage)
-        for name in (*PROCESSING_STEPS, *pipelines)
+        for name in (*policy.processing_steps, *pipelines)
     }
-    state, error = _state(content, pipelines, collection, memberships, max_attempts)
+    state, error = _state(content, policy, collection, memberships, max_attempts)
     return FileStatus(
         str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error
     )
@@ -65,7 +65,7 @@ def file_status(
 
 def _state(
     content: ContentRecord,
-    pipelines: tuple[str, ...],
+    policy: FolderPolicy,
     collection: str | None,
     memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
     max_attempts: int,
@@ -78,12 +78,12 @@ def _state(
         if content.attempts >= max_attempts:
             return "failed", content.error
         return "uploading", content.error
-    failure = content.processing_failed
+    failure = policy.processing_failed(content)
     if failure:
         return ("failed" if content.attempts >= max_attempts else "processing"), failure
-    if not content.processed:
+    if not policy.processed(content):
         return "processing", None
-    for name in pipelines:
+    for name in policy.effective_pipelines:
         step = content.step(name)
         if step.state == "failed":
             if step.attempts >= max_attempts:
@@ -92,5 +92,5 @@ def _state(
         if step.state != "done":
             return "pipelines", None
     if collection and (collection, content.sha256) not in memberships:
-        return ("collecting" if ready_for_collection(content) else "pipelines"), None
+        return ("collecting" if ready_for_collection(content, policy) else "pipelines"), None
     return "done", None

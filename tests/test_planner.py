@@ -25,6 +25,7 @@ from syncd.models import (
     Upload,
     UploadRecord,
 )
+from syncd.remote.facts import MIKSHI
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 
 DROP = Path("/data/drop")
@@ -34,7 +35,8 @@ NOW = 1_000_000.0
 
 def policy(path: Path = DROP, **kw: object) -> FolderPolicy:
     base = dict(path=path, scan_ok=True, collections=True, pipelines=("analyse", "search-process"),
-                delete_remote=True, on_remote_delete="trash")
+                delete_remote=True, on_remote_delete="trash",
+                processing_steps=MIKSHI.processing_steps, collection_pipelines=MIKSHI.collection_pipelines)
     base.update(kw)
     return FolderPolicy(**base)  # type: ignore[arg-type]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from syncd.catalog import Catalog
 from syncd.errors import SyncdError
 from syncd.mirror.atomic import write_atomic
-from syncd.remote.base import ChatMessage, Remote
+from syncd.remote.base import ChatMessage, Remote, need
 
 
 class AskError(SyncdError):
@@ -68,12 +68,13 @@ def save_history(path: Path, messages: Sequence[ChatMessage]) -> None:
 def ask(remote: Remote, video_id: str, question: str, history: Sequence[ChatMessage], *,
         stream: bool, write: Callable[[str], None]) -> str:
     """Ask; with ``stream`` each token goes to ``write`` as it arrives. Returns the answer."""
+    chat = need(remote, remote.features().chat, "answer questions about a video")
     if not stream:
-        answer = remote.ask(video_id, question, history)
+        answer = chat.ask(video_id, question, history)
         write(answer)
         return answer
     parts = []
-    for token in remote.ask_stream(video_id, question, history):
+    for token in chat.ask_stream(video_id, question, history):
         write(token)
         parts.append(token)
     return "".join(parts)

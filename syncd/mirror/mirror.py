@@ -44,13 +44,12 @@ from syncd.mirror.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
 from syncd.models import ContentRecord, FileRecord, ListedVideo
 from syncd.planner import RemoteView
-from syncd.remote.base import Remote
+from syncd.remote.base import Remote, need
 from syncd.report import FileStatus
 
 log = logging.getLogger("syncd.mirror")
 
 RETRY_BASE = 2.0  # seconds before the first retry of a failed pull; doubles each time
-PIPELINE_STEPS = ("analyse", "search-process")
 
 
 @dataclass
@@ -86,6 +85,9 @@ class Mirror:
         self.config = config
         self.catalog = catalog
         self.remote = remote
+        self.features = remote.features()
+        # The backend's step and pipeline names, in its order: the sidecar's ``statuses``.
+        self.steps = (*self.features.processing_steps, *self.features.pipelines)
         self.clock = clock
         self.should_stop = should_stop
         self.layout = SidecarLayout.from_config(config.mirror)
@@ -325,14 +327,14 @@ class Mirror:
         except RemoteError as exc:
             self._failed(video_id, content, group, f"details: {exc}")
             return None
-        facts = remote_facts(details, _pipeline_states(content))
+        facts = remote_facts(details, _pipeline_states(content, self.features.pipelines), self.steps)
         self.catalog.mirror_details_pulled(video_id, content.sha256, _canonical(facts), self.clock())
         return self.catalog.mirror_video(video_id)
 
     def _pull_embeddings(self, video_id: str, group: list[_Target], content: ContentRecord,
                          report: MirrorReport) -> None:
         try:
-            segments = self.remote.video_segments(video_id)
+            segments = need(self.remote, self.features.embeddings, "give segment embeddings").video_segments(video_id)
         except AuthError:
             raise
         except ConflictError:
@@ -343,7 +345,11 @@ class Mirror:
             self.index.put(video_id, segments)
 
     def _wants_embeddings(self, content: ContentRecord) -> bool:
-        return self.config.mirror.embeddings and content.step("search-process").state == "done"
+        return (
+            self.config.mirror.embeddings
+            and self.features.embeddings is not None
+            and all(content.step(name).state == "done" for name in self.features.embeddings_after)
+        )
 
     def _gave_up(self, video: MirrorVideo | None) -> bool:
         return video is not None and video.attempts >= self.max_attempts
@@ -394,7 +400,7 @@ class Mirror:
             doc = metadata_document(
                 video_id=video.video_id, facts=facts, collection=target.collection, folder=file.folder,
                 rel_path=file.rel_path, sha256=content.sha256, local_size=file.size, embeddings=summary,
-                pulled_at=video.details_at or self.clock(),
+                pulled_at=video.details_at or self.clock(), steps=self.steps,
             )
             wrote = False
             try:
@@ -451,8 +457,8 @@ def listing_differs(details: str, listed: ListedVideo) -> bool:
     )
 
 
-def _pipeline_states(content: ContentRecord) -> dict[str, str]:
-    return {name: content.steps[name].state for name in PIPELINE_STEPS if name in content.steps}
+def _pipeline_states(content: ContentRecord, pipelines: tuple[str, ...]) -> dict[str, str]:
+    return {name: content.steps[name].state for name in pipelines if name in content.steps}
 
 
 def _canonical(facts: dict[str, Any]) -> str:

@@ -32,7 +32,7 @@ from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
 from syncd.models import LocalFile
 from syncd.planner import RemoteView
-from syncd.remote.base import PIPELINES, Remote
+from syncd.remote.base import Remote
 from syncd.scan import folder_problem
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class Puller:
         self.config = config
         self.catalog = catalog
         self.remote = remote
+        self.features = remote.features()
         self.clock = clock
         self.should_stop = should_stop
 
@@ -123,9 +124,12 @@ class Puller:
 
     def _collections_of(self, video_ids: set[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
+        collections = self.features.collections
+        if collections is None:
+            return found  # a backend without collections places every video at the top
         try:
-            for collection in self.remote.list_collections():
-                for video_id in self.remote.collection_video_ids(collection.collection_id):
+            for collection in collections.list_collections():
+                for video_id in collections.collection_video_ids(collection.collection_id):
                     if video_id in video_ids:
                         found.setdefault(video_id, []).append(collection.name)
         except AuthError:
@@ -223,9 +227,12 @@ class Puller:
 
     def _seed_pipelines(self, video_id: str, sha256: str) -> None:
         """Record pipelines the remote already ran, so they are polled, not started again."""
-        for pipeline in PIPELINES:
+        processing = self.features.processing
+        if processing is None:
+            return
+        for pipeline in self.features.pipelines:
             try:
-                status = self.remote.pipeline_status(video_id, pipeline)
+                status = processing.pipeline_status(video_id, pipeline)
             except AuthError:
                 raise
             except RemoteError:

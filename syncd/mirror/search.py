@@ -29,7 +29,7 @@ from syncd.catalog import Catalog
 from syncd.config import RemoteConfig
 from syncd.mirror.index import SearchIndex
 from syncd.mirror.records import MirrorFile
-from syncd.remote.base import Remote, format_timestamp
+from syncd.remote.base import Remote, format_timestamp, need
 
 REMOTE_MAX_TOP_K = 100  # the remote's documented top_k ceiling
 
@@ -139,8 +139,14 @@ def search_remote(catalog: Catalog, remote: Remote, text: str, top_k: int,
     video_ids = sorted(files.by_video)
     if not video_ids:
         return []
-    found = remote.search(text, video_ids, top_k=min(top_k, REMOTE_MAX_TOP_K))
+    searcher = need(remote, remote.features().search, "search on the remote")
+    found = searcher.search(text, video_ids, top_k=min(top_k, REMOTE_MAX_TOP_K))
     return [files.hit(rank, None, h.video_id, h.start, h.end) for rank, h in enumerate(found, start=1)]
+
+
+def embed_text(remote: Remote, text: str) -> list[float]:
+    """A query's embedding, by the remote's embeddings feature."""
+    return need(remote, remote.features().embeddings, "embed a search query").embed_text(text)
 
 
 def format_hits(hits: Sequence[Hit]) -> list[str]:
@@ -182,7 +188,7 @@ def run_search(catalog: Catalog, index: SearchIndex, query: str, *, mode: str, t
     try:
         if mode == "remote":
             return search_remote(catalog, remote(), query, top_k, wanted)
-        vector = query_vector(catalog, source, query, lambda text: remote().embed_text(text), index.dim())
+        vector = query_vector(catalog, source, query, lambda text: embed_text(remote(), text), index.dim())
         return search_local(catalog, index, vector, top_k, wanted)
     finally:
         for r in opened:

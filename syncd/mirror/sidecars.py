@@ -38,16 +38,6 @@ EMB_MAGIC = b"SYNCDEMB"
 EMB_ALIGN = 64  # the matrix starts on a 64-byte boundary, so it can be memory-mapped
 VOLATILE = ("pulled_at",)  # fields that alone never make a sidecar "changed"
 
-# Remote status fields (get-video-details / listing) → the sidecar's status names.
-_STATUS_KEYS = {
-    "thumbnail_generation_status": "thumbnail",
-    "transcoding_status": "transcoding",
-    "hls_generation_status": "hls",
-    "analyse_status": "analyse",
-    "search_process_status": "search-process",
-}
-
-
 @dataclass(frozen=True)
 class SidecarPaths:
     json: Path
@@ -100,16 +90,17 @@ class SidecarLayout:
 
 
 # ------------------------------------------------------------------ metadata
-def remote_facts(details: VideoDetails, pipeline_states: Mapping[str, str]) -> dict[str, Any]:
+def remote_facts(details: VideoDetails, pipeline_states: Mapping[str, str], steps: Sequence[str]) -> dict[str, Any]:
     """The remote's facts about a video, as stored in the catalog and copied into sidecars.
 
     Pre-signed URLs (video_path, thumbnail_path) are left out on purpose: they expire,
-    and would make every pull look like a change.
+    and would make every pull look like a change. ``steps``: the backend's processing steps
+    and pipelines, each shown (null until the remote reports it), as the backend reports it.
     """
-    statuses: dict[str, str | None] = {name: None for name in _STATUS_KEYS.values()}
-    for key, name in _STATUS_KEYS.items():
-        if details.statuses.get(key) is not None:
-            statuses[name] = str(details.statuses[key])
+    statuses: dict[str, str | None] = {name: None for name in steps}
+    for name, value in details.statuses.items():
+        if value is not None:
+            statuses[name] = str(value)
     for name, state in pipeline_states.items():
         if statuses.get(name) is None:
             statuses[name] = state  # details do not carry pipeline states; syncd polls them
@@ -140,15 +131,17 @@ def metadata_document(
     local_size: int,
     embeddings: Mapping[str, Any] | None,
     pulled_at: float,
+    steps: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``.syncd.json`` document, in its documented field order."""
+    """The ``.syncd.json`` document, in its documented field order (``statuses`` in the
+    backend's order of ``steps``)."""
     return {
         "format": FORMAT,
         "version": VERSION,
         "video_id": video_id,
         "name": facts.get("name"),
         "collection": collection,
-        "statuses": _ordered_statuses(facts.get("statuses") or {}),
+        "statuses": _ordered_statuses(facts.get("statuses") or {}, steps),
         "duration_seconds": facts.get("duration_seconds"),
         "size_bytes": facts.get("size_bytes") if facts.get("size_bytes") is not None else local_size,
         "width": facts.get("width"),
@@ -167,9 +160,9 @@ def metadata_document(
     }
 
 
-def _ordered_statuses(statuses: Mapping[str, Any]) -> dict[str, Any]:
-    """Processing order: thumbnail, transcoding, hls, analyse, search-process (then any other)."""
-    order = list(_STATUS_KEYS.values())
+def _ordered_statuses(statuses: Mapping[str, Any], steps: Sequence[str]) -> dict[str, Any]:
+    """The backend's processing order: its steps, then its pipelines (then any other)."""
+    order = list(steps)
     return {k: statuses[k] for k in sorted(statuses, key=lambda k: (order.index(k) if k in order else len(order), k))}
 
 

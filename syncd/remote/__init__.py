@@ -1,24 +1,37 @@
-"""Backends. The engine sees only ``Remote`` (base.py); ``open_remote`` picks one."""
+"""Backends. The engine sees only ``Remote`` and its ``Features`` (base.py); ``open_remote``
+picks one. Clients are imported when a remote is opened, not when this package is."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from syncd.config import RemoteConfig
-from syncd.remote.base import Remote
-from syncd.remote.http import HttpClient, RetryPolicy
-from syncd.remote.mikshi import MikshiClient
+from syncd.remote.base import Features, Remote
+from syncd.remote.facts import backend_facts
 
-__all__ = ["Remote", "open_remote"]
+if TYPE_CHECKING:
+    from syncd.config import RemoteConfig
+
+__all__ = ["Features", "Remote", "backend_facts", "open_remote", "remote_identity"]
+
+
+def remote_identity(config: RemoteConfig) -> str:
+    """Which remote a catalog belongs to, as recorded in it: backend and address (the account
+    behind a key is not something every service can tell)."""
+    return f"{config.backend} at {config.base_url}"
 
 
 def open_remote(
     config: RemoteConfig, direct_upload_max_bytes: int = 0, *, sleep: Callable[[float], None] = time.sleep
 ) -> Remote:
     """``sleep`` waits between HTTP retries; the daemon passes one that a stop cuts short."""
+    from syncd.remote.http import HttpClient, RetryPolicy
+
+    retry = RetryPolicy(max_retries=config.max_retries)
     if config.backend == "mikshi":
-        retry = RetryPolicy(max_retries=config.max_retries)
+        from syncd.remote.mikshi import MikshiClient
+
         http = HttpClient(config.base_url, config.api_key.reveal(), timeout=config.timeout, retry=retry, sleep=sleep)
         return MikshiClient(
             config.base_url,
@@ -28,4 +41,9 @@ def open_remote(
             http=http,
             direct_upload_max_bytes=direct_upload_max_bytes,
         )
+    if config.backend == "memories":
+        from syncd.remote.memories import MemoriesClient, MemoriesRemote
+
+        return MemoriesRemote(MemoriesClient(config.base_url, config.api_key.reveal(), timeout=config.timeout,
+                                             retry=retry, sleep=sleep))
     raise ValueError(f"unknown backend {config.backend!r}")

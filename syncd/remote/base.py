@@ -1,24 +1,37 @@
-"""The backend-neutral remote: the only face of the service the sync engine sees.
+"""The backend-neutral remote: the only face of a service the sync engine sees.
 
-A backend implements :class:`Remote`. Multipart upload is a separate small
-capability, :class:`ChunkedUploader` (initiate / put part / list parts /
-complete / abort / register), driven by the one generic resumable driver in
-:mod:`syncd.remote.multipart`, like rclone's ``OpenChunkWriter``.
+Like rclone's ``fs.Fs`` + ``fs.Features``, the contract has two parts:
 
-Records here are plain frozen dataclasses; no backend endpoint name appears
-in them.
+* :class:`Remote`, small and required of every backend: upload a file (the backend
+  picks its own way), list videos (complete or an error, never silently short),
+  details, delete, download, a neutral reachability/key ``check``, ``close``;
+* :class:`Features`, returned by ``Remote.features()``: what the backend can do beyond
+  that, each optional ability a small protocol (``ChunkedUploader``, ``Collections``,
+  ``Tags``, ``Processing``, ``Embeddings``, ``RemoteSearch``, ``Chat``, ``Visualizer``,
+  ``UrlImporter``, ``LiveStreams``, ``MediaSource``) or ``None``, plus the facts the
+  planner needs as data (how folders group videos, which steps a video must finish,
+  which pipelines it can start and under which names). Callers consult the record
+  before using an ability, so a backend without collections is never asked for one.
+
+Records here are plain frozen dataclasses; no backend's endpoint, header, status key,
+step or pipeline name appears in them or in any module outside ``syncd/remote/`` and
+``syncd/emulator/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, runtime_checkable
+from typing import BinaryIO, Literal, Protocol, TypeVar, runtime_checkable
 
-# Pipeline names as the user writes them in the config.
-Pipeline = Literal["analyse", "search-process"]
-PIPELINES: tuple[Pipeline, ...] = ("analyse", "search-process")
+from syncd.errors import UnsupportedError
+
+# A pipeline's name, as its backend declares it (``Features.pipelines``) and the user
+# writes it in a folder's ``pipelines``.
+Pipeline = str
+# How a folder's first-level subfolders are reflected remotely.
+Grouping = Literal["collection", "tag", "none"]
 
 # Neutral step states. Every backend maps its own vocabulary onto these.
 StepState = Literal["pending", "running", "done", "failed"]
@@ -146,12 +159,28 @@ class UploadSession:
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    multipart: bool = True
-    direct_upload_max_bytes: int = 0  # 0: no single-request upload
-    collections: bool = True
-    embeddings: bool = True
-    chat: bool = True
+class VisualizationPoint:
+    segment_id: str
+    video_id: str
+    x: float
+    y: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Visualization:
+    videos: dict[str, dict[str, object]]
+    points: list[VisualizationPoint]
+
+
+@dataclass(frozen=True)
+class ImportTask:
+    """An import from URLs: the videos it produced so far (``done`` when it will make no more)."""
+
+    task_id: str
+    video_ids: tuple[str, ...] = ()
+    done: bool = False
 
 
 @runtime_checkable
@@ -184,6 +213,11 @@ class MediaSource(Protocol):
     its thumbnail, and its HLS playlists and segments fetched with the key (so the browser
     never needs it)."""
 
+    def has_thumbnail(self, statuses: Mapping[str, object]) -> bool:
+        """Whether a video whose steps stand at ``statuses`` (as the backend reported them,
+        stored in its sidecar) has a thumbnail to fetch: asked before any request."""
+        ...
+
     def thumbnail(self, video_id: str) -> bytes | None:
         """The remote's thumbnail image, or None if it has none (yet)."""
         ...
@@ -194,35 +228,10 @@ class MediaSource(Protocol):
         ...
 
 
-class Remote(ChunkedUploader, Protocol):
-    """What the sync engine may ask of a backend."""
+@runtime_checkable
+class Collections(Protocol):
+    """Named remote groups a video can be added to and removed from (``grouping: collection``)."""
 
-    capabilities: Capabilities
-    description: str  # for messages, e.g. "mikshi at http://127.0.0.1:8765"
-
-    # --- upload & processing -------------------------------------------------
-    def direct_upload(self, path: Path, name: str) -> str: ...
-
-    def processing_status(self, video_id: str) -> ProcessingStatus: ...
-
-    def start_pipeline(self, video_id: str, pipeline: Pipeline) -> None:
-        """Start a pipeline. Raises ConflictError while the video is not ready."""
-        ...
-
-    def pipeline_status(self, video_id: str, pipeline: Pipeline) -> StepStatus: ...
-
-    # --- videos --------------------------------------------------------------
-    def list_videos(self) -> list[RemoteVideo]:
-        """The complete listing, or IncompleteListingError/RemoteError. Never partial."""
-        ...
-
-    def video_details(self, video_id: str) -> VideoDetails: ...
-
-    def delete_video(self, video_id: str) -> None: ...
-
-    def download_video(self, video_id: str, dest: BinaryIO) -> int: ...
-
-    # --- collections ---------------------------------------------------------
     def list_collections(self) -> list[RemoteCollection]: ...
 
     def create_collection(self, name: str) -> RemoteCollection:
@@ -235,22 +244,58 @@ class Remote(ChunkedUploader, Protocol):
 
     def collection_video_ids(self, collection_id: str) -> list[str]: ...
 
-    def add_to_collection(self, collection_id: str, video_id: str) -> None: ...
+    def add_to_collection(self, collection_id: str, video_id: str) -> None:
+        """ConflictError: already in. NotFoundError from ``missing_collection`` below: the
+        collection is gone (any other NotFoundError: the video is)."""
+        ...
 
     def remove_from_collection(self, collection_id: str, video_id: str) -> None: ...
 
-    # --- understanding -------------------------------------------------------
+    def missing_collection(self, exc: Exception) -> bool:
+        """Whether a refusal of ``add_to_collection`` means the collection no longer exists."""
+        ...
+
+
+@runtime_checkable
+class Tags(Protocol):
+    """Labels set at upload and read back (``grouping: tag``); they cannot be changed later."""
+
+    def upload_tagged(self, path: Path, name: str, tags: Sequence[str]) -> str: ...
+
+    def video_tags(self, video_id: str) -> tuple[str, ...]: ...
+
+
+@runtime_checkable
+class Processing(Protocol):
+    """Server-side processing after upload: the steps of ``Features.processing_steps``, and
+    the startable pipelines of ``Features.pipelines`` (by the names the backend declares)."""
+
+    def processing_status(self, video_id: str) -> ProcessingStatus: ...
+
+    def start_pipeline(self, video_id: str, pipeline: Pipeline) -> None:
+        """Start a pipeline. Raises ConflictError while the video is not ready."""
+        ...
+
+    def pipeline_status(self, video_id: str, pipeline: Pipeline) -> StepStatus: ...
+
+
+@runtime_checkable
+class Embeddings(Protocol):
     def video_segments(self, video_id: str) -> list[Segment]: ...
 
     def embed_text(self, text: str) -> list[float]: ...
 
+
+@runtime_checkable
+class RemoteSearch(Protocol):
     def search(
         self, query: str, video_ids: Sequence[str], top_k: int = 5, collection_id: str | None = None
     ) -> list[SearchHit]: ...
 
-    def ask(
-        self, video_id: str, question: str, history: Sequence[ChatMessage] = ()
-    ) -> str: ...
+
+@runtime_checkable
+class Chat(Protocol):
+    def ask(self, video_id: str, question: str, history: Sequence[ChatMessage] = ()) -> str: ...
 
     def ask_stream(
         self, video_id: str, question: str, history: Sequence[ChatMessage] = ()
@@ -258,7 +303,116 @@ class Remote(ChunkedUploader, Protocol):
         """Yield answer tokens as they arrive; raise RemoteError on a stream error event."""
         ...
 
+
+@runtime_checkable
+class Visualizer(Protocol):
+    def visualize(self, video_ids: Sequence[str] = (), collection_id: str | None = None) -> Visualization: ...
+
+
+@runtime_checkable
+class UrlImporter(Protocol):
+    """Import videos the service fetches itself from web URLs."""
+
+    def import_urls(self, urls: Sequence[str]) -> ImportTask: ...
+
+    def import_status(self, task: ImportTask) -> ImportTask: ...
+
+
+@runtime_checkable
+class LiveStreams(Protocol):
+    def start_stream(self, url: str, options: dict[str, object]) -> str:
+        """Start watching a live stream; the task id to stop it with."""
+        ...
+
+    def stop_stream(self, task_id: str) -> None:
+        """Safe to repeat."""
+        ...
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a backend can do beyond :class:`Remote`; ``None``: it cannot.
+
+    The data fields are what the planner and config need to know, in the backend's own
+    names: they are the only source of step and pipeline names outside the backend.
+    """
+
+    grouping: Grouping = "none"
+    #: Steps a video must finish after upload before it counts as processed.
+    processing_steps: tuple[str, ...] = ()
+    #: Pipelines a folder may start (``pipelines:`` in the config), and the default list.
+    pipelines: tuple[Pipeline, ...] = ()
+    default_pipelines: tuple[Pipeline, ...] = ()
+    #: Pipelines a video must have finished before a collection accepts it.
+    collection_pipelines: tuple[Pipeline, ...] = ()
+    #: The processing step worth showing as progress (``syncd status``), if any.
+    progress_step: str | None = None
+    #: Steps or pipelines that must be done before a video's segment embeddings can be read.
+    embeddings_after: tuple[str, ...] = ()
+    #: Largest file ``Remote.upload`` sends in one request (0: no limit of its own).
+    direct_upload_max_bytes: int = 0
+    chunked: ChunkedUploader | None = None
+    collections: Collections | None = None
+    tags: Tags | None = None
+    processing: Processing | None = None
+    embeddings: Embeddings | None = None
+    search: RemoteSearch | None = None
+    chat: Chat | None = None
+    visualize: Visualizer | None = None
+    url_import: UrlImporter | None = None
+    streams: LiveStreams | None = None
+    media: MediaSource | None = None
+
+
+#: The optional abilities of :class:`Features` (the fields that hold a protocol).
+ABILITIES = ("chunked", "collections", "tags", "processing", "embeddings", "search", "chat",
+             "visualize", "url_import", "streams", "media")
+
+
+class Remote(Protocol):
+    """What every backend must do. Optional abilities: ``features()``."""
+
+    description: str  # for messages, e.g. "mikshi at http://127.0.0.1:8765"
+
+    def features(self) -> Features: ...
+
+    def upload(self, path: Path, name: str) -> str:
+        """Upload one file however the backend does it best; the new video's id."""
+        ...
+
+    def list_videos(self) -> list[RemoteVideo]:
+        """The complete listing, or IncompleteListingError/RemoteError. Never partial."""
+        ...
+
+    def video_details(self, video_id: str) -> VideoDetails:
+        """NotFoundError when the remote does not know the video."""
+        ...
+
+    def delete_video(self, video_id: str) -> None:
+        """Safe to repeat: a video already gone returns or raises NotFoundError."""
+        ...
+
+    def download_video(self, video_id: str, dest: BinaryIO) -> int:
+        """Write the original bytes to ``dest``; the number written."""
+        ...
+
+    def check(self) -> str:
+        """One cheap request proving the service answers and accepts the key; a short
+        description of what it saw, for ``syncd doctor``. Raises like any call."""
+        ...
+
     def close(self) -> None: ...
+
+
+_T = TypeVar("_T")
+
+
+def need(remote: Remote, ability: _T | None, what: str) -> _T:
+    """``ability`` (a field of ``remote.features()``), or UnsupportedError saying the backend
+    cannot ``what`` (e.g. "answer questions about a video")."""
+    if ability is None:
+        raise UnsupportedError(f"{remote.description} cannot {what}")
+    return ability
 
 
 def parse_timestamp(value: str | float | int | None) -> float:

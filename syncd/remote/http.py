@@ -33,8 +33,8 @@ from urllib.parse import quote
 
 import httpx
 
-from syncd.errors import (HTTPStatusError, RateLimitedError, RemoteError, TransportError,
-                          error_for_status)
+from syncd.errors import (ForbiddenError, HTTPStatusError, LinkExpiredError, RateLimitedError,
+                          RemoteError, TransportError, error_for_status)
 from syncd.remote.ratelimit import RateLimiter
 
 log = logging.getLogger("syncd.remote")
@@ -290,7 +290,10 @@ class HttpClient:
                 headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},
             )
 
-        response = self._with_retries("PUT", "<part url>", send, idempotent=True)
+        try:
+            response = self._with_retries("PUT", "<part url>", send, idempotent=True)
+        except ForbiddenError as exc:
+            raise _link_expired(exc) from None
         etag = response.headers.get("ETag")
         if not etag:
             raise RemoteError("object store answered a part PUT without an ETag")
@@ -302,7 +305,8 @@ class HttpClient:
         with self._plain.stream("GET", url) as response:
             if response.status_code >= 400:
                 response.read()
-                raise self._status_error(response, "<download url>")
+                error = self._status_error(response, "<download url>")
+                raise _link_expired(error) if isinstance(error, ForbiddenError) else error
             for chunk in response.iter_bytes(1 << 20):
                 sink(chunk)
                 total += len(chunk)
@@ -379,3 +383,10 @@ class HttpClient:
         sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
         kind = type(exc).__name__
         return TransportError(self.redact(f"{method} {path}: {kind}: {exc}"), sent=sent)
+
+
+def _link_expired(exc: ForbiddenError) -> LinkExpiredError:
+    """A 403 from the object store is about the pre-signed URL, not the key."""
+    if isinstance(exc, LinkExpiredError):
+        return exc
+    return LinkExpiredError(exc.message, status=exc.status, endpoint=exc.endpoint, code=exc.code)

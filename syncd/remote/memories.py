@@ -14,8 +14,10 @@ One method per documented endpoint, named after it. The service's habits handled
   figures, overridable); ``0429`` waits and goes on;
 * uploads stream from disk (httpx reads the file in blocks), one request per file.
 
-This module speaks the service's vocabulary only; the engine-facing ``Remote`` methods
-come with the backend seam (issue #12).
+``MemoriesClient`` speaks the service's vocabulary only; ``MemoriesRemote`` (at the end)
+is the engine-facing ``Remote`` on top of it, with its ``Features``: tags (set at upload),
+one processing step (parsing, which starts by itself: no pipelines), remote search,
+import from URLs and live streams; no chunked upload, no collections.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,6 +51,18 @@ from syncd.errors import (
     UnavailableError,
     error_for_status,
 )
+from syncd.remote.base import (
+    Features,
+    ImportTask,
+    Pipeline,
+    ProcessingStatus,
+    RemoteVideo,
+    SearchHit,
+    StepState,
+    StepStatus,
+    VideoDetails,
+)
+from syncd.remote.facts import MEMORIES, MEMORIES_PARSE_STEP
 from syncd.remote.http import HttpClient, RetryPolicy, error_message, parse_retry_after
 from syncd.remote.ratelimit import RateLimiter
 
@@ -401,11 +415,13 @@ class MemoriesClient:
         retain_original_video: bool | None = None,
         video_transcription_prompt: str | None = None,
         max_bytes: int = MAX_UPLOAD_BYTES,
+        name: str | None = None,
     ) -> UploadResult:
         """``POST /upload``: one multipart/form-data request, the file streamed from disk.
 
         Refused here, before any byte is sent: an extension the service does not take, a
-        file over ``max_bytes``, latitude without longitude, an empty tag.
+        file over ``max_bytes``, latitude without longitude, an empty tag. ``name``: the
+        file name the service records (default: the file's own).
         """
         path = Path(path)
         ctype = VIDEO_EXTENSIONS.get(path.suffix.lower())
@@ -439,7 +455,7 @@ class MemoriesClient:
         with open(path, "rb") as fh:
             def files() -> dict[str, tuple[str, BinaryIO, str]]:
                 fh.seek(0)  # a retried attempt sends the file from its start again
-                return {"file": (path.name, fh, ctype)}
+                return {"file": (name or path.name, fh, ctype)}
 
             body = self.v1.call("POST", "/upload", files=files, data=data, idempotent=False,
                                 limit="upload")
@@ -617,28 +633,34 @@ class MemoriesClient:
         ``TransportError`` and leaves nothing at ``dest``."""
         dest = Path(dest)
         tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with self.v2.stream("GET", "/download", params={"bucket": bucket, "blob": blob},
-                                idempotent=True, limit="download") as response, \
-                    open(tmp, "wb") as out:
-                expected = _int(response.headers.get("Content-Length"))
-                try:
-                    for chunk in response.iter_bytes(1 << 20):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                except httpx.HTTPError as exc:
-                    raise TransportError(f"GET /download: cut after {size} bytes "
-                                         f"({type(exc).__name__})") from None
-                if expected is not None and size != expected:
-                    raise TransportError(f"GET /download: got {size} of {expected} bytes")
+            with open(tmp, "wb") as out:
+                done = self.download_to(bucket, blob, out.write)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
+        return done
+
+    def download_to(self, bucket: str, blob: str, write: Callable[[bytes], object]) -> Download:
+        """``GET <v2>/download`` into ``write``, hashing on the way; a cut stream raises
+        ``TransportError`` (what was written so far is the caller's to discard)."""
+        digest = hashlib.sha256()
+        size = 0
+        with self.v2.stream("GET", "/download", params={"bucket": bucket, "blob": blob},
+                            idempotent=True, limit="download") as response:
+            expected = _int(response.headers.get("Content-Length"))
+            try:
+                for chunk in response.iter_bytes(1 << 20):
+                    write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"GET /download: cut after {size} bytes "
+                                     f"({type(exc).__name__})") from None
+            if expected is not None and size != expected:
+                raise TransportError(f"GET /download: got {size} of {expected} bytes")
         return Download(size, digest.hexdigest())
 
     # ---------------------------------------------------------------- v2: live streams
@@ -673,3 +695,122 @@ def _data(body: Any, endpoint: str) -> Any:
     if not isinstance(body, dict):
         raise RemoteError(f"memories.ai {endpoint} answered without a JSON object")
     return body.get("data")
+
+
+# ==================================================================== the Remote
+PARSE_STEP = MEMORIES_PARSE_STEP
+_PARSE_STATES: dict[str, StepState] = {"PARSE": "done", "UNPARSE": "running"}
+
+
+def _step_state(video: MemoriesVideo) -> StepState:
+    return "failed" if video.failed else _PARSE_STATES.get(video.status, "pending")
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+FACTS = MEMORIES
+
+
+class MemoriesRemote:
+    """memories.ai as a :class:`~syncd.remote.base.Remote` (video ids are ``video_no``s)."""
+
+    def __init__(self, client: MemoriesClient) -> None:
+        self.client = client
+        self.description = client.description
+        self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
+
+    def __repr__(self) -> str:
+        return f"MemoriesRemote({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def features(self) -> Features:
+        return replace(
+            FACTS, tags=self, processing=self, search=self, url_import=self, streams=self,
+        )
+
+    # ------------------------------------------------------------ required
+    def upload(self, path: Path, name: str) -> str:
+        return self.client.upload(path, name=name).video_no
+
+    def list_videos(self) -> list[RemoteVideo]:
+        return [self._listed(v) for v in self.client.list_videos(page_size=self.page_size)]
+
+    @staticmethod
+    def _listed(video: MemoriesVideo) -> RemoteVideo:
+        return RemoteVideo(video_id=video.video_no, name=video.name, status=video.status,
+                           created_at=_iso(video.created_ms),
+                           processing={PARSE_STEP: video.status})
+
+    def _metadata(self, video_id: str) -> MemoriesVideo:
+        video = self.client.get_metadata(video_id)
+        if video is None:  # the service answers data: null for a video it does not know
+            raise NotFoundError(f"video {video_id} is unknown", endpoint="/get_metadata")
+        return video
+
+    def video_details(self, video_id: str) -> VideoDetails:
+        video = self._metadata(video_id)
+        raw = {k: v for k, v in video.__dict__.items() if v not in (None, ())}
+        return VideoDetails(
+            video_id=video.video_no, name=video.name,
+            duration_seconds=None if video.duration_seconds is None else float(video.duration_seconds),
+            width=video.width, height=video.height, size_bytes=video.size,
+            video_url=video.video_url, thumbnail_url=video.cover_url, hls_playlist_url=None,
+            created_at=_iso(video.created_ms), statuses={PARSE_STEP: video.status}, raw=raw,
+        )
+
+    def delete_video(self, video_id: str) -> None:
+        self.client.delete_videos([video_id])
+
+    def download_video(self, video_id: str, dest: BinaryIO) -> int:
+        video = self._metadata(video_id)
+        if not video.bucket or not video.blob:
+            raise RemoteError(f"video {video_id} has no stored file to download")
+        return self.client.download_to(video.bucket, video.blob, dest.write).size
+
+    def check(self) -> str:
+        return f"{self.client.check()} video(s)"
+
+    # ------------------------------------------------------------ tags
+    def upload_tagged(self, path: Path, name: str, tags: Sequence[str]) -> str:
+        return self.client.upload(path, name=name, tags=tags).video_no
+
+    def video_tags(self, video_id: str) -> tuple[str, ...]:
+        return self._metadata(video_id).tags
+
+    # ------------------------------------------------------------ processing
+    def processing_status(self, video_id: str) -> ProcessingStatus:
+        video = self._metadata(video_id)
+        step = StepStatus(_step_state(video), error=video.cause if video.failed else None)
+        return ProcessingStatus(video.video_no, {PARSE_STEP: step}, step.error)
+
+    def start_pipeline(self, video_id: str, pipeline: Pipeline) -> None:
+        raise RemoteError(f"memories.ai has no pipeline {pipeline!r} to start (parsing starts by itself)")
+
+    def pipeline_status(self, video_id: str, pipeline: Pipeline) -> StepStatus:
+        raise RemoteError(f"memories.ai has no pipeline {pipeline!r}")
+
+    # ------------------------------------------------------------ search
+    def search(self, query: str, video_ids: Sequence[str], top_k: int = 5,
+               collection_id: str | None = None) -> list[SearchHit]:
+        hits = self.client.search(query, top_k=top_k, video_nos=list(video_ids) or None)
+        return [SearchHit(rank=i, video_id=h.video_no, start=h.start_seconds, end=h.end_seconds)
+                for i, h in enumerate(hits, start=1)]
+
+    # ------------------------------------------------------------ import, streams
+    def import_urls(self, urls: Sequence[str]) -> ImportTask:
+        return ImportTask(self.client.scraper_url(urls))
+
+    def import_status(self, task: ImportTask) -> ImportTask:
+        videos = self.client.get_video_ids_by_task_id(task.task_id)
+        # An empty answer is ambiguous (still downloading, or no such task): never "done".
+        return ImportTask(task.task_id, tuple(v.video_no for v in videos), done=False)
+
+    def start_stream(self, url: str, options: dict[str, object]) -> str:
+        return self.client.stream_start(url, **options)  # type: ignore[arg-type]
+
+    def stop_stream(self, task_id: str) -> None:
+        self.client.stream_stop(task_id)

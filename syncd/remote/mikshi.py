@@ -17,16 +17,17 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.errors import IncompleteListingError, RemoteError, TransportError
+from syncd.errors import IncompleteListingError, NotFoundError, RemoteError, TransportError
 from syncd.remote.base import (
-    Capabilities,
     ChatMessage,
+    Features,
+    ImportTask,
     Pipeline,
     ProcessingStatus,
     RemoteCollection,
@@ -37,9 +38,13 @@ from syncd.remote.base import (
     StepStatus,
     UploadSession,
     VideoDetails,
+    Visualization,
+    VisualizationPoint,
     parse_timestamp,
 )
+from syncd.remote.facts import MIKSHI, MIKSHI_PIPELINES, MIKSHI_PROCESSING_STEPS
 from syncd.remote.http import HttpClient, RetryPolicy
+from syncd.remote.multipart import NoJournal, upload_file
 
 BACKEND = "/api/backend/v1/developer"
 CHAT = "/api/chat/v1/developer"
@@ -59,7 +64,20 @@ PROCESSING_STATUS_KEYS = {
     "transcoding_status": "transcoding",
     "hls_generation_status": "hls",
 }
+# Every step's status field (details and listing) → the step's name.
+STATUS_KEYS = {
+    **PROCESSING_STATUS_KEYS,
+    "analyse_status": "analyse",
+    "search_process_status": "search-process",
+}
 READ_BLOCK = 1 << 20
+PROCESSING_STEPS = MIKSHI_PROCESSING_STEPS
+PIPELINES: tuple[Pipeline, ...] = MIKSHI_PIPELINES
+#: ``Remote.upload`` sends a file this large or smaller in one request unless told otherwise;
+#: above it, in parts (the documented direct-upload cap is per environment).
+DIRECT_UPLOAD_MAX = 100 * 2**20
+UPLOAD_PART_SIZE = 16 * 2**20
+FACTS = replace(MIKSHI, direct_upload_max_bytes=DIRECT_UPLOAD_MAX)
 
 _STEP_STATES: dict[str, StepState] = {
     "pending": "pending",
@@ -94,22 +112,6 @@ class CollectionVideo:
     created_at: str | None
 
 
-@dataclass(frozen=True)
-class VisualizationPoint:
-    segment_id: str
-    video_id: str
-    x: float
-    y: float
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class Visualization:
-    videos: dict[str, dict[str, Any]]
-    points: list[VisualizationPoint]
-
-
 def _uuid_or_raise(value: str, what: str = "video_id") -> str:
     """Refuse non-UUIDs locally: a stray path segment must never reach a URL."""
     try:
@@ -132,7 +134,9 @@ class MikshiClient:
         direct_upload_max_bytes: int = 0,
     ) -> None:
         self.http = http or HttpClient(base_url, api_key, timeout=timeout, retry=retry)
-        self.capabilities = Capabilities(direct_upload_max_bytes=direct_upload_max_bytes)
+        self.direct_upload_max_bytes = direct_upload_max_bytes or DIRECT_UPLOAD_MAX
+        self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
+        self.part_size = UPLOAD_PART_SIZE  # of uploads in parts by ``upload``
         self._listed_before: dict[tuple[Any, ...], RemoteVideo] = {}  # see _listed
         self.description = f"mikshi at {self.http.base_url}"
 
@@ -338,18 +342,8 @@ class MikshiClient:
             "GET", f"{BACKEND}/videos/get-video-details", params={"video_id": vid}, idempotent=True
         )
         meta = body.get("video_metadata") or {}
-        statuses = {
-            k: body.get(k)
-            for k in (
-                "transcoding_status",
-                "hls_generation_status",
-                "thumbnail_generation_status",
-                "analyse_status",
-                "search_process_status",
-                "status",
-            )
-            if k in body
-        }
+        # Step name → the status as Mikshi reports it ("completed", "done", ...).
+        statuses = {name: body.get(key) for key, name in STATUS_KEYS.items() if key in body}
         return VideoDetails(
             video_id=str(body.get("video_id", vid)),
             name=str(body.get("name") or ""),
@@ -413,9 +407,12 @@ class MikshiClient:
             body = _relative_playlist(body.decode()).encode()
         return body, content_type
 
+    def has_thumbnail(self, statuses: Mapping[str, object]) -> bool:
+        return statuses.get("thumbnail") == "completed"
+
     def thumbnail(self, video_id: str) -> bytes | None:
         details = self.get_video_details(video_id)
-        if not details.thumbnail_url or details.statuses.get("thumbnail_generation_status") != "completed":
+        if not details.thumbnail_url or details.statuses.get("thumbnail") != "completed":
             return None
         return self.http.get_object_bytes(details.thumbnail_url)
 
@@ -600,6 +597,37 @@ class MikshiClient:
         return [float(x) for x in data[0]["embedding"]]
 
     # ======================================================= Remote protocol
+    def features(self) -> Features:
+        return replace(
+            FACTS, direct_upload_max_bytes=self.direct_upload_max_bytes, chunked=self, collections=self, processing=self, embeddings=self, search=self,
+            chat=self, visualize=self, url_import=self, media=self,
+        )
+
+    def upload(self, path: Path, name: str) -> str:
+        """Direct upload up to the cap, else the multipart driver without a journal (the
+        engine drives ``chunked`` itself, journalled in its catalog, for resumable uploads).
+        A 413 (the server's cap is lower) is the caller's to handle: it says "use parts"."""
+        if path.stat().st_size <= self.direct_upload_max_bytes:
+            return self.upload_direct(path, name)
+        return upload_file(self, path, name=name, part_size=self.part_size, concurrency=2,
+                           journal=NoJournal()).video_id
+
+    def check(self) -> str:
+        page = self.collections_list(1, PAGE_SIZE)
+        return f"{page.total} collection(s)"
+
+    def missing_collection(self, exc: Exception) -> bool:
+        # The API names what it did not find: "Collection not found" vs "Video not found".
+        return isinstance(exc, NotFoundError) and "collection" in exc.message.lower()
+
+    def import_urls(self, urls: Sequence[str]) -> ImportTask:
+        """YouTube import: one video per URL, known at once."""
+        ids = tuple(self.youtube_import(url) for url in urls)
+        return ImportTask(",".join(ids), ids, done=True)
+
+    def import_status(self, task: ImportTask) -> ImportTask:
+        return task
+
     def start_upload(self, filename: str, content_type: str) -> UploadSession:
         return self.multipart_initiate(filename, content_type)
 
@@ -619,9 +647,6 @@ class MikshiClient:
     def register_video(self, session: UploadSession, name: str) -> str:
         return self.preprocess(session.object_name, session.video_id, name)
 
-    def direct_upload(self, path: Path, name: str) -> str:
-        return self.upload_direct(path, name)
-
     def processing_status(self, video_id: str) -> ProcessingStatus:
         return self.upload_status(video_id)
 
@@ -633,7 +658,7 @@ class MikshiClient:
 
     def list_videos(self) -> list[RemoteVideo]:
         seen: dict[str, RemoteVideo] = {}
-        for video in self.iter_videos():
+        for video in self.iter_videos(self.page_size):
             seen.setdefault(video.video_id, video)
         # Records of videos no longer listed are let go (renamed ones are made anew).
         live = {id(v) for v in seen.values()}
@@ -704,7 +729,7 @@ def _relative_playlist(text: str) -> str:
 
 
 def _pipeline_path(pipeline: Pipeline) -> str:
-    if pipeline not in ("analyse", "search-process"):
+    if pipeline not in PIPELINES:
         raise RemoteError(f"unknown pipeline {pipeline!r}")
     return pipeline
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from syncd.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, RemoteError, SyncdError
+from syncd.errors import BadRequestError, ConflictError, LinkExpiredError, NotFoundError, RemoteError, SyncdError
 from syncd.remote.base import ChunkedUploader, UploadSession
 
 log = logging.getLogger("syncd.upload")
@@ -58,6 +58,18 @@ class ResumeState:
 
 class UploadJournal(Protocol):
     """Where the driver records progress; the catalog implements it. Must be thread-safe."""
+
+    def session_started(self, session: UploadSession, part_size: int) -> None: ...
+
+    def part_done(self, session: UploadSession, part_number: int, etag: str, size: int) -> None: ...
+
+    def upload_completed(self, session: UploadSession) -> None: ...
+
+    def session_ended(self, session: UploadSession, outcome: str) -> None: ...
+
+
+class NoJournal:
+    """A journal kept nowhere: for one-shot uploads that are not resumed after a crash."""
 
     def session_started(self, session: UploadSession, part_size: int) -> None: ...
 
@@ -225,7 +237,7 @@ def _put_part(uploader: ChunkedUploader, session: UploadSession, number: int, so
               offset: int, length: int) -> str:
     try:
         return uploader.put_part(session, number, source, offset, length)
-    except ForbiddenError:
+    except LinkExpiredError:
         # The object store refused the pre-signed URL: it expired between signing and
         # sending (a stall, a suspended machine). ``put_part`` signs anew: try once more
         # rather than abort an upload whose other parts are safely on the remote.

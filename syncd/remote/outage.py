@@ -8,18 +8,21 @@ daemon reads ``outage`` after each pass and probes before the next.
 
 Once ``stop`` is set, new calls fail at once as well (nothing in flight is cut
 off), so SIGTERM never waits behind a queue of status requests.
+
+``features()`` answers the wrapped remote's record with every ability guarded the same way.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, cast
 
 from syncd.errors import TransportError, UnavailableError
-from syncd.remote.base import Remote
+from syncd.remote.base import ABILITIES, Features, Remote
 
-_PLAIN = frozenset({"close", "capabilities", "description"})
+_PLAIN = frozenset({"close", "description"})
 
 
 class OutageGuard:
@@ -50,6 +53,12 @@ class OutageGuard:
             return attr
         return self._guarded(attr)
 
+    def features(self) -> Features:
+        features = self._remote.features()
+        guarded: dict[str, Any] = {name: _GuardedAbility(self, getattr(features, name))
+                   for name in ABILITIES if getattr(features, name) is not None}
+        return replace(features, **guarded)
+
     def _guarded(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self._stop.is_set():
@@ -66,3 +75,17 @@ class OutageGuard:
                 raise
 
         return call
+
+
+class _GuardedAbility:
+    """One optional ability of the wrapped remote, its calls guarded like the remote's."""
+
+    def __init__(self, guard: OutageGuard, ability: object) -> None:
+        self._guard = guard
+        self._ability = ability
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._ability, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+        return self._guard._guarded(attr)

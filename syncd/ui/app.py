@@ -38,8 +38,8 @@ from syncd.catalog import Catalog
 from syncd.config import Config
 from syncd.errors import SyncdError, TransportError
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
-from syncd.mirror.search import Hit, query_source, query_vector, search_local, search_offline
-from syncd.remote.base import ChatMessage, MediaSource, Remote
+from syncd.mirror.search import Hit, embed_text, query_source, query_vector, search_local, search_offline
+from syncd.remote.base import ChatMessage, MediaSource, Remote, need
 from syncd.ui import browse as grid
 from syncd.ui.auth import Gate, host_name
 from syncd.ui.files import SHA256, LocalFiles, ThumbnailCache, frame_jpeg, image_type
@@ -92,7 +92,7 @@ class UiState:
         if self._open_remote is None or time.monotonic() < self._remote_down_until:
             return None
         remote = self.remote()
-        return remote if isinstance(remote, MediaSource) else None
+        return remote.features().media
 
     def remote_unreachable(self) -> None:
         self._remote_down_until = time.monotonic() + REMOTE_PAUSE
@@ -200,7 +200,7 @@ def _search(ui: UiState, text: str) -> tuple[list[Hit], str, str]:
     if dim:
         try:
             vector = query_vector(ui.catalog, query_source(ui.config.remote), text,
-                                  lambda t: ui.remote().embed_text(t), dim)
+                                  lambda t: embed_text(ui.remote(), t), dim)
             return search_local(ui.catalog, ui.index, vector, TOP_K), "meaning", ""
         except SyncdError as exc:
             note = f"The query could not be embedded ({exc}), so the ranking is by full text."
@@ -327,10 +327,11 @@ def _make_thumbnail(ui: UiState, sha: str) -> bytes | None:
         return None
     if content.video_id and content.state == "uploaded":
         facts = json.loads(ui.catalog.mirror_details_of([content.video_id]).get(content.video_id, "{}"))
-        if (facts.get("statuses") or {}).get("thumbnail") == "completed":
+        if ui.can_call_remote:
             try:
                 source = ui.remote_media()
-                data = source.thumbnail(content.video_id) if source else None
+                statuses = facts.get("statuses") or {}
+                data = source.thumbnail(content.video_id) if source and source.has_thumbnail(statuses) else None
                 if data:
                     return data
             except TransportError as exc:
@@ -388,7 +389,8 @@ async def ask(request: Request) -> Response:
 
     def events() -> Iterator[str]:
         try:
-            for token in ui.remote().ask_stream(video_id, question, history):
+            remote = ui.remote()
+            for token in need(remote, remote.features().chat, "answer questions").ask_stream(video_id, question, history):
                 yield f"event: token\ndata: {json.dumps(token)}\n\n"
             yield "event: done\ndata: {}\n\n"
         except SyncdError as exc:
@@ -417,7 +419,8 @@ def _ask_without_script(request: Request, form: dict[str, list[str]]) -> Respons
         question = _question((form.get("question") or [""])[0])
         if not context["can_ask"]:
             raise SyncdError("this video cannot be asked about (not on the remote yet, or no API key)")
-        answer = ui.remote().ask(context["video_id"], question, [])
+        remote = ui.remote()
+        answer = need(remote, remote.features().chat, "answer questions").ask(context["video_id"], question, [])
         context["conversation"] = [("user", question), ("assistant", answer)]
     except (ValueError, SyncdError) as exc:
         context["ask_error"] = str(exc)
@@ -492,7 +495,7 @@ def create_app(config: Config, *, open_remote: Callable[[], Remote] | None = Non
         Route("/watch/{n:int}/{rel:path}", ask_form, methods=["POST"]),
         Route("/media/{n:int}/{rel:path}", media, name="media"),
         Route("/thumb/{sha}", thumbnail, name="thumb"),
-        Route("/hls/{video_id}/{name}", hls, name="hls"),
+        Route("/hls/{video_id}/{name}", hls, name="hls-part"),
         Route("/ask/{video_id}", ask, methods=["POST"], name="ask"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -19,6 +19,7 @@ from typing import Any
 from syncd.catalog import Catalog
 from syncd.config import Config
 from syncd.engine import folder_policy
+from syncd.remote import backend_facts
 from syncd.report import FileStatus, file_status
 
 PAGE_SIZE = 60
@@ -85,9 +86,10 @@ def browse(config: Config, catalog: Catalog, *, folder: int | None = None, colle
     """One page of cards. ``folder``: an index into ``config.folders``; ``collection``: a
     first-level subfolder name (a collection of folders that make them)."""
     folders = config.folders if folder is None else config.folders[folder:folder + 1]
+    facts = backend_facts(config.remote.backend)
     if collection is not None:
-        folders = tuple(f for f in folders if folder_policy(f).collections)
-    policies = {f.path: folder_policy(f) for f in folders}
+        folders = tuple(f for f in folders if folder_policy(f, facts).collections)
+    policies = {f.path: folder_policy(f, facts) for f in folders}
     index = {f.path: n for n, f in enumerate(config.folders)}
     after = decode_cursor(cursor) if cursor else None
     prefix = f"{collection}/" if collection else None

@@ -1,0 +1,46 @@
+"""What each backend declares without a connection: its ``Features`` data (how it groups
+videos, its processing steps, its pipelines and their default), for config validation and
+for commands that never call the remote (``syncd status``). Nothing here imports HTTP.
+
+The step and pipeline names below are the backends' own vocabulary: they appear nowhere
+outside ``syncd/remote/`` and ``syncd/emulator/`` (``tests/test_seam.py`` checks).
+"""
+
+from __future__ import annotations
+
+from syncd.remote.base import Features
+
+BACKENDS: tuple[str, ...] = ("mikshi", "memories")
+
+# ---------------------------------------------------------------- Mikshi
+#: Upload-side processing every Mikshi video goes through; it counts as processed once all
+#: three are done (transcoding is what the pipelines wait for).
+MIKSHI_PROCESSING_STEPS = ("thumbnail", "transcoding", "hls")
+#: The startable pipelines, by the names users write in a folder's ``pipelines``.
+MIKSHI_PIPELINES = ("analyse", "search-process")
+MIKSHI = Features(
+    grouping="collection",
+    processing_steps=MIKSHI_PROCESSING_STEPS,
+    pipelines=MIKSHI_PIPELINES,
+    default_pipelines=MIKSHI_PIPELINES,
+    # Collections accept only fully processed videos: a collection implies both pipelines.
+    collection_pipelines=MIKSHI_PIPELINES,
+    embeddings_after=("search-process",),
+    progress_step="transcoding",
+)
+
+# ---------------------------------------------------------------- memories.ai
+#: The one processing step: the service parses every upload by itself (no pipelines).
+MEMORIES_PARSE_STEP = "parse"
+MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
+                    direct_upload_max_bytes=3 * 1000 ** 3)
+
+_FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
+
+
+def backend_facts(backend: str) -> Features:
+    """The declared features of ``backend`` (data only: no ability is bound)."""
+    try:
+        return _FACTS[backend]
+    except KeyError:
+        raise ValueError(f"unknown backend {backend!r}") from None
