@@ -42,7 +42,6 @@ from syncd.models import (
     StepRecord,
     UploadRecord,
 )
-from syncd.remote.base import UploadSession
 
 log = logging.getLogger("syncd.catalog")
 
@@ -206,8 +205,42 @@ def _m_fts_rows(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m_upload_token(db: sqlite_utils.Database) -> None:
+    """An upload in flight keeps one opaque resume token (the backend's), not one backend's
+    fields. Every upload recorded before this was Mikshi's: its object name and video id
+    become the token Mikshi's client reads (``syncd.remote.mikshi._token``)."""
+    db.executescript(
+        """
+        CREATE TABLE upload_parts_kept AS SELECT * FROM upload_parts;
+        DROP TABLE upload_parts;
+        CREATE TABLE uploads_new (
+            upload_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            token TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL
+        );
+        INSERT INTO uploads_new (upload_id, sha256, token, part_size, completed, started_at)
+            SELECT upload_id, sha256, json_object('object_name', object_name, 'video_id', video_id),
+                   part_size, completed, started_at FROM uploads;
+        DROP TABLE uploads;
+        ALTER TABLE uploads_new RENAME TO uploads;
+        CREATE TABLE upload_parts (
+            upload_id TEXT NOT NULL REFERENCES uploads (upload_id) ON DELETE CASCADE,
+            part_number INTEGER NOT NULL,
+            etag TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (upload_id, part_number)
+        );
+        INSERT INTO upload_parts SELECT * FROM upload_parts_kept;
+        DROP TABLE upload_parts_kept;
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m_mirror, _m_fts_rows]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m_mirror, _m_fts_rows, _m_upload_token]
 
 
 class CatalogError(SyncdError):
@@ -587,7 +620,7 @@ class Catalog:
         for r in self._rows("SELECT upload_id, part_number, etag FROM upload_parts"):
             parts.setdefault(r["upload_id"], {})[r["part_number"]] = r["etag"]
         return [
-            UploadRecord(r["upload_id"], r["sha256"], r["object_name"], r["video_id"], r["part_size"],
+            UploadRecord(r["upload_id"], r["sha256"], r["token"], r["part_size"],
                          bool(r["completed"]), parts.get(r["upload_id"], {}))
             for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
         ]
@@ -595,11 +628,12 @@ class Catalog:
     def upload_for(self, sha256: str) -> UploadRecord | None:
         return next((u for u in self.uploads() if u.sha256 == sha256), None)
 
-    def upload_started(self, sha256: str, session: UploadSession, part_size: int) -> None:
+    def upload_started(self, sha256: str, upload_id: str, token: str, part_size: int) -> None:
+        """An upload in flight: its id and the backend's resume token, kept as they are."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO uploads (upload_id, sha256, object_name, video_id, part_size, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [session.upload_id, sha256, session.object_name, session.video_id, part_size, self._clock()],
+                "INSERT INTO uploads (upload_id, sha256, token, part_size, started_at) VALUES (?, ?, ?, ?, ?)",
+                [upload_id, sha256, token, part_size, self._clock()],
             )
             db.execute(
                 "UPDATE contents SET state = 'uploading', updated_at = ? WHERE sha256 = ?", [self._clock(), sha256]

@@ -35,6 +35,7 @@ from syncd.errors import (
     UnsupportedError,
 )
 from syncd.models import (
+    RemoteView,
     TRASH_DIR,
     AbortUpload,
     Action,
@@ -53,7 +54,6 @@ from syncd.models import (
     StartPipeline,
     Upload,
 )
-from syncd.planner import RemoteView
 from syncd.remote.base import ChunkedUploader, Collections, Processing, Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
@@ -105,7 +105,7 @@ class _CatalogJournal:
         self.catalog, self.sha256 = catalog, sha256
 
     def session_started(self, session: UploadSession, part_size: int) -> None:
-        self.catalog.upload_started(self.sha256, session, part_size)
+        self.catalog.upload_started(self.sha256, session.upload_id, session.token, part_size)
 
     def part_done(self, session: UploadSession, part_number: int, etag: str, size: int) -> None:
         self.catalog.part_uploaded(session.upload_id, part_number, etag, size)
@@ -363,7 +363,7 @@ class Executor:
                 resume = None
                 if record is not None:
                     resume = ResumeState(
-                        UploadSession(record.upload_id, record.object_name, record.video_id),
+                        UploadSession(record.upload_id, record.token),
                         record.part_size, dict(record.parts), record.completed,
                     )
                 outcome = upload_file(
@@ -423,7 +423,7 @@ class Executor:
         chunked = self.features.chunked
         try:
             if chunked is not None:
-                chunked.abort_upload(UploadSession(record.upload_id, record.object_name, record.video_id))
+                chunked.abort_upload(UploadSession(record.upload_id, record.token))
         except NotFoundError:
             pass
         self.catalog.upload_ended(action.upload_id)

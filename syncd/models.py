@@ -131,8 +131,7 @@ class ContentRecord:
 class UploadRecord:
     upload_id: str
     sha256: str
-    object_name: str
-    video_id: str
+    token: str  # the backend's resume token (UploadSession.token), opaque here
     part_size: int
     completed: bool
     parts: dict[int, str] = field(default_factory=dict)
@@ -312,6 +311,15 @@ class ListedVideo:
     created_at: str | None
     hls_playlist_url: str | None
     statuses: tuple[tuple[str, str | None], ...]  # upload-side processing, raw: (("hls", "completed"), ...)
+
+
+@dataclass(frozen=True)
+class RemoteView:
+    """A complete, successful remote listing, as the planner, executor and mirror share it."""
+
+    video_ids: frozenset[str]
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → video ids
+    listed: dict[str, ListedVideo] = field(default_factory=dict)  # video id → its entry (for the mirror)
 
 
 @dataclass

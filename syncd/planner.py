@@ -31,9 +31,9 @@ from syncd.models import (
     FileRecord,
     ForgetFile,
     LinkVideo,
-    ListedVideo,
     Plan,
     RemoteDeleted,
+    RemoteView,
     RemoveFromCollection,
     RenameCollection,
     StartPipeline,
@@ -68,15 +68,6 @@ class FolderPolicy:
 
     def processing_failed(self, content: ContentRecord) -> str | None:
         return content.processing_failed(self.processing_steps)
-
-
-@dataclass(frozen=True)
-class RemoteView:
-    """A complete, successful remote listing."""
-
-    video_ids: frozenset[str]
-    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → video ids
-    listed: dict[str, ListedVideo] = field(default_factory=dict)  # video id → its entry (for the mirror)
 
 
 @dataclass(frozen=True)

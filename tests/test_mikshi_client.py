@@ -31,6 +31,7 @@ from syncd.remote.base import ChatMessage, UploadSession
 from syncd.remote.http import RetryPolicy
 from syncd.remote.mikshi import MikshiClient
 from syncd.remote.multipart import ResumeState, UploadLost, upload_file
+from syncd.remote.mikshi import _video_id
 from tests.conftest import FAST_RETRY, KEY, OTHER_KEY, MiB, admin_videos, emulator_config, set_faults, wait_for, write_random
 
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -125,8 +126,8 @@ def test_resume_after_completion_answer_was_lost(tmp_path: Path, client: MikshiC
     # The driver did not hear back; on resume list-parts says 404, registration settles it.
     result = upload_file(client, source, name="c.mp4", part_size=5 * MiB, concurrency=1,
                          journal=MemoryJournal(), resume=ResumeState(session, 5 * MiB, {1: etag}))
-    assert result.video_id == session.video_id
-    assert [v["video_id"] for v in admin_videos(admin)] == [session.video_id]
+    assert result.video_id == _video_id(session)
+    assert [v["video_id"] for v in admin_videos(admin)] == [_video_id(session)]
 
 
 def test_a_part_url_expired_before_its_put_is_signed_again(tmp_path: Path, emu: Emulator,

@@ -78,7 +78,7 @@ def test_known_content_is_not_uploaded_again() -> None:
 
 
 def test_interrupted_upload_resumes_and_failed_upload_waits_for_backoff() -> None:
-    up = UploadRecord("u1", "s1", "obj", "v1", 5 << 20, False)
+    up = UploadRecord("u1", "s1", "token", 5 << 20, False)
     p = plan(snap([file("a.mp4", "s1")], [content("s1", "uploading")], uploads=[up]), Settings())
     assert kinds(p) == ["Upload"]
     later = content("s1", "failed", attempts=1, next_attempt_at=NOW + 60)
@@ -199,7 +199,7 @@ def test_delete_remote_false_only_forgets() -> None:
 
 def test_deleted_file_with_open_upload_aborts_it() -> None:
     gone = [file("a.mp4", "s1", present=False, missing_since=NOW)]
-    up = UploadRecord("u1", "s1", "obj", "v1", 5 << 20, False)
+    up = UploadRecord("u1", "s1", "token", 5 << 20, False)
     p = plan(snap(gone, [content("s1", "uploading")], uploads=[up]), Settings())
     assert p.of(AbortUpload) == [AbortUpload("u1", "s1", "local file deleted")]
     assert p.of(DeleteRemote) == []

@@ -159,7 +159,6 @@ def test_ask_works_without_script_too(world: UiWorld, ui: TestClient) -> None:
 
 
 def test_grid_shows_upload_and_pipeline_progress(tmp_path: Path) -> None:
-    from syncd.remote.base import UploadSession
 
     folder = tmp_path / "drop"
     config_path = write_config(tmp_path, "http://127.0.0.1:9")
@@ -167,7 +166,7 @@ def test_grid_shows_upload_and_pipeline_progress(tmp_path: Path) -> None:
         writer.record_scan(folder, [(LocalFile(folder, "big.mp4", 40 * 2**20, 1, 1), "a" * 64),
                                     (LocalFile(folder, "mid.mp4", 10, 2, 2), "b" * 64)], (), 1.0)
         writer.update_content("a" * 64, state="uploading")
-        writer.upload_started("a" * 64, UploadSession("u1", "obj", "v1"), 10 * 2**20)
+        writer.upload_started("a" * 64, "u1", "token", 10 * 2**20)
         writer.part_uploaded("u1", 1, "etag1", 10 * 2**20)
         writer.video_registered("b" * 64, "v2", "mid.mp4")
         writer.update_content("b" * 64, state="uploaded")

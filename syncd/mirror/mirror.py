@@ -42,8 +42,7 @@ from syncd.mirror.index import SEARCH_DIR, SearchIndex
 from syncd.mirror.pull import Puller
 from syncd.mirror.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
-from syncd.models import ContentRecord, FileRecord, ListedVideo
-from syncd.planner import RemoteView
+from syncd.models import ContentRecord, FileRecord, ListedVideo, RemoteView
 from syncd.remote.base import Remote, need
 from syncd.report import FileStatus
 

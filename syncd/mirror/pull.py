@@ -30,9 +30,8 @@ from syncd.errors import AuthError, NotFoundError, RemoteError
 from syncd.hashing import sha256_file
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
-from syncd.models import LocalFile
-from syncd.planner import RemoteView
-from syncd.remote.base import Remote
+from syncd.models import LocalFile, RemoteView
+from syncd.remote.base import Remote, UploadSession
 from syncd.scan import folder_problem
 
 if TYPE_CHECKING:
@@ -81,8 +80,10 @@ class Puller:
 
     def candidates(self, listing: RemoteView) -> list[str]:
         """Listed videos that no content, open upload or earlier pull accounts for."""
-        known = {c.video_id for c in self.catalog.contents() if c.video_id}
-        known |= {u.video_id for u in self.catalog.uploads()}  # registered, not yet recorded
+        known: set[str | None] = {c.video_id for c in self.catalog.contents() if c.video_id}
+        chunked = self.features.chunked
+        if chunked is not None:  # registered, perhaps, and not yet recorded
+            known |= {chunked.upload_video_id(UploadSession(u.upload_id, u.token)) for u in self.catalog.uploads()}
         pulls = self.catalog.pulls()
         now = self.clock()
         out = []

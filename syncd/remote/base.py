@@ -151,11 +151,12 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class UploadSession:
-    """Everything needed to resume a multipart upload after a crash."""
+    """Everything needed to resume a multipart upload after a crash: the upload's id, and
+    ``token``, whatever else the backend needs, opaque to everyone but the backend (the
+    catalog stores it as it is)."""
 
     upload_id: str
-    object_name: str
-    video_id: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,13 @@ class ChunkedUploader(Protocol):
     def abort_upload(self, session: UploadSession) -> None: ...
 
     def register_video(self, session: UploadSession, name: str) -> str:
-        """Create the video record from the completed object and start processing."""
+        """Create the video record from the completed object and start processing; the
+        video's id. Registering again (a lost answer) answers the same id."""
+        ...
+
+    def upload_video_id(self, session: UploadSession) -> str | None:
+        """The id the upload's video will have once registered, if known in advance: a
+        listing may show it before the catalog records it (a crash in between)."""
         ...
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.errors import IncompleteListingError, NotFoundError, RemoteError, TransportError
+from syncd.errors import ConflictError, IncompleteListingError, NotFoundError, RemoteError, TransportError
 from syncd.remote.base import (
     ChatMessage,
     Features,
@@ -160,7 +160,7 @@ class MikshiClient:
             json_body={"filename": filename, "content_type": content_type},
             idempotent=False,
         )
-        return UploadSession(body["upload_id"], body["s3_object_name"], body["video_id"])
+        return UploadSession(str(body["upload_id"]), _token(str(body["s3_object_name"]), str(body["video_id"])))
 
     def multipart_part_url(self, s3_object_name: str, upload_id: str, part_number: int) -> str:
         if not 1 <= part_number <= 10_000:
@@ -632,20 +632,27 @@ class MikshiClient:
         return self.multipart_initiate(filename, content_type)
 
     def put_part(self, session: UploadSession, part_number: int, source: BinaryIO, offset: int, length: int) -> str:
-        url = self.multipart_part_url(session.object_name, session.upload_id, part_number)
+        url = self.multipart_part_url(_object_name(session), session.upload_id, part_number)
         return self.put_part_bytes(url, source, offset, length)
 
     def list_parts(self, session: UploadSession) -> dict[int, str]:
-        return self.multipart_list_parts(session.object_name, session.upload_id)
+        return self.multipart_list_parts(_object_name(session), session.upload_id)
 
     def complete_upload(self, session: UploadSession, parts: Sequence[tuple[int, str]]) -> None:
-        self.multipart_complete(session.object_name, session.upload_id, parts)
+        self.multipart_complete(_object_name(session), session.upload_id, parts)
 
     def abort_upload(self, session: UploadSession) -> None:
-        self.multipart_abort(session.object_name, session.upload_id)
+        self.multipart_abort(_object_name(session), session.upload_id)
+
+    def upload_video_id(self, session: UploadSession) -> str | None:
+        return _video_id(session)
 
     def register_video(self, session: UploadSession, name: str) -> str:
-        return self.preprocess(session.object_name, session.video_id, name)
+        video_id = _video_id(session)
+        try:
+            return self.preprocess(_object_name(session), video_id, name)
+        except ConflictError:
+            return video_id  # registered by an earlier attempt whose answer was lost
 
     def processing_status(self, video_id: str) -> ProcessingStatus:
         return self.upload_status(video_id)
@@ -714,6 +721,19 @@ class MikshiClient:
 
     def ask_stream(self, video_id: str, question: str, history: Sequence[ChatMessage] = ()) -> Iterator[str]:
         return self.chat_ask_stream(video_id, question, history)
+
+
+def _token(object_name: str, video_id: str) -> str:
+    """An upload's resume token: the object it assembles and the video id it will have."""
+    return json.dumps({"object_name": object_name, "video_id": video_id}, separators=(",", ":"))
+
+
+def _object_name(session: UploadSession) -> str:
+    return str(json.loads(session.token)["object_name"])
+
+
+def _video_id(session: UploadSession) -> str:
+    return str(json.loads(session.token)["video_id"])
 
 
 def _relative_playlist(text: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from syncd.errors import BadRequestError, ConflictError, LinkExpiredError, NotFoundError, RemoteError, SyncdError
+from syncd.errors import BadRequestError, LinkExpiredError, NotFoundError, RemoteError, SyncdError
 from syncd.remote.base import ChunkedUploader, UploadSession
 
 log = logging.getLogger("syncd.upload")
@@ -257,9 +257,7 @@ def _complete(uploader: ChunkedUploader, session: UploadSession, parts: list[tup
 
 def _register(uploader: ChunkedUploader, session: UploadSession, name: str) -> str:
     try:
-        return uploader.register_video(session, name)
-    except ConflictError:
-        return session.video_id  # registered by an earlier attempt
+        return uploader.register_video(session, name)  # registered before: the same id
     except BadRequestError as exc:
         raise UploadLost(f"upload {session.upload_id} was never completed on the remote: {exc.message}") from exc
 
