@@ -50,7 +50,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -69,6 +68,7 @@ from syncd.logs import setup_logging
 from syncd.metrics import Metrics, MetricsServer
 from syncd.models import FolderScan
 from syncd.notify import Notifier
+from syncd.health import RemoteHealth, RemoteState
 from syncd.remote import open_remote, remote_identity
 from syncd.remote.base import Remote
 from syncd.remote.outage import OutageGuard
@@ -109,12 +109,6 @@ def _rescan_trigger(schedule: ScheduleConfig) -> IntervalTrigger:
     return IntervalTrigger(seconds=schedule.rescan, start_date=start, timezone=datetime.UTC)
 
 
-class RemoteState(Enum):
-    UP = "up"
-    AWAY = "unreachable"
-    REJECTED = "key rejected"
-
-
 class Daemon:
     def __init__(
         self,
@@ -150,9 +144,7 @@ class Daemon:
         self._probe: Remote | None = None
         self._engine: Engine | None = None
         self._timers: dict[str, float] = {}  # name → monotonic due time
-        self._remote = RemoteState.UP
-        self._remote_since = 0.0
-        self._backoff = self.timings.backoff_start
+        self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
         self._followup = self.timings.followup_start
         self._last_pass_end = float("-inf")
         self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
@@ -345,18 +337,16 @@ class Daemon:
             return False
         except RemoteError as exc:
             if self._remote is RemoteState.AWAY:
-                self._backoff = min(self._backoff * 2, self._backoff_cap())
-                self._timers["probe"] = now + self._backoff
-                log.debug("remote still unreachable (%s); next try in %s", exc, format_duration(self._backoff))
+                self._timers["probe"] = self._health.probe_failed(now).probe_at or now
+                log.debug("remote still unreachable (%s); next try in %s", exc, format_duration(self._health.backoff))
             else:
                 self._went_away(str(exc))
             return False
-        if self._remote is not RemoteState.UP:
-            log.info("remote %s again after %s; catching up", "reachable" if self._remote is RemoteState.AWAY
-                     else "accepts the API key", format_duration(now - self._remote_since))
+        back = self._health.recovered(now)
+        if back.changed:
+            log.info("remote %s again after %s; catching up", "reachable" if back.was is RemoteState.AWAY
+                     else "accepts the API key", format_duration(back.down_for))
         self._guard.reset()
-        self._remote = RemoteState.UP
-        self._backoff = self.timings.backoff_start
         self._timers.pop("probe", None)
         self.metrics.remote_up.set(1)
         return True
@@ -364,28 +354,31 @@ class Daemon:
     def _backoff_cap(self) -> float:
         return max(self.timings.backoff_start, min(self.timings.backoff_cap, self.config.schedule.remote_poll))
 
+    @property
+    def _remote(self) -> RemoteState:
+        return self._health.state
+
     def _went_away(self, reason: str) -> None:
         now = time.monotonic()
-        if self._remote is not RemoteState.AWAY:
-            self._remote, self._remote_since = RemoteState.AWAY, now
-            self._backoff = self.timings.backoff_start
+        away = self._health.went_away(now)
+        if away.changed:
             self.metrics.error("remote_unreachable")
             log.warning("remote unreachable (%s); still watching and cataloguing; retrying with backoff", reason)
             self.notifier.status(f"remote unreachable since {time.strftime('%H:%M:%S')}; retrying")
         self.metrics.remote_up.set(0)
-        self._timers["probe"] = now + self._backoff
+        self._timers["probe"] = away.probe_at or now
 
     def _key_rejected(self, message: str) -> None:
         now = time.monotonic()
-        if self._remote is not RemoteState.REJECTED:
-            self._remote, self._remote_since = RemoteState.REJECTED, now
+        rejected = self._health.key_rejected(now)
+        if rejected.changed:
             self.metrics.error("key_rejected")
             log.error("%s. Still watching and cataloguing; checking again every %s. Fix the key, then reload "
                       "(systemctl reload syncd) or restart.", message.removesuffix("; stopping"),
                       format_duration(self.timings.key_rejected_retry))
             self.notifier.status("API key rejected by the remote; fix it and reload")
         self.metrics.remote_up.set(0)
-        self._timers["probe"] = now + self.timings.key_rejected_retry
+        self._timers["probe"] = rejected.probe_at or now
 
     # ================================================================= worker
     def _work(self) -> None:
@@ -634,7 +627,8 @@ class Daemon:
             setup_logging(new.log_level)
         self._close_remote()
         self._open_remote()
-        self._remote, self._backoff = RemoteState.UP, self.timings.backoff_start  # maybe a new key: try at once
+        # Maybe a new key or address (and poll interval): count it as up and try at once.
+        self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
         self._timers.pop("probe", None)
         self.metrics.remote_up.set(1)
         if new.upload.settle_seconds != old.upload.settle_seconds:
