@@ -103,6 +103,10 @@ def test_sidecars_appear_with_the_right_content(tmp_path: Path, emu: Emulator, a
         assert meta["duration_seconds"] == info["duration_seconds"]
         assert (meta["width"], meta["height"]) == (info["width"], info["height"])
         assert meta["size_bytes"] == info["size_bytes"]
+        # The backend's own details as it reported them, less the URLs that expire.
+        assert meta["remote"]["video_id"] == info["video_id"] and meta["remote"]["name"] == rel
+        assert meta["remote"]["transcoding_status"] == "completed"
+        assert "video_path" not in meta["remote"] and "thumbnail_path" not in meta["remote"]
         assert meta["local"] == {"path": str(video), "folder": str(drop), "rel_path": rel,
                                  "sha256": sha256(video), "size_bytes": video.stat().st_size}
         pulled = calendar.timegm(time.strptime(meta["pulled_at"], "%Y-%m-%dT%H:%M:%SZ"))

@@ -113,6 +113,7 @@ def remote_facts(details: VideoDetails, pipeline_states: Mapping[str, str], step
         "height": details.height,
         "created_at": details.created_at,
         "hls_playlist_url": details.hls_playlist_url,
+        "remote": details.reported,
     }
 
 
@@ -148,6 +149,7 @@ def metadata_document(
         "height": facts.get("height"),
         "created_at": facts.get("created_at"),
         "hls_playlist_url": facts.get("hls_playlist_url"),
+        "remote": facts.get("remote"),
         "local": {
             "path": str(folder / rel_path),
             "folder": str(folder),

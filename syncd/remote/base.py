@@ -108,8 +108,11 @@ class VideoDetails:
     thumbnail_url: str | None
     hls_playlist_url: str | None
     created_at: str | None
-    statuses: dict[str, str | None]
+    statuses: dict[str, str | None]  # step or pipeline name → its status as the backend reports it
     raw: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    #: The backend's own description of the video, as it reports it, without what changes on
+    #: every answer (pre-signed URLs): sidecars carry it under ``remote``.
+    reported: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

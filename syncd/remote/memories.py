@@ -760,6 +760,7 @@ class MemoriesRemote:
             width=video.width, height=video.height, size_bytes=video.size,
             video_url=video.video_url, thumbnail_url=video.cover_url, hls_playlist_url=None,
             created_at=_iso(video.created_ms), statuses={PARSE_STEP: video.status}, raw=raw,
+            reported={k: v for k, v in raw.items() if k not in ("video_url", "cover_url")},
         )
 
     def delete_video(self, video_id: str) -> None:

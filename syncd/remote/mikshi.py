@@ -70,6 +70,8 @@ STATUS_KEYS = {
     "analyse_status": "analyse",
     "search_process_status": "search-process",
 }
+# Pre-signed URLs in get-video-details: they expire, so they differ on every answer.
+PRESIGNED_FIELDS = frozenset({"video_path", "thumbnail_path"})
 READ_BLOCK = 1 << 20
 PROCESSING_STEPS = MIKSHI_PROCESSING_STEPS
 PIPELINES: tuple[Pipeline, ...] = MIKSHI_PIPELINES
@@ -357,6 +359,7 @@ class MikshiClient:
             created_at=body.get("created_at"),
             statuses=statuses,
             raw=body,
+            reported={k: v for k, v in body.items() if k not in PRESIGNED_FIELDS},
         )
 
     def videos_delete(self, video_id: str) -> None:
