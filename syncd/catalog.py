@@ -613,9 +613,28 @@ class Catalog:
                 [self._clock(), action, target, outcome, detail],
             )
 
-    def journal(self, limit: int = 50) -> list[JournalEntry]:
-        rows = self._rows("SELECT * FROM journal ORDER BY id DESC LIMIT ?", [limit])
+    def journal(self, limit: int = 50, *, after_id: int = 0, since: float | None = None,
+                action: str | None = None, path: str | None = None) -> list[JournalEntry]:
+        """The last ``limit`` entries, oldest first; optionally only those after ``after_id``,
+        at or after ``since``, of one ``action`` name, or naming ``path`` (in the target or
+        the detail: a deletion names its files there)."""
+        where, params = ["id > ?"], list[object]([after_id])
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if path is not None:
+            where.append("(instr(target, ?) > 0 OR instr(detail, ?) > 0)")
+            params += [path, path]
+        rows = self._rows(f"SELECT * FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                          [*params, limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
+
+    def last_journal_id(self) -> int:
+        rows = self._rows("SELECT max(id) AS id FROM journal")
+        return int(rows[0]["id"] or 0) if rows else 0
 
     # --- mirror & search index ---------------------------------------------------------
     # Rows of syncd/mirror/: per-video remote facts and vector ranges, segment rows, the

@@ -11,12 +11,13 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from syncd import __version__
 from syncd.catalog import Catalog
@@ -26,6 +27,10 @@ from syncd.lock import StateLock
 from syncd.logs import setup_logging
 from syncd.models import MARKER_FILE
 from syncd.units import format_size, parse_duration
+
+if TYPE_CHECKING:
+    from syncd.engine import Engine, SyncOutcome
+    from syncd.remote.outage import OutageGuard
 
 log = logging.getLogger("syncd")
 
@@ -49,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("sync", help="one full pass over every folder, then exit")
     p.add_argument("--wait", action="store_true", help="keep going until every file is done or failed")
-    p.add_argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up after SECONDS in all, saying which files were not done (default: no limit)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress display, no per-action lines, no info log lines: the summary and problems only")
     p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
 
@@ -142,77 +150,141 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _config(args: argparse.Namespace, *, require_key: bool = True) -> Config:
     path = resolve_config_path(args.config, os.environ)
     config = load_config(path, os.environ, require_key=require_key)
-    setup_logging("debug" if args.verbose else config.log_level)
+    quiet = getattr(args, "quiet", False) and config.log_level in ("debug", "info")
+    setup_logging("debug" if args.verbose else "warning" if quiet else config.log_level)
     return config
 
 
 @contextmanager
-def _session(config: Config, **engine_args: object) -> Iterator[tuple[Catalog, object]]:
-    """Lock the state dir, open the catalog and the remote, yield an Engine."""
+def _session(config: Config, stop: threading.Event | None = None,
+             **engine_args: object) -> Iterator[tuple[Catalog, Engine, OutageGuard]]:
+    """Lock the state dir, open the catalog and the remote, yield an Engine.
+
+    The remote is wrapped in an ``OutageGuard``: once it does not answer, later calls
+    fail at once (one outage costs one request's retries, not one per file), and once
+    ``stop`` is set (``--timeout``) no new request starts and retry waits end.
+    """
     from syncd.engine import Engine
     from syncd.remote import open_remote
+    from syncd.remote.outage import OutageGuard
+
+    stop = stop or threading.Event()
+
+    def sleep(seconds: float) -> None:
+        stop.wait(seconds)  # an HTTP retry's wait ends at the --timeout
 
     with StateLock(config.state_dir), Catalog.open(config.state_dir) as catalog:
-        remote = open_remote(config.remote, config.upload.direct_upload_below)
+        remote = open_remote(config.remote, config.upload.direct_upload_below, sleep=sleep)
+        guard = OutageGuard(remote, stop)
         try:
-            yield catalog, Engine(config, catalog, remote, **engine_args)  # type: ignore[arg-type]
+            yield catalog, Engine(config, catalog, guard.remote, stop_event=stop, **engine_args), guard  # type: ignore[arg-type]
         finally:
             remote.close()
 
 
-class Progress:
-    """Files and bytes on one self-overwriting line, only on a terminal."""
+@contextmanager
+def _deadline(stop: threading.Event, seconds: float | None, started: float) -> Iterator[None]:
+    """``--timeout``: at the deadline ask the command to stop (no new request, no new
+    part); if a request in flight still holds it a moment later, leave anyway. The
+    catalog is crash-safe (each change is one transaction), so the next sync resumes."""
+    if seconds is None:
+        yield
+        return
+    left = max(0.0, seconds - (time.monotonic() - started))
+    soft = threading.Timer(left, stop.set)
+    hard = threading.Timer(left + HARD_STOP_AFTER, _leave_now, [seconds])
+    for timer in (soft, hard):
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        soft.cancel()
+        hard.cancel()
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.bytes = 0
-        self.started = time.monotonic()
-        self._last = 0.0
 
-    def add(self, n: int) -> None:
-        self.bytes += n
-        now = time.monotonic()
-        if self.enabled and now - self._last > 0.2:
-            self._last = now
-            rate = self.bytes / max(now - self.started, 1e-6)
-            self.stream.write(f"\r  uploaded {format_size(self.bytes)} ({format_size(int(rate))}/s)   ")
-            self.stream.flush()
+HARD_STOP_AFTER = 0.7  # seconds past --timeout a request in flight may take before syncd leaves
 
-    def done(self) -> None:
-        if self.enabled and self.bytes:
-            self.stream.write("\n")
+
+def _leave_now(seconds: float) -> None:
+    sys.stdout.flush()
+    print(f"TIMEOUT: gave up after {seconds:g}s (--timeout) with a request to the remote still in flight; "
+          "the next sync resumes", file=sys.stderr, flush=True)
+    os._exit(EXIT_FAILED)
 
 
 # ----------------------------------------------------------------- commands
 def cmd_sync(args: argparse.Namespace) -> int:
+    from syncd.console import progress_display
+    from syncd.messages import final_entries, journal_line, outage_line
+
+    started = time.monotonic()
+    if args.timeout is not None and args.timeout <= 0:
+        return _usage_error("--timeout must be more than 0 seconds")
     config = _config(args)
-    progress = Progress()
-    with _session(config, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
-                  on_bytes=progress.add) as (_catalog, engine):
-        outcome = engine.sync(wait=args.wait, timeout=args.timeout)  # type: ignore[attr-defined]
-    progress.done()
+    stop = threading.Event()
+    with _deadline(stop, args.timeout, started), \
+            progress_display(quiet=args.quiet or args.dry_run) as progress, \
+            _session(config, stop, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
+                     progress=progress) as (catalog, engine, guard):
+        first = catalog.last_journal_id()
+        left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+        outcome = engine.sync(wait=args.wait, timeout=left)
+        entries = final_entries(catalog.journal(1_000_000, after_id=first))
+        outage, since = guard.outage, guard.since
+    timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
     last = outcome.reports[-1]
     if args.dry_run:
         print(f"dry run: {len(last.plan.actions)} change(s) planned, none made")
         for action in last.plan.actions:
             print(f"  would {action.describe()}")
-    uploaded = sum(r.result.uploaded_files for r in outcome.reports)
-    sent = sum(r.result.uploaded_bytes for r in outcome.reports)
-    counts = Counter(s.state for s in outcome.statuses)
-    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no files"
-    print(f"{len(outcome.statuses)} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}")
+    paths = {s.video_id: s.path for s in outcome.statuses if s.video_id}
+    if not args.quiet:
+        for entry in entries:
+            print(journal_line(entry, paths.get(entry.target), with_time=False))
+    print(sync_summary(outcome))
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
     failures = outcome.failures
+    if outage is not None:
+        # Every remote step failed the same way: one line says it all (-v shows each).
+        for line in failures:
+            log.debug("%s", line)
+        failures = [line for line in failures if line in last.plan.blocked]
+        print(f"FAILED: {outage_line(outage, since or time.time(), config.remote.base_url)}", file=sys.stderr)
     for line in failures:
         print(f"FAILED: {line}", file=sys.stderr)
-    if outcome.timed_out:
-        for status in outcome.pending:
-            print(f"TIMEOUT: {status.path}: still {status.state}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_FAILED if failures else EXIT_OK
+    if timed_out:
+        for line in gave_up_on(outcome):
+            print(f"TIMEOUT: {line}", file=sys.stderr)
+    unconfirmed = not args.dry_run and not last.listing_ok
+    return EXIT_FAILED if failures or timed_out or outage is not None or unconfirmed else EXIT_OK
+
+
+def sync_summary(outcome: SyncOutcome) -> str:
+    from syncd.report import STATE_WORDS
+
+    counts = Counter(s.state for s in outcome.statuses)
+    summary = ", ".join(f"{n} {STATE_WORDS.get(state, state)}" for state, n in sorted(counts.items())) or "no files"
+    uploaded = sum(r.result.uploaded_files for r in outcome.reports)
+    sent = sum(r.result.uploaded_bytes for r in outcome.reports)
+    line = f"{len(outcome.statuses)} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}"
+    skipped = outcome.reports[-1].skipped
+    if skipped:
+        line += f"; skipped {len(skipped)}: " + ", ".join(f"{path} ({why})" for path, why in skipped)
+    return line
+
+
+def gave_up_on(outcome: SyncOutcome) -> list[str]:
+    """Why ``sync --wait`` stopped short: every file it was still waiting on, and why."""
+    from syncd.report import STATE_WORDS
+
+    lines = [f"{s.path}: still {STATE_WORDS.get(s.state, s.state)}" + (f" ({s.error})" if s.error else "")
+             for s in outcome.pending]
+    for scan in outcome.reports[-1].scans:
+        lines += [f"{f.path}: still being written (not settled)" for f in scan.files if not f.settled and f.size]
+    return lines or ["stopped before the pass finished"]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -257,8 +329,8 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     config = _config(args)
     path = Path(args.path).resolve()
-    with _session(config) as (catalog, engine):
-        engine.observe()  # type: ignore[attr-defined]
+    with _session(config) as (catalog, engine, _guard):
+        engine.observe()
         record = catalog.find_file(path)
         if record is None or record.sha256 is None:
             raise SyncdError(f"{path}: not a tracked file (is it in a watched folder and fully written?)")
@@ -267,7 +339,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
         catalog.restore_content(record.sha256)
         catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
-        outcome = engine.sync()  # type: ignore[attr-defined]
+        outcome = engine.sync()
     state = next((s.state for s in outcome.statuses if s.path == str(path)), "unknown")
     print(f"{path}: restored; now {state}")
     return EXIT_FAILED if outcome.failures else EXIT_OK

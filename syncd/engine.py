@@ -35,6 +35,7 @@ from syncd.hashing import hash_files
 from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import ContentRecord, FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_status
 from syncd.scan import ScanRules, folder_problem, scan_folder
@@ -85,6 +86,11 @@ class PassReport:
     problems: list[str] = field(default_factory=list)  # folder and hashing problems
     mirror: MirrorReport | None = None  # None on a dry run
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, why) of files left out on purpose; an empty file cannot become a video."""
+        return [(str(f.path), "empty file") for s in self.scans for f in s.files if f.size == 0]
+
 
 @dataclass
 class SyncOutcome:
@@ -120,6 +126,7 @@ class Engine:
         on_bytes: Callable[[int], None] = lambda n: None,
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+        progress: SyncProgress | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -129,6 +136,7 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.progress = progress or NullProgress()
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
@@ -147,6 +155,7 @@ class Engine:
                 should_stop=self.stop_event.is_set,
                 on_bytes=on_bytes,
                 sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
+                progress=self.progress,
             ),
             clock=clock,
         )
@@ -346,6 +355,7 @@ class Engine:
                 return SyncOutcome(statuses, reports)
             if deadline is not None and self.clock() + delay > deadline:
                 return SyncOutcome(statuses, reports, timed_out=True)
+            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
             if self.stop_event.wait(delay):
                 return SyncOutcome(statuses, reports)
             delay = min(poll_max, delay * 1.5)
@@ -354,7 +364,7 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
-            not f.settled for s in report.scans for f in s.files
+            not f.settled and f.size > 0 for s in report.scans for f in s.files  # empty: never uploadable
         ) or (report.mirror is not None and report.mirror.pending > 0)
 
 

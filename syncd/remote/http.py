@@ -271,7 +271,8 @@ class HttpClient:
     def _backoff(self, method: str, path: str, attempt: int, error: RemoteError) -> None:
         retry_after = error.retry_after if isinstance(error, HTTPStatusError) else None
         delay = self.retry.delay(attempt, retry_after, self._rng)
-        log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
+        # Debug only: a caller reports what finally failed, once (`sync`, the daemon).
+        log.debug("retrying %s %s in %.2fs after: %s", method, path, delay, error)
         self._sleep(delay)
 
     def redact(self, text: str) -> str:
