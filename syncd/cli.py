@@ -16,20 +16,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncd import __version__
 from syncd.catalog import Catalog
 from syncd.config import Config, load_config, resolve_config_path
-from syncd.errors import ConfigError, LockedError, SyncdError
+from syncd.errors import ConfigError, LockedError, RemoteError, SyncdError
 from syncd.lock import StateLock
 from syncd.logs import setup_logging
+from syncd.messages import remote_trouble
 from syncd.models import MARKER_FILE
 from syncd.units import format_size, parse_duration
 
 if TYPE_CHECKING:
     from syncd.engine import Engine, SyncOutcome
+    from syncd.remote.base import Remote
     from syncd.remote.outage import OutageGuard
 
 log = logging.getLogger("syncd")
@@ -130,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockedError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_LOCKED
+    except RemoteError as exc:
+        # A remote that cannot be reached or refuses the key: one plain line with what to check.
+        where = getattr(args, "remote_where", ("the remote", "the configured key"))
+        log.debug("remote error", exc_info=True)
+        print(f"syncd: {remote_trouble(exc, *where) or exc}", file=sys.stderr)
+        return EXIT_FAILED
     except SyncdError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -150,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _config(args: argparse.Namespace, *, require_key: bool = True) -> Config:
     path = resolve_config_path(args.config, os.environ)
     config = load_config(path, os.environ, require_key=require_key)
+    args.remote_where = (config.remote.base_url, config.remote.api_key_source)  # for remote errors' one line
     quiet = getattr(args, "quiet", False) and config.log_level in ("debug", "info")
     setup_logging("debug" if args.verbose else "warning" if quiet else config.log_level)
     return config
@@ -345,6 +355,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_FAILED if outcome.failures else EXIT_OK
 
 
+INTERACTIVE_RETRIES = 2  # search and ask: a person waits, so a dead remote is said at once
+
+
+def _interactive_remote(config: Config) -> Remote:
+    from syncd.remote import open_remote
+
+    return open_remote(replace(config.remote, max_retries=min(config.remote.max_retries, INTERACTIVE_RETRIES)))
+
+
 def _usage_error(message: str) -> int:
     """A bad argument: one line, exit 2, nothing done."""
     print(f"syncd: {message}", file=sys.stderr)
@@ -388,7 +407,6 @@ def cmd_init_folder(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from syncd.mirror.index import SEARCH_DIR, SearchIndex
     from syncd.mirror.search import SearchFilter, folder_argument, format_hits, query_source, run_search
-    from syncd.remote import open_remote
 
     if args.top_k < 1:
         return _usage_error("--top-k must be at least 1")
@@ -401,7 +419,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = run_search(
             catalog, SearchIndex(catalog, config.state_dir / SEARCH_DIR), args.query, mode=mode,
             top_k=args.top_k, wanted=wanted, source=query_source(config.remote),
-            open_remote=lambda: open_remote(config.remote),
+            open_remote=lambda: _interactive_remote(config),
         )
     if args.json:
         print(json.dumps([h.as_json() for h in hits], indent=2))
@@ -416,7 +434,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from syncd.mirror.ask import ask, load_history, save_history, video_for_path
-    from syncd.remote import open_remote
     from syncd.remote.base import ChatMessage
 
     if not args.question.strip():
@@ -430,16 +447,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with Catalog.open(config.state_dir) as catalog:
         video_id = video_for_path(catalog, Path(args.path))
 
+    written: list[bool] = []
+
     def write(text: str) -> None:
+        written.append(True)
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    remote = open_remote(config.remote)
+    remote = _interactive_remote(config)
     try:
         answer = ask(remote, video_id, args.question, history, stream=args.stream, write=write)
     finally:
         remote.close()
-        print()
+        if written:
+            print()  # end the answer's line; nothing at all when no answer came
     if history_file is not None:
         save_history(history_file, [*history, ChatMessage("user", args.question), ChatMessage("assistant", answer)])
     return EXIT_OK

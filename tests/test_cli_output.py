@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from syncd.emulator import Emulator
-from tests.conftest import MiB, run_syncd, syncd_env, write_config, write_random
+from tests.conftest import MiB, free_port, run_syncd, set_faults, syncd_env, write_config, write_random
 
 ESCAPE = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 
@@ -113,3 +115,59 @@ def test_progress_without_a_terminal_is_plain_lines_and_q_silences_it(tmp_path: 
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == "" and "upload " not in quiet.stdout
     assert quiet.stdout.strip() == "2 file(s): 2 done; uploaded 1 file(s), 6.0 MiB"
+
+
+def test_an_unreachable_remote_is_one_line_and_exit_1(tmp_path: Path, emu: Emulator) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", MiB, 1)
+    config = write_config(tmp_path, emu.base_url)
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    dead = write_config(tmp_path, f"http://127.0.0.1:{free_port()}")  # same state dir, nobody listening
+    result = run_syncd(dead, "sync")
+    # Every file was done before; the pass still could not confirm the remote.
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 file(s): 1 done" in result.stdout
+    [line] = [line for line in result.stderr.splitlines() if "remote" in line]
+    assert re.match(r"FAILED: remote unreachable since \d\d:\d\d:\d\d: http://127\.0\.0\.1:\d+ \(connection refused\); "
+                    r".*the next sync retries\. Check that the service is up and remote\.base_url is right", line)
+    assert "retrying" not in result.stderr and "Traceback" not in result.stderr
+    for args in (["search", "forklift"], ["ask", str(tmp_path / "drop" / "a.mp4"), "what happens?"]):
+        told = run_syncd(dead, *args)
+        assert told.returncode == 1 and told.stdout == "", told
+        assert told.stderr.splitlines() == [
+            f"syncd: cannot reach the remote at {told.stderr.split(' at ')[1].split(' ')[0]} (connection refused); "
+            "check that the service is up and remote.base_url is right (`syncd doctor` checks the whole setup)"
+        ], told.stderr
+    doctor = run_syncd(dead, "doctor")
+    assert doctor.returncode == 1 and "cannot reach it (connection refused)" in doctor.stdout
+    config = write_config(tmp_path, emu.base_url)  # the remote back, the key wrong
+    for args in (["search", "forklift"], ["ask", str(tmp_path / "drop" / "a.mp4"), "what happens?"]):
+        rejected = run_syncd(config, *args, key="sk_wrong_key_123456")
+        assert rejected.returncode == 1 and rejected.stdout == "", rejected
+        assert rejected.stderr.splitlines() == [
+            f"syncd: the remote at {emu.base_url} rejected the API key from $SYNCD_TEST_KEY; check the key "
+            "(`syncd doctor` checks the whole setup)"
+        ]
+
+
+def test_timeout_bounds_the_whole_command_and_names_what_it_gave_up_on(tmp_path: Path, emu: Emulator,
+                                                                      admin: httpx.Client) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", MiB, 1)
+    config = write_config(tmp_path, emu.base_url)
+    set_faults(admin, latency_ms=60_000, path_glob="/api/*")  # every API answer a minute late
+    # Unbounded, this would wait a minute per request; the subprocess limit would fail it.
+    result = run_syncd(config, "sync", "--wait", "--timeout", "2", timeout=30)
+    set_faults(admin)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "TIMEOUT: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_files_are_skipped_and_never_waited_for(tmp_path: Path, emu: Emulator) -> None:
+    write_random(tmp_path / "drop" / "a.mp4", MiB, 1)
+    (tmp_path / "drop" / "empty.mp4").write_bytes(b"")
+    config = write_config(tmp_path, emu.base_url)
+    result = run_syncd(config, "sync", "--wait", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        f"1 file(s): 1 done; uploaded 1 file(s), 1.0 MiB; skipped 1: {tmp_path / 'drop' / 'empty.mp4'} (empty file)")
+    doctor = run_syncd(config, "doctor")
+    assert "readable, 1 video file(s) (1 empty file(s) skipped)" in doctor.stdout
