@@ -542,6 +542,13 @@ class Catalog:
             for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
         ]
 
+    def uploaded_bytes(self) -> dict[str, int]:
+        """Bytes the remote holds so far of each open upload (its recorded parts), by sha256."""
+        rows = self._rows("""SELECT u.sha256 AS sha256, coalesce(sum(p.size), 0) AS sent
+                             FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.upload_id
+                             GROUP BY u.sha256""")
+        return {r["sha256"]: int(r["sent"]) for r in rows}
+
     def upload_for(self, sha256: str) -> UploadRecord | None:
         return next((u for u in self.uploads() if u.sha256 == sha256), None)
 

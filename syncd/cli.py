@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from syncd.engine import Engine, SyncOutcome
     from syncd.remote.base import Remote
     from syncd.remote.outage import OutageGuard
+    from syncd.report import FileStatus
+    from syncd.status_view import StatusFacts
 
 log = logging.getLogger("syncd")
 
@@ -239,9 +242,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
                      progress=progress) as (catalog, engine, guard):
         first = catalog.last_journal_id()
         left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
-        outcome = engine.sync(wait=args.wait, timeout=left)
+        down_since: list[float] = []  # when the remote first failed to answer, across passes
+
+        def try_remote_again() -> None:
+            if guard.since is not None:
+                down_since.append(guard.since)
+            guard.reset()
+
+        outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again)
         entries = final_entries(catalog.journal(1_000_000, after_id=first))
-        outage, since = guard.outage, guard.since
+        outage, since = guard.outage, min([*down_since, guard.since or time.time()])
     timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
     last = outcome.reports[-1]
     if args.dry_run:
@@ -262,7 +272,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         for line in failures:
             log.debug("%s", line)
         failures = [line for line in failures if line in last.plan.blocked]
-        print(f"FAILED: {outage_line(outage, since or time.time(), config.remote.base_url)}", file=sys.stderr)
+        print(f"FAILED: {outage_line(outage, since, config.remote.base_url)}", file=sys.stderr)
     for line in failures:
         print(f"FAILED: {line}", file=sys.stderr)
     if timed_out:
@@ -303,27 +313,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args, require_key=False)
     with Catalog.open(config.state_dir) as catalog:
         statuses = file_statuses(config, catalog)
-        blocked = catalog.get_meta("blocked") or ""
-    if args.json:
-        print(json.dumps([s.as_json() for s in statuses], indent=2))
-        return EXIT_OK
-    counts = Counter(s.state for s in statuses)
-    print(f"{len(statuses)} tracked file(s)")
-    for state, n in sorted(counts.items()):
-        print(f"  {state:<15} {n}")
-    if blocked:
-        print(f"\nBLOCKED: {blocked}")
-    pending = [s for s in statuses if s.state != "done"]
-    if pending:
-        print()
-        print(f"{'STATE':<15} {'PIPELINES':<34} PATH")
-        for s in pending:
-            steps = " ".join(f"{k}:{v[0]}{'' if v[1] is None else f'({v[1]:.0f}%)'}" for k, v in s.steps.items()
-                             if k in ("transcoding", "analyse", "search-process"))
-            print(f"{s.state:<15} {steps:<34} {s.path}")
-            if s.error:
-                print(f"{'':<15} error: {s.error}")
-    return EXIT_OK
+        if args.json:
+            print(json.dumps([s.as_json() for s in statuses], indent=2))
+            return EXIT_OK
+        facts = _status_facts(config, catalog, statuses)
+    from syncd.status_view import render
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    print("\n".join(render(facts, width)))
+    # A folder that is missing, unreadable or unmarked: nothing there syncs, say so in the status too.
+    return EXIT_OK if facts.folders_ok else EXIT_FAILED
+
+
+def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) -> StatusFacts:
+    from syncd.scan import ScanRules, scan_folder
+    from syncd.status_view import FolderHealth, StatusFacts
+
+    tracked = Counter(str(f.folder) for f in catalog.files() if f.present)
+    folders = []
+    for folder in config.folders:
+        rules = ScanRules(folder.include, folder.exclude, config.upload.settle_seconds, folder.require_marker)
+        scan = scan_folder(folder.path, rules, time.time())
+        folders.append(FolderHealth(
+            str(folder.path), None if scan.ok else scan.error or f"{folder.path}: cannot scan",
+            tracked[str(folder.path)],
+            empty=sum(1 for f in scan.files if f.size == 0),
+            settling=sum(1 for f in scan.files if not f.settled and f.size > 0),
+        ))
+    in_collection = Counter(name for name, _sha in catalog.memberships())
+    collections = {c.name: in_collection[c.name] for c in catalog.collections()}
+    sizes = {str(f.path): f.size for f in catalog.files() if f.present}
+    return StatusFacts(
+        backend=config.remote.backend, base_url=config.remote.base_url, key_source=config.remote.api_key_source,
+        folders=folders, collections=collections, statuses=statuses, sizes=sizes,
+        sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
+    )
 
 
 def cmd_log(args: argparse.Namespace) -> int:

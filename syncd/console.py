@@ -36,20 +36,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from syncd.messages import middle
 from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.units import format_duration, format_size
 
 SHOWN_WAITING = 8  # files listed while waiting; the rest are counted
-
-
-def middle(text: str, width: int) -> str:
-    """``text`` cut to ``width`` characters by removing its middle (paths keep both ends)."""
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return text[:width]
-    head = (width - 1) // 2
-    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
 
 
 def waiting_line(files: Sequence[Waiting]) -> str:
@@ -60,43 +51,48 @@ def waiting_line(files: Sequence[Waiting]) -> str:
 
 
 class _Totals:
-    """Byte and file counts across a command (several passes), shared by both displays."""
+    """Byte and file counts across a command (several passes, so a file may be tried
+    again), shared by both displays."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.files_total = 0
-        self.files_done = 0
-        self.bytes_total = 0
-        self.bytes_done = 0
-        self.planned: set[str] = set()
-        self.sizes: dict[str, int] = {}
-        self.sent: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}  # every file planned, by path
+        self.got: dict[str, int] = {}  # bytes of each counted as sent (its size once done)
+        self.done: set[str] = set()
+
+    @property
+    def files_total(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def files_done(self) -> int:
+        return len(self.done)
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(self.sizes.values())
+
+    @property
+    def bytes_done(self) -> int:
+        return sum(self.got.values())
 
     def plan(self, files: Sequence[tuple[str, int]]) -> None:
         for path, size in files:
-            if path not in self.planned:
-                self.planned.add(path)
-                self.files_total += 1
-                self.bytes_total += size
+            self.sizes[path] = size
 
     def start(self, path: str, size: int) -> None:
-        self.plan([(path, size)])
         self.sizes[path] = size
-        self.sent[path] = 0
+        self.got[path] = 0  # a new attempt starts counting afresh
+        self.done.discard(path)
 
     def add(self, path: str, n: int) -> None:
-        self.sent[path] = self.sent.get(path, 0) + n
-        self.bytes_done += n
+        self.got[path] = min(self.sizes.get(path, 0), self.got.get(path, 0) + n)
 
-    def finish(self, path: str) -> int:
-        """Counts ``path`` done; returns bytes it still owed the total (a resumed upload
-        sends only its missing parts)."""
-        owed = max(0, self.sizes.get(path, 0) - self.sent.get(path, 0))
-        self.bytes_done += owed
-        self.files_done += 1
-        self.sizes.pop(path, None)
-        self.sent.pop(path, None)
-        return owed
+    def finish(self, path: str, ok: bool) -> None:
+        if ok:
+            # A resumed upload sends only its missing parts; a direct one reports no parts.
+            self.got[path] = self.sizes.get(path, 0)
+            self.done.add(path)
 
 
 class _RateColumn(ProgressColumn):
@@ -181,7 +177,7 @@ class TerminalProgress:
 
     def file_finished(self, path: str, ok: bool) -> None:
         with self.totals.lock:
-            self.totals.finish(path)
+            self.totals.finish(path, ok)
             task = self.tasks.pop(path, None)
             if task is not None:
                 self.live.remove_task(task)
@@ -228,7 +224,8 @@ class PlainProgress:
         pct = 100 * t.bytes_done / t.bytes_total if t.bytes_total else 100.0
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = t.bytes_done / elapsed
-        eta = f", about {format_duration((t.bytes_total - t.bytes_done) / rate)} left" if rate > 0 else ""
+        left = t.bytes_total - t.bytes_done
+        eta = f", about {format_duration(max(1, round(left / rate)))} left" if rate > 0 and left > 0 else ""
         return (f"{format_size(t.bytes_done)} of {format_size(t.bytes_total)} ({pct:.0f}%), "
                 f"{format_size(int(rate))}/s{eta}; {t.files_done} of {t.files_total} file(s) done")
 
@@ -249,7 +246,7 @@ class PlainProgress:
     def file_finished(self, path: str, ok: bool) -> None:
         with self.totals.lock:
             size = self.totals.sizes.get(path, 0)
-            self.totals.finish(path)
+            self.totals.finish(path, ok)
             verb = "uploaded" if ok else "not uploaded"
             self._say(f"{verb} {path} ({format_size(size)}); {self._overall()}")
 

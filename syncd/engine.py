@@ -188,7 +188,7 @@ class Engine:
             problems += scan.skipped
             if not scan.ok:
                 problems.append(scan.error or f"{folder.path}: cannot scan")
-                log.warning("%s", scan.error)
+                log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
                 continue
             known = self.catalog.recorded(folder.path)
             seen, unsettled, to_hash = [], [], []
@@ -339,12 +339,17 @@ class Engine:
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
-             poll_start: float = 0.5, poll_max: float = 5.0) -> SyncOutcome:
-        """One pass, or with ``wait`` passes until every file is terminal (or timeout)."""
+             poll_start: float = 0.5, poll_max: float = 5.0,
+             before_pass: Callable[[], None] = lambda: None) -> SyncOutcome:
+        """One pass, or with ``wait`` passes until every file is terminal (or timeout).
+        ``before_pass`` runs before each pass after the first (the CLI lets a remote
+        that was down be tried again)."""
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
         while True:
+            if reports:
+                before_pass()
             report = self.run_pass()
             reports.append(report)
             statuses = self.statuses()

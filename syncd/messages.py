@@ -13,6 +13,16 @@ from syncd.models import JournalEntry
 DOCTOR_HINT = "`syncd doctor` checks the whole setup"
 
 
+def middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters by removing its middle (paths keep both ends)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    head = (width - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
 def transport_reason(message: str) -> str:
     """What went wrong on the wire, in words (not httpx's class names)."""
     text = message.lower()
@@ -60,9 +70,11 @@ def outage_line(reason: str, since: float, base_url: str) -> str:
 
 def journal_line(entry: JournalEntry, target: str | None = None, *, with_time: bool = True) -> str:
     """One journal entry as ``syncd log`` and ``syncd sync`` print it."""
-    detail = f"  ({entry.detail})" if entry.detail else ""
+    outcome, _, why = entry.outcome.partition(": ")  # "failed: HTTP 500 ..." → "failed", the reason after
+    details = "; ".join(d for d in (why, entry.detail) if d)
+    detail = f"  ({details})" if details else ""
     when = time.strftime("%Y-%m-%d %H:%M:%S  ", time.localtime(entry.time)) if with_time else ""
-    return f"{when}{entry.action:<22} {entry.outcome:<8} {target or entry.target}{detail}"
+    return f"{when}{entry.action:<22} {outcome:<8} {target or entry.target}{detail}"
 
 
 def final_entries(entries: list[JournalEntry]) -> list[JournalEntry]:

@@ -171,3 +171,36 @@ def test_empty_files_are_skipped_and_never_waited_for(tmp_path: Path, emu: Emula
         f"1 file(s): 1 done; uploaded 1 file(s), 1.0 MiB; skipped 1: {tmp_path / 'drop' / 'empty.mp4'} (empty file)")
     doctor = run_syncd(config, "doctor")
     assert "readable, 1 video file(s) (1 empty file(s) skipped)" in doctor.stdout
+
+
+def test_status_says_backend_folders_collections_progress_and_what_needs_attention(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    write_random(tmp_path / "drop" / "cam1" / "a.mp4", MiB, 1)
+    write_random(tmp_path / "drop" / "cam1" / "b.mp4", MiB, 2)
+    deep = "a-rather-long-subfolder-name-from-a-camera/" * 3
+    write_random(tmp_path / "drop" / "cam2" / deep / "big.mp4", 12 * MiB, 3)
+    (tmp_path / "drop" / "empty.mp4").write_bytes(b"")
+    missing = tmp_path / "unmounted"
+    config = write_config(tmp_path, emu.base_url, remote={"max_retries": 0}, upload={"direct_upload_below": "2MiB"},
+                          folders=[{"path": str(tmp_path / "drop")}, {"path": str(missing)}])
+    missing.rmdir()
+    # big.mp4's parts land, but it never completes; the small ones go up in one request each.
+    set_faults(admin, error_share=1.0, path_glob="*/multipart/complete")
+    run_syncd(config, "sync", "--wait", "--timeout", "20")
+    set_faults(admin)
+    env = {"COLUMNS": "80"}
+    result = subprocess.run([sys.executable, "-m", "syncd", "-c", str(config), "status"], capture_output=True,
+                            text=True, env={**syncd_env(), **env}, timeout=60)
+    assert result.returncode == 1, "a folder is missing"
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"backend: mikshi at {emu.base_url} (API key from $SYNCD_TEST_KEY)"
+    assert f"  ✓ {tmp_path / 'drop'}: 3 file(s) tracked, 1 empty file(s) skipped" in lines
+    assert any(line.startswith(f"  ✗ {missing}: folder is missing") for line in lines)
+    assert "collections: cam1 (2), cam2 (0)" in lines
+    [row] = [line for line in lines if line.startswith("uploading")]
+    assert re.match(r"uploading +\d+\.\d MiB of 12\.0 MiB +/.*….*/big\.mp4$", row), row
+    table = lines[lines.index(next(line for line in lines if line.startswith("STATE "))):]
+    assert re.match(r"STATE +PROGRESS +PATH$", table[0])
+    assert all(len(line) <= 80 for line in table[:3]), table
+    assert re.match(r" +error: HTTP 50\d \(/api/.*…", table[2]), table
+    assert lines[-1].startswith("needs attention: 1 folder(s) cannot be synced")
