@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -621,10 +621,10 @@ class Catalog:
             )
 
     def journal(self, limit: int = 50, *, after_id: int = 0, since: float | None = None,
-                action: str | None = None, path: str | None = None) -> list[JournalEntry]:
+                action: str | None = None, about: Sequence[str] = ()) -> list[JournalEntry]:
         """The last ``limit`` entries, oldest first; optionally only those after ``after_id``,
-        at or after ``since``, of one ``action`` name, or naming ``path`` (in the target or
-        the detail: a deletion names its files there)."""
+        at or after ``since``, of one ``action`` name, or naming any of ``about`` (a path or
+        a video id, in the target or the detail: a deletion names its files there)."""
         where, params = ["id > ?"], list[object]([after_id])
         if since is not None:
             where.append("time >= ?")
@@ -632,9 +632,9 @@ class Catalog:
         if action is not None:
             where.append("action = ?")
             params.append(action)
-        if path is not None:
-            where.append("(instr(target, ?) > 0 OR instr(detail, ?) > 0)")
-            params += [path, path]
+        if about:
+            where.append("(" + " OR ".join(["instr(target, ?) > 0 OR instr(detail, ?) > 0"] * len(about)) + ")")
+            params += [text for needle in about for text in (needle, needle)]
         rows = self._rows(f"SELECT * FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
                           [*params, limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]

@@ -43,71 +43,84 @@ log = logging.getLogger("syncd")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
 
+CONFIG_HELP = "config file (default: $SYNCD_CONFIG, else ./config.yaml)"
+VERBOSE_HELP = "debug logging (default: the config's log_level)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncd", description="Keep video folders in sync with a remote video service.")
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
-    parser.add_argument("-c", "--config", help="config file (default: $SYNCD_CONFIG, else ./config.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-c", "--config", help=CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     # The same two options after the command too (`syncd run -c FILE`, as the units have it);
-    # SUPPRESS: a command that does not repeat them keeps what was given before it.
+    # SUPPRESS as default: a command that does not repeat them keeps what was given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's name
-        return sub.add_parser(name, help=help, parents=[common])
+        return sub.add_parser(name, help=help, description=help, parents=[common])
 
     p = command("sync", help="one full pass over every folder, then exit")
     p.add_argument("--wait", action="store_true", help="keep going until every file is done or failed")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="give up after SECONDS in all, saying which files were not done (default: no limit)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress display, no per-action lines, no info log lines: the summary and problems only")
     p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress display, no per-action lines, no info log lines: the summary and problems only")
 
-    p = command("status", help="counts by state and the files not yet done")
+    p = command("status", help="backend, folders, collections, counts by state, the files not yet done")
     p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
 
-    p = command("log", help="the journal of remote-changing actions")
-    p.add_argument("-n", "--lines", type=int, default=50)
+    p = command("log", help="the journal of every action: what was started, and how it ended")
+    p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="the last N entries (default: %(default)s)")
+    p.add_argument("--path", help="only entries about this file (its uploads, pipelines, collection, deletion)")
+    p.add_argument("--action", metavar="NAME", help="only this action, e.g. upload, trash, restore, analyse")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only entries this recent: a duration (2h, 3d) or a date (2026-11-20, '2026-11-20 14:00')")
+    p.add_argument("--json", action="store_true", help="the entries as a JSON array")
 
-    p = command("restore", help="upload again a file whose video was deleted on the remote")
-    p.add_argument("path")
+    p = command("restore", help="upload again a file whose video was deleted on the remote (also from the trash)")
+    p.add_argument("path", help="the file, where it was or inside .syncd-trash")
 
     p = command("trash", help="list or empty the trash of remotely deleted files")
     trash = p.add_subparsers(dest="trash_command", metavar="ACTION")
-    trash.add_parser("list", help="list trashed files", parents=[common])
-    empty = trash.add_parser("empty", help="delete trashed files", parents=[common])
-    empty.add_argument("--older-than", default="0s", help="only files trashed longer ago than this (e.g. 30d)")
+    trash.add_parser("list", help="list trashed files", description="list trashed files", parents=[common])
+    empty = trash.add_parser("empty", help="delete trashed files", description="delete trashed files",
+                             parents=[common])
+    empty.add_argument("--older-than", default="0s", metavar="AGE",
+                       help="only files trashed longer ago than this, e.g. 30d (default: %(default)s, all)")
 
     p = command("init-folder", help=f"create the {MARKER_FILE} marker in a folder")
-    p.add_argument("path")
+    p.add_argument("path", help="the watched folder")
 
     p = command("search", help="search every mirrored video (by meaning, locally; or --offline by text)")
-    p.add_argument("query")
-    p.add_argument("--collection", help="only videos in this collection")
-    p.add_argument("--folder", help="only videos under this folder")
-    p.add_argument("--top-k", type=int, default=10, help="how many hits (default 10)")
+    p.add_argument("query", help="what to look for, in words")
+    p.add_argument("--collection", metavar="NAME", help="only videos in this collection (default: all)")
+    p.add_argument("--folder", metavar="PATH", help="only videos under this folder (default: all)")
+    p.add_argument("--top-k", type=int, default=10, metavar="N", help="how many hits (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="the hits as a JSON array")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="full text only; needs neither the remote nor the key")
     mode.add_argument("--remote", action="store_true", help="the remote's own search over the same videos")
 
     p = command("ask", help="ask a question about a video, by its local path")
-    p.add_argument("path")
-    p.add_argument("question")
+    p.add_argument("path", help="the video file")
+    p.add_argument("question", help="the question, in words")
     p.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
-                   "the question and answer are appended to it")
+                   "the question and answer are appended to it (default: none)")
 
     command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
 
     command("doctor", help="check the config end to end: folders, state dir, key, remote")
 
     p = command("demo", help="run the whole product against the built-in emulator (under a minute)")
-    p.add_argument("--dir", help="work in this directory (default: a new temporary one)")
+    p.add_argument("--dir", metavar="DIR", help="work in this directory (default: a new temporary one)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the demo's files and state afterwards (default: remove them)")
 
     sub.add_parser("emulator", help="run the local emulator of the remote API (see `syncd emulator --help`)",
                    add_help=False)
@@ -351,30 +364,71 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
 
 
 def cmd_log(args: argparse.Namespace) -> int:
+    from syncd.engine import file_statuses
+    from syncd.messages import journal_line
+
+    if args.lines < 1:
+        return _usage_error("-n/--lines must be at least 1")
+    since = None
+    if args.since is not None:
+        since = _parse_since(args.since)
+        if since is None:
+            return _usage_error(f"--since: {args.since!r} is neither a duration (2h, 3d) nor a date (2026-11-20)")
     config = _config(args, require_key=False)
     with Catalog.open(config.state_dir) as catalog:
-        for entry in catalog.journal(args.lines):
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time))
-            detail = f"  ({entry.detail})" if entry.detail else ""
-            print(f"{when}  {entry.action:<22} {entry.outcome:<12} {entry.target}{detail}")
+        paths = {s.video_id: s.path for s in file_statuses(config, catalog) if s.video_id}
+        about: list[str] = []
+        if args.path is not None:
+            wanted = str(Path(args.path).resolve()) if os.path.exists(args.path) else args.path
+            # A pipeline is journalled under its video: find the file's video too.
+            about = [wanted, *(v for v, p in paths.items() if p == wanted)]
+        entries = catalog.journal(args.lines, since=since, action=args.action, about=about)
+    if args.json:
+        print(json.dumps([{
+            "time": e.time, "action": e.action, "outcome": e.outcome, "target": e.target,
+            "path": paths.get(e.target, e.target if e.target.startswith("/") else None), "detail": e.detail,
+        } for e in entries], indent=2))
+        return EXIT_OK
+    for entry in entries:
+        print(journal_line(entry, paths.get(entry.target)))
     return EXIT_OK
 
 
+def _parse_since(text: str) -> float | None:
+    """``--since``: a duration back from now, or a local date with an optional time."""
+    from datetime import datetime
+
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    from syncd.mirror.sidecars import SidecarLayout
+    from syncd.restore import bring_back, wait_until_settled
+
     config = _config(args)
-    path = Path(args.path).resolve()
+    folders = [f.path for f in config.folders]
     with _session(config) as (catalog, engine, _guard):
-        engine.observe()
+        path = bring_back(folders, Path(args.path).absolute(), SidecarLayout.from_config(config.mirror))
+        wait_until_settled(path, config.upload.settle_seconds, lambda line: print(line, file=sys.stderr))
+        _scans, problems, _hashed = engine.observe()
         record = catalog.find_file(path)
         if record is None or record.sha256 is None:
-            raise SyncdError(f"{path}: not a tracked file (is it in a watched folder and fully written?)")
+            why = "; ".join(problems) or "is it in a watched folder, a video the include patterns match, not empty?"
+            raise SyncdError(f"{path}: not a tracked file ({why})")
         content = catalog.content(record.sha256)
         if content is None or content.state != "remote_deleted":
             raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
         catalog.restore_content(record.sha256)
         catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
         outcome = engine.sync()
-    state = next((s.state for s in outcome.statuses if s.path == str(path)), "unknown")
+    state = next((s.words for s in outcome.statuses if s.path == str(path)), "unknown")
     print(f"{path}: restored; now {state}")
     return EXIT_FAILED if outcome.failures else EXIT_OK
 

@@ -71,10 +71,11 @@ def outage_line(reason: str, since: float, base_url: str) -> str:
 def journal_line(entry: JournalEntry, target: str | None = None, *, with_time: bool = True) -> str:
     """One journal entry as ``syncd log`` and ``syncd sync`` print it."""
     outcome, _, why = entry.outcome.partition(": ")  # "failed: HTTP 500 ..." → "failed", the reason after
-    details = "; ".join(d for d in (why, entry.detail) if d)
+    shown = target or entry.target
+    details = "; ".join(d for d in (why, entry.detail) if d and d != shown)
     detail = f"  ({details})" if details else ""
     when = time.strftime("%Y-%m-%d %H:%M:%S  ", time.localtime(entry.time)) if with_time else ""
-    return f"{when}{entry.action:<22} {outcome:<8} {target or entry.target}{detail}"
+    return f"{when}{entry.action:<22} {outcome:<8} {shown}{detail}"
 
 
 def final_entries(entries: list[JournalEntry]) -> list[JournalEntry]:
