@@ -76,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("log", help="the journal of every action: what was started, and how it ended")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="the last N entries (default: %(default)s)")
-    p.add_argument("--path", help="only entries about this file (its uploads, pipelines, collection, deletion)")
-    p.add_argument("--action", metavar="NAME", help="only this action, e.g. upload, trash, restore, analyse")
+    p.add_argument("--path", help="only entries about this file: its uploads, pipelines, collection, trash, restore (default: all)")
+    p.add_argument("--action", metavar="NAME", help="only this action, e.g. upload, trash, restore, analyse (default: all)")
     p.add_argument("--since", metavar="WHEN",
-                   help="only entries this recent: a duration (2h, 3d) or a date (2026-11-20, '2026-11-20 14:00')")
+                   help="only entries this recent: a duration (2h, 3d) or a date (2026-11-20, '2026-11-20 14:00') "
+                   "(default: all)")
     p.add_argument("--json", action="store_true", help="the entries as a JSON array")
 
     p = command("restore", help="upload again a file whose video was deleted on the remote (also from the trash)")

@@ -204,3 +204,18 @@ def test_status_says_backend_folders_collections_progress_and_what_needs_attenti
     assert all(len(line) <= 80 for line in table[:3]), table
     assert re.match(r" +error: HTTP 50\d \(/api/.*…", table[2]), table
     assert lines[-1].startswith("needs attention: 1 folder(s) cannot be synced")
+
+
+def test_collections_without_both_pipelines_is_refused_naming_the_keys(tmp_path: Path, emu: Emulator,
+                                                                       admin: httpx.Client) -> None:
+    config = write_config(tmp_path, emu.base_url, [{"path": str(tmp_path / "drop"), "pipelines": []}])
+    write_random(tmp_path / "drop" / "cam1" / "a.mp4", MiB, 1)
+    admin.post("/requests/clear").raise_for_status()
+    for command in (["sync"], ["status"]):
+        result = run_syncd(config, *command)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.splitlines()
+        assert re.match(r"syncd: .*config\.yaml:\d+: folders\[0\]\.pipelines: collections: subfolder needs both "
+                        r"analyse and search-process .* but pipelines leaves out analyse and search-process; "
+                        r"list both pipelines, or set folders\[0\]\.collections: none$", line), line
+    assert admin.get("/requests").json() == [], "nothing was asked of the remote"

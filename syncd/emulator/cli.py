@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, required=True,
                    help="where videos, blobs and the emulator's database live (kept across restarts)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                   help=f"accepted API key (repeatable); also read from ${ENV_KEYS}")
+                   help=f"accepted API key (repeatable); also read from ${ENV_KEYS} (default: none; one is needed)")
     p.add_argument("--min-part-size", type=int, default=d.min_part_size, metavar="BYTES",
                    help="smallest multipart part but the last, as S3's EntityTooSmall (default: %(default)s)")
     p.add_argument("--processing-seconds", type=float, default=d.processing_seconds, metavar="S",
