@@ -549,7 +549,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from syncd.demo import run_demo
 
     setup_logging("debug" if args.verbose else "warning")
-    return run_demo(Path(args.dir) if args.dir else None)
+    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -219,3 +219,16 @@ def test_collections_without_both_pipelines_is_refused_naming_the_keys(tmp_path:
                         r"analyse and search-process .* but pipelines leaves out analyse and search-process; "
                         r"list both pipelines, or set folders\[0\]\.collections: none$", line), line
     assert admin.get("/requests").json() == [], "nothing was asked of the remote"
+
+
+def test_the_demo_runs_and_cleans_up_after_itself(tmp_path: Path) -> None:
+    env = {**syncd_env(), "TMPDIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "syncd", "demo"], capture_output=True, text=True, env=env,
+                            timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.match(r"syncd demo, working in .*/syncd-demo-\w+ \(removed afterwards; --keep keeps it\)$", lines[0])
+    assert any(re.match(r"all 4 clips done in [\d.]+s:$", line) for line in lines), result.stdout
+    assert any(re.match(r"both changes reached the remote in [\d.]+s:$", line) for line in lines)
+    assert lines[-1].startswith("demo finished; ") and lines[-1].endswith("(`syncd demo --keep` keeps it to look around)")
+    assert list(tmp_path.iterdir()) == [], "nothing left behind"
