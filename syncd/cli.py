@@ -340,7 +340,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) -> StatusFacts:
-    from syncd.scan import ScanRules, scan_folder
+    from syncd.scan import ScanRules, scan_folder, unreadable_problem
     from syncd.status_view import FolderHealth, StatusFacts
 
     tracked = Counter(str(f.folder) for f in catalog.files() if f.present)
@@ -348,8 +348,9 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
     for folder in config.folders:
         rules = ScanRules(folder.include, folder.exclude, config.upload.settle_seconds, folder.require_marker)
         scan = scan_folder(folder.path, rules, time.time())
+        problem = (scan.error or f"{folder.path}: cannot scan") if not scan.ok else unreadable_problem(scan)
         folders.append(FolderHealth(
-            str(folder.path), None if scan.ok else scan.error or f"{folder.path}: cannot scan",
+            str(folder.path), problem,
             tracked[str(folder.path)],
             empty=sum(1 for f in scan.files if f.size == 0),
             settling=sum(1 for f in scan.files if not f.settled and f.size > 0),

@@ -38,15 +38,16 @@ from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_status
-from syncd.scan import ScanRules, folder_problem, scan_folder
+from syncd.scan import ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.engine")
 
 
-def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
+def folder_policy(folder: FolderConfig, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
     return FolderPolicy(
         path=folder.path,
         scan_ok=scan_ok,
+        deletions_ok=deletions_ok,
         collections=folder.collections == "subfolder",
         pipelines=tuple(folder.pipelines),
         delete_remote=folder.delete_remote,
@@ -192,6 +193,12 @@ class Engine:
                 continue
             known = self.catalog.recorded(folder.path)
             seen, unsettled, to_hash = [], [], []
+            partial = unreadable_problem(scan)
+            if partial is not None:
+                problems.append(partial)
+                # What is recorded under an unreadable directory stays as recorded.
+                hidden = tuple(f"{d}/" for d in scan.unreadable)
+                unsettled += [rel for rel in known if rel.startswith(hidden)]
             as_recorded = 0  # seen files recorded present with the same stat: nothing to write
             for local in scan.files:
                 if not local.settled:
@@ -217,7 +224,7 @@ class Engine:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
             else:
                 self.catalog.record_scan(folder.path, seen, unsettled, now)
-            if not unsettled:
+            if not unsettled and partial is None:
                 self._complete_scans[folder.path] = scan
         return scans, problems, hashed
 
@@ -228,7 +235,7 @@ class Engine:
         problems += self.executor.refresh(self._contents_in_progress())
         remote = self.executor.read_listing() if with_listing else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
-        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok for s in scans))
+        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
         if quiet is not None:
             inputs, the_plan = quiet  # keep what it was made from (its listing, say)
@@ -296,8 +303,9 @@ class Engine:
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
         ok = {s.folder: s.ok for s in scans}
+        whole = {s.folder: not s.unreadable for s in scans}
         return Snapshot(
-            folders=tuple(folder_policy(f, ok.get(f.path, True)) for f in self.config.folders),
+            folders=tuple(folder_policy(f, ok.get(f.path, True), whole.get(f.path, True)) for f in self.config.folders),
             files=tuple(self.catalog.files()),
             contents={c.sha256: c for c in self.catalog.contents()},
             uploads=tuple(self.catalog.uploads()),

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from syncd.emulator import Emulator
-from tests.conftest import MiB, free_port, run_syncd, set_faults, syncd_env, write_config, write_random
+from tests.conftest import MiB, admin_videos, free_port, run_syncd, set_faults, syncd_env, write_config, write_random
 
 ESCAPE = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 
@@ -232,3 +232,39 @@ def test_the_demo_runs_and_cleans_up_after_itself(tmp_path: Path) -> None:
     assert any(re.match(r"both changes reached the remote in [\d.]+s:$", line) for line in lines)
     assert lines[-1].startswith("demo finished; ") and lines[-1].endswith("(`syncd demo --keep` keeps it to look around)")
     assert list(tmp_path.iterdir()) == [], "nothing left behind"
+
+
+def run_without_root_powers(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user who cannot read a chmod-0 directory: as root (CI), drop the
+    capabilities that let root read everything."""
+    prefix = (["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+              if os.geteuid() == 0 else [])
+    return subprocess.run([*prefix, sys.executable, "-m", "syncd", "-c", str(config), *args],
+                          capture_output=True, text=True, env=syncd_env(), timeout=120)
+
+
+def test_an_unreadable_subfolder_blocks_deletions_but_not_uploads(tmp_path: Path, emu: Emulator,
+                                                                  admin: httpx.Client) -> None:
+    drop = tmp_path / "drop"
+    write_random(drop / "cam1" / "a.mp4", 50_000, 1)
+    write_random(drop / "locked" / "b.mp4", 50_000, 2)
+    config = write_config(tmp_path, emu.base_url)
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    (drop / "cam1" / "a.mp4").unlink()
+    write_random(drop / "cam1" / "c.mp4", 50_000, 3)
+    (drop / "locked").chmod(0)
+    try:
+        result = run_without_root_powers(config, "sync", "--wait", "--timeout", "60")
+        status = run_without_root_powers(config, "status")
+    finally:
+        (drop / "locked").chmod(0o755)
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line for line in result.stderr.splitlines() if "cannot read" in line]
+    assert problems == [f"FAILED: {drop}: cannot read {drop / 'locked'}; the rest of the folder syncs, but nothing "
+                        "in it is treated as deleted until it can be read"], result.stderr
+    names = sorted(v["name"] for v in admin_videos(admin))
+    assert names == ["cam1/a.mp4", "cam1/c.mp4", "locked/b.mp4"], "c uploaded; a and b not deleted"
+    assert status.returncode == 1 and f"cannot read {drop / 'locked'}" in status.stdout
+    # Readable again: the deletion held back goes through.
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    assert sorted(v["name"] for v in admin_videos(admin)) == ["cam1/c.mp4", "locked/b.mp4"]
