@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -342,6 +343,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) -> StatusFacts:
     from syncd.scan import ScanRules, scan_folder, unreadable_problem
     from syncd.status_view import FolderHealth, StatusFacts
+    from syncd.trash import list_trash
 
     tracked = Counter(str(f.folder) for f in catalog.files() if f.present)
     folders = []
@@ -362,6 +364,7 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         backend=config.remote.backend, base_url=config.remote.base_url, key_source=config.remote.api_key_source,
         folders=folders, collections=collections, statuses=statuses, sizes=sizes,
         sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
+        trashed=len(list_trash([f.path for f in config.folders])),
     )
 
 
@@ -384,6 +387,10 @@ def cmd_log(args: argparse.Namespace) -> int:
             wanted = str(Path(args.path).resolve()) if os.path.exists(args.path) else args.path
             # A pipeline is journalled under its video: find the file's video too.
             about = [wanted, *(v for v, p in paths.items() if p == wanted)]
+            # ... and the videos it had before (deleted on the remote, then restored).
+            earlier = catalog.journal(1_000_000, about=about)
+            about += sorted({e.target for e in earlier if not e.target.startswith("/")}
+                            | {m for e in earlier for m in re.findall(r"\bvideo ([\w-]+)", e.detail)})
         entries = catalog.journal(args.lines, since=since, action=args.action, about=about)
     if args.json:
         print(json.dumps([{

@@ -43,8 +43,13 @@ from syncd.units import format_duration, format_size
 SHOWN_WAITING = 8  # files listed while waiting; the rest are counted
 
 
+FINISHING = "finishing: writing sidecars and the search index"
+
+
 def waiting_line(files: Sequence[Waiting]) -> str:
     """One line: how many files the remote is still working on, and the first few."""
+    if not files:
+        return FINISHING
     shown = [f"{f.path} {f.doing}{'' if f.percent is None else f' {f.percent:.0f}%'}" for f in files[:3]]
     more = f" and {len(files) - 3} more" if len(files) > 3 else ""
     return f"waiting for the remote on {len(files)} file(s): {', '.join(shown)}{more}"
@@ -192,8 +197,9 @@ class TerminalProgress:
         ]
         if len(files) > SHOWN_WAITING:
             lines.append(f"  … and {len(files) - SHOWN_WAITING} more")
+        header = f"waiting for the remote on {len(files)} file(s):" if files else FINISHING
         with self.totals.lock:
-            self.live.waiting_lines = [f"waiting for the remote on {len(files)} file(s):", *lines]
+            self.live.waiting_lines = [header, *lines]
             self.live.refresh()
 
 

@@ -40,6 +40,7 @@ class StatusFacts:
     sizes: dict[str, int]  # path → size in bytes
     sent: dict[str, int]  # sha256 → bytes the remote holds of an open upload
     blocked: str = ""  # the mass-delete guard's refusal, if the last pass was refused
+    trashed: int = 0  # files in the folders' trash (their videos were deleted on the remote)
     # Extra header lines ("instance: …") and attention items ("3 deletion(s) wait for
     # 2 unsettled files") that other parts of syncd add.
     header_extra: list[str] = field(default_factory=list)
@@ -115,6 +116,9 @@ def attention_items(facts: StatusFacts) -> list[str]:
     if states["remote-deleted"]:
         items.append(f"{states['remote-deleted']} file(s) deleted on the remote are not uploaded again "
                      "(`syncd restore PATH` to upload one again)")
+    if facts.trashed:
+        items.append(f"{facts.trashed} file(s) in the trash, deleted on the remote (`syncd trash list`; "
+                     "`syncd restore PATH` uploads one again)")
     if facts.blocked:
         items.append("the mass-delete guard refused the last pass (see BLOCKED above; "
                      "`syncd sync --allow-mass-delete` once you have checked)")
