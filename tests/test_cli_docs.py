@@ -99,3 +99,16 @@ def test_every_flag_has_help_with_its_default_and_is_in_the_readme() -> None:
     assert missing == [], "flags the README does not mention"
     for option in ("-c/--config", "-v"):
         assert option in readme
+
+
+def test_each_commands_help_shows_config_and_verbose(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import syncd_env
+
+    for name in ("sync", "status", "log", "restore", "trash", "search", "ask", "run", "doctor", "demo"):
+        shown = subprocess.run([sys.executable, "-m", "syncd", name, "--help"], capture_output=True, text=True,
+                               env=syncd_env(), timeout=60)
+        assert shown.returncode == 0
+        assert "-c CONFIG, --config CONFIG" in shown.stdout and "-v, --verbose" in shown.stdout, name
