@@ -41,8 +41,6 @@ from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.units import format_duration, format_size
 
 SHOWN_WAITING = 8  # files listed while waiting; the rest are counted
-
-
 FINISHING = "finishing: writing sidecars and the search index"
 
 
@@ -189,6 +187,11 @@ class TerminalProgress:
             self._total()
             self.live.refresh()
 
+    def phase(self, text: str) -> None:
+        with self.totals.lock:
+            self.live.waiting_lines = [text]
+            self.live.refresh()
+
     def waiting(self, files: Sequence[Waiting]) -> None:
         width = max(20, self.console.width - 40)
         lines = [
@@ -211,7 +214,7 @@ class PlainProgress:
         self.interval = interval
         self.totals = _Totals()
         self.started = time.monotonic()
-        self._last_line = 0.0
+        self._last_line = time.monotonic()  # the first periodic line comes after one interval
         self._last_waiting: tuple[tuple[str, str], ...] = ()
 
     def __enter__(self) -> PlainProgress:
@@ -255,6 +258,12 @@ class PlainProgress:
             self.totals.finish(path, ok)
             verb = "uploaded" if ok else "not uploaded"
             self._say(f"{verb} {path} ({format_size(size)}); {self._overall()}")
+
+    def phase(self, text: str) -> None:
+        # Only a slow step is worth a line of its own (hashing a large first batch, say).
+        with self.totals.lock:
+            if time.monotonic() - self._last_line >= self.interval:
+                self._say(text)
 
     def waiting(self, files: Sequence[Waiting]) -> None:
         # A new line when a file moves on to another step, else once per interval:

@@ -211,6 +211,8 @@ class Engine:
                     as_recorded += record.present
                 else:
                     to_hash.append(local)
+            if to_hash:
+                self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
@@ -233,6 +235,8 @@ class Engine:
         """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
         scans, problems, hashed = self.observe(unchanged)
         problems += self.executor.refresh(self._contents_in_progress())
+        if with_listing:
+            self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
         inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))

@@ -5,7 +5,7 @@ plugs in a display (``syncd.console``: a live bar on a terminal, plain periodic
 lines otherwise); the daemon and the tests use ``NullProgress``. Calls may come
 from upload worker threads, so a display must be thread-safe.
 
-Order within a pass: ``uploads_planned`` once (every upload of the pass, with its
+Order within a pass: ``phase`` for the steps before uploading, ``uploads_planned`` once (every upload of the pass, with its
 size), then per file ``file_started`` → ``file_bytes``… → ``file_finished``; while
 ``sync --wait`` waits for the remote, ``waiting`` with the files not yet done.
 """
@@ -43,6 +43,9 @@ class SyncProgress(Protocol):
     def waiting(self, files: Sequence[Waiting]) -> None:
         """Between passes: every upload is done; these files are still in progress remotely."""
 
+    def phase(self, text: str) -> None:
+        """What the pass is busy with before any upload, in words ("hashing 12 new file(s)")."""
+
 
 class NullProgress:
     """Shows nothing: the daemon, the tests, ``sync -q``."""
@@ -60,4 +63,7 @@ class NullProgress:
         pass
 
     def waiting(self, files: Sequence[Waiting]) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
         pass
