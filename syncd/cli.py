@@ -28,7 +28,7 @@ from syncd.config import Config, load_config, resolve_config_path
 from syncd.errors import ConfigError, LockedError, RemoteError, SyncdError
 from syncd.lock import StateLock
 from syncd.logs import setup_logging
-from syncd.messages import remote_trouble
+from syncd.messages import DOCTOR_HINT, remote_trouble
 from syncd.models import MARKER_FILE
 from syncd.units import format_size, parse_duration
 
@@ -158,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"syncd: {remote_trouble(exc, *where) or exc}", file=sys.stderr)
         return EXIT_FAILED
     except SyncdError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
+        from syncd.executor import FatalRemoteError  # loaded already when it is the one raised
+
+        hint = f" ({DOCTOR_HINT})" if isinstance(exc, FatalRemoteError) else ""
+        print(f"syncd: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("syncd: interrupted", file=sys.stderr)
