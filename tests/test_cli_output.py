@@ -86,7 +86,8 @@ def test_progress_on_a_terminal_shows_files_bytes_rate_and_waiting(tmp_path: Pat
     # Per file and in total: bytes of total, percentage, rate, time left, files done and left.
     assert re.search(r"cam1/a\.mp4 .*━.* 0\.0/12\.0 MiB", drawn), drawn[:2000]
     assert re.search(r"total: 0 done, 2 left .* 0\.0/18\.0 MiB +0%", drawn)
-    assert re.search(r"total: 2 done, 0 left .* 18\.0/18\.0 MiB +100% +[\d.]+ [KMG]?i?B/s", drawn)
+    assert re.search(r"total: 2 done, 0 left .* 18\.0/18\.0 MiB +100%", drawn)
+    assert re.search(r"MiB +\d+% +[\d.]+ [KMG]?i?B/s ", drawn), "a rate"
     # Then the phase line while the remote works, file by file.
     assert re.search(r"waiting for the remote on 2 file\(s\):", drawn)
     assert re.search(r"b\.mp4 +(processing|running analyse|running search-process)", drawn)
