@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -571,6 +571,13 @@ class Catalog:
             for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
         ]
 
+    def uploaded_bytes(self) -> dict[str, int]:
+        """Bytes the remote holds so far of each open upload (its recorded parts), by sha256."""
+        rows = self._rows("""SELECT u.sha256 AS sha256, coalesce(sum(p.size), 0) AS sent
+                             FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.upload_id
+                             GROUP BY u.sha256""")
+        return {r["sha256"]: int(r["sent"]) for r in rows}
+
     def upload_for(self, sha256: str) -> UploadRecord | None:
         return next((u for u in self.uploads() if u.sha256 == sha256), None)
 
@@ -642,9 +649,28 @@ class Catalog:
                 [self._clock(), action, target, outcome, detail],
             )
 
-    def journal(self, limit: int = 50) -> list[JournalEntry]:
-        rows = self._rows("SELECT * FROM journal ORDER BY id DESC LIMIT ?", [limit])
+    def journal(self, limit: int = 50, *, after_id: int = 0, since: float | None = None,
+                action: str | None = None, about: Sequence[str] = ()) -> list[JournalEntry]:
+        """The last ``limit`` entries, oldest first; optionally only those after ``after_id``,
+        at or after ``since``, of one ``action`` name, or naming any of ``about`` (a path or
+        a video id, in the target or the detail: a deletion names its files there)."""
+        where, params = ["id > ?"], list[object]([after_id])
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if about:
+            where.append("(" + " OR ".join(["instr(target, ?) > 0 OR instr(detail, ?) > 0"] * len(about)) + ")")
+            params += [text for needle in about for text in (needle, needle)]
+        rows = self._rows(f"SELECT * FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                          [*params, limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
+
+    def last_journal_id(self) -> int:
+        rows = self._rows("SELECT max(id) AS id FROM journal")
+        return int(rows[0]["id"] or 0) if rows else 0
 
     # --- mirror & search index ---------------------------------------------------------
     # Rows of syncd/mirror/: per-video remote facts and vector ranges, segment rows, the

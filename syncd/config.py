@@ -607,7 +607,8 @@ _SCHEMA = _Section(
                 _Key(
                     "pipelines",
                     _pipelines,
-                    "Processing to request after upload: any of analyse, search-process; [] for none.",
+                    "Processing to request after upload: any of analyse, search-process; [] for none. "
+                    "collections: subfolder needs both (a config without them is refused).",
                     list(PIPELINES),
                 ),
                 _Key(
@@ -924,6 +925,18 @@ class _Loader:
 
     def check_folders(self, folders: tuple[FolderConfig, ...]) -> None:
         for j, later in enumerate(folders):
+            lacking = [p for p in PIPELINES if p not in later.pipelines]
+            if later.collections == "subfolder" and lacking:
+                # Refused rather than quietly run anyway: the remote adds a video to a
+                # collection only once both pipelines are done.
+                key = f"folders[{j}].pipelines"
+                self.fail(
+                    key,
+                    f"collections: subfolder needs both {' and '.join(PIPELINES)} (the remote files only "
+                    f"fully processed videos into collections), but pipelines leaves out {' and '.join(lacking)}; "
+                    f"list both pipelines, or set folders[{j}].collections: none",
+                    self.lines.get(key) or self.lines.get(f"folders[{j}].collections"),
+                )
             key = f"folders[{j}].path"
             for i, earlier in enumerate(folders[:j]):
                 if later.path == earlier.path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from syncd.config import Config, FolderConfig, load_config
 from syncd.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, RemoteError, TransportError
+from syncd.messages import transport_reason
 from syncd.models import TRASH_DIR
 from syncd.remote import open_remote
 from syncd.scan import ScanRules, scan_folder
@@ -67,7 +68,10 @@ def check_folder(folder: FolderConfig, settle: float) -> Check:
         return Check(False, f"folder {folder.path}: readable but not writable; on_remote_delete: "
                             f"{folder.on_remote_delete} needs to move or remove files (into {TRASH_DIR}), "
                             "so grant write access or set on_remote_delete: keep")
-    return Check(True, f"folder {folder.path}: readable, {len(scan.files)} video file(s)")
+    videos = sum(1 for f in scan.files if f.size > 0)
+    empty = len(scan.files) - videos
+    skipped = f" ({empty} empty file(s) skipped)" if empty else ""
+    return Check(True, f"folder {folder.path}: readable, {videos} video file(s){skipped}")
 
 
 def check_state_dir(state_dir: Path) -> Check:
@@ -121,7 +125,8 @@ def check_remote(config: Config) -> Check:
     try:
         collections = remote.list_collections()
     except TransportError as exc:
-        return Check(False, f"remote {url}: cannot reach it ({exc}); is the service up and remote.base_url right?")
+        return Check(False, f"remote {url}: cannot reach it ({transport_reason(str(exc))}); "
+                            "is the service up and remote.base_url right?")
     except (AuthError, ForbiddenError) as exc:
         return Check(False, f"remote {url}: answers, but rejected the API key from {cfg.remote.api_key_source} "
                             f"({exc.message})")

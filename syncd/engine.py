@@ -35,17 +35,19 @@ from syncd.hashing import hash_files
 from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import ContentRecord, FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_status
-from syncd.scan import ScanRules, folder_problem, scan_folder
+from syncd.scan import ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.engine")
 
 
-def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
+def folder_policy(folder: FolderConfig, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
     return FolderPolicy(
         path=folder.path,
         scan_ok=scan_ok,
+        deletions_ok=deletions_ok,
         collections=folder.collections == "subfolder",
         pipelines=tuple(folder.pipelines),
         delete_remote=folder.delete_remote,
@@ -85,6 +87,11 @@ class PassReport:
     problems: list[str] = field(default_factory=list)  # folder and hashing problems
     mirror: MirrorReport | None = None  # None on a dry run
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, why) of files left out on purpose; an empty file cannot become a video."""
+        return [(str(f.path), "empty file") for s in self.scans for f in s.files if f.size == 0]
+
 
 @dataclass
 class SyncOutcome:
@@ -120,6 +127,7 @@ class Engine:
         on_bytes: Callable[[int], None] = lambda n: None,
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+        progress: SyncProgress | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -129,6 +137,7 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.progress = progress or NullProgress()
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
@@ -147,6 +156,7 @@ class Engine:
                 should_stop=self.stop_event.is_set,
                 on_bytes=on_bytes,
                 sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
+                progress=self.progress,
             ),
             clock=clock,
         )
@@ -179,10 +189,16 @@ class Engine:
             problems += scan.skipped
             if not scan.ok:
                 problems.append(scan.error or f"{folder.path}: cannot scan")
-                log.warning("%s", scan.error)
+                log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
                 continue
             known = self.catalog.recorded(folder.path)
             seen, unsettled, to_hash = [], [], []
+            partial = unreadable_problem(scan)
+            if partial is not None:
+                problems.append(partial)
+                # What is recorded under an unreadable directory stays as recorded.
+                hidden = tuple(f"{d}/" for d in scan.unreadable)
+                unsettled += [rel for rel in known if rel.startswith(hidden)]
             as_recorded = 0  # seen files recorded present with the same stat: nothing to write
             for local in scan.files:
                 if not local.settled:
@@ -195,6 +211,8 @@ class Engine:
                     as_recorded += record.present
                 else:
                     to_hash.append(local)
+            if to_hash:
+                self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
@@ -208,7 +226,7 @@ class Engine:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
             else:
                 self.catalog.record_scan(folder.path, seen, unsettled, now)
-            if not unsettled:
+            if not unsettled and partial is None:
                 self._complete_scans[folder.path] = scan
         return scans, problems, hashed
 
@@ -217,9 +235,11 @@ class Engine:
         """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
         scans, problems, hashed = self.observe(unchanged)
         problems += self.executor.refresh(self._contents_in_progress())
+        if with_listing:
+            self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
-        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok for s in scans))
+        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
         if quiet is not None:
             inputs, the_plan = quiet  # keep what it was made from (its listing, say)
@@ -287,8 +307,9 @@ class Engine:
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
         ok = {s.folder: s.ok for s in scans}
+        whole = {s.folder: not s.unreadable for s in scans}
         return Snapshot(
-            folders=tuple(folder_policy(f, ok.get(f.path, True)) for f in self.config.folders),
+            folders=tuple(folder_policy(f, ok.get(f.path, True), whole.get(f.path, True)) for f in self.config.folders),
             files=tuple(self.catalog.files()),
             contents={c.sha256: c for c in self.catalog.contents()},
             uploads=tuple(self.catalog.uploads()),
@@ -330,12 +351,17 @@ class Engine:
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
-             poll_start: float = 0.5, poll_max: float = 5.0) -> SyncOutcome:
-        """One pass, or with ``wait`` passes until every file is terminal (or timeout)."""
+             poll_start: float = 0.5, poll_max: float = 5.0,
+             before_pass: Callable[[], None] = lambda: None) -> SyncOutcome:
+        """One pass, or with ``wait`` passes until every file is terminal (or timeout).
+        ``before_pass`` runs before each pass after the first (the CLI lets a remote
+        that was down be tried again)."""
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
         while True:
+            if reports:
+                before_pass()
             report = self.run_pass()
             reports.append(report)
             statuses = self.statuses()
@@ -346,6 +372,7 @@ class Engine:
                 return SyncOutcome(statuses, reports)
             if deadline is not None and self.clock() + delay > deadline:
                 return SyncOutcome(statuses, reports, timed_out=True)
+            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
             if self.stop_event.wait(delay):
                 return SyncOutcome(statuses, reports)
             delay = min(poll_max, delay * 1.5)
@@ -354,7 +381,7 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
-            not f.settled for s in report.scans for f in s.files
+            not f.settled and f.size > 0 for s in report.scans for f in s.files  # empty: never uploadable
         ) or (report.mirror is not None and report.mirror.pending > 0)
 
 

@@ -31,6 +31,7 @@ from syncd.errors import (
     RemoteError,
     SyncdError,
     TransportError,
+    UnavailableError,
 )
 from syncd.models import (
     PROCESSING_STEPS,
@@ -53,6 +54,7 @@ from syncd.models import (
     Upload,
 )
 from syncd.planner import RemoteView
+from syncd.progress import NullProgress, SyncProgress
 from syncd.remote.base import Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
@@ -79,6 +81,7 @@ class ExecOptions:
     should_stop: Callable[[], bool] = lambda: False
     on_bytes: Callable[[int], None] = lambda n: None
     sidecar_hook: Callable[[str, Path, Path | None], None] | None = None  # (event, path, new_path)
+    progress: SyncProgress = field(default_factory=NullProgress)
 
 
 @dataclass
@@ -145,7 +148,11 @@ class Executor:
         except (AuthError, ForbiddenError) as exc:
             raise self._fatal(exc) from exc
         except RemoteError as exc:
-            log.warning("remote listing failed; no remote deletions this pass: %s", exc)
+            # A remote that does not answer at all is reported once by the caller (the
+            # outage line of `sync`, the daemon's "remote unreachable"), not per step.
+            outage = isinstance(exc, (TransportError, UnavailableError))
+            log.log(logging.DEBUG if outage else logging.WARNING,
+                    "remote listing failed; no remote deletions this pass: %s", exc)
             return None
         if self._last_listing is not None and self._last_listing[0] == videos:
             return self._last_listing[1]  # a quiet remote: the same records, the same view
@@ -177,6 +184,8 @@ class Executor:
                         self.catalog.set_step(content.sha256, name, status.state, status.percentage, status.error)
                         if status.state == "failed":
                             self.catalog.log(name, content.video_id, f"failed: {status.error or 'no reason given'}")
+                        elif status.state == "done":
+                            self.catalog.log(name, content.video_id, "ok", "finished")
             except (AuthError, ForbiddenError) as exc:
                 raise self._fatal(exc) from exc
             except NotFoundError:
@@ -235,8 +244,11 @@ class Executor:
 
     def _run(self, action: Action, result: ExecResult) -> bool:
         handler = getattr(self, f"_do_{action.kind}")
-        if not isinstance(action, (ForgetFile, LinkVideo)):  # those change only the catalog
-            self.catalog.log(action.kind, _target(action), "started", action.describe())
+        name, target = journal_key(action)
+        # Catalog-only steps are not journalled; a pipeline start and a remote delete
+        # journal their own "started" (a pipeline's once the remote accepted it).
+        if not isinstance(action, (ForgetFile, LinkVideo, StartPipeline, DeleteRemote)):
+            self.catalog.log(name, target, "started", action.describe())
         try:
             handler(action, result)
         except (AuthError, ForbiddenError) as exc:
@@ -245,7 +257,7 @@ class Executor:
             result.failed.append(f"{action.describe()}: {exc}")
             return False
         except (RemoteError, OSError) as exc:
-            self.catalog.log(action.kind, _target(action), f"failed: {exc}")
+            self.catalog.log(name, target, f"failed: {exc}")
             result.failed.append(f"{action.describe()}: {exc}")
             return False
         return True
@@ -265,6 +277,7 @@ class Executor:
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
         if not uploads:
             return
+        self.options.progress.uploads_planned([(str(a.path), a.size) for a in uploads])
         slots = _SharedPartSlots(self.remote, max(1, self.options.concurrency))
         workers = max(1, min(self.options.concurrency, len(uploads)))
         fatal: list[BaseException] = []
@@ -272,21 +285,27 @@ class Executor:
         def one(action: Upload) -> None:
             if fatal or self.options.should_stop():
                 return
+            progress = self.options.progress
+            progress.file_started(str(action.path), action.size)
+            ok = False
             try:
-                self._upload(action, slots, result)
+                ok = self._upload(action, slots, result)
             except FatalRemoteError as exc:
                 fatal.append(exc)
+            finally:
+                progress.file_finished(str(action.path), ok)
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
             list(pool.map(one, uploads))
         if fatal:
             raise fatal[0]
 
-    def _upload(self, action: Upload, uploader: _SharedPartSlots, result: ExecResult) -> None:
+    def _upload(self, action: Upload, uploader: _SharedPartSlots, result: ExecResult) -> bool:
+        """Upload one file; True once its video is registered."""
         sha = action.sha256
         content = self.catalog.content(sha)
         if content is None:
-            return
+            return False
         try:
             if action.replaces_video:
                 self._delete_remote_video(action.replaces_video, "replaced after failed processing")
@@ -314,31 +333,36 @@ class Executor:
                     uploader, action.path, name=action.name, part_size=self.options.part_size,  # type: ignore[arg-type]
                     concurrency=self.options.concurrency, journal=_CatalogJournal(self.catalog, sha),
                     resume=resume, expected_size=action.size, should_stop=self.options.should_stop,
-                    on_bytes=self.options.on_bytes,
+                    on_bytes=lambda n: self._sent(action, n),
                 )
                 video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
         except UploadInterrupted:
             self.catalog.log("upload", str(action.path), "interrupted; resumable")
-            return
+            return False
         except SourceChanged as exc:
             self.catalog.update_content(sha, state="new")
             self.catalog.log("upload", str(action.path), f"aborted: {exc}")
             result.notes.append(f"{action.path}: changed during upload; will retry once it settles")
-            return
+            return False
         except (AuthError, ForbiddenError) as exc:
             if isinstance(exc, AuthError) or exc.endpoint.startswith("/api/"):
                 raise self._fatal(exc) from exc
             self._upload_failed(content, action, exc, result)
-            return
+            return False
         except (RemoteError, OSError) as exc:
             self._upload_failed(content, action, exc, result)
-            return
+            return False
         self.catalog.video_registered(sha, video_id, action.name)
         self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {parts} part(s), {sent} bytes sent")
         with self._lock:
             result.uploaded_files += 1
             result.uploaded_bytes += sent
             result.done.append(action.describe())
+        return True
+
+    def _sent(self, action: Upload, n: int) -> None:
+        self.options.on_bytes(n)
+        self.options.progress.file_bytes(str(action.path), n)
 
     def _upload_failed(self, content: ContentRecord, action: Upload, exc: Exception, result: ExecResult) -> None:
         if isinstance(exc, TransportError) and not exc.sent:
@@ -395,7 +419,7 @@ class Executor:
         self.catalog.step_attempted(
             action.sha256, action.pipeline, self.clock() + retry_delay(attempts + 1, self.options.retry_base)
         )
-        self.catalog.log(action.pipeline, action.video_id, "started")
+        self.catalog.log(action.pipeline, action.video_id, "started", str(action.path))
 
     # ------------------------------------------------------ collections
     def _do_CreateCollection(self, action: CreateCollection, result: ExecResult) -> None:
@@ -445,7 +469,7 @@ class Executor:
             result.notes.append(f"{action.path}: not added to {action.collection!r} yet: {exc.message}")
             return
         self.catalog.add_membership(action.collection, action.sha256)
-        self.catalog.log("add-to-collection", action.video_id, "ok", action.collection)
+        self.catalog.log("add-to-collection", str(action.path), "ok", action.collection)
 
     def _do_RemoveFromCollection(self, action: RemoveFromCollection, result: ExecResult) -> None:
         record = self.catalog.collection(action.collection)
@@ -505,11 +529,28 @@ def trash_path(folder: Path, rel_path: str) -> Path:
     return candidate
 
 
-def _target(action: Action) -> str:
-    for attr in ("path", "video_id", "name", "upload_id", "collection"):
+JOURNAL_NAMES = {
+    "Upload": "upload", "AbortUpload": "abort-upload", "LinkVideo": "link",
+    "CreateCollection": "create-collection", "RenameCollection": "rename-collection",
+    "DeleteCollection": "delete-collection", "AddToCollection": "add-to-collection",
+    "RemoveFromCollection": "remove-from-collection", "DeleteRemote": "delete-remote",
+    "RemoteDeleted": "remote-deleted", "ForgetFile": "forget",
+}
+
+
+def journal_key(action: Action) -> tuple[str, str]:
+    """The journal's name and target for an action: one name per kind, the same
+    target for its "started" and its outcome (``syncd log``, ``sync`` output)."""
+    if isinstance(action, StartPipeline):
+        return action.pipeline, action.video_id
+    if isinstance(action, RenameCollection):
+        return "rename-collection", action.old
+    if isinstance(action, (DeleteRemote, RemoteDeleted, RemoveFromCollection)):
+        return JOURNAL_NAMES[action.kind], action.video_id
+    for attr in ("path", "name", "upload_id", "video_id", "collection"):
         value = getattr(action, attr, None)
         if value:
-            return str(value)
-    return action.kind
+            return JOURNAL_NAMES.get(action.kind, action.kind), str(value)
+    return JOURNAL_NAMES.get(action.kind, action.kind), action.kind
 
 

@@ -65,6 +65,9 @@ class FolderScan:
     files: tuple[LocalFile, ...] = ()
     error: str | None = None
     skipped: tuple[str, ...] = ()  # one line per entry left out (a name that is not UTF-8)
+    # Subdirectories (relative, POSIX) that could not be listed: the files found elsewhere
+    # still count, but nothing in the folder may be taken for deleted.
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class FolderPolicy:
     delete_remote: bool
     on_remote_delete: str
     remove_empty_collections: bool = False
+    deletions_ok: bool = True  # False: part of the folder could not be read; no deletions in it
 
     @property
     def effective_pipelines(self) -> tuple[str, ...]:
@@ -108,8 +109,9 @@ def plan(snap: Snapshot, settings: Settings) -> Plan:
     _plan_uploads(snap, settings, present, bad_folders, result)
     _plan_pipelines(snap, settings, policies, present, result)
     _plan_collections(snap, policies, present, bad_folders, result)
-    deletions = _plan_local_deletions(snap, settings, policies, present, missing, result)
-    deletions += _plan_remote_deletions(snap, policies, present, bad_folders, result)
+    partly_read = {f.path for f in snap.folders if not f.deletions_ok}
+    deletions = _plan_local_deletions(snap, settings, policies, present, missing, partly_read, result)
+    deletions += _plan_remote_deletions(snap, policies, present, bad_folders | partly_read, result)
     _guard_mass_delete(snap, settings, deletions, result)
     return result
 
@@ -249,12 +251,16 @@ def _plan_collections(
 # --------------------------------------------------------------- deletions
 def _plan_local_deletions(
     snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
-    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], result: Plan,
+    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], partly_read: set[Path],
+    result: Plan,
 ) -> list[tuple[Path, Action]]:
-    """Vanished files: moves are forgotten; the last copy's content is deleted remotely."""
+    """Vanished files: moves are forgotten; the last copy's content is deleted remotely.
+    Not in a folder read only in part: a vanished file there may be behind the unreadable part."""
     deletions: list[tuple[Path, Action]] = []
     uploads_by_sha = {u.sha256: u for u in snap.uploads}
     for sha, gone in missing.items():
+        if any(f.folder in partly_read for f in gone):
+            continue
         content = snap.contents.get(sha)
         if present.get(sha) or content is None:
             for f in gone:

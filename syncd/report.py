@@ -15,6 +15,20 @@ from syncd.planner import FolderPolicy, ready_for_collection
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
 
+# What each state means, in the words ``syncd status`` and the progress display use
+# (``status --json`` keeps the short names above).
+STATE_WORDS = {
+    "new": "waiting to upload",
+    "uploading": "uploading",
+    "processing": "processing",
+    "pipelines": "running pipelines",
+    "collecting": "adding to collection",
+    "done": "done",
+    "failed": "failed",
+    "remote-deleted": "deleted on the remote",
+    "ambiguous": "ambiguous",
+}
+
 
 @dataclass(frozen=True)
 class FileStatus:
@@ -29,6 +43,31 @@ class FileStatus:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def words(self) -> str:
+        """The state in plain words, naming the pipeline a file waits on."""
+        running = self.running_step()
+        if self.state == "pipelines" and running:
+            return f"running {running[0]}"
+        return STATE_WORDS.get(self.state, self.state)
+
+    def running_step(self) -> tuple[str, float | None] | None:
+        """The step this file waits on (processing or a pipeline) and its percentage."""
+        if self.state not in ("processing", "pipelines"):
+            return None
+        wanted = PROCESSING_STEPS if self.state == "processing" else tuple(
+            k for k in self.steps if k not in PROCESSING_STEPS)
+        for name in wanted:
+            state, pct = self.steps.get(name, ("pending", None))
+            if state != "done":
+                return name, pct
+        return None
+
+    @property
+    def percent(self) -> float | None:
+        running = self.running_step()
+        return None if running is None else running[1]
 
     def as_json(self) -> dict[str, object]:
         return {

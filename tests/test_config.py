@@ -564,6 +564,7 @@ remote:
 folders:
   - &cam
     path: ./cam1
+    collections: none
     pipelines: [analyse]
     delete_remote: false
   - <<: *cam

@@ -362,7 +362,8 @@ class HttpClient:
             # wait at least one pacing interval before trying again.
             self.limiter.penalise(limit)
             delay = max(delay, self.limiter.interval(limit))
-        log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
+        # Debug only: a caller reports what finally failed, once (`sync`, the daemon).
+        log.debug("retrying %s %s in %.2fs after: %s", method, path, delay, error)
         self._sleep(delay)
 
     def redact(self, text: str) -> str:
