@@ -222,10 +222,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Catalog.open(config.state_dir) as catalog:
         statuses = file_statuses(config, catalog)
         blocked = catalog.get_meta("blocked") or ""
+        other_instances = catalog.get_meta("other_instances")
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))
         return EXIT_OK
     counts = Counter(s.state for s in statuses)
+    print(_instance_line(config.instance, other_instances))
     print(f"{len(statuses)} tracked file(s)")
     for state, n in sorted(counts.items()):
         print(f"  {state:<15} {n}")
@@ -242,6 +244,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s.error:
                 print(f"{'':<15} error: {s.error}")
     return EXIT_OK
+
+
+def _instance_line(instance: str, recorded: str | None) -> str:
+    """``instance: NAME; N remote video(s) belong to other syncd instances (A, B; as of T)``."""
+    if not recorded:
+        return f"instance: {instance}; other syncd instances on the account: not checked yet"
+    count, at, others = recorded.split(" ", 2)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(at)))
+    names = "" if others == "-" else f"{others.replace(',', ', ')}; "
+    return f"instance: {instance}; {count} remote video(s) belong to other syncd instances ({names}as of {when})"
 
 
 def cmd_log(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 import re
+import socket
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ class UploadConfig:
 class SafetyConfig:
     max_delete_percent: float  # 0..100
     delete_grace: float  # seconds
+    max_proof_download: int = 1 << 30  # bytes: catalog recovery downloads no larger original to compare
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,7 @@ class Config:
     metrics: MetricsConfig
     log_level: str  # "debug" | "info" | "warning" | "error"
     source: Path  # the config file, absolute
+    instance: str = "syncd"  # this syncd's name on a (possibly shared) account
 
     def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The watched folder that contains ``path`` (or is it), else None.
@@ -345,6 +348,17 @@ def _choice(*choices: str) -> _Parser:
         return text.lower()
 
     return parse
+
+
+def _instance(value: object, env: _Env) -> str:
+    """This syncd's name on a shared account; null = the host name."""
+    if value is None:  # a host name is letters, digits, '-' and '.'; anything else made safe
+        value = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100].lstrip("._-") or "syncd"
+    text = _want_str(value, "a name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", text):
+        raise _Invalid("must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                       f"(got {_quote(text)})")
+    return text
 
 
 def _backend(value: object, env: _Env) -> str:
@@ -506,6 +520,14 @@ _SCHEMA = _Section(
     "",
     "",
     (
+        _Key(
+            "instance",
+            _instance,
+            "This syncd's name. Several syncd hosts may share one account: each deletes only remote "
+            "videos it uploaded and no other instance holds. Give each host its own name; null = the "
+            "host name.",
+            None,
+        ),
         _Section(
             "remote",
             "The remote video service.",
@@ -664,6 +686,14 @@ _SCHEMA = _Section(
                     "Daemon: a vanished file waits this long for the other half of a move before its "
                     "remote copy is deleted.",
                     "30s",
+                ),
+                _Key(
+                    "max_proof_download",
+                    _size(0),
+                    "Catalog recovery links a file to a remote video only on proof that the bytes are the "
+                    "same; where the S3 ETag cannot decide, the original is downloaded and hashed, up to this "
+                    "size. A larger file is uploaded instead.",
+                    "1GiB",
                 ),
             ),
         ),
@@ -1060,6 +1090,7 @@ def load_config(
         metrics=MetricsConfig(**raw["metrics"]),
         log_level=raw["log_level"],
         source=source,
+        instance=raw["instance"],
     )
 
 
