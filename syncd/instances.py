@@ -34,6 +34,12 @@ class Note:
     at: float
 
 
+def upload_labels(sha256: str, instance: str) -> tuple[str, ...]:
+    """The tags a backend that takes tags at upload time records with each video: the proof
+    (``ContentEvidence.sha256`` reads it back) and the owner (``read_marks`` reads it back)."""
+    return (f"sha256:{sha256}", f"syncd-instance:{instance}")
+
+
 def make_note(instance: str, key: str, now: float) -> str:
     return f"syncd instance {instance}; key {key}; host {socket.gethostname()}; at {int(now)}"
 

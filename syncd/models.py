@@ -5,8 +5,8 @@ Vocabulary:
   files may hold one content; one content is at most one remote video.
 * content states: ``new`` (hashed, not uploaded) → ``uploading`` (a multipart
   session is open) → ``uploaded`` (the remote has the video; steps track
-  processing and pipelines) → ``deleted`` (we deleted the remote video after
-  the last local copy went). ``failed`` is an upload that failed for good;
+  processing and pipelines) → ``deleted`` (the last local copy went: we deleted
+  the remote video, or unlinked it when it was not ours alone to delete). ``failed`` is an upload that failed for good;
   ``remote_deleted`` is a tombstone: the remote lost it and we never upload
   it again unless the user runs ``syncd restore``.
 """
