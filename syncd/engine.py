@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from syncd.catalog import Catalog
 from syncd.config import Config, FolderConfig
-from syncd.errors import AuthError, RemoteError
+from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
 from syncd.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
@@ -242,12 +242,12 @@ class Engine:
             return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
         result = self.executor.execute(the_plan)
-        self._write_note()
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
         mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok])
+        self._write_note()  # last: a remote gone away meanwhile is reported by what came first
         result.notes += mirrored.notes
         problems += mirrored.problems
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
@@ -298,6 +298,9 @@ class Engine:
         key = self.catalog.instance_key()
         try:
             before = self.remote.write_note(self.config.instance, make_note(self.config.instance, key, now))
+        except TransportError as exc:  # the remote is away: the daemon says so, once
+            log.debug("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            return
         except RemoteError as exc:
             log.warning("could not write the marker note of instance %r: %s", self.config.instance, exc)
             return

@@ -16,7 +16,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from syncd.errors import RemoteError
+from syncd.errors import RemoteError, TransportError
 from syncd.remote.base import InstanceMarks, Marks
 
 log = logging.getLogger("syncd.instances")
@@ -70,5 +70,7 @@ def read_marks(remote: object) -> tuple[Marks | None, str | None]:
         return Marks(), None
     try:
         return remote.read_marks(), None
+    except TransportError:  # the daemon reports an outage itself, once
+        return None, "the remote did not answer"
     except RemoteError as exc:
         return None, str(exc)
