@@ -393,13 +393,14 @@ class Engine:
             content = self.catalog.content(file.sha256)
             if content is None or content.state != "new":
                 continue
+            undecided: list[str] = []
             for video_id in listing.names.get(file.rel_path, ()):
                 if video_id in linked:
                     continue
                 verdict = self._prove(file, video_id)
                 if verdict.same is None:
-                    notes.append(f"{file.path}: cannot prove remote video {video_id} holds the same bytes "
-                                 f"({verdict.how}); uploading instead")
+                    undecided.append(f"{file.path}: cannot prove remote video {video_id} holds the same bytes "
+                                     f"({verdict.how}); uploading instead")
                     continue
                 if not verdict.same:
                     log.info("%s: remote video %s has its name but other bytes (%s)", file.path, video_id, verdict.how)
@@ -409,6 +410,8 @@ class Engine:
                 found[f"{file.folder}\0{file.rel_path}"] = Adoptable(video_id, owned, verdict.how)
                 linked.add(video_id)
                 break
+            else:
+                notes += undecided
         return found, notes
 
     def _prove(self, file: FileRecord, video_id: str) -> Verdict:
