@@ -148,7 +148,11 @@ class Executor:
         except (AuthError, ForbiddenError) as exc:
             raise self._fatal(exc) from exc
         except RemoteError as exc:
-            log.warning("remote listing failed; no remote deletions this pass: %s", exc)
+            # A request not even sent (the daemon's outage guard failing fast) repeats an
+            # outage the daemon reports once, itself.
+            quiet = isinstance(exc, TransportError) and not exc.sent
+            log.log(logging.DEBUG if quiet else logging.WARNING,
+                    "remote listing failed; no remote deletions this pass: %s", exc)
             return None
         if self._last_listing is not None and self._last_listing[0] == videos:
             return self._last_listing[1]  # a quiet remote: the same records, the same view
