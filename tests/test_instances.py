@@ -122,6 +122,27 @@ def test_same_content_on_two_hosts_is_one_video_that_neither_deletion_removes_wh
     assert requests_to(admin, "/videos/delete") == 0
 
 
+def test_same_content_that_cannot_be_marked_yet_is_uploaded_again_rather_than_held_unmarked(
+    tmp_path: Path, emu: Emulator, admin: httpx.Client
+) -> None:
+    """A runs no pipelines, so its video is never fully processed and cannot carry B's
+    marker: B uploads its own copy instead of holding a video A could delete under it."""
+    a = host(tmp_path, "host-a", emu.base_url, folder={"pipelines": []})
+    b = host(tmp_path, "host-b", emu.base_url, folder={"pipelines": []})
+    a_clip = write_random(drop(a) / CLIP, SIZE, seed=16)
+    b_clip = drop(b) / CLIP
+    b_clip.parent.mkdir(parents=True)
+    shutil.copy(a_clip, b_clip)
+    sync(a)
+    (a_video,) = remote_bytes(admin)
+    out = sync(b)
+    assert "cannot be marked as ours yet" in out and "uploading a copy of our own instead" in out
+    assert len(remote_bytes(admin)) == 2 and a_video not in linked_ids(b)
+    b_clip.unlink()
+    sync(b)
+    assert list(remote_bytes(admin)) == [a_video], "B deleted its own copy only"
+
+
 def test_catalog_loss_relinks_own_videos_by_proof_and_none_of_the_others(
     tmp_path: Path, emu: Emulator, admin: httpx.Client
 ) -> None:
