@@ -21,6 +21,7 @@ from tests.conftest import (
     KEY,
     MiB,
     admin_videos,
+    clear_requests,
     run_syncd,
     write_config,
     write_random,
@@ -107,7 +108,7 @@ def test_same_content_on_two_hosts_is_one_video_that_neither_deletion_removes_wh
     shutil.copy(a_clip, b_clip)
     sync(a)
     (video_id,) = remote_bytes(admin)
-    admin.post("/requests/clear")
+    clear_requests(admin)
     out = sync(b)
     assert "of another syncd instance" in out and requests_to(admin, "/multipart/initiate") == 0
     assert linked_ids(b) == {video_id} and len(remote_bytes(admin)) == 1, "one video, held by both"
@@ -156,7 +157,7 @@ def test_catalog_loss_relinks_own_videos_by_proof_and_none_of_the_others(
     assert len(a_videos) == 2 and len(b_videos) == 1
 
     shutil.rmtree(a.parent / "state")
-    admin.post("/requests/clear")
+    clear_requests(admin)
     out = sync(a, stdout_only=True)
     assert requests_to(admin, "/multipart/initiate") == 0 and requests_to(admin, "/uploads/direct") == 0
     assert out.count("linked to existing remote video") == 2 and "of another syncd instance" not in out
