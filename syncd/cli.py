@@ -372,7 +372,18 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         folders=folders, collections=collections, statuses=statuses, sizes=sizes,
         sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
         trashed=len(list_trash([f.path for f in config.folders])),
+        header_extra=[_instance_line(config.instance, catalog.get_meta("other_instances"))],
     )
+
+
+def _instance_line(instance: str, recorded: str | None) -> str:
+    """``instance: NAME; N remote video(s) belong to other syncd instances (A, B; as of T)``."""
+    if not recorded:
+        return f"instance: {instance}; other syncd instances on the account: not checked yet"
+    count, at, others = recorded.split(" ", 2)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(at)))
+    names = "" if others == "-" else f"{others.replace(',', ', ')}; "
+    return f"instance: {instance}; {count} remote video(s) belong to other syncd instances ({names}as of {when})"
 
 
 def cmd_log(args: argparse.Namespace) -> int:

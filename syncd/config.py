@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class UploadConfig:
 class SafetyConfig:
     max_delete_percent: float  # 0..100
     delete_grace: float  # seconds
+    max_proof_download: int = 1 << 30  # bytes: catalog recovery downloads no larger original to compare
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ class Config:
     ui: UiConfig
     log_level: str  # "debug" | "info" | "warning" | "error"
     source: Path  # the config file, absolute
+    instance: str = "syncd"  # this syncd's name on a (possibly shared) account
 
     def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The watched folder that contains ``path`` (or is it), else None.
@@ -367,6 +370,17 @@ def _choice(*choices: str) -> _Parser:
         return text.lower()
 
     return parse
+
+
+def _instance(value: object, env: _Env) -> str:
+    """This syncd's name on a shared account; null = the host name."""
+    if value is None:  # a host name is letters, digits, '-' and '.'; anything else made safe
+        value = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100].lstrip("._-") or "syncd"
+    text = _want_str(value, "a name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", text):
+        raise _Invalid("must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                       f"(got {_quote(text)})")
+    return text
 
 
 def _backend(value: object, env: _Env) -> str:
@@ -538,6 +552,14 @@ _SCHEMA = _Section(
     "",
     "",
     (
+        _Key(
+            "instance",
+            _instance,
+            "This syncd's name. Several syncd hosts may share one account: each deletes only remote "
+            "videos it uploaded and no other instance holds. Give each host its own name; null = the "
+            "host name.",
+            None,
+        ),
         _Section(
             "remote",
             "The remote video service.",
@@ -697,6 +719,14 @@ _SCHEMA = _Section(
                     "Daemon: a vanished file waits this long for the other half of a move before its "
                     "remote copy is deleted.",
                     "30s",
+                ),
+                _Key(
+                    "max_proof_download",
+                    _size(0),
+                    "Catalog recovery links a file to a remote video only on proof that the bytes are the "
+                    "same; where the S3 ETag cannot decide, the original is downloaded and hashed, up to this "
+                    "size. A larger file is uploaded instead.",
+                    "1GiB",
                 ),
             ),
         ),
@@ -1143,6 +1173,7 @@ def load_config(
         ui=loader.ui(raw["ui"], environ),
         log_level=raw["log_level"],
         source=source,
+        instance=raw["instance"],
     )
 
 

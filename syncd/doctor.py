@@ -3,7 +3,7 @@
 One line per check, ``✓`` or ``✗``: the config loads; each folder exists, can be
 read (and written, when remote deletions move files to the trash); the state
 directory is writable; an API key is present; the remote answers and accepts
-the key. Nothing is changed: no state directory is created, no lock is taken.
+the key; no other syncd uses this instance name (``syncd.instances``). Nothing is changed: no state directory is created, no lock is taken.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from syncd.catalog import peek_meta
 from syncd.config import Config, FolderConfig, load_config
 from syncd.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, RemoteError, TransportError
+from syncd.instances import CLASH_WINDOW, clash, parse_note
 from syncd.messages import transport_reason
 from syncd.models import TRASH_DIR
 from syncd.remote import open_remote
+from syncd.remote.base import InstanceMarks
 from syncd.scan import ScanRules, scan_folder
 
 OK, BAD = "✓", "✗"
@@ -46,6 +49,8 @@ def run_checks(config_path: Path, environ: Mapping[str, str]) -> list[Check]:
     key = check_key(config_path, environ, config)
     checks.append(key)
     checks.append(check_remote(config) if key.ok else Check(False, "remote: not checked, as there is no API key"))
+    if key.ok and checks[-1].ok:
+        checks.append(check_instance(load_config(config_path, environ)))
     return checks
 
 
@@ -137,3 +142,27 @@ def check_remote(config: Config) -> Check:
     finally:
         remote.close()
     return Check(True, f"remote {url}: reachable, API key accepted ({len(collections)} collection(s))")
+
+
+def check_instance(config: Config, now: float | None = None) -> Check:
+    """Warn when another syncd wrote our instance's marker note recently (or a sync saw it)."""
+    now = time.time() if now is None else now
+    name = config.instance
+    meta = peek_meta(config.state_dir, ("instance_key", "instance_clash"))
+    seen = meta.get("instance_clash", "")
+    at, _, problem = seen.partition(" ")
+    if at.isdigit() and now - int(at) <= CLASH_WINDOW:
+        return Check(False, f"instance {name!r}: {problem}")
+    remote = open_remote(replace(config.remote, max_retries=0, timeout=min(config.remote.timeout, 10.0)))
+    try:
+        if not isinstance(remote, InstanceMarks):
+            return Check(True, f"instance {name!r}: this backend keeps no instance markers")
+        note = remote.read_note(name)
+    except RemoteError as exc:
+        return Check(False, f"instance {name!r}: cannot read its marker ({exc})")
+    finally:
+        remote.close()
+    other = clash(parse_note(note), meta.get("instance_key"), now)
+    if other is not None:
+        return Check(False, f"instance {name!r}: {other}")
+    return Check(True, f"instance {name!r}: no other syncd uses this name")

@@ -46,16 +46,18 @@ from syncd.models import (
     ForgetFile,
     LinkVideo,
     ListedVideo,
+    MarkVideo,
     Plan,
     RemoteDeleted,
     RemoveFromCollection,
     RenameCollection,
     StartPipeline,
+    UnlinkVideo,
     Upload,
 )
 from syncd.planner import RemoteView
 from syncd.progress import NullProgress, SyncProgress
-from syncd.remote.base import Remote, RemoteVideo, UploadSession
+from syncd.remote.base import InstanceMarks, Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.executor")
@@ -82,6 +84,7 @@ class ExecOptions:
     on_bytes: Callable[[int], None] = lambda n: None
     sidecar_hook: Callable[[str, Path, Path | None], None] | None = None  # (event, path, new_path)
     progress: SyncProgress = field(default_factory=NullProgress)
+    instance: str = ""  # this syncd's instance name, for ownership markers
 
 
 @dataclass
@@ -399,9 +402,41 @@ class Executor:
         file = self.catalog.find_file(action.path)
         if file is not None:
             name = file.rel_path
-        self.catalog.video_registered(action.sha256, action.video_id, name)
-        self.catalog.log("link", str(action.path), "ok", f"existing remote video {action.video_id}; nothing uploaded")
-        result.notes.append(f"{action.path}: linked to existing remote video {action.video_id} (catalog rebuilt)")
+        marks = self.remote if isinstance(self.remote, InstanceMarks) else None
+        if not action.owned and marks is not None:
+            # Our marker goes on first: until it is there, the owner may delete the video.
+            if not marks.add_mark(self.options.instance, action.video_id):
+                result.notes.append(f"{action.path}: remote video {action.video_id} of another syncd instance holds "
+                                    "the same bytes but cannot be marked as ours yet (not fully processed); "
+                                    "uploading a copy of our own instead")
+                return
+        self.catalog.video_registered(action.sha256, action.video_id, name, owned=action.owned)
+        if not action.owned and marks is not None:
+            self.catalog.set_marked(action.sha256, True)
+        whose = "" if action.owned else " of another syncd instance"
+        self.catalog.log("link", str(action.path), "ok",
+                         f"existing remote video {action.video_id}{whose}, proved by {action.proof}; nothing uploaded")
+        result.notes.append(f"{action.path}: linked to existing remote video {action.video_id}{whose} "
+                            f"(catalog rebuilt; same bytes by {action.proof or 'proof'})")
+
+    def _do_MarkVideo(self, action: MarkVideo, result: ExecResult) -> None:
+        if not isinstance(self.remote, InstanceMarks):
+            return
+        if self.remote.add_mark(self.options.instance, action.video_id):
+            self.catalog.set_marked(action.sha256, True)
+            self.catalog.log("mark", action.video_id, "ok", self.options.instance)
+        else:
+            result.notes.append(f"{action.path}: remote video {action.video_id} cannot be marked yet")
+
+    def _do_UnlinkVideo(self, action: UnlinkVideo, result: ExecResult) -> None:
+        content = self.catalog.content(action.sha256)
+        if content is not None and content.marked and isinstance(self.remote, InstanceMarks):
+            self.remote.remove_mark(self.options.instance, action.video_id)
+        self.catalog.content_gone(action.sha256, "deleted", drop_files="all")  # no copy is left here
+        self.catalog.log("unlink", action.video_id, "ok", action.reason)
+        result.done.append(action.describe())
+        gone = ", ".join(str(action.folder / p) for p in action.paths)
+        result.notes.append(f"{gone}: deleted locally; remote video {action.video_id} kept ({action.reason})")
 
     def _do_ForgetFile(self, action: ForgetFile, result: ExecResult) -> None:
         self.catalog.forget_file(action.folder, action.rel_path)

@@ -154,6 +154,70 @@ class Capabilities:
     chat: bool = True
 
 
+@dataclass(frozen=True)
+class ContentEvidence:
+    """What a backend can show about a video's original bytes without sending them all.
+
+    Catalog recovery links a local file to a remote video only on proof that the bytes
+    are the same (``syncd.proof``). A backend fills what it has: Mikshi the S3 ETag of
+    the original object (read with a one-byte ranged GET) and its size; a backend that
+    records a ``sha256:<hex>`` tag at upload time fills ``sha256``. Where neither
+    decides, the engine streams the original (``Remote.download_video``) and hashes it.
+    """
+
+    size: int | None = None
+    sha256: str | None = None
+    etag: str | None = None  # S3 ETag, quotes removed: "<md5hex>" or "<md5hex>-<parts>"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Which syncd instances hold which remote videos (see ``InstanceMarks``).
+
+    ``instances``: every instance with a marker on the account, even one holding no
+    video yet; ``videos``: video id → the instances whose marker is on it.
+    """
+
+    instances: frozenset[str] = frozenset()
+    videos: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def holders(self, video_id: str) -> frozenset[str]:
+        return self.videos.get(video_id, frozenset())
+
+    def others(self, instance: str) -> frozenset[str]:
+        return self.instances - {instance}
+
+
+@runtime_checkable
+class ContentProof(Protocol):
+    """Optional capability: evidence of a video's original bytes (see ``ContentEvidence``)."""
+
+    def content_evidence(self, video_id: str) -> ContentEvidence: ...
+
+
+@runtime_checkable
+class InstanceMarks(Protocol):
+    """Optional capability: per-instance ownership markers, visible to every syncd on the
+    account. Mikshi: a collection per instance; a backend with tags: a tag
+    ``syncd-instance:<name>`` on each video (and the note somewhere per instance)."""
+
+    def read_marks(self) -> Marks: ...
+
+    def add_mark(self, instance: str, video_id: str) -> bool:
+        """Put ``instance``'s marker on a video; False if the backend cannot yet (Mikshi: the
+        video is not fully processed). Repeating is harmless."""
+        ...
+
+    def remove_mark(self, instance: str, video_id: str) -> None: ...
+
+    def write_note(self, instance: str, note: str) -> str | None:
+        """Create the instance's marker if needed and set its note (a heartbeat);
+        return the note it replaced (None if there was none)."""
+        ...
+
+    def read_note(self, instance: str) -> str | None: ...
+
+
 @runtime_checkable
 class ChunkedUploader(Protocol):
     """The multipart capability; see :mod:`syncd.remote.multipart` for the driver."""
