@@ -16,7 +16,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -205,6 +206,19 @@ def _m_fts_rows(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m_ownership(db: sqlite_utils.Database) -> None:
+    """Which remote videos this syncd instance owns (it uploaded them, or proved them its own
+    after a catalog loss) and which carry its marker. Everything before was uploaded by this
+    catalog, except pulled videos: those belong to whoever uploaded them."""
+    db.executescript(
+        """
+        ALTER TABLE contents ADD COLUMN owned INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE contents ADD COLUMN marked INTEGER NOT NULL DEFAULT 0;
+        UPDATE contents SET owned = 0 WHERE sha256 IN (SELECT sha256 FROM pulls WHERE outcome = 'pulled');
+        """
+    )
+
+
 def _m_upload_token(db: sqlite_utils.Database) -> None:
     """An upload in flight keeps one opaque resume token (the backend's), not one backend's
     fields. Every upload recorded before this was Mikshi's: its object name and video id
@@ -240,11 +254,32 @@ def _m_upload_token(db: sqlite_utils.Database) -> None:
 
 
 # Append only. Each entry runs once, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m_mirror, _m_fts_rows, _m_upload_token]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_upload_token,
+]
 
 
 class CatalogError(SyncdError):
     """The catalog cannot be opened or is from a newer syncd."""
+
+
+def peek_meta(state_dir: Path, keys: Iterable[str]) -> dict[str, str]:
+    """Meta values of an existing catalog, read-only and without migrating it (``syncd
+    doctor`` changes nothing); {} if there is no readable catalog."""
+    path = state_dir / CATALOG_FILE
+    if not path.is_file():
+        return {}
+    wanted = list(keys)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            marks = ", ".join("?" for _ in wanted)
+            rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", wanted).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+    return {str(k): str(v) for k, v in rows}
 
 
 class Catalog:
@@ -535,6 +570,8 @@ class Catalog:
             next_attempt_at=row["next_attempt_at"],
             orphaned_since=row["orphaned_since"],
             steps=steps,
+            owned=bool(row["owned"]),
+            marked=bool(row["marked"]),
         )
 
     def update_content(self, sha256: str, **fields: Any) -> None:
@@ -548,16 +585,31 @@ class Catalog:
         with self._tx() as db:
             db.execute(f"UPDATE contents SET {assignments} WHERE sha256 = ?", [*fields.values(), sha256])
 
-    def video_registered(self, sha256: str, video_id: str, name: str) -> None:
-        """The remote now has this content as ``video_id``: reset every step."""
+    def video_registered(self, sha256: str, video_id: str, name: str, *, owned: bool = True) -> None:
+        """The remote now has this content as ``video_id`` (uploaded by us, or linked:
+        ``owned`` False for another instance's video): reset every step."""
         now = self._clock()
         with self._tx() as db:
             db.execute(
                 """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
-                   orphaned_since = NULL, updated_at = ? WHERE sha256 = ?""",
-                [video_id, name, now, sha256],
+                   orphaned_since = NULL, owned = ?, marked = 0, updated_at = ? WHERE sha256 = ?""",
+                [video_id, name, int(owned), now, sha256],
             )
             db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+
+    def set_marked(self, sha256: str, marked: bool) -> None:
+        """Whether this instance's marker is on the content's remote video."""
+        with self._tx() as db:
+            db.execute("UPDATE contents SET marked = ? WHERE sha256 = ?", [int(marked), sha256])
+
+    def instance_key(self) -> str:
+        """A random id of this catalog, written into the instance's remote marker note: a
+        note with another key under the same instance name is another syncd."""
+        key = self.get_meta("instance_key")
+        if key is None:
+            key = uuid.uuid4().hex[:12]
+            self.set_meta("instance_key", key)
+        return key
 
     def content_gone(self, sha256: str, state: ContentState, *,
                      drop_files: Literal["all"] | Collection[tuple[Path, str]] = ()) -> None:
@@ -624,6 +676,13 @@ class Catalog:
                          bool(r["completed"]), parts.get(r["upload_id"], {}))
             for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
         ]
+
+    def uploaded_bytes(self) -> dict[str, int]:
+        """Bytes the remote holds so far of each open upload (its recorded parts), by sha256."""
+        rows = self._rows("""SELECT u.sha256 AS sha256, coalesce(sum(p.size), 0) AS sent
+                             FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.upload_id
+                             GROUP BY u.sha256""")
+        return {r["sha256"]: int(r["sent"]) for r in rows}
 
     def upload_for(self, sha256: str) -> UploadRecord | None:
         return next((u for u in self.uploads() if u.sha256 == sha256), None)
@@ -697,9 +756,28 @@ class Catalog:
                 [self._clock(), action, target, outcome, detail],
             )
 
-    def journal(self, limit: int = 50) -> list[JournalEntry]:
-        rows = self._rows("SELECT * FROM journal ORDER BY id DESC LIMIT ?", [limit])
+    def journal(self, limit: int = 50, *, after_id: int = 0, since: float | None = None,
+                action: str | None = None, about: Sequence[str] = ()) -> list[JournalEntry]:
+        """The last ``limit`` entries, oldest first; optionally only those after ``after_id``,
+        at or after ``since``, of one ``action`` name, or naming any of ``about`` (a path or
+        a video id, in the target or the detail: a deletion names its files there)."""
+        where, params = ["id > ?"], list[object]([after_id])
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if about:
+            where.append("(" + " OR ".join(["instr(target, ?) > 0 OR instr(detail, ?) > 0"] * len(about)) + ")")
+            params += [text for needle in about for text in (needle, needle)]
+        rows = self._rows(f"SELECT * FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                          [*params, limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
+
+    def last_journal_id(self) -> int:
+        rows = self._rows("SELECT max(id) AS id FROM journal")
+        return int(rows[0]["id"] or 0) if rows else 0
 
     # --- mirror & search index ---------------------------------------------------------
     # Rows of syncd/mirror/: per-video remote facts and vector ranges, segment rows, the
@@ -925,8 +1003,8 @@ class Catalog:
         never uploaded again, in one transaction with its pull record."""
         with self._tx() as db:
             db.execute(
-                """INSERT INTO contents (sha256, size, state, video_id, name, created_at, updated_at)
-                   VALUES (?, ?, 'uploaded', ?, ?, ?, ?)""",
+                """INSERT INTO contents (sha256, size, state, video_id, name, created_at, updated_at, owned)
+                   VALUES (?, ?, 'uploaded', ?, ?, ?, ?, 0)""",
                 [sha256, file.size, video_id, name, now, now],
             )
             db.execute(

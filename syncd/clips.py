@@ -11,8 +11,9 @@ import numpy as np
 
 
 def make_clip(path: Path, *, seconds: float = 2.0, width: int = 160, height: int = 120,
-              fps: int = 10, seed: int = 0) -> Path:
-    """Write a clip of moving coloured bars; ``seed`` makes each clip's bytes distinct.
+              fps: int = 10, seed: int = 0, keyframe_every: int | None = None) -> Path:
+    """Write a clip of moving coloured bars; ``seed`` makes each clip's bytes distinct;
+    ``keyframe_every`` frames a keyframe (else the encoder's default, a few per clip at most).
 
     Written to a temporary name and renamed, so a watcher never sees half a clip.
     """
@@ -23,6 +24,8 @@ def make_clip(path: Path, *, seconds: float = 2.0, width: int = 160, height: int
     with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("h264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if keyframe_every:
+            stream.gop_size = keyframe_every
         xs = np.arange(width)
         for i in range(max(1, int(seconds * fps))):
             bars = ((xs + i * 4 + seed * 7) // 16 % 2 * 80).astype(np.uint8)

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class UploadConfig:
 class SafetyConfig:
     max_delete_percent: float  # 0..100
     delete_grace: float  # seconds
+    max_proof_download: int = 1 << 30  # bytes: catalog recovery downloads no larger original to compare
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ class Config:
     ui: UiConfig
     log_level: str  # "debug" | "info" | "warning" | "error"
     source: Path  # the config file, absolute
+    instance: str = "syncd"  # this syncd's name on a (possibly shared) account
 
     def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The watched folder that contains ``path`` (or is it), else None.
@@ -367,6 +370,17 @@ def _choice(*choices: str) -> _Parser:
         return text.lower()
 
     return parse
+
+
+def _instance(value: object, env: _Env) -> str:
+    """This syncd's name on a shared account; null = the host name."""
+    if value is None:  # a host name is letters, digits, '-' and '.'; anything else made safe
+        value = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:100].lstrip("._-") or "syncd"
+    text = _want_str(value, "a name")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", text):
+        raise _Invalid("must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                       f"(got {_quote(text)})")
+    return text
 
 
 def _backend(value: object, env: _Env) -> str:
@@ -540,6 +554,14 @@ _SCHEMA = _Section(
     "",
     "",
     (
+        _Key(
+            "instance",
+            _instance,
+            "This syncd's name. Several syncd hosts may share one account: each deletes only remote "
+            "videos it uploaded and no other instance holds. Give each host its own name; null = the "
+            "host name.",
+            None,
+        ),
         _Section(
             "remote",
             "The remote video service.",
@@ -611,7 +633,8 @@ _SCHEMA = _Section(
                     _pipelines,
                     "Processing to request after upload, by the names the backend declares (mikshi: "
                     "analyse, search-process; memories has none); null: the backend's default (all of "
-                    "them); [] for none.",
+                    "them); [] for none. collections: subfolder needs the ones its backend files "
+                    "collections after (mikshi: both; a config without them is refused).",
                     None,
                 ),
                 _Key(
@@ -700,6 +723,14 @@ _SCHEMA = _Section(
                     "Daemon: a vanished file waits this long for the other half of a move before its "
                     "remote copy is deleted.",
                     "30s",
+                ),
+                _Key(
+                    "max_proof_download",
+                    _size(0),
+                    "Catalog recovery links a file to a remote video only on proof that the bytes are the "
+                    "same; where the S3 ETag cannot decide, the original is downloaded and hashed, up to this "
+                    "size. A larger file is uploaded instead.",
+                    "1GiB",
                 ),
             ),
         ),
@@ -940,8 +971,21 @@ class _Loader:
                           self.lines.get(key))
         return names
 
-    def check_folders(self, folders: tuple[FolderConfig, ...]) -> None:
+    def check_folders(self, folders: tuple[FolderConfig, ...], facts: Features) -> None:
+        needed = facts.collection_pipelines if facts.grouping == "collection" else ()
         for j, later in enumerate(folders):
+            lacking = [p for p in needed if p not in later.pipelines]
+            if later.collections == "subfolder" and lacking:
+                # Refused rather than quietly run anyway: the remote adds a video to a
+                # collection only once both pipelines are done.
+                key = f"folders[{j}].pipelines"
+                self.fail(
+                    key,
+                    f"collections: subfolder needs both {' and '.join(needed)} (the remote files only "
+                    f"fully processed videos into collections), but pipelines leaves out {' and '.join(lacking)}; "
+                    f"list both pipelines, or set folders[{j}].collections: none",
+                    self.lines.get(key) or self.lines.get(f"folders[{j}].collections"),
+                )
             key = f"folders[{j}].path"
             for i, earlier in enumerate(folders[:j]):
                 if later.path == earlier.path:
@@ -1107,7 +1151,7 @@ def load_config(
     for index, entry in enumerate(raw["folders"]):
         entry["pipelines"] = loader.pipelines(entry["pipelines"], raw["remote"]["backend"], facts, index)
     folders = tuple(FolderConfig(**entry) for entry in raw["folders"])
-    loader.check_folders(folders)
+    loader.check_folders(folders, facts)
 
     state_dir: Path = raw["state_dir"]
     systemd_state = environ.get("STATE_DIRECTORY", "").split(":")[0]
@@ -1151,6 +1195,7 @@ def load_config(
         ui=loader.ui(raw["ui"], environ),
         log_level=raw["log_level"],
         source=source,
+        instance=raw["instance"],
     )
 
 

@@ -514,8 +514,8 @@ class Daemon:
         # During an outage every remote step fails the same way: one line said so already.
         for line in result.failed:
             log.log(logging.DEBUG if outage else logging.WARNING, "%s", line)
-        for line in report.problems:
-            log.log(logging.DEBUG if outage else logging.INFO, "%s", line)
+        for line in report.problems:  # folder and hashing problems: said here, once per pass
+            log.log(logging.DEBUG if outage else logging.WARNING, "%s", line)
         if outage and result.failed:
             log.info("%d remote step(s) wait for the remote to answer", len(result.failed))
         m = self.metrics

@@ -11,6 +11,7 @@ are and a local search over the clips.
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -40,21 +41,40 @@ WAIT = 40.0  # seconds per phase; the whole demo stays under a minute
 SEARCH_QUERY = "forklift gate"
 
 
-def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> int:
+def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print, *, keep: bool = False) -> int:
+    """Run the demo; afterwards remove what it made (unless ``keep``)."""
+    made_root = workdir is None or not workdir.exists()
     root = Path(workdir or tempfile.mkdtemp(prefix="syncd-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo(root, say, keep)
+    finally:
+        if not keep:
+            # Only what the demo made: a --dir that existed before keeps anything else in it.
+            for made in ([root] if made_root else [root / n for n in ("drop", "emulator", "state", "config.yaml")]):
+                if made.is_dir():
+                    shutil.rmtree(made, ignore_errors=True)
+                else:
+                    made.unlink(missing_ok=True)
+
+
+def _demo(root: Path, say: Callable[[str], None], keep: bool) -> int:
     key = "sk_demo_" + secrets.token_hex(8)
     drop = root / "drop"
-    say(f"syncd demo in {root}")
+    after = "kept afterwards" if keep else "removed afterwards; --keep keeps it"
+    say(f"syncd demo, working in {root} ({after})")
     emulator_cfg = EmulatorConfig(
         data_dir=root / "emulator", api_keys=[key], port=0,
         processing_seconds=1.5, pipeline_seconds=1.5, collections_cache_seconds=0,
     )
+    ok = False
     with Emulator(emulator_cfg) as emu:
-        say(f"emulator listening on {emu.base_url}")
+        say(f"emulator of the remote service listening on {emu.base_url}")
         for seed, (sub, names) in enumerate(CLIPS.items()):
             for i, name in enumerate(names):
                 make_clip(drop / sub / name, seconds=6, seed=seed * 10 + i)
-        say(f"made {sum(len(v) for v in CLIPS.values())} clips in {drop}")
+        count = sum(len(v) for v in CLIPS.values())
+        say(f"made {count} short clips in {drop}, in {len(CLIPS)} subfolders (one collection each)")
         config = _write_config(root, drop, emu.base_url, key)
 
         # The real daemon, in a thread: watcher, timers and worker as under `syncd run`.
@@ -62,27 +82,34 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
                         timings=Timings(followup_cap=1.0), keep_log_level=True)
         thread = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, name="syncd-demo")
         started = time.monotonic()
+        say("started the daemon (`syncd run`); waiting for upload, processing, pipelines and collections")
         thread.start()
         try:
-            ok = daemon.wait_until(lambda s: len(s) == 4 and all(f.state == "done" for f in s), WAIT)
-            say(f"\n{'synced' if ok else 'NOT synced'} in {time.monotonic() - started:.1f}s, daemon still running:")
+            ok = daemon.wait_until(lambda s: len(s) == count and all(f.state == "done" for f in s), WAIT)
+            took = time.monotonic() - started
+            say(f"\n{f'all {count} clips done in {took:.1f}s' if ok else f'NOT all done after {took:.1f}s'}:")
             _show(daemon.statuses, emu, drop, say)
 
             gone = drop / "parking-north" / "truck-at-barrier.mp4"
             gone.unlink()
             make_clip(drop / "warehouse-cam3" / "person-at-door.mp4", seconds=6, seed=99)
-            say(f"\ndeleted {gone.relative_to(drop)}, added warehouse-cam3/person-at-door.mp4")
+            say(f"\nthe daemon keeps watching: deleted {gone.relative_to(drop)}, "
+                "added warehouse-cam3/person-at-door.mp4")
             changed = time.monotonic()
             ok = ok and _wait(lambda: _propagated(daemon.statuses, emu), WAIT)
-            say(f"{'propagated' if ok else 'NOT propagated'} in {time.monotonic() - changed:.1f}s:")
+            took = time.monotonic() - changed
+            say(f"{f'both changes reached the remote in {took:.1f}s' if ok else f'NOT on the remote after {took:.1f}s'}:")
             _show(daemon.statuses, emu, drop, say)
-            say("\nremote now holds: " + ", ".join(sorted(v["name"] for v in emu.admin_videos())))
+            say("\nthe remote now holds: " + ", ".join(sorted(v["name"] for v in emu.admin_videos())))
             ok = ok and _wait(lambda: _mirrored(daemon.statuses, config), WAIT)
             _show_mirror(daemon.statuses, config, say)
-            say(f"\nconfig: {config.source}\nstate:  {config.state_dir}")
+            if keep:
+                say(f"\nkept: config {config.source}, state {config.state_dir}")
         finally:
             daemon.request_stop()
             thread.join()
+    removed = "" if keep else f"; {root} is removed now (`syncd demo --keep` keeps it to look around)"
+    say("\ndemo " + ("finished" if ok and not daemon.crashed else "FAILED") + removed)
     return 0 if ok and not daemon.crashed else 1
 
 
@@ -146,7 +173,7 @@ def _propagated(statuses: list[FileStatus], emu: Emulator) -> bool:
 def _show(statuses: list[FileStatus], emu: Emulator, drop: Path, say: Callable[[str], None]) -> None:
     for status in sorted(statuses, key=lambda s: s.path):
         steps = " ".join(f"{k}={v[0]}" for k, v in status.steps.items() if k in MIKSHI.pipelines)
-        say(f"  {status.state:<10} {status.collection or '-':<16} {Path(status.path).name:<28} {steps}")
+        say(f"  {status.words:<12} {status.collection or '-':<16} {Path(status.path).name:<28} {steps}")
     names = {v["video_id"]: v["name"] for v in emu.admin_videos()}
     for collection in sorted(emu.admin_collections(), key=lambda c: c["name"]):
         videos = sorted(Path(names.get(v, v)).name for v in collection["video_ids"])

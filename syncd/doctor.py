@@ -3,7 +3,7 @@
 One line per check, ``✓`` or ``✗``: the config loads; each folder exists, can be
 read (and written, when remote deletions move files to the trash); the state
 directory is writable; an API key is present; the remote answers and accepts
-the key. Nothing is changed: no state directory is created, no lock is taken.
+the key; no other syncd uses this instance name (``syncd.instances``). Nothing is changed: no state directory is created, no lock is taken.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from syncd.catalog import peek_meta
 from syncd.config import Config, FolderConfig, load_config
 from syncd.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, RemoteError, TransportError
+from syncd.instances import CLASH_WINDOW, clash, parse_note
+from syncd.messages import transport_reason
 from syncd.models import TRASH_DIR
 from syncd.remote import open_remote
 from syncd.scan import ScanRules, scan_folder
@@ -45,6 +48,8 @@ def run_checks(config_path: Path, environ: Mapping[str, str]) -> list[Check]:
     key = check_key(config_path, environ, config)
     checks.append(key)
     checks.append(check_remote(config) if key.ok else Check(False, "remote: not checked, as there is no API key"))
+    if key.ok and checks[-1].ok:
+        checks.append(check_instance(load_config(config_path, environ)))
     return checks
 
 
@@ -67,7 +72,10 @@ def check_folder(folder: FolderConfig, settle: float) -> Check:
         return Check(False, f"folder {folder.path}: readable but not writable; on_remote_delete: "
                             f"{folder.on_remote_delete} needs to move or remove files (into {TRASH_DIR}), "
                             "so grant write access or set on_remote_delete: keep")
-    return Check(True, f"folder {folder.path}: readable, {len(scan.files)} video file(s)")
+    videos = sum(1 for f in scan.files if f.size > 0)
+    empty = len(scan.files) - videos
+    skipped = f" ({empty} empty file(s) skipped)" if empty else ""
+    return Check(True, f"folder {folder.path}: readable, {videos} video file(s){skipped}")
 
 
 def check_state_dir(state_dir: Path) -> Check:
@@ -121,7 +129,8 @@ def check_remote(config: Config) -> Check:
     try:
         seen = remote.check()
     except TransportError as exc:
-        return Check(False, f"remote {url}: cannot reach it ({exc}); is the service up and remote.base_url right?")
+        return Check(False, f"remote {url}: cannot reach it ({transport_reason(str(exc))}); "
+                            "is the service up and remote.base_url right?")
     except (AuthError, ForbiddenError) as exc:
         return Check(False, f"remote {url}: answers, but rejected the API key from {cfg.remote.api_key_source} "
                             f"({exc.message})")
@@ -132,3 +141,28 @@ def check_remote(config: Config) -> Check:
     finally:
         remote.close()
     return Check(True, f"remote {url}: reachable, API key accepted ({seen})")
+
+
+def check_instance(config: Config, now: float | None = None) -> Check:
+    """Warn when another syncd wrote our instance's marker note recently (or a sync saw it)."""
+    now = time.time() if now is None else now
+    name = config.instance
+    meta = peek_meta(config.state_dir, ("instance_key", "instance_clash"))
+    seen = meta.get("instance_clash", "")
+    at, _, problem = seen.partition(" ")
+    if at.isdigit() and now - int(at) <= CLASH_WINDOW:
+        return Check(False, f"instance {name!r}: {problem}")
+    remote = open_remote(replace(config.remote, max_retries=0, timeout=min(config.remote.timeout, 10.0)))
+    try:
+        marks = remote.features().marks
+        if marks is None:
+            return Check(True, f"instance {name!r}: this backend keeps no instance markers")
+        note = marks.read_note(name)
+    except RemoteError as exc:
+        return Check(False, f"instance {name!r}: cannot read its marker ({exc})")
+    finally:
+        remote.close()
+    other = clash(parse_note(note), meta.get("instance_key"), now)
+    if other is not None:
+        return Check(False, f"instance {name!r}: {other}")
+    return Check(True, f"instance {name!r}: no other syncd uses this name")

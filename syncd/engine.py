@@ -24,31 +24,36 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from syncd.catalog import Catalog
 from syncd.config import Config, FolderConfig
-from syncd.errors import AuthError
+from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
+from syncd.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorReport
-from syncd.models import ContentRecord, FolderScan, Plan
-from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, Plan
+from syncd.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.progress import NullProgress, SyncProgress, Waiting
+from syncd.proof import Verdict, judge
 from syncd.remote import backend_facts
-from syncd.remote.base import Features, Remote
+from syncd.remote.base import Features, Marks, Remote
 from syncd.report import FileStatus, file_status
-from syncd.scan import ScanRules, folder_problem, scan_folder
+from syncd.scan import ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.engine")
 
 
-def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True) -> FolderPolicy:
+def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
     """The planner's view of a folder; ``facts``: what the backend declares (its steps and
     the pipelines its collections need), as data."""
     return FolderPolicy(
         path=folder.path,
         scan_ok=scan_ok,
+        deletions_ok=deletions_ok,
         collections=folder.collections == "subfolder" and facts.grouping == "collection",
         pipelines=tuple(p for p in folder.pipelines if p in facts.pipelines),  # config checked them too
         delete_remote=folder.delete_remote,
@@ -92,6 +97,11 @@ class PassReport:
     problems: list[str] = field(default_factory=list)  # folder and hashing problems
     mirror: MirrorReport | None = None  # None on a dry run
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, why) of files left out on purpose; an empty file cannot become a video."""
+        return [(str(f.path), "empty file") for s in self.scans for f in s.files if f.size == 0]
+
 
 @dataclass
 class SyncOutcome:
@@ -127,6 +137,7 @@ class Engine:
         on_bytes: Callable[[int], None] = lambda n: None,
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+        progress: SyncProgress | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -137,10 +148,12 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.progress = progress or NullProgress()
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
+        self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -155,6 +168,8 @@ class Engine:
                 should_stop=self.stop_event.is_set,
                 on_bytes=on_bytes,
                 sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
+                progress=self.progress,
+                instance=config.instance,
             ),
             clock=clock,
         )
@@ -187,10 +202,16 @@ class Engine:
             problems += scan.skipped
             if not scan.ok:
                 problems.append(scan.error or f"{folder.path}: cannot scan")
-                log.warning("%s", scan.error)
+                log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
                 continue
             known = self.catalog.recorded(folder.path)
             seen, unsettled, to_hash = [], [], []
+            partial = unreadable_problem(scan)
+            if partial is not None:
+                problems.append(partial)
+                # What is recorded under an unreadable directory stays as recorded.
+                hidden = tuple(f"{d}/" for d in scan.unreadable)
+                unsettled += [rel for rel in known if rel.startswith(hidden)]
             as_recorded = 0  # seen files recorded present with the same stat: nothing to write
             for local in scan.files:
                 if not local.settled:
@@ -203,6 +224,8 @@ class Engine:
                     as_recorded += record.present
                 else:
                     to_hash.append(local)
+            if to_hash:
+                self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
@@ -216,7 +239,7 @@ class Engine:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
             else:
                 self.catalog.record_scan(folder.path, seen, unsettled, now)
-            if not unsettled:
+            if not unsettled and partial is None:
                 self._complete_scans[folder.path] = scan
         return scans, problems, hashed
 
@@ -225,22 +248,20 @@ class Engine:
         """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
         scans, problems, hashed = self.observe(unchanged)
         problems += self.executor.refresh(self._contents_in_progress())
+        if with_listing:
+            self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
-        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok for s in scans))
+        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
         if quiet is not None:
             inputs, the_plan = quiet  # keep what it was made from (its listing, say)
         else:
-            snapshot = self.snapshot(scans, remote, self._adoptable(remote) if adopt and remote else {})
-            settings = Settings(
-                max_delete_percent=self.config.safety.max_delete_percent,
-                delete_grace=self.delete_grace,
-                allow_mass_delete=self.allow_mass_delete,
-                max_attempts=self.config.upload.max_attempts,
-                adopt_remote=adopt and remote is not None,
-            )
-            the_plan = plan(snapshot, settings)
+            the_plan, adopted = self._plan(scans, remote, adopt)
+            if adopt and with_listing and remote is None:
+                the_plan.blocked.append("the remote listing could not be read; a new catalog uploads nothing "
+                                        "until it sees what the remote already holds")
+            adopt = adopt and not adopted  # recovery done: the flag goes after execution
         has_work = bool(the_plan.actions or the_plan.blocked) or self.dry_run
         self._quiet = None if has_work else (inputs, the_plan)
         for line in the_plan.blocked:
@@ -249,14 +270,82 @@ class Engine:
             return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
         result = self.executor.execute(the_plan)
-        if adopt and remote is not None:
+        if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
         mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok])
+        self._write_note()  # last: a remote gone away meanwhile is reported by what came first
         result.notes += mirrored.notes
         problems += mirrored.problems
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+
+    def _plan(self, scans: list[FolderScan], remote: RemoteView | None, adopt: bool) -> tuple[Plan, bool]:
+        """Plan, and whether catalog recovery (if pending) was done. The instance markers are
+        read only when a decision needs them: recovery (whose videos are whose), and a
+        remote deletion (does another instance hold the video)."""
+        marks: Marks | None = None
+        marks_error: str | None = None
+        adoptable: dict[str, Adoptable] = {}
+        notes: list[str] = []
+        if adopt and remote is not None:
+            marks, marks_error = read_marks(self.features.marks)
+            if marks is None:
+                notes.append(f"catalog recovery waits: cannot read the instance markers ({marks_error})")
+                remote = None  # nothing is linked, uploaded or deleted until whose is whose is known
+            else:
+                self._record_marks(marks)
+                adoptable, notes = self._adoptable(remote, marks)
+        settings = Settings(
+            max_delete_percent=self.config.safety.max_delete_percent,
+            delete_grace=self.delete_grace,
+            allow_mass_delete=self.allow_mass_delete,
+            max_attempts=self.config.upload.max_attempts,
+            adopt_remote=adopt,
+            mark_videos=self.features.marks is not None,
+        )
+        snapshot = self.snapshot(scans, remote, adoptable)
+        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+        the_plan = plan(snapshot, settings)
+        if marks is None and marks_error is None and the_plan.of(DeleteRemote):
+            marks, marks_error = read_marks(self.features.marks)
+            if marks is not None:
+                self._record_marks(marks)
+            snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+            the_plan = plan(snapshot, settings)
+        the_plan.notes[:0] = notes
+        return the_plan, adopt and remote is not None
+
+    def _write_note(self) -> None:
+        """Rewrite this instance's note every few minutes; warn if another syncd wrote it."""
+        now = self.clock()
+        markers = self.features.marks
+        if markers is None or (self._noted_at is not None and now - self._noted_at < NOTE_EVERY):
+            return
+        key = self.catalog.instance_key()
+        try:
+            before = markers.write_note(self.config.instance, make_note(self.config.instance, key, now))
+        except TransportError as exc:  # the remote is away: the daemon says so, once
+            log.debug("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            return
+        except RemoteError as exc:
+            log.warning("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            return
+        self._noted_at = now
+        problem = clash(parse_note(before), key, now)
+        if problem is not None:
+            log.warning("%s", problem)
+            self.catalog.set_meta("instance_clash", f"{int(now)} {problem}")
+        marks, _ = read_marks(self.features.marks)
+        if marks is not None:
+            self._record_marks(marks)
+
+    def _record_marks(self, marks: Marks) -> None:
+        """For ``syncd status``: how many remote videos other instances hold, and when seen."""
+        me = self.config.instance
+        theirs = sum(1 for holders in marks.videos.values() if holders - {me})
+        others = ",".join(sorted(marks.others(me))) or "-"
+        self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
 
     def _contents_in_progress(self) -> list[ContentRecord]:
         """``Catalog.contents_in_progress``, read again only once the catalog changed: it
@@ -293,10 +382,13 @@ class Engine:
                 f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
             ) from exc
 
-    def snapshot(self, scans: list[FolderScan], remote: RemoteView | None, adoptable: dict[str, str]) -> Snapshot:
+    def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
+                 adoptable: dict[str, Adoptable]) -> Snapshot:
         ok = {s.folder: s.ok for s in scans}
+        whole = {s.folder: not s.unreadable for s in scans}
         return Snapshot(
-            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True)) for f in self.config.folders),
+            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True), whole.get(f.path, True))
+                          for f in self.config.folders),
             files=tuple(self.catalog.files()),
             contents={c.sha256: c for c in self.catalog.contents()},
             uploads=tuple(self.catalog.uploads()),
@@ -305,32 +397,65 @@ class Engine:
             remote=remote,
             now=self.clock(),
             adoptable=adoptable,
+            instance=self.config.instance,
         )
 
-    def _adoptable(self, remote: RemoteView) -> dict[str, str]:
-        """Catalog recovery: remote videos named like a local file whose size fits."""
+    def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
+        """Catalog recovery: remote videos proved to hold a local file's bytes.
+
+        Names only choose the candidates (syncd names a video by the file's relative
+        path); ``syncd.proof`` decides. Whose a proved video is: ours if only our marker
+        is on it, or if no marker is and no other instance has ever marked anything on
+        the account (one syncd per account, as before instances); otherwise another
+        instance's, linked as held, never deleted by us.
+        """
+        if self.features.proof is None:
+            return {}, []  # nothing can be proved: upload
+        me = self.config.instance
+        shared = bool(marks.others(me))
         linked = {c.video_id for c in self.catalog.contents() if c.video_id}
-        found: dict[str, str] = {}
+        found: dict[str, Adoptable] = {}
+        notes: list[str] = []
         for file in self.catalog.files():
             if not file.present or not file.sha256:
                 continue
             content = self.catalog.content(file.sha256)
             if content is None or content.state != "new":
                 continue
-            candidates = [v for v in remote.names.get(file.rel_path, ()) if v not in linked]
-            if len(candidates) != 1:
-                continue
-            try:
-                details = self.remote.video_details(candidates[0])
-            except Exception as exc:  # noqa: BLE001 - a failed check just means "upload"
-                log.info("cannot check remote %s for %s: %s", candidates[0], file.path, exc)
-                continue
-            if not _fits(file.path, file.size, details.size_bytes, details.duration_seconds):
-                log.info("%s: a remote video has that name but another size or duration; uploading", file.path)
-                continue
-            found[f"{file.folder}\0{file.rel_path}"] = candidates[0]
-            linked.add(candidates[0])
-        return found
+            undecided: list[str] = []
+            for video_id in listing.names.get(file.rel_path, ()):
+                if video_id in linked:
+                    continue
+                verdict = self._prove(file, video_id)
+                if verdict.same is None:
+                    undecided.append(f"{file.path}: cannot prove remote video {video_id} holds the same bytes "
+                                     f"({verdict.how}); uploading instead")
+                    continue
+                if not verdict.same:
+                    log.info("%s: remote video %s has its name but other bytes (%s)", file.path, video_id, verdict.how)
+                    continue
+                holders = marks.holders(video_id)
+                owned = holders == {me} or (not holders and not shared)
+                found[f"{file.folder}\0{file.rel_path}"] = Adoptable(video_id, owned, verdict.how)
+                linked.add(video_id)
+                break
+            else:
+                notes += undecided
+        return found, notes
+
+    def _prove(self, file: FileRecord, video_id: str) -> Verdict:
+        proof = self.features.proof
+        assert proof is not None and file.sha256
+
+        def download(sink: BinaryIO) -> object:
+            return self.remote.download_video(video_id, sink)
+
+        try:
+            evidence = proof.content_evidence(video_id)
+            return judge(file.path, file.size, file.sha256, evidence, part_size=self.config.upload.part_size,
+                         max_download=self.config.safety.max_proof_download, download=download)
+        except (RemoteError, OSError) as exc:
+            return Verdict(None, f"could not check: {exc}")
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
@@ -338,12 +463,17 @@ class Engine:
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
-             poll_start: float = 0.5, poll_max: float = 5.0) -> SyncOutcome:
-        """One pass, or with ``wait`` passes until every file is terminal (or timeout)."""
+             poll_start: float = 0.5, poll_max: float = 5.0,
+             before_pass: Callable[[], None] = lambda: None) -> SyncOutcome:
+        """One pass, or with ``wait`` passes until every file is terminal (or timeout).
+        ``before_pass`` runs before each pass after the first (the CLI lets a remote
+        that was down be tried again)."""
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
         while True:
+            if reports:
+                before_pass()
             report = self.run_pass()
             reports.append(report)
             statuses = self.statuses()
@@ -354,6 +484,7 @@ class Engine:
                 return SyncOutcome(statuses, reports)
             if deadline is not None and self.clock() + delay > deadline:
                 return SyncOutcome(statuses, reports, timed_out=True)
+            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
             if self.stop_event.wait(delay):
                 return SyncOutcome(statuses, reports)
             delay = min(poll_max, delay * 1.5)
@@ -362,17 +493,5 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
-            not f.settled for s in report.scans for f in s.files
+            not f.settled and f.size > 0 for s in report.scans for f in s.files  # empty: never uploadable
         ) or (report.mirror is not None and report.mirror.pending > 0)
-
-
-def _fits(path: Path, size: int, remote_size: int | None, remote_duration: float | None) -> bool:
-    """Catalog recovery: does a remote video plausibly hold this file? Size first, else duration."""
-    if remote_size is not None:
-        return remote_size == size
-    if remote_duration is None:
-        return True  # the name is all the remote tells; the name is syncd's own relative path
-    from syncd.media import probe_duration
-
-    local = probe_duration(path)
-    return local is None or abs(local - remote_duration) <= 1.0

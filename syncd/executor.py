@@ -32,6 +32,7 @@ from syncd.errors import (
     RemoteError,
     SyncdError,
     TransportError,
+    UnavailableError,
     UnsupportedError,
 )
 from syncd.models import (
@@ -47,13 +48,16 @@ from syncd.models import (
     ForgetFile,
     LinkVideo,
     ListedVideo,
+    MarkVideo,
     Plan,
     RemoteDeleted,
     RemoveFromCollection,
     RenameCollection,
     StartPipeline,
+    UnlinkVideo,
     Upload,
 )
+from syncd.progress import NullProgress, SyncProgress
 from syncd.remote.base import ChunkedUploader, Collections, Processing, Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
@@ -87,6 +91,8 @@ class ExecOptions:
     should_stop: Callable[[], bool] = lambda: False
     on_bytes: Callable[[int], None] = lambda n: None
     sidecar_hook: Callable[[str, Path, Path | None], None] | None = None  # (event, path, new_path)
+    progress: SyncProgress = field(default_factory=NullProgress)
+    instance: str = ""  # this syncd's instance name, for ownership markers
 
 
 @dataclass
@@ -154,7 +160,11 @@ class Executor:
         except RemoteError as exc:
             if key_refused(exc):
                 raise self._fatal(exc) from exc
-            log.warning("remote listing failed; no remote deletions this pass: %s", exc)
+            # A remote that does not answer at all is reported once by the caller (the
+            # outage line of `sync`, the daemon's "remote unreachable"), not per step.
+            outage = isinstance(exc, (TransportError, UnavailableError))
+            log.log(logging.DEBUG if outage else logging.WARNING,
+                    "remote listing failed; no remote deletions this pass: %s", exc)
             return None
         if self._last_listing is not None and self._last_listing[0] == videos:
             return self._last_listing[1]  # a quiet remote: the same records, the same view
@@ -190,6 +200,8 @@ class Executor:
                         self.catalog.set_step(content.sha256, name, status.state, status.percentage, status.error)
                         if status.state == "failed":
                             self.catalog.log(name, content.video_id, f"failed: {status.error or 'no reason given'}")
+                        elif status.state == "done":
+                            self.catalog.log(name, content.video_id, "ok", "finished")
             except NotFoundError:
                 notes.append(f"video {content.video_id} answered 404; the remote listing will tell if it was deleted")
             except RemoteError as exc:
@@ -247,18 +259,21 @@ class Executor:
         return result
 
     def _run(self, action: Action, result: ExecResult) -> bool:
-        if not isinstance(action, (ForgetFile, LinkVideo)):  # those change only the catalog
-            self.catalog.log(action.kind, _target(action), "started", action.describe())
+        name, target = journal_key(action)
+        # Catalog-only steps are not journalled; a pipeline start and a remote delete
+        # journal their own "started" (a pipeline's once the remote accepted it).
+        if not isinstance(action, (ForgetFile, LinkVideo, StartPipeline, DeleteRemote)):
+            self.catalog.log(name, target, "started", action.describe())
         try:
             self._dispatch(action, result)
         except RemoteError as exc:
             if key_refused(exc):
                 raise self._fatal(exc) from exc
-            self.catalog.log(action.kind, _target(action), f"failed: {exc}")
+            self.catalog.log(name, target, f"failed: {exc}")
             result.failed.append(f"{action.describe()}: {exc}")
             return False
         except OSError as exc:
-            self.catalog.log(action.kind, _target(action), f"failed: {exc}")
+            self.catalog.log(name, target, f"failed: {exc}")
             result.failed.append(f"{action.describe()}: {exc}")
             return False
         return True
@@ -270,6 +285,10 @@ class Executor:
                 self._do_AbortUpload(action, result)
             case LinkVideo():
                 self._do_LinkVideo(action, result)
+            case MarkVideo():
+                self._do_MarkVideo(action, result)
+            case UnlinkVideo():
+                self._do_UnlinkVideo(action, result)
             case ForgetFile():
                 self._do_ForgetFile(action, result)
             case StartPipeline():
@@ -318,6 +337,7 @@ class Executor:
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
         if not uploads:
             return
+        self.options.progress.uploads_planned([(str(a.path), a.size) for a in uploads])
         chunked = self.features.chunked
         slots = None if chunked is None else _SharedPartSlots(chunked, max(1, self.options.concurrency))
         workers = max(1, min(self.options.concurrency, len(uploads)))
@@ -326,21 +346,27 @@ class Executor:
         def one(action: Upload) -> None:
             if fatal or self.options.should_stop():
                 return
+            progress = self.options.progress
+            progress.file_started(str(action.path), action.size)
+            ok = False
             try:
-                self._upload(action, slots, result)
+                ok = self._upload(action, slots, result)
             except FatalRemoteError as exc:
                 fatal.append(exc)
+            finally:
+                progress.file_finished(str(action.path), ok)
 
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="upload") as pool:
             list(pool.map(one, uploads))
         if fatal:
             raise fatal[0]
 
-    def _upload(self, action: Upload, uploader: _SharedPartSlots | None, result: ExecResult) -> None:
+    def _upload(self, action: Upload, uploader: _SharedPartSlots | None, result: ExecResult) -> bool:
+        """Upload one file; True once its video is registered."""
         sha = action.sha256
         content = self.catalog.content(sha)
         if content is None:
-            return
+            return False
         try:
             if action.replaces_video:
                 self._delete_remote_video(action.replaces_video, "replaced after failed processing")
@@ -370,33 +396,38 @@ class Executor:
                     uploader, action.path, name=action.name, part_size=self.options.part_size,  # type: ignore[arg-type]
                     concurrency=self.options.concurrency, journal=_CatalogJournal(self.catalog, sha),
                     resume=resume, expected_size=action.size, should_stop=self.options.should_stop,
-                    on_bytes=self.options.on_bytes,
+                    on_bytes=lambda n: self._sent(action, n),
                 )
                 video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
             if video_id is None:
                 raise PayloadTooLargeError(f"{action.path}: over the remote's upload cap", endpoint="upload")
         except UploadInterrupted:
             self.catalog.log("upload", str(action.path), "interrupted; resumable")
-            return
+            return False
         except SourceChanged as exc:
             self.catalog.update_content(sha, state="new")
             self.catalog.log("upload", str(action.path), f"aborted: {exc}")
             result.notes.append(f"{action.path}: changed during upload; will retry once it settles")
-            return
+            return False
         except RemoteError as exc:
             if key_refused(exc):
                 raise self._fatal(exc) from exc
             self._upload_failed(content, action, exc, result)
-            return
+            return False
         except OSError as exc:
             self._upload_failed(content, action, exc, result)
-            return
+            return False
         self.catalog.video_registered(sha, video_id, action.name)
         self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {parts} part(s), {sent} bytes sent")
         with self._lock:
             result.uploaded_files += 1
             result.uploaded_bytes += sent
             result.done.append(action.describe())
+        return True
+
+    def _sent(self, action: Upload, n: int) -> None:
+        self.options.on_bytes(n)
+        self.options.progress.file_bytes(str(action.path), n)
 
     def _upload_failed(self, content: ContentRecord, action: Upload, exc: Exception, result: ExecResult) -> None:
         if isinstance(exc, TransportError) and not exc.sent:
@@ -435,9 +466,43 @@ class Executor:
         file = self.catalog.find_file(action.path)
         if file is not None:
             name = file.rel_path
-        self.catalog.video_registered(action.sha256, action.video_id, name)
-        self.catalog.log("link", str(action.path), "ok", f"existing remote video {action.video_id}; nothing uploaded")
-        result.notes.append(f"{action.path}: linked to existing remote video {action.video_id} (catalog rebuilt)")
+        marks = self.features.marks
+        if not action.owned and marks is not None:
+            # Our marker goes on first: until it is there, the owner may delete the video.
+            if not marks.add_mark(self.options.instance, action.video_id):
+                result.notes.append(f"{action.path}: remote video {action.video_id} of another syncd instance holds "
+                                    "the same bytes but cannot be marked as ours yet (not fully processed); "
+                                    "uploading a copy of our own instead")
+                return
+        self.catalog.video_registered(action.sha256, action.video_id, name, owned=action.owned)
+        if not action.owned and marks is not None:
+            self.catalog.set_marked(action.sha256, True)
+        whose = "" if action.owned else " of another syncd instance"
+        self.catalog.log("link", str(action.path), "ok",
+                         f"existing remote video {action.video_id}{whose}, proved by {action.proof}; nothing uploaded")
+        result.notes.append(f"{action.path}: linked to existing remote video {action.video_id}{whose} "
+                            f"(catalog rebuilt; same bytes by {action.proof or 'proof'})")
+
+    def _do_MarkVideo(self, action: MarkVideo, result: ExecResult) -> None:
+        marks = self.features.marks
+        if marks is None:
+            return
+        if marks.add_mark(self.options.instance, action.video_id):
+            self.catalog.set_marked(action.sha256, True)
+            self.catalog.log("mark", action.video_id, "ok", self.options.instance)
+        else:
+            result.notes.append(f"{action.path}: remote video {action.video_id} cannot be marked yet")
+
+    def _do_UnlinkVideo(self, action: UnlinkVideo, result: ExecResult) -> None:
+        content = self.catalog.content(action.sha256)
+        marks = self.features.marks
+        if content is not None and content.marked and marks is not None:
+            marks.remove_mark(self.options.instance, action.video_id)
+        self.catalog.content_gone(action.sha256, "deleted", drop_files="all")  # no copy is left here
+        self.catalog.log("unlink", action.video_id, "ok", action.reason)
+        result.done.append(action.describe())
+        gone = ", ".join(str(action.folder / p) for p in action.paths)
+        result.notes.append(f"{gone}: deleted locally; remote video {action.video_id} kept ({action.reason})")
 
     def _do_ForgetFile(self, action: ForgetFile, result: ExecResult) -> None:
         self.catalog.forget_file(action.folder, action.rel_path)
@@ -455,7 +520,7 @@ class Executor:
         self.catalog.step_attempted(
             action.sha256, action.pipeline, self.clock() + retry_delay(attempts + 1, self.options.retry_base)
         )
-        self.catalog.log(action.pipeline, action.video_id, "started")
+        self.catalog.log(action.pipeline, action.video_id, "started", str(action.path))
 
     # ------------------------------------------------------ collections
     def _do_CreateCollection(self, action: CreateCollection, result: ExecResult) -> None:
@@ -506,7 +571,7 @@ class Executor:
             result.notes.append(f"{action.path}: not added to {action.collection!r} yet: {exc.message}")
             return
         self.catalog.add_membership(action.collection, action.sha256)
-        self.catalog.log("add-to-collection", action.video_id, "ok", action.collection)
+        self.catalog.log("add-to-collection", str(action.path), "ok", action.collection)
 
     def _do_RemoveFromCollection(self, action: RemoveFromCollection, result: ExecResult) -> None:
         record = self.catalog.collection(action.collection)
@@ -566,11 +631,28 @@ def trash_path(folder: Path, rel_path: str) -> Path:
     return candidate
 
 
-def _target(action: Action) -> str:
-    for attr in ("path", "video_id", "name", "upload_id", "collection"):
+JOURNAL_NAMES = {
+    "Upload": "upload", "AbortUpload": "abort-upload", "LinkVideo": "link",
+    "CreateCollection": "create-collection", "RenameCollection": "rename-collection",
+    "DeleteCollection": "delete-collection", "AddToCollection": "add-to-collection",
+    "RemoveFromCollection": "remove-from-collection", "DeleteRemote": "delete-remote",
+    "RemoteDeleted": "remote-deleted", "ForgetFile": "forget", "MarkVideo": "mark", "UnlinkVideo": "unlink",
+}
+
+
+def journal_key(action: Action) -> tuple[str, str]:
+    """The journal's name and target for an action: one name per kind, the same
+    target for its "started" and its outcome (``syncd log``, ``sync`` output)."""
+    if isinstance(action, StartPipeline):
+        return action.pipeline, action.video_id
+    if isinstance(action, RenameCollection):
+        return "rename-collection", action.old
+    if isinstance(action, (DeleteRemote, RemoteDeleted, RemoveFromCollection, MarkVideo, UnlinkVideo)):
+        return JOURNAL_NAMES[action.kind], action.video_id
+    for attr in ("path", "name", "upload_id", "video_id", "collection"):
         value = getattr(action, attr, None)
         if value:
-            return str(value)
-    return action.kind
+            return JOURNAL_NAMES.get(action.kind, action.kind), str(value)
+    return JOURNAL_NAMES.get(action.kind, action.kind), action.kind
 
 

@@ -5,8 +5,8 @@ Vocabulary:
   files may hold one content; one content is at most one remote video.
 * content states: ``new`` (hashed, not uploaded) → ``uploading`` (a multipart
   session is open) → ``uploaded`` (the remote has the video; steps track
-  processing and pipelines) → ``deleted`` (we deleted the remote video after
-  the last local copy went). ``failed`` is an upload that failed for good;
+  processing and pipelines) → ``deleted`` (the last local copy went: we deleted
+  the remote video, or unlinked it when it was not ours alone to delete). ``failed`` is an upload that failed for good;
   ``remote_deleted`` is a tombstone: the remote lost it and we never upload
   it again unless the user runs ``syncd restore``.
 """
@@ -63,6 +63,9 @@ class FolderScan:
     files: tuple[LocalFile, ...] = ()
     error: str | None = None
     skipped: tuple[str, ...] = ()  # one line per entry left out (a name that is not UTF-8)
+    # Subdirectories (relative, POSIX) that could not be listed: the files found elsewhere
+    # still count, but nothing in the folder may be taken for deleted.
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class ContentRecord:
     next_attempt_at: float = 0.0
     orphaned_since: float | None = None
     steps: dict[str, StepRecord] = field(default_factory=dict)
+    owned: bool = True  # this instance uploaded the video (or proved it its own): it may delete it
+    marked: bool = False  # this instance's marker is on the remote video
 
     def step(self, name: str) -> StepRecord:
         return self.steps.get(name) or StepRecord(name, "pending")
@@ -191,14 +196,45 @@ class AbortUpload(Action):
 
 @dataclass(frozen=True)
 class LinkVideo(Action):
-    """Catalog recovery: the remote already has this content under our name."""
+    """Catalog recovery: the remote already has this content, proved byte for byte.
+    ``owned`` False: another syncd instance's video, held but never deleted by us."""
+
+    sha256: str
+    video_id: str
+    path: Path
+    owned: bool = True
+    proof: str = ""  # how the bytes were shown to be the same
+
+    def describe(self) -> str:
+        whose = "" if self.owned else " of another syncd instance"
+        return f"link {self.path} to existing remote video {self.video_id}{whose} (no upload)"
+
+
+@dataclass(frozen=True)
+class MarkVideo(Action):
+    """Put this instance's ownership marker on its remote video."""
 
     sha256: str
     video_id: str
     path: Path
 
     def describe(self) -> str:
-        return f"link {self.path} to existing remote video {self.video_id} (no upload)"
+        return f"mark remote video {self.video_id} as held by this syncd instance ({self.path})"
+
+
+@dataclass(frozen=True)
+class UnlinkVideo(Action):
+    """The last local copy is gone, but the remote video is not ours alone to delete:
+    forget it locally and take our marker off; the video stays."""
+
+    sha256: str
+    video_id: str
+    folder: Path
+    paths: tuple[str, ...]
+    reason: str
+
+    def describe(self) -> str:
+        return f"keep remote video {self.video_id} ({self.reason}); forget local {', '.join(self.paths)}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,11 @@ prints it. Every guard lives here:
 * deletions from the remote side need a complete listing (``remote`` is None
   when the listing failed or was cut short);
 * a pass that would delete more than ``max_delete_percent`` of a folder's
-  tracked videos (and more than one) deletes nothing, unless allowed.
+  tracked videos (and more than one) deletes nothing, unless allowed;
+* a local deletion deletes the remote video only if this syncd instance owns it and
+  no other instance's marker is on it; otherwise it is unlinked (forgotten here,
+  kept there). Markers not read yet (``Snapshot.marks`` None) leave the deletion in
+  the plan for the engine to read them and plan again; markers unreadable hold it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from syncd.models import (
     AbortUpload,
@@ -31,12 +36,14 @@ from syncd.models import (
     FileRecord,
     ForgetFile,
     LinkVideo,
+    MarkVideo,
     Plan,
     RemoteDeleted,
     RemoteView,
     RemoveFromCollection,
     RenameCollection,
     StartPipeline,
+    UnlinkVideo,
     Upload,
     UploadRecord,
 )
@@ -51,6 +58,7 @@ class FolderPolicy:
     delete_remote: bool
     on_remote_delete: str
     remove_empty_collections: bool = False
+    deletions_ok: bool = True  # False: part of the folder could not be read; no deletions in it
     # What the backend declares (``Features``), as data: the steps a video must finish
     # after upload, and the pipelines a video needs before a collection accepts it.
     processing_steps: tuple[str, ...] = ()
@@ -70,13 +78,22 @@ class FolderPolicy:
         return content.processing_failed(self.processing_steps)
 
 
+class Adoptable(NamedTuple):
+    """A remote video proved (by the engine, before planning) to hold a local file's bytes."""
+
+    video_id: str
+    owned: bool  # False: another syncd instance's video (linked, never deleted by us)
+    proof: str = ""
+
+
 @dataclass(frozen=True)
 class Settings:
     max_delete_percent: float = 50.0
     delete_grace: float = 0.0
     allow_mass_delete: bool = False
     max_attempts: int = 5
-    adopt_remote: bool = False  # catalog is new: link remote videos named like local files
+    adopt_remote: bool = False  # catalog is new: link remote videos proved to hold local files
+    mark_videos: bool = False  # the remote keeps per-instance ownership markers
 
 
 @dataclass(frozen=True)
@@ -89,8 +106,12 @@ class Snapshot:
     memberships: frozenset[tuple[str, str]]
     remote: RemoteView | None
     now: float
-    # Adoption candidates, verified by the executor before the plan (name → video id).
-    adoptable: dict[str, str] = field(default_factory=dict)
+    # Catalog recovery: "<folder>\0<rel_path>" → the remote video proved to hold that file.
+    adoptable: dict[str, Adoptable] = field(default_factory=dict)
+    instance: str = ""  # this syncd's instance name
+    # Remote video id → the instances whose marker is on it. None: not read this pass.
+    marks: dict[str, frozenset[str]] | None = None
+    marks_error: str | None = None  # reading the markers failed: delete nothing remotely
 
 
 def plan(snap: Snapshot, settings: Settings) -> Plan:
@@ -106,9 +127,11 @@ def plan(snap: Snapshot, settings: Settings) -> Plan:
 
     _plan_uploads(snap, settings, policies, present, bad_folders, result)
     _plan_pipelines(snap, settings, policies, present, result)
+    _plan_marks(snap, settings, policies, present, result)
     _plan_collections(snap, policies, present, bad_folders, result)
-    deletions = _plan_local_deletions(snap, settings, policies, present, missing, result)
-    deletions += _plan_remote_deletions(snap, policies, present, bad_folders, result)
+    partly_read = {f.path for f in snap.folders if not f.deletions_ok}
+    deletions = _plan_local_deletions(snap, settings, policies, present, missing, partly_read, result)
+    deletions += _plan_remote_deletions(snap, policies, present, bad_folders | partly_read, result)
     _guard_mass_delete(snap, settings, deletions, result)
     return result
 
@@ -131,17 +154,13 @@ def _plan_uploads(
             continue
         replaces: str | None = None
         if content.state in ("new", "deleted"):
+            if settings.adopt_remote and content.state == "new" and snap.remote is None:
+                continue  # a new catalog uploads nothing before the listing shows what is there
             if settings.adopt_remote and content.state == "new":
-                linked = snap.adoptable.get(f"{source.folder}\0{source.rel_path}")
-                if linked:
-                    result.actions.append(LinkVideo(sha, linked, source.path))
-                    continue
-                candidates = snap.remote.names.get(source.rel_path, ()) if snap.remote else ()
-                if len(candidates) > 1:
-                    result.notes.append(
-                        f"{source.path}: {len(candidates)} remote videos are named {source.rel_path!r}; "
-                        "not uploading until resolved"
-                    )
+                found = next((snap.adoptable[k] for f in readable
+                              if (k := f"{f.folder}\0{f.rel_path}") in snap.adoptable), None)
+                if found is not None:
+                    result.actions.append(LinkVideo(sha, found.video_id, source.path, found.owned, found.proof))
                     continue
         elif content.state == "uploading" or sha in open_uploads:
             if not _retry_due(content.attempts, content.next_attempt_at, snap, settings, result):
@@ -175,6 +194,18 @@ def _plan_pipelines(
                 result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path))
             elif step.state == "failed" and _retry_due(step.attempts, step.next_attempt_at, snap, settings, result):
                 result.actions.append(StartPipeline(sha, content.video_id, pipeline, files[0].path, retry=True))
+
+
+def _plan_marks(snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
+                present: dict[str, list[FileRecord]], result: Plan) -> None:
+    """Mark our own videos once the remote lets us (Mikshi: fully processed)."""
+    if not settings.mark_videos:
+        return
+    for sha, content in snap.contents.items():
+        files = present.get(sha, [])
+        if files and content.owned and not content.marked and ready_for_collection(content, policies[files[0].folder]):
+            assert content.video_id is not None
+            result.actions.append(MarkVideo(sha, content.video_id, files[0].path))
 
 
 def _retry_due(attempts: int, next_attempt_at: float, snap: Snapshot, settings: Settings, result: Plan) -> bool:
@@ -252,12 +283,16 @@ def _plan_collections(
 # --------------------------------------------------------------- deletions
 def _plan_local_deletions(
     snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
-    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], result: Plan,
+    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], partly_read: set[Path],
+    result: Plan,
 ) -> list[tuple[Path, Action]]:
-    """Vanished files: moves are forgotten; the last copy's content is deleted remotely."""
+    """Vanished files: moves are forgotten; the last copy's content is deleted remotely.
+    Not in a folder read only in part: a vanished file there may be behind the unreadable part."""
     deletions: list[tuple[Path, Action]] = []
     uploads_by_sha = {u.sha256: u for u in snap.uploads}
     for sha, gone in missing.items():
+        if any(f.folder in partly_read for f in gone):
+            continue
         content = snap.contents.get(sha)
         if present.get(sha) or content is None:
             for f in gone:
@@ -273,13 +308,31 @@ def _plan_local_deletions(
             result.actions.append(AbortUpload(upload.upload_id, sha, "local file deleted"))
         wants_delete = any(policies[f.folder].delete_remote for f in gone)
         if content.video_id and content.state == "uploaded" and wants_delete:
-            action = DeleteRemote(sha, content.video_id, folder, tuple(f.rel_path for f in gone))
-            result.actions.append(action)
-            deletions.append((folder, action))
+            paths = tuple(f.rel_path for f in gone)
+            keep = _not_ours_alone(snap, content)
+            if keep is not None:
+                result.actions.append(UnlinkVideo(sha, content.video_id, folder, paths, keep))
+            elif content.owned and snap.marks_error is not None:
+                result.notes.append(f"{gone[0].path}: remote video {content.video_id} not deleted this pass: "
+                                    f"cannot read which syncd instances hold it ({snap.marks_error})")
+            else:
+                action = DeleteRemote(sha, content.video_id, folder, paths)
+                result.actions.append(action)
+                deletions.append((folder, action))
         else:
             for f in gone:
                 result.actions.append(ForgetFile(f.folder, f.rel_path, "deleted locally"))
     return deletions
+
+
+def _not_ours_alone(snap: Snapshot, content: ContentRecord) -> str | None:
+    """Why a remote video must outlive our last local copy, or None if we may delete it."""
+    if not content.owned:
+        return "another syncd instance uploaded it"
+    others = (snap.marks or {}).get(content.video_id or "", frozenset()) - {snap.instance}
+    if others:
+        return f"syncd instance {', '.join(sorted(others))} holds it too"
+    return None
 
 
 def _plan_remote_deletions(

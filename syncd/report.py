@@ -15,6 +15,20 @@ from syncd.planner import FolderPolicy, ready_for_collection
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
 
+# What each state means, in the words ``syncd status`` and the progress display use
+# (``status --json`` keeps the short names above).
+STATE_WORDS = {
+    "new": "waiting to upload",
+    "uploading": "uploading",
+    "processing": "processing",
+    "pipelines": "running pipelines",
+    "collecting": "adding to collection",
+    "done": "done",
+    "failed": "failed",
+    "remote-deleted": "deleted on the remote",
+    "ambiguous": "ambiguous",
+}
+
 
 @dataclass(frozen=True)
 class FileStatus:
@@ -25,10 +39,36 @@ class FileStatus:
     collection: str | None
     steps: dict[str, tuple[str, float | None]] = field(default_factory=dict)
     error: str | None = None
+    processing_steps: tuple[str, ...] = ()  # which of ``steps`` are the backend's processing (the rest: pipelines)
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def words(self) -> str:
+        """The state in plain words, naming the pipeline a file waits on."""
+        running = self.running_step()
+        if self.state == "pipelines" and running:
+            return f"running {running[0]}"
+        return STATE_WORDS.get(self.state, self.state)
+
+    def running_step(self) -> tuple[str, float | None] | None:
+        """The step this file waits on (processing or a pipeline) and its percentage."""
+        if self.state not in ("processing", "pipelines"):
+            return None
+        wanted = self.processing_steps if self.state == "processing" else tuple(
+            k for k in self.steps if k not in self.processing_steps)
+        for name in wanted:
+            state, pct = self.steps.get(name, ("pending", None))
+            if state != "done":
+                return name, pct
+        return None
+
+    @property
+    def percent(self) -> float | None:
+        running = self.running_step()
+        return None if running is None else running[1]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -59,7 +99,8 @@ def file_status(
     }
     state, error = _state(content, policy, collection, memberships, max_attempts)
     return FileStatus(
-        str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error
+        str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error,
+        policy.processing_steps,
     )
 
 

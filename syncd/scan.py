@@ -8,8 +8,9 @@ Rules:
 * a file is *settled* once it has not changed for ``settle_seconds``; the
   change clock is max(mtime, ctime), so a copy that preserves an old mtime
   still waits;
-* any directory that cannot be read fails the whole folder scan, so an
-  unreadable subtree is never taken for deleted files.
+* a subdirectory that cannot be read is reported in ``unreadable``: the files
+  elsewhere in the folder still count (and upload), but the engine and planner
+  take nothing in that folder for deleted while it lasts.
 """
 
 from __future__ import annotations
@@ -77,13 +78,17 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
     skipped: list[str] = []
     # Plain strings, not Path objects, on the way down: a rescan visits every file.
     stack = [""]  # relative directories, POSIX, "" for the folder itself
+    unreadable: list[str] = []
     while stack:
         rel_dir = stack.pop()
         prefix = f"{rel_dir}/" if rel_dir else ""
         try:
             entries = list(os.scandir(os.path.join(folder, rel_dir)))
         except OSError as exc:
-            return FolderScan(folder, ok=False, error=f"{folder / rel_dir}: cannot list: {exc.strerror or exc}")
+            if not rel_dir:
+                return FolderScan(folder, ok=False, error=f"{folder}: cannot list: {exc.strerror or exc}")
+            unreadable.append(rel_dir)
+            continue
         for entry in entries:
             name = entry.name
             if not _is_utf8(name):
@@ -109,7 +114,17 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
             settled = st.st_size > 0 and now - changed >= rules.settle_seconds
             files.append(LocalFile(folder, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino, settled))
     files.sort(key=lambda f: f.rel_path)
-    return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped))
+    return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped), unreadable=tuple(sorted(unreadable)))
+
+
+def unreadable_problem(scan: FolderScan) -> str | None:
+    """The one line for a scan's unreadable subdirectories, or None."""
+    if not scan.unreadable:
+        return None
+    shown = ", ".join(str(scan.folder / d) for d in scan.unreadable[:3])
+    more = f" and {len(scan.unreadable) - 3} more" if len(scan.unreadable) > 3 else ""
+    return (f"{scan.folder}: cannot read {shown}{more}; the rest of the folder syncs, "
+            "but nothing in it is treated as deleted until it can be read")
 
 
 def _is_utf8(name: str) -> bool:

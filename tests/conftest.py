@@ -138,10 +138,12 @@ def admin_videos(admin: httpx.Client) -> list[dict[str, Any]]:
     return body["videos"] if isinstance(body, dict) and "videos" in body else body
 
 
-def collections(admin: httpx.Client) -> dict[str, list[str]]:
-    """Collection name → sorted names of its videos, as the remote holds them."""
+def collections(admin: httpx.Client, *, markers: bool = False) -> dict[str, list[str]]:
+    """Collection name → sorted names of its videos, as the remote holds them; without the
+    syncd instances' marker collections unless ``markers``."""
     names = {v["video_id"]: v["name"] for v in admin_videos(admin)}
-    return {c["name"]: sorted(names.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()}
+    return {c["name"]: sorted(names.get(v, v) for v in c["video_ids"]) for c in admin.get("/collections").json()
+            if markers or not c["name"].startswith("syncd-instance:")}
 
 
 # ------------------------------------------------------------------ daemon helpers (issue 6)

@@ -30,7 +30,7 @@ def test_a_catalog_refuses_another_remote_until_rebound(tmp_path: Path, emu: Emu
     write_random(tmp_path / "drop" / "a.mp4", 4096)
     assert run_syncd(config, "sync").returncode == 0  # a new catalog adopts the config silently
     status = run_syncd(config, "status")
-    assert f"remote: mikshi at {emu.base_url}" in status.stdout
+    assert f"backend: mikshi at {emu.base_url}" in status.stdout and "belongs to" not in status.stdout
 
     elsewhere = "http://127.0.0.1:9"  # nothing listens: any request would fail loudly
     _point_at(config, elsewhere)
@@ -42,7 +42,7 @@ def test_a_catalog_refuses_another_remote_until_rebound(tmp_path: Path, emu: Emu
     assert len(lines) == 1 and f"mikshi at {emu.base_url}" in lines[0] and elsewhere in lines[0]
     assert "--rebind" in lines[0] and "Traceback" not in refused.stderr
     assert _journal(tmp_path) == journal  # nothing touched
-    assert "belongs to" in run_syncd(config, "status").stdout
+    assert f"catalog: belongs to mikshi at {emu.base_url}" in run_syncd(config, "status").stdout
 
     _point_at(config, emu.base_url)  # back home: fine again, and b.mp4 goes up there
     assert run_syncd(config, "sync").returncode == 0
@@ -64,4 +64,4 @@ def test_an_existing_catalog_without_a_record_adopts_the_config(tmp_path: Path, 
         db.execute("DELETE FROM meta WHERE key = 'remote'")
     _point_at(config, emu.base_url.replace("127.0.0.1", "localhost"))
     assert run_syncd(config, "sync").returncode == 0
-    assert f"remote: mikshi at {emu.base_url.replace('127.0.0.1', 'localhost')}" in run_syncd(config, "status").stdout
+    assert "belongs to" not in run_syncd(config, "status").stdout

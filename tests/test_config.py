@@ -78,7 +78,7 @@ ERRORS: list[tuple[str, str, str]] = [
     (
         "unknown-key-no-match",
         MINIMAL + "zzz: 1\n",
-        ":5: zzz: unknown key (known keys: remote, state_dir, folders, upload, safety, schedule, "
+        ":5: zzz: unknown key (known keys: instance, remote, state_dir, folders, upload, safety, schedule, "
         "mirror, metrics, ui, log_level)",
     ),
     (
@@ -450,7 +450,8 @@ def test_defaults(tmp_path: Path) -> None:
         part_size=16 * MiB, concurrency=4, settle_seconds=5.0, direct_upload_below=0, max_attempts=5,
         retry_backoff=30.0,
     )
-    assert config.safety == SafetyConfig(max_delete_percent=50.0, delete_grace=30.0)
+    assert config.safety == SafetyConfig(max_delete_percent=50.0, delete_grace=30.0, max_proof_download=1 << 30)
+    assert config.instance and config.instance[0].isalnum()  # the host name, made safe
     assert config.schedule == ScheduleConfig(rescan=600.0, remote_poll=120.0)
     assert config.mirror == MirrorConfig(
         interval=900.0, sidecars="beside", sidecar_dir=None, embeddings=True, pull_remote=False, pull_into=drop
@@ -564,6 +565,7 @@ remote:
 folders:
   - &cam
     path: ./cam1
+    collections: none
     pipelines: [analyse]
     delete_remote: false
   - <<: *cam

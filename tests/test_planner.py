@@ -17,16 +17,18 @@ from syncd.models import (
     FileRecord,
     ForgetFile,
     LinkVideo,
+    MarkVideo,
     RemoteDeleted,
     RemoveFromCollection,
     RenameCollection,
     StartPipeline,
     StepRecord,
+    UnlinkVideo,
     Upload,
     UploadRecord,
 )
+from syncd.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.facts import MIKSHI
-from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 
 DROP = Path("/data/drop")
 CAM = Path("/data/cam")
@@ -109,13 +111,50 @@ def test_unreadable_folder_uploads_nothing_and_deletes_nothing() -> None:
     assert p.actions == []
 
 
-def test_catalog_recovery_links_instead_of_uploading_and_reports_ambiguity() -> None:
-    remote = RemoteView(frozenset({"r1", "r2", "r3"}), {"a.mp4": ("r1",), "b.mp4": ("r2", "r3")})
-    s = snap([file("a.mp4", "s1"), file("b.mp4", "s2")], [content("s1", "new"), content("s2", "new")],
-             remote=remote, adoptable={f"{DROP}\0a.mp4": "r1"})
+def test_catalog_recovery_links_only_proved_videos_and_uploads_the_rest() -> None:
+    """Names pick candidates; only a video the engine proved to hold the bytes is linked.
+    Same-named videos that proved nothing (b.mp4) do not stop its upload."""
+    remote = RemoteView(frozenset({"r1", "r2", "r3", "r4"}),
+                        {"a.mp4": ("r1",), "b.mp4": ("r2", "r3"), "c.mp4": ("r4",)})
+    s = snap([file("a.mp4", "s1"), file("b.mp4", "s2"), file("c.mp4", "s3")],
+             [content("s1", "new"), content("s2", "new"), content("s3", "new")], remote=remote,
+             adoptable={f"{DROP}\0a.mp4": Adoptable("r1", True, "S3 ETag"),
+                        f"{DROP}\0c.mp4": Adoptable("r4", False, "S3 ETag")})
     p = plan(s, Settings(adopt_remote=True))
-    assert [a.video_id for a in p.of(LinkVideo)] == ["r1"]
-    assert p.of(Upload) == [] and "2 remote videos" in p.notes[0]
+    assert [(a.video_id, a.owned) for a in p.of(LinkVideo)] == [("r1", True), ("r4", False)]
+    assert [a.name for a in p.of(Upload)] == ["b.mp4"]
+
+
+def test_a_new_catalog_uploads_nothing_before_a_listing() -> None:
+    s = snap([file("a.mp4", "s1")], [content("s1", "new")], remote=None)
+    assert plan(s, Settings(adopt_remote=True)).of(Upload) == []
+
+
+def test_a_local_deletion_deletes_only_what_this_instance_owns_alone() -> None:
+    gone = [file("a.mp4", "s1", present=False, missing_since=NOW - 60)]
+    mine = content("s1", steps=DONE)
+    for marks, owned, expect in (
+        ({"vid-s1": frozenset({"me"})}, True, "DeleteRemote"),
+        ({}, True, "DeleteRemote"),
+        (None, True, "DeleteRemote"),  # not read yet: the engine reads them and plans again
+        ({"vid-s1": frozenset({"me", "other"})}, True, "UnlinkVideo"),
+        ({}, False, "UnlinkVideo"),
+    ):
+        p = plan(snap(gone, [replace(mine, owned=owned)], instance="me", marks=marks), Settings())
+        assert kinds(p) == [expect], (marks, owned)
+    held = plan(snap(gone, [replace(mine, owned=False)], instance="me"), Settings()).of(UnlinkVideo)
+    assert "another syncd instance uploaded it" in held[0].describe()
+    unreadable = plan(snap(gone, [mine], instance="me", marks_error="timeout"), Settings())
+    assert unreadable.actions == [] and "timeout" in unreadable.notes[0]
+
+
+def test_own_videos_are_marked_once_fully_processed() -> None:
+    files = [file("a.mp4", "s1"), file("b.mp4", "s2"), file("c.mp4", "s3"), file("d.mp4", "s4")]
+    contents = [content("s1", steps=DONE), content("s2", steps=DONE, marked=True),
+                content("s3", steps=DONE, owned=False), content("s4")]
+    p = plan(snap(files, contents, memberships={("x", "s1")}), Settings(mark_videos=True))
+    assert [a.sha256 for a in p.of(MarkVideo)] == ["s1"]
+    assert plan(snap(files, contents), Settings()).of(MarkVideo) == []
 
 
 # --------------------------------------------------------------- pipelines

@@ -65,14 +65,15 @@ def test_missing_unreadable_and_unmarked_folders_are_problems(tmp_path: Path) ->
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
-def test_unreadable_subdirectory_fails_the_whole_scan(tmp_path: Path) -> None:
+def test_unreadable_subdirectory_is_reported_and_the_rest_still_scanned(tmp_path: Path) -> None:
     touch(tmp_path / "ok.mp4")
     locked = tmp_path / "locked"
     touch(locked / "x.mp4")
     locked.chmod(0)
     try:
         scan = scan_folder(tmp_path, RULES, time.time() + 1)
-        assert not scan.ok and "locked" in (scan.error or "")
+        assert scan.ok and scan.unreadable == ("locked",)
+        assert [f.rel_path for f in scan.files] == ["ok.mp4"]
     finally:
         locked.chmod(0o755)
 

@@ -142,6 +142,8 @@ def test_wrong_key_stops_with_a_clear_message(tmp_path: Path, emu: Emulator) -> 
     assert result.returncode == 1
     assert "rejected the API key from $SYNCD_TEST_KEY" in result.stderr
     assert "Traceback" not in result.stderr and "sk_wrong_key_123456" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "API key" in line]
+    assert line.endswith("stopping (`syncd doctor` checks the whole setup)"), line
 
 
 def test_another_accounts_key_stops_and_touches_nothing(tmp_path: Path, emu: Emulator,

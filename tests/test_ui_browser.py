@@ -114,6 +114,44 @@ def test_ask_streams_an_answer(served: tuple[UiWorld, str], page: Any) -> None:
     page.screenshot(path=str(SHOTS / "ask.png"))
 
 
+def test_a_gone_local_file_plays_the_remote_hls_and_the_browser_never_sees_the_key(
+        served: tuple[UiWorld, str], page: Any) -> None:
+    world, base = served
+    gone = world.drop / "parking-north" / "truck-at-barrier.mp4"
+    keep = world.root / "truck.keep"
+    os.replace(gone, keep)  # the catalog still tracks it; the remote has it, with HLS
+    requests: list[Any] = []
+
+    def record(request: Any) -> None:
+        requests.append(request)
+
+    page.on("request", record)
+    try:
+        page.goto(base + "/watch/0/parking-north/truck-at-barrier.mp4?t=5")
+        assert "playing the remote HLS copy" in page.locator(".player .sub").inner_text()
+        page.wait_for_function("document.getElementById('player').readyState >= 2")  # a frame decoded
+        assert page.evaluate("document.getElementById('player').src").startswith("blob:")  # hls.js (MSE)
+        assert abs(page.evaluate("document.getElementById('player').currentTime") - 5) < 0.5  # from ?t=5
+        page.evaluate("void document.getElementById('player').play()")
+        page.wait_for_function("document.getElementById('player').currentTime > 5.5")  # it plays on
+        assert page.evaluate("document.getElementById('player').videoWidth") == 160
+        page.screenshot(path=str(SHOTS / "watch-remote-hls.png"))
+        html = page.content()
+        page.goto("about:blank")  # no request of the player is in flight when the file returns
+    finally:
+        page.remove_listener("request", record)
+        os.replace(keep, gone)
+    hls = [r.url for r in requests if "/hls/" in r.url]
+    assert any(u.endswith("/master.m3u8") for u in hls) and any(u.endswith("/index.m3u8") for u in hls)
+    assert any(u.endswith(".ts") and not u.endswith("/segment-0.ts") for u in hls)  # a later segment
+    # Every request went to the UI, none to the remote, and none carried the key.
+    elsewhere = [r.url for r in requests if not r.url.startswith((base + "/", f"blob:{base}/", "about:"))]
+    assert elsewhere == []
+    for r in requests:
+        assert KEY not in r.url + repr(r.all_headers()) + (r.post_data or "")
+    assert KEY not in html
+
+
 def test_traversal_gets_404(served: tuple[UiWorld, str], page: Any) -> None:
     _, base = served
     for url in ("/media/0/..%2F..%2Fconfig.yaml", "/media/0/warehouse-cam3/..%2F..%2F..%2Fetc%2Fpasswd"):

@@ -43,7 +43,7 @@ def ui_world(root: Path) -> Iterator[UiWorld]:
     with Emulator(emulator_config(root / "emulator", processing_seconds=0.1, pipeline_seconds=0.1)) as emu:
         world = UiWorld(root, emu)
         for i, (rel, seconds) in enumerate(CLIPS.items()):
-            make_clip(world.drop / rel, seconds=seconds, seed=i)
+            make_clip(world.drop / rel, seconds=seconds, seed=i, keyframe_every=20)  # 2 s HLS segments
         result = run_syncd(world.config_path, "sync", "--wait", "--timeout", "60")
         assert result.returncode == 0, result.stdout + result.stderr
         try:

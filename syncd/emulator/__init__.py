@@ -30,6 +30,7 @@ Modules, each owning one thing:
     failures.py      which attempts fail
     embeddings.py    deterministic vectors and captions
     media.py         PyAV probe, thumbnail bytes
+    hls.py           HLS renditions: MPEG-TS segments remuxed with PyAV
     formdata.py      streaming multipart/form-data parser
     cli.py           ``syncd emulator`` / ``python -m syncd.emulator`` (``--backend``)
     memories/        the memories.ai emulator on the same plumbing (its own docstring)
@@ -66,9 +67,10 @@ Choices where the API doc is silent (the emulator is meant to be at least as str
   ``search_process_status`` are null until initiated. ``thumbnail_path`` and
   ``hls_playlist_path`` are null until that task completed. ``created_at`` has seconds
   precision (sorting uses the exact time).
-* HLS: the proxy serves ``master.m3u8``, ``index.m3u8`` and one segment,
-  ``segment-0.ts`` (the stored object), all behind the key, as the doc requires of
-  every manifest and segment fetch.
+* HLS: the proxy serves ``master.m3u8``, ``index.m3u8`` (VOD) and its MPEG-TS segments
+  ``segment-N.ts`` (see ``hls``: remuxed from the stored object on first request, about
+  2 s each), all behind the key, as the doc requires of every manifest and segment fetch.
+  An object PyAV cannot read as a video has a master playlist but no media playlist (404).
 * Collections: names unique per user, case-sensitive; update treats null fields as not
   provided; ``thumbnails`` is null when a collection has no videos. Collections are listed
   newest first. Add-video order: 404 collection, 403, 404 video, 400 other user, 400 not

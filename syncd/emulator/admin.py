@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from syncd.emulator import timeline
+from syncd.emulator import hls, timeline
 from syncd.emulator.config import Faults
 from syncd.emulator.context import Clock, Context
 from syncd.emulator.errors import detail
@@ -119,6 +119,7 @@ def users(ctx: Context) -> list[dict[str, Any]]:
 def delete_video(ctx: Context, video_id: str) -> bool:
     ok = ctx.store.delete_video(video_id)
     ctx.embedder.forget(video_id)
+    hls.remove(ctx.store.data_dir, video_id)  # as the API's delete does
     return ok
 
 

@@ -3,15 +3,16 @@ pipelines (initiate + status)."""
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 
-from syncd.emulator import timeline
+from syncd.emulator import hls, timeline
 from syncd.emulator.context import Context
 from syncd.emulator.errors import detail
 from syncd.emulator.failures import doom
 from syncd.emulator.routing import Route
-from syncd.emulator.store import RunRecord
+from syncd.emulator.store import RunRecord, VideoRecord
 from syncd.emulator.validation import require_path_uuid
 from syncd.emulator.views import (
     HLS_PATH,
@@ -114,11 +115,9 @@ def details(ctx: Context, req: Request) -> Response:
 def delete(ctx: Context, req: Request) -> Response:
     video = owned_video(ctx, req, _query_video_id(req))
     ctx.store.delete_video(video.video_id)
+    hls.remove(ctx.store.data_dir, video.video_id)
     ctx.embedder.forget(video.video_id)
     return json_response(200, {"message": "Video deleted successfully."})
-
-
-HLS_SEGMENT = "segment-0.ts"
 
 
 def hls_playlist(ctx: Context, req: Request) -> Response:
@@ -126,32 +125,40 @@ def hls_playlist(ctx: Context, req: Request) -> Response:
     video_id = q.uuid("video_id", required=True)
     playlist = q.string("playlist", default="master.m3u8")
     q.done()
-    assert video_id is not None
+    assert video_id is not None and playlist is not None
     video = owned_video(ctx, req, video_id)
     if timeline.upload_task(video, "hls", ctx.now()).status != "completed":
         raise detail(404, "HLS playlist not available yet")
-    # Every manifest and segment goes through this key-gated proxy, as the doc says (one
-    # segment: the stored object itself; the segment's name is the emulator's choice).
+    # Every manifest and segment goes through this key-gated proxy, as the doc says; the
+    # names of the media playlist and the segments are the emulator's choice.
     if playlist == "master.m3u8":
         text = ("#EXTM3U\n#EXT-X-VERSION:3\n"
                 f"#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION={video.width}x{video.height}\n"
-                f"{hls_url(req, video.video_id, 'index.m3u8')}\n")
-    elif playlist == "index.m3u8":
-        text = ("#EXTM3U\n#EXT-X-VERSION:3\n"
-                f"#EXT-X-TARGETDURATION:{max(1, math.ceil(video.duration_seconds))}\n"
-                "#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n"
-                f"#EXTINF:{video.duration_seconds:.3f},\n"
-                f"{hls_url(req, video.video_id, HLS_SEGMENT)}\n#EXT-X-ENDLIST\n")
-    elif playlist == HLS_SEGMENT:
-        opened = ctx.store.open_object(video.object_name)
-        if opened is None:
-            raise detail(404, "Segment not found")
-        obj, fh = opened
-        return Response(200, b"", {"Content-Type": "video/mp2t"}, stream=FileStream(fh, 0, obj.size),
-                        length=obj.size)
-    else:
+                f"{hls_url(req, video.video_id, hls.MEDIA_PLAYLIST)}\n")
+        return Response(200, text.encode(), {"Content-Type": "application/vnd.apple.mpegurl"})
+    if playlist != hls.MEDIA_PLAYLIST and not hls.SEGMENT.match(playlist):
         raise detail(404, "Playlist not found")
-    return Response(200, text.encode(), {"Content-Type": "application/vnd.apple.mpegurl"})
+    rendition = _rendition(ctx, video)
+    if playlist == hls.MEDIA_PLAYLIST:
+        text = hls.media_playlist(rendition, lambda name: hls_url(req, video.video_id, name))
+        return Response(200, text.encode(), {"Content-Type": "application/vnd.apple.mpegurl"})
+    segment = hls.segment_path(rendition, playlist)
+    if segment is None:
+        raise detail(404, "Segment not found")
+    fh = segment.open("rb")
+    size = os.fstat(fh.fileno()).st_size
+    return Response(200, b"", {"Content-Type": "video/mp2t"}, stream=FileStream(fh, 0, size), length=size)
+
+
+def _rendition(ctx: Context, video: VideoRecord) -> Path:
+    """The video's HLS rendition, made from its stored object on first use."""
+    obj = ctx.store.get_object(video.object_name)
+    if obj is None:
+        raise detail(404, "Playlist not found")
+    try:
+        return hls.ensure(ctx.store.data_dir, video.video_id, ctx.store.blob_path(obj))
+    except hls.NotPlayable:
+        raise detail(404, "Playlist not found") from None
 
 
 def _initiate(pipeline: str) -> Callable[[Context, Request], Response]:

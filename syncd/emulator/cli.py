@@ -32,45 +32,65 @@ def build_parser() -> argparse.ArgumentParser:
                                 "developer API (default) or memories.ai (v1 and v2 paths on "
                                 "one port).")
     p.add_argument("--backend", choices=("mikshi", "memories"), default="mikshi",
-                   help="which service to emulate (default mikshi)")
-    p.add_argument("--host", default=d.host)
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--data-dir", type=Path, required=True)
+                   help="which service to emulate (default: %(default)s)")
+    p.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--data-dir", type=Path, required=True,
+                   help="where videos, blobs and the emulator's database live (kept across restarts)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                   help=f"accepted API key (repeatable); also read from ${ENV_KEYS}")
-    p.add_argument("--min-part-size", type=int, default=d.min_part_size)
-    p.add_argument("--processing-seconds", type=float, default=d.processing_seconds)
-    p.add_argument("--pipeline-seconds", type=float, default=d.pipeline_seconds)
-    p.add_argument("--url-ttl-seconds", type=int, default=d.url_ttl_seconds)
-    p.add_argument("--direct-upload-max-bytes", type=int, default=d.direct_upload_max_bytes)
-    p.add_argument("--collections-cache-seconds", type=float,
-                   default=d.collections_cache_seconds)
-    p.add_argument("--segment-seconds", type=float, default=d.segment_seconds)
-    p.add_argument("--fail-share", type=float, default=d.fail_share)
-    p.add_argument("--fail-pipeline", choices=FAILABLE_PIPELINES, default=d.fail_pipeline)
-    p.add_argument("--fail-name-glob", default=None)
-    p.add_argument("--credits", type=int, default=None, help="per-user credits (default unlimited)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--status-cache-seconds", type=float, default=d.status_cache_seconds)
-    p.add_argument("--keepalive-seconds", type=float, default=d.keepalive_seconds)
-    p.add_argument("--rate-limit-share", type=float, default=f.rate_limit_share)
-    p.add_argument("--retry-after", type=float, default=f.retry_after)
-    p.add_argument("--error-share", type=float, default=f.error_share)
-    p.add_argument("--latency-ms", type=float, default=f.latency_ms)
-    p.add_argument("--drop-share", type=float, default=f.drop_share)
-    p.add_argument("--stream-error-share", type=float, default=f.stream_error_share)
-    p.add_argument("--fault-path-glob", default=None,
-                   help="apply faults only to request paths matching this fnmatch pattern")
+                   help=f"accepted API key (repeatable); also read from ${ENV_KEYS} (default: none; one is needed)")
+    p.add_argument("--min-part-size", type=int, default=d.min_part_size, metavar="BYTES",
+                   help="smallest multipart part but the last, as S3's EntityTooSmall (default: %(default)s)")
+    p.add_argument("--processing-seconds", type=float, default=d.processing_seconds, metavar="S",
+                   help="how long thumbnail, transcoding and HLS take (default: %(default)s)")
+    p.add_argument("--pipeline-seconds", type=float, default=d.pipeline_seconds, metavar="S",
+                   help="how long analyse and search-process take (default: %(default)s)")
+    p.add_argument("--url-ttl-seconds", type=int, default=d.url_ttl_seconds, metavar="S",
+                   help="lifetime of a pre-signed part URL (default: %(default)s)")
+    p.add_argument("--direct-upload-max-bytes", type=int, default=d.direct_upload_max_bytes, metavar="BYTES",
+                   help="largest one-request upload; bigger answers 413 (default: %(default)s)")
+    p.add_argument("--collections-cache-seconds", type=float, default=d.collections_cache_seconds, metavar="S",
+                   help="how long a collection listing may be stale, as the real API's cache (default: %(default)s)")
+    p.add_argument("--segment-seconds", type=float, default=d.segment_seconds, metavar="S",
+                   help="length of one embedded segment of a video (default: %(default)s)")
+    p.add_argument("--fail-share", type=float, default=d.fail_share, metavar="SHARE",
+                   help="share (0..1) of videos whose --fail-pipeline fails (default: %(default)s)")
+    p.add_argument("--fail-pipeline", choices=FAILABLE_PIPELINES, default=d.fail_pipeline,
+                   help="the step --fail-share and --fail-name-glob make fail (default: %(default)s)")
+    p.add_argument("--fail-name-glob", default=None, metavar="GLOB",
+                   help="videos named like this always fail --fail-pipeline (default: none)")
+    p.add_argument("--credits", type=int, default=None, help="per-user credits (default: unlimited)")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of every random choice (faults, failures), for repeatable runs (default: %(default)s)")
+    p.add_argument("--status-cache-seconds", type=float, default=d.status_cache_seconds, metavar="S",
+                   help="how long a finished pipeline's percentage stays readable (default: %(default)s)")
+    p.add_argument("--keepalive-seconds", type=float, default=d.keepalive_seconds, metavar="S",
+                   help="idle keep-alive connections close after this long (default: %(default)s)")
+    p.add_argument("--rate-limit-share", type=float, default=f.rate_limit_share, metavar="SHARE",
+                   help="share of requests answered 429 (default: %(default)s)")
+    p.add_argument("--retry-after", type=float, default=f.retry_after, metavar="S",
+                   help="the Retry-After of those 429s (default: %(default)s)")
+    p.add_argument("--error-share", type=float, default=f.error_share, metavar="SHARE",
+                   help="share of requests answered 500 or 503 (default: %(default)s)")
+    p.add_argument("--latency-ms", type=float, default=f.latency_ms, metavar="MS",
+                   help="delay before every answer (default: %(default)s)")
+    p.add_argument("--drop-share", type=float, default=f.drop_share, metavar="SHARE",
+                   help="share of requests whose connection is dropped unanswered (default: %(default)s)")
+    p.add_argument("--stream-error-share", type=float, default=f.stream_error_share, metavar="SHARE",
+                   help="share of streamed chat answers cut off midway (default: %(default)s)")
+    p.add_argument("--fault-path-glob", default=None, metavar="GLOB",
+                   help="apply faults only to request paths matching this fnmatch pattern (default: all)")
     mem = p.add_argument_group("memories.ai only")
     mem.add_argument("--parse-seconds", type=float, default=m.parse_seconds,
-                     help="UNPARSE -> PARSE/FAIL takes this long")
+                     metavar="S", help="UNPARSE -> PARSE/FAIL takes this long (default: %(default)s)")
     mem.add_argument("--task-seconds", type=float, default=m.task_seconds,
-                     help="a scraper task's videos appear over this long")
-    mem.add_argument("--max-upload-bytes", type=int, default=m.max_upload_bytes)
+                     metavar="S", help="a scraper task's videos appear over this long (default: %(default)s)")
+    mem.add_argument("--max-upload-bytes", type=int, default=m.max_upload_bytes, metavar="BYTES",
+                     help="largest upload accepted; bigger is refused (default: %(default)s)")
     mem.add_argument("--rate-limit", action="append", default=[], metavar="GROUP=RATE",
                      help="override a per-account limit, e.g. upload=2/s or list=off; groups: "
                      + ", ".join(PUBLISHED_RATE_LIMITS) + " (defaults: the published figures)")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING or ERROR (default: %(default)s)")
     return p
 
 

@@ -8,7 +8,7 @@ Like rclone's ``fs.Fs`` + ``fs.Features``, the contract has two parts:
 * :class:`Features`, returned by ``Remote.features()``: what the backend can do beyond
   that, each optional ability a small protocol (``ChunkedUploader``, ``Collections``,
   ``Tags``, ``Processing``, ``Embeddings``, ``RemoteSearch``, ``Chat``, ``Visualizer``,
-  ``UrlImporter``, ``LiveStreams``, ``MediaSource``) or ``None``, plus the facts the
+  ``UrlImporter``, ``LiveStreams``, ``MediaSource``, ``ContentProof``, ``InstanceMarks``) or ``None``, plus the facts the
   planner needs as data (how folders group videos, which steps a video must finish,
   which pipelines it can start and under which names). Callers consult the record
   before using an ability, so a backend without collections is never asked for one.
@@ -185,6 +185,70 @@ class ImportTask:
     task_id: str
     video_ids: tuple[str, ...] = ()
     done: bool = False
+
+
+@dataclass(frozen=True)
+class ContentEvidence:
+    """What a backend can show about a video's original bytes without sending them all.
+
+    Catalog recovery links a local file to a remote video only on proof that the bytes
+    are the same (``syncd.proof``). A backend fills what it has: Mikshi the S3 ETag of
+    the original object (read with a one-byte ranged GET) and its size; a backend that
+    records a ``sha256:<hex>`` tag at upload time fills ``sha256``. Where neither
+    decides, the engine streams the original (``Remote.download_video``) and hashes it.
+    """
+
+    size: int | None = None
+    sha256: str | None = None
+    etag: str | None = None  # S3 ETag, quotes removed: "<md5hex>" or "<md5hex>-<parts>"
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Which syncd instances hold which remote videos (see ``InstanceMarks``).
+
+    ``instances``: every instance with a marker on the account, even one holding no
+    video yet; ``videos``: video id → the instances whose marker is on it.
+    """
+
+    instances: frozenset[str] = frozenset()
+    videos: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def holders(self, video_id: str) -> frozenset[str]:
+        return self.videos.get(video_id, frozenset())
+
+    def others(self, instance: str) -> frozenset[str]:
+        return self.instances - {instance}
+
+
+@runtime_checkable
+class ContentProof(Protocol):
+    """Optional capability: evidence of a video's original bytes (see ``ContentEvidence``)."""
+
+    def content_evidence(self, video_id: str) -> ContentEvidence: ...
+
+
+@runtime_checkable
+class InstanceMarks(Protocol):
+    """Optional capability: per-instance ownership markers, visible to every syncd on the
+    account. Mikshi: a collection per instance; a backend with tags: a tag
+    ``syncd-instance:<name>`` on each video (and the note somewhere per instance)."""
+
+    def read_marks(self) -> Marks: ...
+
+    def add_mark(self, instance: str, video_id: str) -> bool:
+        """Put ``instance``'s marker on a video; False if the backend cannot yet (Mikshi: the
+        video is not fully processed). Repeating is harmless."""
+        ...
+
+    def remove_mark(self, instance: str, video_id: str) -> None: ...
+
+    def write_note(self, instance: str, note: str) -> str | None:
+        """Create the instance's marker if needed and set its note (a heartbeat);
+        return the note it replaced (None if there was none)."""
+        ...
+
+    def read_note(self, instance: str) -> str | None: ...
 
 
 @runtime_checkable
@@ -372,11 +436,13 @@ class Features:
     url_import: UrlImporter | None = None
     streams: LiveStreams | None = None
     media: MediaSource | None = None
+    proof: ContentProof | None = None
+    marks: InstanceMarks | None = None
 
 
 #: The optional abilities of :class:`Features` (the fields that hold a protocol).
 ABILITIES = ("chunked", "collections", "tags", "processing", "embeddings", "search", "chat",
-             "visualize", "url_import", "streams", "media")
+             "visualize", "url_import", "streams", "media", "proof", "marks")
 
 
 class Remote(Protocol):

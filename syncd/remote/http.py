@@ -319,6 +319,31 @@ class HttpClient:
         response.read()
         return self._decode_error(response, path, self.redact)
 
+    def object_etag(self, url: str) -> tuple[str | None, int | None]:
+        """(ETag without quotes, whole object's size) of a pre-signed GET URL, for one byte.
+
+        A ranged GET, not HEAD: a pre-signed URL is signed for its method. S3 answers a
+        range with the whole object's ETag and ``Content-Range: bytes 0-0/<size>``; a
+        server that ignores the range answers 200, whose body is left unread.
+        """
+        def send() -> httpx.Response:
+            request = self._plain.build_request("GET", url, headers={"Range": "bytes=0-0"})
+            response = self._plain.send(request, stream=True)
+            if response.status_code != 200:  # an error's text, or the one byte asked for
+                response.read()
+            response.close()
+            return response
+
+        response = self._with_retries("GET", "<download url>", send, idempotent=True)
+        etag = response.headers.get("ETag")
+        size: int | None = None
+        total = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
+        if response.status_code == 206 and total:
+            size = int(total.group(1))
+        elif response.status_code == 200 and response.headers.get("Content-Length", "").isdigit():
+            size = int(response.headers["Content-Length"])
+        return (etag.strip().strip('"') if etag else None), size
+
     # ------------------------------------------------------------------ retries
     def _with_retries(
         self, method: str, path: str, send: Callable[[], httpx.Response], *, idempotent: bool,
@@ -366,7 +391,8 @@ class HttpClient:
             # wait at least one pacing interval before trying again.
             self.limiter.penalise(limit)
             delay = max(delay, self.limiter.interval(limit))
-        log.info("retrying %s %s in %.2fs after: %s", method, path, delay, error)
+        # Debug only: a caller reports what finally failed, once (`sync`, the daemon).
+        log.debug("retrying %s %s in %.2fs after: %s", method, path, delay, error)
         self._sleep(delay)
 
     def redact(self, text: str) -> str:

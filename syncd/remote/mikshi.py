@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.errors import ConflictError, IncompleteListingError, NotFoundError, RemoteError, TransportError
+from syncd.errors import BadRequestError, ConflictError, IncompleteListingError, NotFoundError, RemoteError, TransportError
 from syncd.remote.base import (
     ChatMessage,
+    ContentEvidence,
     Features,
     ImportTask,
+    Marks,
     Pipeline,
     ProcessingStatus,
     RemoteCollection,
@@ -80,6 +82,11 @@ PIPELINES: tuple[Pipeline, ...] = MIKSHI_PIPELINES
 DIRECT_UPLOAD_MAX = 100 * 2**20
 UPLOAD_PART_SIZE = 16 * 2**20
 FACTS = replace(MIKSHI, direct_upload_max_bytes=DIRECT_UPLOAD_MAX)
+# Ownership markers: one collection per syncd instance, named this plus the instance name.
+# Membership marks the videos the instance holds (Mikshi adds only fully processed videos
+# to a collection); the description is the instance's heartbeat note. Hidden from
+# ``list_collections`` so the engine and the mirror never take it for a folder's collection.
+MARKER_PREFIX = "syncd-instance:"
 
 _STEP_STATES: dict[str, StepState] = {
     "pending": "pending",
@@ -140,6 +147,7 @@ class MikshiClient:
         self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
         self.part_size = UPLOAD_PART_SIZE  # of uploads in parts by ``upload``
         self._listed_before: dict[tuple[Any, ...], RemoteVideo] = {}  # see _listed
+        self._marker_ids: dict[str, str] = {}  # instance → its marker collection (the list is cached)
         self.description = f"mikshi at {self.http.base_url}"
 
     def __repr__(self) -> str:
@@ -603,7 +611,7 @@ class MikshiClient:
     def features(self) -> Features:
         return replace(
             FACTS, direct_upload_max_bytes=self.direct_upload_max_bytes, chunked=self, collections=self, processing=self, embeddings=self, search=self,
-            chat=self, visualize=self, url_import=self, media=self,
+            chat=self, visualize=self, url_import=self, media=self, proof=self, marks=self,
         )
 
     def upload(self, path: Path, name: str) -> str:
@@ -688,7 +696,7 @@ class MikshiClient:
         return self.http.get_object(details.video_url, dest.write)
 
     def list_collections(self) -> list[RemoteCollection]:
-        return list(self.iter_collections())
+        return [c for c in self.iter_collections() if not c.name.startswith(MARKER_PREFIX)]
 
     def create_collection(self, name: str) -> RemoteCollection:
         return self.collections_create(name, description="Synced by syncd")
@@ -710,6 +718,77 @@ class MikshiClient:
 
     def video_segments(self, video_id: str) -> list[Segment]:
         return self.embeddings_video(video_id)
+
+    # ------------------------------------------- proof of content (ContentProof)
+    def content_evidence(self, video_id: str) -> ContentEvidence:
+        """The original object's S3 ETag and size, from a one-byte ranged GET of video_path."""
+        details = self.get_video_details(video_id)
+        if not details.video_url:
+            return ContentEvidence(size=details.size_bytes)
+        etag, size = self.http.object_etag(details.video_url)
+        return ContentEvidence(size=details.size_bytes if size is None else size, etag=etag)
+
+    # ------------------------------------------ ownership markers (InstanceMarks)
+    def _markers(self) -> dict[str, RemoteCollection]:
+        found = {c.name[len(MARKER_PREFIX):]: c for c in self.iter_collections() if c.name.startswith(MARKER_PREFIX)}
+        for instance, collection in found.items():
+            self._marker_ids[instance] = collection.collection_id
+        return found
+
+    def _marker_id(self, instance: str, *, create: bool) -> str | None:
+        if instance not in self._marker_ids:
+            self._markers()
+        if instance not in self._marker_ids and create:
+            try:
+                made = self.collections_create(MARKER_PREFIX + instance, description="")
+            except ConflictError:  # made meanwhile; the list may lag (it is cached)
+                self._markers()
+                if instance not in self._marker_ids:
+                    raise RemoteError(f"marker collection of {instance!r} exists but is not listed yet") from None
+            else:
+                self._marker_ids[instance] = made.collection_id
+        return self._marker_ids.get(instance)
+
+    def read_marks(self) -> Marks:
+        videos: dict[str, set[str]] = {}
+        markers = self._markers()
+        for instance, collection in markers.items():
+            for video in self.iter_collection_videos(collection.collection_id):
+                videos.setdefault(video.video_id, set()).add(instance)
+        return Marks(frozenset(markers), {v: frozenset(i) for v, i in videos.items()})
+
+    def add_mark(self, instance: str, video_id: str) -> bool:
+        marker = self._marker_id(instance, create=True)
+        assert marker is not None
+        try:
+            self.collection_add_video(marker, video_id)
+        except ConflictError:
+            pass  # already marked
+        except BadRequestError:
+            return False  # "Only fully processed videos can be added to a collection."
+        return True
+
+    def remove_mark(self, instance: str, video_id: str) -> None:
+        marker = self._marker_id(instance, create=False)
+        if marker is not None:
+            try:
+                self.collection_remove_video(marker, video_id)
+            except NotFoundError:
+                pass
+
+    def write_note(self, instance: str, note: str) -> str | None:
+        markers = self._markers()
+        if instance in markers:
+            self.collections_update(markers[instance].collection_id, description=note)
+            return markers[instance].description
+        marker = self._marker_id(instance, create=True)  # or found, if the list lagged
+        assert marker is not None
+        self.collections_update(marker, description=note)
+        return None
+
+    def read_note(self, instance: str) -> str | None:
+        marker = self._markers().get(instance)
+        return None if marker is None else marker.description
 
     def embed_text(self, text: str) -> list[float]:
         return self.embeddings_text(text)

@@ -15,6 +15,7 @@ off), so SIGTERM never waits behind a queue of status requests.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
@@ -31,6 +32,7 @@ class OutageGuard:
         self._stop = stop
         self._lock = threading.Lock()
         self._outage: str | None = None
+        self._since: float | None = None
 
     @property
     def remote(self) -> Remote:
@@ -43,9 +45,16 @@ class OutageGuard:
         with self._lock:
             return self._outage
 
+    @property
+    def since(self) -> float | None:
+        """When (wall clock) the outage was noticed, or None."""
+        with self._lock:
+            return self._since
+
     def reset(self) -> None:
         with self._lock:
             self._outage = None
+            self._since = None
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._remote, name)
@@ -71,7 +80,8 @@ class OutageGuard:
             except (TransportError, UnavailableError) as exc:
                 if not self._stop.is_set():
                     with self._lock:
-                        self._outage = self._outage or str(exc)
+                        if self._outage is None:
+                            self._outage, self._since = str(exc), time.time()
                 raise
 
         return call

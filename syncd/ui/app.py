@@ -241,7 +241,7 @@ def _watch_context(ui: UiState, n: int, rel: str) -> dict[str, Any]:
         source, kind = f"/hls/{video_id}/master.m3u8", "remote HLS"
     return {
         "n": n, "rel_path": rel, "name": rel.rsplit("/", 1)[-1], "path": str(folder / rel),
-        "video_id": video_id, "source": source, "source_kind": kind,
+        "video_id": video_id, "source": source, "source_kind": kind, "hls": kind == "remote HLS",
         "duration": details.get("duration_seconds"), "captured_at": record.mtime_ns / 1e9,
         "thumb": f"/thumb/{record.sha256}" if record.sha256 else None,
         "segments": ui.catalog.mirror_segments(video_id) if video_id else [],

@@ -41,7 +41,8 @@ def _known(backend: Backend, video_id: str) -> bool:
 PROTOCOLS = {"chunked": base.ChunkedUploader, "collections": base.Collections, "tags": base.Tags,
              "processing": base.Processing, "embeddings": base.Embeddings, "search": base.RemoteSearch,
              "chat": base.Chat, "visualize": base.Visualizer, "url_import": base.UrlImporter,
-             "streams": base.LiveStreams, "media": base.MediaSource}
+             "streams": base.LiveStreams, "media": base.MediaSource, "proof": base.ContentProof,
+             "marks": base.InstanceMarks}
 
 
 def test_features_are_one_record_of_protocols(backend: Backend) -> None:

@@ -14,6 +14,8 @@ from emu_helpers import COL, KIB, UP, VID, Api, make_config, wait_for
 
 from syncd.emulator import Emulator
 
+HLS = "/api/backend/v1/videos/hls-playlist"
+
 
 def test_preprocess_repeat_is_409_and_needs_completed_object(api: Api,
                                                              client: httpx.Client) -> None:
@@ -236,7 +238,9 @@ def test_details_list_and_delete(api: Api, client: httpx.Client, client_b: httpx
     # Every manifest and segment the player fetches goes through the key-gated proxy.
     index = client.get(m3u8.text.splitlines()[-1])
     [segment] = [line for line in index.text.splitlines() if line and not line.startswith("#")]
-    assert "/videos/hls-playlist?" in segment and client.get(segment).content == mp4
+    ts = client.get(segment)
+    assert "/videos/hls-playlist?" in segment and ts.headers["content-type"] == "video/mp2t"
+    assert ts.content[0] == 0x47 and len(ts.content) % 188 == 0  # MPEG-TS packets, not the MP4
     assert httpx.get(segment).status_code == 401
     assert client_b.get(d["hls_playlist_path"]).status_code == 403
     assert httpx.get(d["hls_playlist_path"]).status_code == 401
@@ -262,6 +266,42 @@ def test_details_list_and_delete(api: Api, client: httpx.Client, client_b: httpx
     assert admin.get(f"/_admin/videos/{vid}").status_code == 404
     assert s3.get(d["video_path"]).status_code == 404
     assert [v["video_id"] for v in client.get(f"{VID}/list").json()] == [other]
+
+
+def test_hls_serves_mpeg_ts_segments_cut_from_the_video(api: Api, client: httpx.Client,
+                                                         data_dir: Path, tmp_path: Path) -> None:
+    import av
+
+    from syncd.clips import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=12, keyframe_every=20).read_bytes()
+    vid = api.upload(clip, name="Real clip")
+    noise = api.upload(os.urandom(50_000), name="Random bytes")
+    api.skip()
+    master = client.get(client.get(f"{VID}/get-video-details", params={"video_id": vid})
+                        .json()["hls_playlist_path"])
+    index = client.get(master.text.splitlines()[-1])
+    assert index.headers["content-type"] == "application/vnd.apple.mpegurl"
+    lines = index.text.splitlines()
+    assert lines[0] == "#EXTM3U" and "#EXT-X-PLAYLIST-TYPE:VOD" in lines and lines[-1] == "#EXT-X-ENDLIST"
+    urls = [line for line in lines if line and not line.startswith("#")]
+    durations = [float(line[8:].rstrip(",")) for line in lines if line.startswith("#EXTINF:")]
+    assert len(urls) == len(durations) >= 4  # cut at keyframes, about 2 s each
+    assert abs(sum(durations) - 12) < 0.5
+    segments = [client.get(url) for url in urls]
+    assert all(s.headers["content-type"] == "video/mp2t" and s.content[0] == 0x47 for s in segments)
+    with av.open(io.BytesIO(b"".join(s.content for s in segments)), format="mpegts") as ts:
+        frames = sum(1 for p in ts.demux(ts.streams.video[0]) if p.size)
+    assert frames == 120  # every frame of the clip, once
+    assert httpx.get(urls[0]).status_code == 401  # each segment fetch needs the key
+    for name in ("segment-99.ts", "../index.m3u8", "segment-0.mp4"):
+        r = client.get(HLS, params={"video_id": vid, "playlist": name})
+        assert r.status_code == 404, name
+    assert client.get(HLS, params={"video_id": noise, "playlist": "master.m3u8"}).status_code == 200
+    assert client.get(HLS, params={"video_id": noise, "playlist": "index.m3u8"}).status_code == 404
+    assert (data_dir / "hls" / vid).is_dir()
+    assert client.delete(f"{VID}/delete", params={"video_id": vid}).status_code == 200
+    assert not (data_dir / "hls" / vid).exists()  # deleting a video removes its HLS segments
 
 
 def test_list_filters(api: Api, client: httpx.Client) -> None:

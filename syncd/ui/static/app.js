@@ -7,6 +7,15 @@
   const video = document.getElementById("player");
   if (!video) return;
   const start = parseFloat(video.dataset.start || "0");
+  // The remote's HLS (relayed by this server): hls.js over Media Source Extensions where
+  // there are any, as hls.js advises; else the browser's own HLS (Safari) plays the src.
+  if (video.dataset.hls && window.Hls && window.Hls.isSupported()) {
+    const hls = new window.Hls({ startPosition: start > 0 ? start : -1 });
+    hls.loadSource(video.dataset.hls);
+    hls.attachMedia(video);
+  } else if (video.dataset.hls) {
+    video.preload = "metadata";
+  }
   if (start > 0) {
     const seek = () => { if (Math.abs(video.currentTime - start) > 0.5) video.currentTime = start; };
     if (video.readyState >= 1) seek(); else video.addEventListener("loadedmetadata", seek, { once: true });
