@@ -426,6 +426,7 @@ class Executor:
             self.catalog.set_marked(action.sha256, True)
             self.catalog.log("mark", action.video_id, "ok", self.options.instance)
         else:
+            self.catalog.log("mark", action.video_id, "not yet", "the remote cannot mark it yet")
             result.notes.append(f"{action.path}: remote video {action.video_id} cannot be marked yet")
 
     def _do_UnlinkVideo(self, action: UnlinkVideo, result: ExecResult) -> None:
@@ -570,6 +571,7 @@ JOURNAL_NAMES = {
     "DeleteCollection": "delete-collection", "AddToCollection": "add-to-collection",
     "RemoveFromCollection": "remove-from-collection", "DeleteRemote": "delete-remote",
     "RemoteDeleted": "remote-deleted", "ForgetFile": "forget",
+    "MarkVideo": "mark", "UnlinkVideo": "unlink",
 }
 
 
@@ -580,7 +582,7 @@ def journal_key(action: Action) -> tuple[str, str]:
         return action.pipeline, action.video_id
     if isinstance(action, RenameCollection):
         return "rename-collection", action.old
-    if isinstance(action, (DeleteRemote, RemoteDeleted, RemoveFromCollection)):
+    if isinstance(action, (DeleteRemote, RemoteDeleted, RemoveFromCollection, MarkVideo, UnlinkVideo)):
         return JOURNAL_NAMES[action.kind], action.video_id
     for attr in ("path", "name", "upload_id", "video_id", "collection"):
         value = getattr(action, attr, None)
