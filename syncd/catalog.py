@@ -318,6 +318,40 @@ class Catalog:
             rows = self._rows("SELECT * FROM files WHERE folder = ? ORDER BY rel_path", [str(folder)])
         return _files(rows)
 
+    def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+        """Every present file with its content and steps, by folder and path, streamed: one
+        statement (steps by the primary key), read a batch at a time, so ``syncd status``
+        over a million files holds a batch of rows, not the catalog."""
+        cursor = self.db.conn.cursor()
+        with self._lock:
+            cursor.execute(
+                """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+                          f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
+                          c.next_attempt_at, c.orphaned_since,
+                          (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
+                                                              s.attempts, s.next_attempt_at))
+                           FROM steps s WHERE s.sha256 = c.sha256)
+                   FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                   WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
+            )
+        folders: dict[str, Path] = {}
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                for r in rows:
+                    folder = folders.get(r[0]) or folders.setdefault(r[0], Path(r[0]))
+                    file = FileRecord(folder, r[1], r[2], r[3], r[4], r[5], True, r[6], r[7])
+                    if r[8] is None:
+                        yield file, None
+                        continue
+                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[17])} if r[17] else {}
+                    yield file, ContentRecord(*r[8:17], steps=steps)  # type: ignore[misc]
+        finally:
+            cursor.close()
+
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
         return _file(rows[0]) if rows else None
@@ -475,6 +509,21 @@ class Catalog:
                 [video_id, name, now, sha256],
             )
             db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+
+    def link_finished(self, videos: Iterable[tuple[str, str, str]], steps: Iterable[str]) -> None:
+        """Many contents at once as uploaded (sha256, video_id, name) with ``steps`` done:
+        ``bench_scale`` reaches "everything synced" this way, in one transaction."""
+        now = self._clock()
+        rows = [(video_id, name, now, sha256) for sha256, video_id, name in videos]
+        steps = tuple(steps)
+        with self._tx() as db:
+            db.conn.executemany(
+                """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
+                   orphaned_since = NULL, updated_at = ? WHERE sha256 = ?""", rows)
+            db.conn.executemany(
+                """INSERT OR REPLACE INTO steps (sha256, name, state, percentage, updated_at)
+                   VALUES (?, ?, 'done', 100, ?)""",
+                [(sha256, step, now) for *_, sha256 in rows for step in steps])
 
     def content_gone(self, sha256: str, state: ContentState, *,
                      drop_files: Literal["all"] | Collection[tuple[Path, str]] = ()) -> None:
@@ -784,6 +833,16 @@ class Catalog:
                 "INSERT OR REPLACE INTO mirror_fts_rows (video_id, fts_rowid) VALUES (?, ?)",
                 [video_id, cursor.lastrowid],
             )
+
+    def mirror_fts_texts(self) -> dict[str, tuple[str, str, str, str]]:
+        """Every video's full-text row (name, paths, collections, metadata), in one query:
+        the mirror compares against these rather than read one row per video."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT r.video_id, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
+                   JOIN mirror_fts f ON f.rowid = r.fts_rowid"""
+            ).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
 
     def mirror_fts_search(
         self, match: str, limit: int, video_ids: Iterable[str] | None = None

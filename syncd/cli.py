@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -216,22 +216,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.engine import file_statuses
+    from syncd.engine import iter_file_statuses
 
     config = _config(args, require_key=False)
+    # Streamed: a million tracked files are never in memory at once (only those not done).
     with Catalog.open(config.state_dir) as catalog:
-        statuses = file_statuses(config, catalog)
+        if args.json:
+            _print_json_array(s.as_json() for s in iter_file_statuses(config, catalog))
+            return EXIT_OK
+        counts: Counter[str] = Counter()
+        pending = []
+        for s in iter_file_statuses(config, catalog):
+            counts[s.state] += 1
+            if s.state != "done":
+                pending.append(s)
         blocked = catalog.get_meta("blocked") or ""
-    if args.json:
-        print(json.dumps([s.as_json() for s in statuses], indent=2))
-        return EXIT_OK
-    counts = Counter(s.state for s in statuses)
-    print(f"{len(statuses)} tracked file(s)")
+    print(f"{sum(counts.values())} tracked file(s)")
     for state, n in sorted(counts.items()):
         print(f"  {state:<15} {n}")
     if blocked:
         print(f"\nBLOCKED: {blocked}")
-    pending = [s for s in statuses if s.state != "done"]
     if pending:
         print()
         print(f"{'STATE':<15} {'PIPELINES':<34} PATH")
@@ -242,6 +246,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s.error:
                 print(f"{'':<15} error: {s.error}")
     return EXIT_OK
+
+
+def _print_json_array(items: Iterable[object]) -> None:
+    """``json.dumps(list(items), indent=2)``, printed an item at a time."""
+    first = True
+    for item in items:
+        body = json.dumps(item, indent=2).replace("\n", "\n  ")
+        sys.stdout.write(f"[\n  {body}" if first else f",\n  {body}")
+        first = False
+    print("[]" if first else "\n]")
 
 
 def cmd_log(args: argparse.Namespace) -> int:

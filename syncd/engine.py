@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,15 +55,18 @@ def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
 
 
 def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
-    """Every tracked, present file's status (``syncd status``, ``sync --wait``, the mirror)."""
+    """Every tracked, present file's status (``sync --wait``, the mirror)."""
+    return list(iter_file_statuses(config, catalog))
+
+
+def iter_file_statuses(config: Config, catalog: Catalog) -> Iterator[FileStatus]:
+    """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
     policies = {f.path: folder_policy(f) for f in config.folders}
     memberships = catalog.memberships()
-    contents = {c.sha256: c for c in catalog.contents()}
-    return [
-        file_status(f, contents.get(f.sha256 or ""), policies[f.folder], memberships, config.upload.max_attempts)
-        for f in catalog.files()
-        if f.present and f.folder in policies
-    ]
+    for file, content in catalog.iter_present():
+        policy = policies.get(file.folder)
+        if policy is not None:
+            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
 
 
 @dataclass(frozen=True)
@@ -301,12 +304,13 @@ class Engine:
 
     def _adoptable(self, remote: RemoteView) -> dict[str, str]:
         """Catalog recovery: remote videos named like a local file whose size fits."""
-        linked = {c.video_id for c in self.catalog.contents() if c.video_id}
+        contents = {c.sha256: c for c in self.catalog.contents()}  # one read, not one per file
+        linked = {c.video_id for c in contents.values() if c.video_id}
         found: dict[str, str] = {}
         for file in self.catalog.files():
             if not file.present or not file.sha256:
                 continue
-            content = self.catalog.content(file.sha256)
+            content = contents.get(file.sha256)
             if content is None or content.state != "new":
                 continue
             candidates = [v for v in remote.names.get(file.rel_path, ()) if v not in linked]

@@ -49,9 +49,11 @@ def file_status(
     memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
     max_attempts: int,
 ) -> FileStatus:
-    collection = file.subfolder if policy.collections else None
+    # Strings, not Path objects: ``syncd status`` builds one of these per tracked file.
+    path = f"{file.folder}/{file.rel_path}"
+    collection = _subfolder(file.rel_path) if policy.collections else None
     if content is None:
-        return FileStatus(str(file.path), file.sha256, None, "new", collection)
+        return FileStatus(path, file.sha256, None, "new", collection)
     pipelines = policy.effective_pipelines
     steps: dict[str, tuple[str, float | None]] = {
         name: (content.step(name).state, content.step(name).percentage)
@@ -59,8 +61,14 @@ def file_status(
     }
     state, error = _state(content, pipelines, collection, memberships, max_attempts)
     return FileStatus(
-        str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error
+        path, content.sha256, content.video_id, state, collection, steps, error or content.error
     )
+
+
+def _subfolder(rel_path: str) -> str | None:
+    """``FileRecord.subfolder`` without a path object: the first part of a nested path."""
+    head, sep, _ = rel_path.partition("/")
+    return head if sep else None
 
 
 def _state(

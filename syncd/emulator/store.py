@@ -446,6 +446,16 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise Duplicate(rec.video_id) from exc
 
+    def register_videos(self, items: list[tuple[ObjectRecord, VideoRecord]], runs: list[RunRecord]) -> None:
+        """Many finished videos in one transaction (admin ``videos/register``: a benchmark
+        reaches "everything synced" without uploading a million files)."""
+        with self._tx() as db:
+            for table, rows in (("objects", [o for o, _ in items]), ("videos", [v for _, v in items]),
+                                ("pipeline_runs", runs)):
+                if rows:
+                    sql, _ = _insert_sql(table, rows[0])
+                    db.executemany(sql, [_insert_sql(table, r)[1] for r in rows])
+
     def get_video(self, video_id: str) -> VideoRecord | None:
         return self._one(VideoRecord, "SELECT * FROM videos WHERE video_id = ?", (video_id,))
 

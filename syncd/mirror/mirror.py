@@ -272,7 +272,7 @@ class Mirror:
         live = {c.video_id for c in contents.values() if c.state == "uploaded" and c.video_id}
         for video_id in videos:
             if video_id not in live:
-                self.catalog.mirror_drop_video(video_id)
+                self.index.drop(video_id)
 
     # --------------------------------------------------------------- one video
     def _mirror_video(self, video_id: str, group: list[_Target], content: ContentRecord, *,
