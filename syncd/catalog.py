@@ -15,12 +15,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
-
-import sqlite_utils
 
 from syncd.errors import SyncdError
 from syncd.mirror.records import (
@@ -48,7 +46,33 @@ CATALOG_FILE = "catalog.db"
 LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
 
 
-def _m1_initial(db: sqlite_utils.Database) -> None:
+class Database:
+    """The connection with the calls transactions and migrations use. (It was sqlite_utils'
+    Database, used for nothing more; importing that pulls in numpy, a third of a second of
+    every ``syncd status``.)"""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        """Statement by statement: ``sqlite3.executescript`` would commit the migration's
+        open transaction first."""
+        start = 0
+        for end, char in enumerate(script):
+            if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+                self.conn.execute(script[start:end + 1])
+                start = end + 1
+        if script[start:].strip():
+            self.conn.execute(script[start:])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _m1_initial(db: Database) -> None:
     db.executescript(
         """
         CREATE TABLE files (
@@ -127,7 +151,7 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_mirror(db: sqlite_utils.Database) -> None:
+def _m_mirror(db: Database) -> None:
     """The local mirror and search index (syncd/mirror/): remote facts per video, segment
     rows (their vectors live in <state_dir>/search/*.f32), sidecars written per file, a
     full-text index, the query-embedding cache and pulled remote videos."""
@@ -189,7 +213,7 @@ def _m_mirror(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_fts_rows(db: sqlite_utils.Database) -> None:
+def _m_fts_rows(db: Database) -> None:
     """Each video's full-text row by rowid: FTS5 finds a row by an UNINDEXED column only
     by scanning them all, which made refreshing 10,000 videos quadratic."""
     db.executescript(
@@ -205,7 +229,7 @@ def _m_fts_rows(db: sqlite_utils.Database) -> None:
 
 
 # Append only. Each entry runs once, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m_mirror, _m_fts_rows]
+MIGRATIONS: list[Callable[[Database], None]] = [_m1_initial, _m_mirror, _m_fts_rows]
 
 
 class CatalogError(SyncdError):
@@ -229,7 +253,8 @@ class Catalog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(conn)
+            conn.execute("PRAGMA recursive_triggers=ON")  # as sqlite_utils set it
+            self.db = Database(conn)
             self.is_new = self._migrate()
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             conn.close()
@@ -252,7 +277,7 @@ class Catalog:
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
-    def _tx(self) -> Iterator[sqlite_utils.Database]:
+    def _tx(self) -> Iterator[Database]:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -263,8 +288,12 @@ class Catalog:
             self.db.execute("COMMIT")
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        # The plain cursor, not sqlite_utils' query (a savepoint and a generator per call):
+        # a pass reads every file row through here.
         with self._lock:
-            return list(self.db.query(sql, list(params)))
+            cursor = self.db.conn.execute(sql, list(params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _migrate(self) -> bool:
         with self._tx() as db:

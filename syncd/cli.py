@@ -216,7 +216,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.engine import iter_file_statuses
+    from syncd.report import iter_file_statuses
 
     config = _config(args, require_key=False)
     # Streamed: a million tracked files are never in memory at once (only those not done).

@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.catalog import Catalog
-from syncd.config import Config, FolderConfig
+from syncd.config import Config
 from syncd.errors import AuthError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
@@ -36,37 +36,12 @@ from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import ContentRecord, FolderScan, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.base import Remote
-from syncd.report import FileStatus, file_status
+from syncd.report import FileStatus, file_statuses, folder_policy, iter_file_statuses
 from syncd.scan import ScanRules, folder_problem, scan_folder
 
 log = logging.getLogger("syncd.engine")
 
-
-def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
-    return FolderPolicy(
-        path=folder.path,
-        scan_ok=scan_ok,
-        collections=folder.collections == "subfolder",
-        pipelines=tuple(folder.pipelines),
-        delete_remote=folder.delete_remote,
-        on_remote_delete=folder.on_remote_delete,
-        remove_empty_collections=folder.remove_empty_collections,
-    )
-
-
-def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
-    """Every tracked, present file's status (``sync --wait``, the mirror)."""
-    return list(iter_file_statuses(config, catalog))
-
-
-def iter_file_statuses(config: Config, catalog: Catalog) -> Iterator[FileStatus]:
-    """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
-    policies = {f.path: folder_policy(f) for f in config.folders}
-    memberships = catalog.memberships()
-    for file, content in catalog.iter_present():
-        policy = policies.get(file.folder)
-        if policy is not None:
-            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
+__all__ = ["Engine", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
 
 @dataclass(frozen=True)

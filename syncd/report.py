@@ -8,10 +8,16 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from syncd.models import PROCESSING_STEPS, ContentRecord, FileRecord
 from syncd.planner import FolderPolicy, ready_for_collection
+
+if TYPE_CHECKING:
+    from syncd.catalog import Catalog
+    from syncd.config import Config, FolderConfig
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
 
@@ -40,6 +46,35 @@ class FileStatus:
             "steps": {k: {"state": s, "percentage": p} for k, (s, p) in self.steps.items()},
             "error": self.error,
         }
+
+
+def folder_policy(folder: FolderConfig, scan_ok: bool = True) -> FolderPolicy:
+    return FolderPolicy(
+        path=folder.path,
+        scan_ok=scan_ok,
+        collections=folder.collections == "subfolder",
+        pipelines=tuple(folder.pipelines),
+        delete_remote=folder.delete_remote,
+        on_remote_delete=folder.on_remote_delete,
+        remove_empty_collections=folder.remove_empty_collections,
+    )
+
+
+# Here rather than in the engine: ``syncd status`` then imports neither the engine nor
+# what it needs (the HTTP client, numpy).
+def file_statuses(config: Config, catalog: Catalog) -> list[FileStatus]:
+    """Every tracked, present file's status (``sync --wait``, the mirror)."""
+    return list(iter_file_statuses(config, catalog))
+
+
+def iter_file_statuses(config: Config, catalog: Catalog) -> Iterator[FileStatus]:
+    """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
+    policies = {f.path: folder_policy(f) for f in config.folders}
+    memberships = catalog.memberships()
+    for file, content in catalog.iter_present():
+        policy = policies.get(file.folder)
+        if policy is not None:
+            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
 
 
 def file_status(

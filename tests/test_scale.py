@@ -5,6 +5,8 @@ the emulator's ``videos/register`` admin call and ``Catalog.link_finished``."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from syncd.emulator import Emulator
 from syncd.engine import Engine, file_statuses
 from syncd.models import PROCESSING_STEPS
 from syncd.remote.mikshi import MikshiClient
-from tests.conftest import FAST_RETRY, KEY, write_config
+from tests.conftest import FAST_RETRY, KEY, syncd_env, write_config
 
 
 def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int) -> Config:
@@ -63,3 +65,17 @@ def test_unchanged_pass_and_status_issue_no_per_file_queries(tmp_path: Path, emu
         few, many = statements(small, emu, what), statements(large, emu, what)
         assert sum(many.values()) == sum(few.values()), (what, many - few)
         assert sum(few.values()) < 150, few.most_common(5)
+
+
+def test_status_imports_no_heavy_modules(tmp_path: Path) -> None:
+    """``syncd status`` starts fast: it loads no HTTP client, numpy, PyAV, Prometheus
+    client, scheduler or engine (they cost most of a start-up)."""
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    heavy = ["numpy", "av", "prometheus_client", "apscheduler", "httpx", "watchdog", "sqlite_utils",
+             "syncd.engine"]
+    script = (f"import sys; from syncd.cli import main; code = main(['-c', {str(config)!r}, 'status']); "
+              f"print(code, [m for m in {heavy!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", script], env=syncd_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
