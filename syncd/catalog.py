@@ -339,6 +339,24 @@ class Catalog:
             else:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
+    def listing_read(self, at: float) -> None:
+        """When a complete remote listing was last read (``syncd status`` shows it). Nothing
+        decides on it, so it does not count as a change (see ``changes``)."""
+        with self._tx() as db:
+            self._bookkeeping += db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
+            ).rowcount
+
+    def known_video_ids(self) -> set[str]:
+        """Every remote video id the catalog accounts for: linked contents, uploads under
+        way (registered, not yet recorded) and pulls."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
+                   UNION SELECT video_id FROM uploads UNION SELECT video_id FROM pulls"""
+            ).fetchall()
+        return {row[0] for row in rows}
+
     # ---------------------------------------------------------------- files
     def files(self, folder: Path | None = None) -> list[FileRecord]:
         if folder is None:
@@ -403,29 +421,49 @@ class Catalog:
         with self._tx() as db:
             # Read what is recorded first, so a quiet rescan of 10,000 files writes nothing.
             known = self._recorded(folder)
-            for local, sha in seen:
-                if known.get(local.rel_path) == (local.size, local.mtime_ns, local.inode, sha, 1):
-                    continue
-                db.execute(
-                    "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
-                    [sha, local.size, now, now],
-                )
-                db.execute(
-                    """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
-                       VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
-                       ON CONFLICT (folder, rel_path) DO UPDATE SET
-                         size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
-                         sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
-                         missing_since = NULL""",
-                    [str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now],
-                )
+            self._upsert_seen(folder, seen, known, now)
             self._touch(folder, now)
-            for rel_path, (*_, present) in known.items():
-                if present and rel_path not in keep:
-                    db.execute(
-                        "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
-                        [now, str(folder), rel_path],
-                    )
+            db.conn.executemany(
+                "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
+                [(now, str(folder), rel_path) for rel_path, (*_, present) in known.items()
+                 if present and rel_path not in keep],
+            )
+
+    def record_seen(self, folder: Path, seen: Iterable[tuple[LocalFile, str]], now: float) -> None:
+        """Part of a long first scan: these files are present with their sha256 (nothing is
+        marked missing; ``record_scan`` does that at the end). Committed in batches, so a
+        kill after an hour of hashing loses at most a batch."""
+        seen = list(seen)
+        with self._tx():
+            self._upsert_seen(folder, seen, self._recorded_of(folder, [f.rel_path for f, _ in seen]), now)
+
+    def _upsert_seen(self, folder: Path, seen: list[tuple[LocalFile, str]],
+                     known: Mapping[str, RecordedFile], now: float) -> None:
+        changed = [(local, sha) for local, sha in seen
+                   if known.get(local.rel_path) != (local.size, local.mtime_ns, local.inode, sha, 1)]
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+            [(sha, local.size, now, now) for local, sha in changed],
+        )
+        self.db.conn.executemany(
+            """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
+               VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+               ON CONFLICT (folder, rel_path) DO UPDATE SET
+                 size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                 sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
+                 missing_since = NULL""",
+            [(str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now)
+             for local, sha in changed],
+        )
+
+    def _recorded_of(self, folder: Path, rel_paths: list[str]) -> dict[str, RecordedFile]:
+        """``_recorded`` for some paths only, in one statement (a JSON array, not one per path)."""
+        rows = self.db.conn.execute(
+            """SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
+               WHERE folder = ? AND rel_path IN (SELECT value FROM json_each(?))""",
+            [str(folder), json.dumps(rel_paths)],
+        ).fetchall()
+        return {row[0]: RecordedFile(*row[1:]) for row in rows}
 
     def recorded(self, folder: Path) -> dict[str, RecordedFile]:
         """What the catalog holds of a folder's files, by relative path (tuples, not

@@ -25,7 +25,7 @@ from syncd.errors import ConfigError, LockedError, SyncdError
 from syncd.lock import StateLock
 from syncd.logs import setup_logging
 from syncd.models import MARKER_FILE
-from syncd.units import format_size, parse_duration
+from syncd.units import format_duration, format_size, parse_duration
 
 log = logging.getLogger("syncd")
 
@@ -231,9 +231,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             if s.state != "done":
                 pending.append(s)
         blocked = catalog.get_meta("blocked") or ""
+        listing_at = catalog.get_meta("listing_read_at")
     print(f"{sum(counts.values())} tracked file(s)")
     for state, n in sorted(counts.items()):
         print(f"  {state:<15} {n}")
+    checked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(listing_at))) if listing_at else "never"
+    print(f"remote deletions: last checked {checked} (the daemon checks every "
+          f"{format_duration(config.schedule.deletion_check)}: schedule.deletion_check)")
     if blocked:
         print(f"\nBLOCKED: {blocked}")
     if pending:

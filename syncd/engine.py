@@ -33,13 +33,15 @@ from syncd.errors import AuthError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
 from syncd.mirror.mirror import Mirror, MirrorReport
-from syncd.models import ContentRecord, FolderScan, Plan
+from syncd.models import ContentRecord, FolderScan, LocalFile, Plan
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_statuses, folder_policy, iter_file_statuses
-from syncd.scan import ScanRules, folder_problem, scan_folder
+from syncd.scan import ScanProgress, ScanRules, folder_problem, scan_folder
 
 log = logging.getLogger("syncd.engine")
+
+RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's hashing
 
 __all__ = ["Engine", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
@@ -98,6 +100,7 @@ class Engine:
         on_bytes: Callable[[int], None] = lambda n: None,
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+        on_progress: Callable[[ScanProgress], None] = lambda p: None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -107,10 +110,12 @@ class Engine:
         self.delete_grace = delete_grace
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
+        self.on_progress = on_progress  # scan and hash counters, as they grow
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
+        self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -145,6 +150,7 @@ class Engine:
         problems: list[str] = []
         hashed = 0
         now = self.clock()
+        progress = ScanProgress()
         for folder in self.config.folders:
             last = self._complete_scans.get(folder.path)
             if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
@@ -173,6 +179,11 @@ class Engine:
                     as_recorded += record.present
                 else:
                     to_hash.append(local)
+            progress.files_seen += len(scan.files)
+            progress.to_hash += len(to_hash)
+            progress.bytes_to_hash += sum(f.size for f in to_hash)
+            self.on_progress(progress)
+            batch: list[tuple[LocalFile, str]] = []
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
@@ -181,6 +192,13 @@ class Engine:
                     continue
                 hashed += 1
                 seen.append((result.file, result.sha256))
+                progress.hashed += 1
+                progress.bytes_hashed += result.file.size
+                self.on_progress(progress)
+                batch.append((result.file, result.sha256))
+                if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
+                    self.catalog.record_seen(folder.path, batch, now)
+                    batch = []
             recorded_present = sum(r.present for r in known.values())
             if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
@@ -191,11 +209,18 @@ class Engine:
         return scans, problems, hashed
 
     # ------------------------------------------------------------------- pass
-    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = ()) -> PassReport:
-        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
+    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
+                 newest: bool = False) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``).
+        ``newest`` (without ``with_listing``): look for new remote videos to pull at the
+        newest end of the listing only (the daemon's polls between complete listings)."""
         scans, problems, hashed = self.observe(unchanged)
         problems += self.executor.refresh(self._contents_in_progress())
         remote = self.executor.read_listing() if with_listing else None
+        if remote is not None:
+            self._listed = remote.video_ids
+            self.catalog.listing_read(self.clock())
+        fresh = self._read_newest() if newest and remote is None else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
         inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
@@ -223,7 +248,7 @@ class Engine:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
-        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok])
+        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
         result.notes += mirrored.notes
         problems += mirrored.problems
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
@@ -253,11 +278,19 @@ class Engine:
             return None
         return self._quiet
 
-    def _mirror(self, listing: RemoteView | None, unavailable: list[Path]) -> MirrorReport:
-        if not self.mirror.due(listing):
+    def _read_newest(self) -> RemoteView | None:
+        """New remote videos (for ``mirror.pull_remote``): those newer than any video the
+        last complete listing or the catalog knows."""
+        if not self.config.mirror.pull_remote:
+            return None
+        return self.executor.read_newest(self._listed | self.catalog.known_video_ids())
+
+    def _mirror(self, listing: RemoteView | None, unavailable: list[Path],
+                newest: RemoteView | None = None) -> MirrorReport:
+        if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            return self.mirror.run(self.statuses(), listing, unavailable)
+            return self.mirror.run(self.statuses(), listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"

@@ -119,9 +119,12 @@ class Mirror:
                 self.catalog.mirror_file_forget(row.folder, row.rel_path)
 
     # ---------------------------------------------------------------- the job
-    def due(self, listing: RemoteView | None) -> bool:
-        """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``)."""
+    def due(self, listing: RemoteView | None, newest: RemoteView | None = None) -> bool:
+        """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``).
+        ``newest``: remote videos new since the last complete listing (see ``run``)."""
         now = self.clock()
+        if newest is not None and newest.video_ids and self.config.mirror.pull_remote:
+            return True
         if listing is not None:
             if now >= self._next_check and listing != self._checked_listing:
                 return True
@@ -140,9 +143,10 @@ class Mirror:
         return MirrorReport(problems=list(self._given_up))
 
     def run(self, statuses: Sequence[FileStatus], listing: RemoteView | None,
-            unavailable: Collection[Path] = ()) -> MirrorReport:
+            unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
-        nothing in them is written, moved or removed."""
+        nothing in them is written, moved or removed. ``newest``: without a complete
+        listing, the videos new at its newest end, to pull (and nothing else)."""
         report = MirrorReport()
         verify = not self._checked_files
         if verify:
@@ -153,10 +157,12 @@ class Mirror:
             self._checked_files = True
         now = self.clock()
         check = listing if listing is not None and now >= self._next_check else None
-        if self.config.mirror.pull_remote and listing is not None:
+        pull_from = listing if listing is not None else newest
+        if self.config.mirror.pull_remote and pull_from is not None:
             puller = Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop)
-            self._pull_due = puller.run(listing, report)
-            self._listing_after_run = listing
+            self._pull_due = puller.run(pull_from, report)
+            if listing is not None:
+                self._listing_after_run = listing
         files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
         contents = {c.sha256: c for c in self.catalog.contents()}
         touched = self._follow_files(files, report, unavailable)
