@@ -84,6 +84,10 @@ def measured(args: list[str], env: dict[str, str] | None = None) -> dict[str, An
             "output_tail": text[-300:]}
 
 
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def build_tree(drop: Path, files: int) -> None:
     for i in range(files):
         folder = drop / f"cam{i // PER_DIR:04d}"
@@ -138,22 +142,28 @@ def main() -> None:
         drop, empty = root / "drop", root / "empty"
         empty.mkdir()
         start = time.monotonic()
+        say(f"building a tree of {args.files} files in {drop}")
         build_tree(drop, args.files)
         result["build_tree_s"] = round(time.monotonic() - start, 1)
         emu_config = EmulatorConfig(data_dir=root / "emulator", api_keys=[KEY], host="127.0.0.1", port=0,
                                     processing_seconds=0.1, pipeline_seconds=0.1)
         with Emulator(emu_config) as emu:
             config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+            say("walks")
             walk_empty = measured([sys.executable, "-c", WALK, str(empty)])
             walk = measured([sys.executable, "-c", WALK, str(drop)])
             status_empty = measured([*syncd, str(config_empty), "status"], env)
             sync_empty = measured([*syncd, str(config_empty), "sync"], env)
+            say("first pass (hash and catalog every file)")
             first = measured([*syncd, str(config), "sync", "--dry-run"], env)
             result["walk"] = {"empty": walk_empty, "tree": walk}
             result["first_pass"] = {**first, "files_per_s": round(args.files / first["wall_s"], 1)}
+            say("registering videos, linking the catalog")
             result["synced"] = synced_state(config, emu.base_url)
+            say("mirror catch-up (details of every video, once)")
             catch_up = measured([*syncd, str(config), "sync"], env)
             result["mirror_catch_up"] = catch_up
+            say("unchanged syncs and status")
             unchanged = [measured([*syncd, str(config), "sync"], env) for _ in range(2)]
             status = measured([*syncd, str(config), "status"], env)
             result["unchanged"] = {"empty": sync_empty, "tree": unchanged}

@@ -359,11 +359,20 @@ class Catalog:
 
     # ---------------------------------------------------------------- files
     def files(self, folder: Path | None = None) -> list[FileRecord]:
-        if folder is None:
-            rows = self._rows("SELECT * FROM files ORDER BY folder, rel_path")
-        else:
-            rows = self._rows("SELECT * FROM files WHERE folder = ? ORDER BY rel_path", [str(folder)])
-        return _files(rows)
+        # Tuples, not dict rows, and each folder's Path made once: a pass reads every row.
+        columns = "folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen, missing_since"
+        with self._lock:
+            if folder is None:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files ORDER BY folder, rel_path").fetchall()
+            else:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files WHERE folder = ? ORDER BY rel_path",
+                                            [str(folder)]).fetchall()
+        folders: dict[str, Path] = {}
+        return [
+            FileRecord(folders.get(r[0]) or folders.setdefault(r[0], Path(r[0])), r[1], r[2], r[3], r[4], r[5],
+                       bool(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
 
     def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
         """Every present file with its content and steps, by folder and path, streamed: one
@@ -509,13 +518,17 @@ class Catalog:
         return self._content(rows[0]) if rows else None
 
     def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
-        rows = self._rows("SELECT * FROM contents ORDER BY created_at, sha256")
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since
+                   FROM contents ORDER BY created_at, sha256"""
+            ).fetchall()
         wanted = set(states) if states is not None else None
         steps = self._all_steps()
         return [
-            self._content(r, steps.get(r["sha256"], {}))
+            ContentRecord(*r, steps=steps.get(r[0], {}))  # type: ignore[misc]
             for r in rows
-            if wanted is None or r["state"] in wanted
+            if wanted is None or r[2] in wanted
         ]
 
     def contents_in_progress(self) -> list[ContentRecord]:
@@ -535,8 +548,12 @@ class Catalog:
 
     def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
         out: dict[str, dict[str, StepRecord]] = {}
-        for r in self._rows("SELECT * FROM steps"):
-            out.setdefault(r["sha256"], {})[r["name"]] = _step(r)
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT sha256, name, state, percentage, error, attempts, next_attempt_at FROM steps"
+            ).fetchall()
+        for sha256, *step in rows:
+            out.setdefault(sha256, {})[step[0]] = StepRecord(*step)
         return out
 
     def _content(self, row: dict[str, Any], steps: dict[str, StepRecord] | None = None) -> ContentRecord:
@@ -978,18 +995,6 @@ class Catalog:
                    VALUES (?, 'pulled', ?, ?, '', 0, 0, ?)""",
                 [video_id, str(file.path), sha256, now],
             )
-
-
-def _files(rows: Iterable[dict[str, Any]]) -> list[FileRecord]:
-    """A handful of folders own every file row: parse each folder path once, not per row."""
-    folders: dict[str, Path] = {}
-    records = []
-    for r in rows:
-        folder = folders.get(r["folder"])
-        if folder is None:
-            folder = folders[r["folder"]] = Path(r["folder"])
-        records.append(_file(r, folder))
-    return records
 
 
 def _file(r: dict[str, Any], folder: Path | None = None) -> FileRecord:

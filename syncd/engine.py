@@ -116,6 +116,7 @@ class Engine:
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
+        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -338,7 +339,11 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        return file_statuses(self.config, self.catalog)
+        """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
+        changes = self.catalog.changes
+        if self._statuses is None or self._statuses[0] != changes:
+            self._statuses = (changes, file_statuses(self.config, self.catalog))
+        return self._statuses[1]
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
