@@ -347,6 +347,15 @@ class Catalog:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
             ).rowcount
 
+    def missing_since(self) -> list[float]:
+        """When each vanished, tracked file went missing (the daemon's delete-grace timer):
+        one column of the missing rows, not every file row."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT missing_since FROM files WHERE present = 0 AND sha256 IS NOT NULL AND missing_since IS NOT NULL"
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def known_video_ids(self) -> set[str]:
         """Every remote video id the catalog accounts for: linked contents, uploads under
         way (registered, not yet recorded) and pulls."""

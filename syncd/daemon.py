@@ -573,8 +573,7 @@ class Daemon:
         if grace <= 0 or self._catalog is None:
             return
         wall = time.time()
-        ready = [f.missing_since + grace + SETTLE_MARGIN for f in self._catalog.files()
-                 if not f.present and f.sha256 and f.missing_since is not None]
+        ready = [since + grace + SETTLE_MARGIN for since in self._catalog.missing_since()]
         due = min((r for r in ready if r > wall), default=None)
         self._set_timer("grace", None if due is None else time.monotonic() + (due - wall))
 
