@@ -15,8 +15,9 @@ Phases, each a real ``python -m syncd`` subprocess (CPU from ``wait4``'s rusage,
   populated directly (``Catalog.link_finished``) rather than by adoption, which would
   ask the remote about every file. A first ``syncd sync`` then mirrors every video once
   (details and sidecars; timed, ``mirror_catch_up``);
-* ``unchanged``: ``syncd sync`` over the unchanged tree (listing, plan, mirror), and on
-  an empty folder: per-file CPU against the walk's, each minus its empty-folder run;
+* ``unchanged``: ``syncd sync --dry-run`` over the synced tree before the mirror has run
+  (walk, complete listing, plan), then ``syncd sync`` (listing, plan, mirror), and both
+  on an empty folder: per-file CPU against the walk's, each minus its empty-folder run;
 * ``status``: ``syncd status`` (streamed) at N files, and on an empty catalog.
 
 Printed as JSON; nothing asserted (``target_met`` says). Not measured here: the daemon
@@ -160,19 +161,25 @@ def main() -> None:
             result["first_pass"] = {**first, "files_per_s": round(args.files / first["wall_s"], 1)}
             say("registering videos, linking the catalog")
             result["synced"] = synced_state(config, emu.base_url)
+            say("unchanged dry run (walk, listing, plan; no mirror)")
+            dry = [measured([*syncd, str(config), "sync", "--dry-run"], env) for _ in range(2)]
             say("mirror catch-up (details of every video, once)")
             catch_up = measured([*syncd, str(config), "sync"], env)
             result["mirror_catch_up"] = catch_up
             say("unchanged syncs and status")
             unchanged = [measured([*syncd, str(config), "sync"], env) for _ in range(2)]
             status = measured([*syncd, str(config), "status"], env)
-            result["unchanged"] = {"empty": sync_empty, "tree": unchanged}
+            result["unchanged"] = {"empty": sync_empty, "tree": unchanged, "dry_run": dry}
             result["status"] = {"empty": status_empty, "tree": status}
         best = min(unchanged, key=lambda r: r["cpu_s"])
         per_file_sync = (best["cpu_s"] - sync_empty["cpu_s"]) / args.files
         per_file_walk = (walk["cpu_s"] - walk_empty["cpu_s"]) / args.files
         ratio = per_file_sync / per_file_walk if per_file_walk > 0 else float("inf")
+        best_dry = min(dry, key=lambda r: r["cpu_s"])
+        per_file_dry = (best_dry["cpu_s"] - sync_empty["cpu_s"]) / args.files
         result["summary"] = {
+            "unchanged_dry_run_cpu_s": best_dry["cpu_s"], "unchanged_dry_run_peak_rss_mb": best_dry["peak_rss_mb"],
+            "per_file_cpu_ratio_dry_run": round(per_file_dry / per_file_walk, 1) if per_file_walk > 0 else None,
             "unchanged_sync_cpu_s": best["cpu_s"], "unchanged_sync_wall_s": best["wall_s"],
             "bare_walk_cpu_s": walk["cpu_s"],
             "per_file_cpu_us": {"sync": round(per_file_sync * 1e6, 2), "walk": round(per_file_walk * 1e6, 2)},
