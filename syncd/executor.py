@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +57,7 @@ from syncd.models import (
 )
 from syncd.planner import RemoteView
 from syncd.progress import NullProgress, SyncProgress
-from syncd.remote.base import InstanceMarks, Remote, RemoteVideo, UploadSession
+from syncd.remote.base import InstanceMarks, NewestListing, Remote, RemoteVideo, UploadSession
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.executor")
@@ -169,6 +169,28 @@ class Executor:
         view = RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
         self._last_listing = (videos, view)
         return view
+
+    def read_newest(self, known: Collection[str]) -> RemoteView | None:
+        """Remote videos newer than every ``known`` one, from the newest end of the listing
+        (for pulls between two complete listings); None if the backend cannot or the read
+        failed. Never a complete listing: nothing may be judged deleted from it."""
+        if not isinstance(self.remote, NewestListing):
+            return None
+        try:
+            videos = self.remote.list_newest(known)
+        except (AuthError, ForbiddenError) as exc:
+            raise self._fatal(exc) from exc
+        except RemoteError as exc:
+            log.info("reading the newest remote videos failed: %s", exc)
+            return None
+        names: dict[str, list[str]] = {}
+        for v in videos:
+            names.setdefault(v.name, []).append(v.video_id)
+        listed = {
+            v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
+            for v in videos
+        }
+        return RemoteView(frozenset(listed), {k: tuple(v) for k, v in names.items()}, listed)
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""

@@ -7,8 +7,6 @@ from collections.abc import Callable
 
 from syncd.config import RemoteConfig
 from syncd.remote.base import Remote
-from syncd.remote.http import HttpClient, RetryPolicy
-from syncd.remote.mikshi import MikshiClient
 
 __all__ = ["Remote", "open_remote"]
 
@@ -17,6 +15,10 @@ def open_remote(
     config: RemoteConfig, direct_upload_max_bytes: int = 0, *, sleep: Callable[[float], None] = time.sleep
 ) -> Remote:
     """``sleep`` waits between HTTP retries; the daemon passes one that a stop cuts short."""
+    # Imported here: commands that never talk to the remote (status, log) skip httpx.
+    from syncd.remote.http import HttpClient, RetryPolicy
+    from syncd.remote.mikshi import MikshiClient
+
     if config.backend == "mikshi":
         retry = RetryPolicy(max_retries=config.max_retries)
         http = HttpClient(config.base_url, config.api_key.reveal(), timeout=config.timeout, retry=retry, sleep=sleep)

@@ -11,7 +11,7 @@ in them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
@@ -341,3 +341,14 @@ def format_timestamp(seconds: float) -> str:
     """Seconds → 'HH:MM:SS'."""
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+@runtime_checkable
+class NewestListing(Protocol):
+    """A backend that can list from the newest end (an optional capability: without it,
+    new remote videos are found by the complete listing, on its slower schedule)."""
+
+    def list_newest(self, known: Collection[str]) -> list[RemoteVideo]:
+        """Videos newer than the newest of ``known`` (ids), newest first: pages from the
+        newest end until one holds a known video. Not a complete listing."""
+        ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -49,6 +49,7 @@ CHAT = "/api/chat/v1/developer"
 # credit: nothing was done or charged, and the doc says to retry.
 CREDIT_NOT_TAKEN = frozenset({502, 503})
 PAGE_SIZE = 100  # the documented maximum for page-based listings
+NEWEST_PAGE_SIZE = 20  # a poll for new videos usually finds none: one small page
 # The fields of a videos/list entry that RemoteVideo keeps (not the pre-signed
 # thumbnail_path, which changes with every answer).
 LISTED_FIELDS = (
@@ -647,6 +648,18 @@ class MikshiClient:
         live = {id(v) for v in seen.values()}
         self._listed_before = {k: v for k, v in self._listed_before.items() if id(v) in live}
         return list(seen.values())
+
+    def list_newest(self, known: Collection[str], page_size: int = NEWEST_PAGE_SIZE) -> list[RemoteVideo]:
+        found: dict[str, RemoteVideo] = {}
+        skip = 0
+        while True:
+            batch = self.videos_list(skip=skip, limit=page_size, sort_by="created_at", sort_order="desc")
+            for video in batch:
+                if video.video_id not in known:
+                    found.setdefault(video.video_id, video)
+            if len(batch) < page_size or any(v.video_id in known for v in batch):
+                return list(found.values())
+            skip += page_size
 
     def video_details(self, video_id: str) -> VideoDetails:
         return self.get_video_details(video_id)
