@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlite_utils
-
 from syncd.errors import ConfigError, SyncdError
 from syncd.mirror.records import (
     IndexSnapshot,
@@ -50,7 +48,33 @@ CATALOG_FILE = "catalog.db"
 LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
 
 
-def _m1_initial(db: sqlite_utils.Database) -> None:
+class Database:
+    """The connection with the calls transactions and migrations use. (It was sqlite_utils'
+    Database, used for nothing more; importing that pulls in numpy, a third of a second of
+    every ``syncd status``.)"""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        """Statement by statement: ``sqlite3.executescript`` would commit the migration's
+        open transaction first."""
+        start = 0
+        for end, char in enumerate(script):
+            if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+                self.conn.execute(script[start:end + 1])
+                start = end + 1
+        if script[start:].strip():
+            self.conn.execute(script[start:])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _m1_initial(db: Database) -> None:
     db.executescript(
         """
         CREATE TABLE files (
@@ -129,7 +153,7 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_mirror(db: sqlite_utils.Database) -> None:
+def _m_mirror(db: Database) -> None:
     """The local mirror and search index (syncd/mirror/): remote facts per video, segment
     rows (their vectors live in <state_dir>/search/*.f32), sidecars written per file, a
     full-text index, the query-embedding cache and pulled remote videos."""
@@ -191,7 +215,7 @@ def _m_mirror(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_fts_rows(db: sqlite_utils.Database) -> None:
+def _m_fts_rows(db: Database) -> None:
     """Each video's full-text row by rowid: FTS5 finds a row by an UNINDEXED column only
     by scanning them all, which made refreshing 10,000 videos quadratic."""
     db.executescript(
@@ -206,7 +230,7 @@ def _m_fts_rows(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_ownership(db: sqlite_utils.Database) -> None:
+def _m_ownership(db: Database) -> None:
     """Which remote videos this syncd instance owns (it uploaded them, or proved them its own
     after a catalog loss) and which carry its marker. Everything before was uploaded by this
     catalog, except pulled videos: those belong to whoever uploaded them."""
@@ -219,7 +243,7 @@ def _m_ownership(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m_upload_token(db: sqlite_utils.Database) -> None:
+def _m_upload_token(db: Database) -> None:
     """An upload in flight keeps one opaque resume token (the backend's), not one backend's
     fields. Every upload recorded before this was Mikshi's: its object name and video id
     become the token Mikshi's client reads (``syncd.remote.mikshi._token``)."""
@@ -254,7 +278,7 @@ def _m_upload_token(db: sqlite_utils.Database) -> None:
 
 
 # Append only. Each entry runs once, in its own transaction.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_upload_token,
 ]
 
@@ -305,14 +329,15 @@ class Catalog:
             raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
         try:
             if readonly:
-                self.db = sqlite_utils.Database(conn)
+                self.db = Database(conn)
                 self.is_new = False
                 self._check_readable()
                 return
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(conn)
+            conn.execute("PRAGMA recursive_triggers=ON")  # as sqlite_utils set it
+            self.db = Database(conn)
             self.is_new = self._migrate()
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             conn.close()
@@ -348,7 +373,7 @@ class Catalog:
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
-    def _tx(self) -> Iterator[sqlite_utils.Database]:
+    def _tx(self) -> Iterator[Database]:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -359,8 +384,12 @@ class Catalog:
             self.db.execute("COMMIT")
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        # The plain cursor, not sqlite_utils' query (a savepoint and a generator per call):
+        # a pass reads every file row through here.
         with self._lock:
-            return list(self.db.query(sql, list(params)))
+            cursor = self.db.conn.execute(sql, list(params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _migrate(self) -> bool:
         with self._tx() as db:
@@ -427,13 +456,85 @@ class Catalog:
             else:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
+    def listing_read(self, at: float) -> None:
+        """When a complete remote listing was last read (``syncd status`` shows it). Nothing
+        decides on it, so it does not count as a change (see ``changes``)."""
+        with self._tx() as db:
+            self._bookkeeping += db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
+            ).rowcount
+
+    def missing_since(self) -> list[float]:
+        """When each vanished, tracked file went missing (the daemon's delete-grace timer):
+        one column of the missing rows, not every file row."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT missing_since FROM files WHERE present = 0 AND sha256 IS NOT NULL AND missing_since IS NOT NULL"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def known_video_ids(self) -> set[str]:
+        """Every remote video id the catalog accounts for: linked contents, uploads under
+        way (registered, not yet recorded) and pulls."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
+                   UNION SELECT video_id FROM uploads UNION SELECT video_id FROM pulls"""
+            ).fetchall()
+        return {row[0] for row in rows}
+
     # ---------------------------------------------------------------- files
     def files(self, folder: Path | None = None) -> list[FileRecord]:
-        if folder is None:
-            rows = self._rows("SELECT * FROM files ORDER BY folder, rel_path")
-        else:
-            rows = self._rows("SELECT * FROM files WHERE folder = ? ORDER BY rel_path", [str(folder)])
-        return _files(rows)
+        # Tuples, not dict rows, and each folder's Path made once: a pass reads every row.
+        columns = "folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen, missing_since"
+        with self._lock:
+            if folder is None:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files ORDER BY folder, rel_path").fetchall()
+            else:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files WHERE folder = ? ORDER BY rel_path",
+                                            [str(folder)]).fetchall()
+        folders: dict[str, Path] = {}
+        return [
+            FileRecord(folders.get(r[0]) or folders.setdefault(r[0], Path(r[0])), r[1], r[2], r[3], r[4], r[5],
+                       bool(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+        """Every present file with its content and steps, by folder and path, streamed: one
+        statement (steps by the primary key), read a batch at a time, so ``syncd status``
+        over a million files holds a batch of rows, not the catalog."""
+        cursor = self.db.conn.cursor()
+        with self._lock:
+            cursor.execute(
+                """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+                          f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
+                          c.next_attempt_at, c.orphaned_since,
+                          (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
+                                                              s.attempts, s.next_attempt_at))
+                           FROM steps s WHERE s.sha256 = c.sha256),
+                          c.owned, c.marked
+                   FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                   WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
+            )
+        folders: dict[str, Path] = {}
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                for r in rows:
+                    folder = folders.get(r[0]) or folders.setdefault(r[0], Path(r[0]))
+                    file = FileRecord(folder, r[1], r[2], r[3], r[4], r[5], True, r[6], r[7])
+                    if r[8] is None:
+                        yield file, None
+                        continue
+                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[17])} if r[17] else {}
+                    yield file, ContentRecord(*r[8:17], steps=steps, owned=bool(r[18]),  # type: ignore[misc]
+                                              marked=bool(r[19]))
+        finally:
+            cursor.close()
 
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
@@ -457,29 +558,49 @@ class Catalog:
         with self._tx() as db:
             # Read what is recorded first, so a quiet rescan of 10,000 files writes nothing.
             known = self._recorded(folder)
-            for local, sha in seen:
-                if known.get(local.rel_path) == (local.size, local.mtime_ns, local.inode, sha, 1):
-                    continue
-                db.execute(
-                    "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
-                    [sha, local.size, now, now],
-                )
-                db.execute(
-                    """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
-                       VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
-                       ON CONFLICT (folder, rel_path) DO UPDATE SET
-                         size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
-                         sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
-                         missing_since = NULL""",
-                    [str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now],
-                )
+            self._upsert_seen(folder, seen, known, now)
             self._touch(folder, now)
-            for rel_path, (*_, present) in known.items():
-                if present and rel_path not in keep:
-                    db.execute(
-                        "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
-                        [now, str(folder), rel_path],
-                    )
+            db.conn.executemany(
+                "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
+                [(now, str(folder), rel_path) for rel_path, (*_, present) in known.items()
+                 if present and rel_path not in keep],
+            )
+
+    def record_seen(self, folder: Path, seen: Iterable[tuple[LocalFile, str]], now: float) -> None:
+        """Part of a long first scan: these files are present with their sha256 (nothing is
+        marked missing; ``record_scan`` does that at the end). Committed in batches, so a
+        kill after an hour of hashing loses at most a batch."""
+        seen = list(seen)
+        with self._tx():
+            self._upsert_seen(folder, seen, self._recorded_of(folder, [f.rel_path for f, _ in seen]), now)
+
+    def _upsert_seen(self, folder: Path, seen: list[tuple[LocalFile, str]],
+                     known: Mapping[str, RecordedFile], now: float) -> None:
+        changed = [(local, sha) for local, sha in seen
+                   if known.get(local.rel_path) != (local.size, local.mtime_ns, local.inode, sha, 1)]
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+            [(sha, local.size, now, now) for local, sha in changed],
+        )
+        self.db.conn.executemany(
+            """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
+               VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+               ON CONFLICT (folder, rel_path) DO UPDATE SET
+                 size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                 sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
+                 missing_since = NULL""",
+            [(str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now)
+             for local, sha in changed],
+        )
+
+    def _recorded_of(self, folder: Path, rel_paths: list[str]) -> dict[str, RecordedFile]:
+        """``_recorded`` for some paths only, in one statement (a JSON array, not one per path)."""
+        rows = self.db.conn.execute(
+            """SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
+               WHERE folder = ? AND rel_path IN (SELECT value FROM json_each(?))""",
+            [str(folder), json.dumps(rel_paths)],
+        ).fetchall()
+        return {row[0]: RecordedFile(*row[1:]) for row in rows}
 
     def recorded(self, folder: Path) -> dict[str, RecordedFile]:
         """What the catalog holds of a folder's files, by relative path (tuples, not
@@ -525,13 +646,18 @@ class Catalog:
         return self._content(rows[0]) if rows else None
 
     def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
-        rows = self._rows("SELECT * FROM contents ORDER BY created_at, sha256")
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since,
+                          owned, marked
+                   FROM contents ORDER BY created_at, sha256"""
+            ).fetchall()
         wanted = set(states) if states is not None else None
         steps = self._all_steps()
         return [
-            self._content(r, steps.get(r["sha256"], {}))
+            ContentRecord(*r[:9], steps=steps.get(r[0], {}), owned=bool(r[9]), marked=bool(r[10]))  # type: ignore[misc]
             for r in rows
-            if wanted is None or r["state"] in wanted
+            if wanted is None or r[2] in wanted
         ]
 
     def contents_in_progress(self, steps: tuple[str, ...]) -> list[ContentRecord]:
@@ -552,8 +678,12 @@ class Catalog:
 
     def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
         out: dict[str, dict[str, StepRecord]] = {}
-        for r in self._rows("SELECT * FROM steps"):
-            out.setdefault(r["sha256"], {})[r["name"]] = _step(r)
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT sha256, name, state, percentage, error, attempts, next_attempt_at FROM steps"
+            ).fetchall()
+        for sha256, *step in rows:
+            out.setdefault(sha256, {})[step[0]] = StepRecord(*step)
         return out
 
     def _content(self, row: dict[str, Any], steps: dict[str, StepRecord] | None = None) -> ContentRecord:
@@ -610,6 +740,21 @@ class Catalog:
             key = uuid.uuid4().hex[:12]
             self.set_meta("instance_key", key)
         return key
+
+    def link_finished(self, videos: Iterable[tuple[str, str, str]], steps: Iterable[str]) -> None:
+        """Many contents at once as uploaded (sha256, video_id, name) with ``steps`` done:
+        ``bench_scale`` reaches "everything synced" this way, in one transaction."""
+        now = self._clock()
+        rows = [(video_id, name, now, sha256) for sha256, video_id, name in videos]
+        steps = tuple(steps)
+        with self._tx() as db:
+            db.conn.executemany(
+                """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
+                   orphaned_since = NULL, updated_at = ? WHERE sha256 = ?""", rows)
+            db.conn.executemany(
+                """INSERT OR REPLACE INTO steps (sha256, name, state, percentage, updated_at)
+                   VALUES (?, ?, 'done', 100, ?)""",
+                [(sha256, step, now) for *_, sha256 in rows for step in steps])
 
     def content_gone(self, sha256: str, state: ContentState, *,
                      drop_files: Literal["all"] | Collection[tuple[Path, str]] = ()) -> None:
@@ -947,6 +1092,16 @@ class Catalog:
                 [video_id, cursor.lastrowid],
             )
 
+    def mirror_fts_texts(self) -> dict[str, tuple[str, str, str, str]]:
+        """Every video's full-text row (name, paths, collections, metadata), in one query:
+        the mirror compares against these rather than read one row per video."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT r.video_id, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
+                   JOIN mirror_fts f ON f.rowid = r.fts_rowid"""
+            ).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
+
     def mirror_fts_search(
         self, match: str, limit: int, video_ids: Iterable[str] | None = None
     ) -> list[tuple[str, float]]:
@@ -1096,20 +1251,8 @@ class Catalog:
 
     def files_of(self, sha256: str) -> list[FileRecord]:
         """Every file row (present or not) holding a content."""
-        return _files(self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path",
-                                 [sha256]))
-
-
-def _files(rows: Iterable[dict[str, Any]]) -> list[FileRecord]:
-    """A handful of folders own every file row: parse each folder path once, not per row."""
-    folders: dict[str, Path] = {}
-    records = []
-    for r in rows:
-        folder = folders.get(r["folder"])
-        if folder is None:
-            folder = folders[r["folder"]] = Path(r["folder"])
-        records.append(_file(r, folder))
-    return records
+        rows = self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path", [sha256])
+        return [_file(r) for r in rows]
 
 
 def _file(r: dict[str, Any], folder: Path | None = None) -> FileRecord:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +30,7 @@ from syncd.lock import StateLock
 from syncd.logs import setup_logging
 from syncd.messages import DOCTOR_HINT, remote_trouble
 from syncd.models import MARKER_FILE
-from syncd.units import format_size, parse_duration
+from syncd.units import format_duration, format_size, parse_duration
 
 if TYPE_CHECKING:
     from syncd.engine import Engine, SyncOutcome
@@ -335,15 +335,15 @@ def gave_up_on(outcome: SyncOutcome) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.engine import file_statuses
+    from syncd.report import iter_file_statuses
 
     config = _config(args, require_key=False)
+    # --json is streamed: a million tracked files are never in memory at once.
     with Catalog.open(config.state_dir) as catalog:
-        statuses = file_statuses(config, catalog)
         if args.json:
-            print(json.dumps([s.as_json() for s in statuses], indent=2))
+            _print_json_array(s.as_json() for s in iter_file_statuses(config, catalog))
             return EXIT_OK
-        facts = _status_facts(config, catalog, statuses)
+        facts = _status_facts(config, catalog, list(iter_file_statuses(config, catalog)))
     from syncd.status_view import render
 
     width = shutil.get_terminal_size((100, 24)).columns
@@ -377,7 +377,8 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         folders=folders, collections=collections, statuses=statuses, sizes=sizes,
         sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
         trashed=len(list_trash([f.path for f in config.folders])),
-        header_extra=[*_binding_line(config, catalog), _instance_line(config.instance, catalog.get_meta("other_instances"))],
+        header_extra=[*_binding_line(config, catalog), _instance_line(config.instance, catalog.get_meta("other_instances")),
+                      _deletion_check_line(config, catalog.get_meta("listing_read_at"))],
     )
 
 
@@ -400,6 +401,22 @@ def _instance_line(instance: str, recorded: str | None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(at)))
     names = "" if others == "-" else f"{others.replace(',', ', ')}; "
     return f"instance: {instance}; {count} remote video(s) belong to other syncd instances ({names}as of {when})"
+
+
+def _deletion_check_line(config: Config, listing_at: str | None) -> str:
+    checked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(listing_at))) if listing_at else "never"
+    return (f"remote deletions: last checked {checked} (the daemon checks every "
+            f"{format_duration(config.schedule.deletion_check)}: schedule.deletion_check)")
+
+
+def _print_json_array(items: Iterable[object]) -> None:
+    """``json.dumps(list(items), indent=2)``, printed an item at a time."""
+    first = True
+    for item in items:
+        body = json.dumps(item, indent=2).replace("\n", "\n  ")
+        sys.stdout.write(f"[\n  {body}" if first else f",\n  {body}")
+        first = False
+    print("[]" if first else "\n]")
 
 
 def cmd_log(args: argparse.Namespace) -> int:

@@ -175,6 +175,7 @@ class SafetyConfig:
 class ScheduleConfig:
     rescan: float  # seconds
     remote_poll: float  # seconds
+    deletion_check: float = 3600.0  # seconds: the complete remote listing (remote deletions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,7 +742,13 @@ _SCHEMA = _Section(
                 _Key("rescan", _duration(positive=True),
                      "Full rescan of every folder. Keep it a multiple of remote_poll: it then runs "
                      "midway between two polls, never in the same minute as one.", "10m"),
-                _Key("remote_poll", _duration(positive=True), "Poll the remote for changes.", "2m"),
+                _Key("remote_poll", _duration(positive=True),
+                     "Poll the remote for what is in flight: processing states of videos not yet done, "
+                     "and (with mirror.pull_remote) videos new on the remote.", "2m"),
+                _Key("deletion_check", _duration(positive=True),
+                     "Read the remote's complete video listing to find videos deleted there (one at a "
+                     "time, at the first poll once this long has passed; also on start and reload). "
+                     "Its cost grows with the remote library, so it runs less often than polls.", "1h"),
             ),
         ),
         _Section(

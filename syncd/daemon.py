@@ -234,9 +234,11 @@ class Daemon:
             worker.start()
             cfg = self.config
             log.info(
-                "syncd %s running: watching %s; rescan every %s, remote poll every %s; state in %s",
+                "syncd %s running: watching %s; rescan every %s, remote poll every %s, remote deletion "
+                "check every %s; state in %s",
                 __version__, ", ".join(str(f.path) for f in cfg.folders), format_duration(cfg.schedule.rescan),
-                format_duration(cfg.schedule.remote_poll), cfg.state_dir,
+                format_duration(cfg.schedule.remote_poll), format_duration(cfg.schedule.deletion_check),
+                cfg.state_dir,
             )
             self.notifier.ready(f"watching {len(cfg.folders)} folder(s); first pass")
             self.stop_event.wait()
@@ -430,7 +432,11 @@ class Daemon:
             return
         # Before the walk, so that a folder's walk never precedes its watch.
         fresh = self.watcher.ensure(self.config.folders)
-        with_listing = bool(demands & {"listing", "poll"})
+        # The complete listing (remote deletions) has its own, slower schedule; a poll in
+        # between reads only what is in flight, and new videos at the listing's newest end.
+        deletion_check_due = now - self._last_listing_at >= self.config.schedule.deletion_check
+        with_listing = "listing" in demands or ("poll" in demands and deletion_check_due)
+        newest = "poll" in demands and not with_listing
         if self._remote is not RemoteState.UP:
             if "probe" not in fired or not self._probe_ok():
                 if demands or changed or fired - {"probe"}:
@@ -442,13 +448,14 @@ class Daemon:
         # A folder watched only from now on (a disk mounted later) is walked all the same.
         local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry"})
         self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
-                   grace_ran_out="grace" in fired)
+                   grace_ran_out="grace" in fired, newest=newest)
 
-    def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False) -> None:
+    def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False,
+              newest: bool = False) -> None:
         assert self._engine is not None and self._guard is not None
         started = time.monotonic()
         try:
-            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged)
+            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, newest=newest)
         except FatalRemoteError as exc:
             self._key_rejected(str(exc))
             return
@@ -584,8 +591,7 @@ class Daemon:
         if grace <= 0 or self._catalog is None:
             return
         wall = time.time()
-        ready = [f.missing_since + grace + SETTLE_MARGIN for f in self._catalog.files()
-                 if not f.present and f.sha256 and f.missing_since is not None]
+        ready = [since + grace + SETTLE_MARGIN for since in self._catalog.missing_since()]
         due = min((r for r in ready if r > wall), default=None)
         self._set_timer("grace", None if due is None else time.monotonic() + (due - wall))
 

@@ -29,53 +29,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from syncd.catalog import Catalog
-from syncd.config import Config, FolderConfig
+from syncd.config import Config
 from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
 from syncd.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorReport
-from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, Plan
-from syncd.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan
+from syncd.planner import Adoptable, RemoteView, Settings, Snapshot, plan
 from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.proof import Verdict, judge
-from syncd.remote import backend_facts
 from syncd.remote.base import Features, Marks, Remote
-from syncd.report import FileStatus, file_status
-from syncd.scan import ScanRules, folder_problem, scan_folder, unreadable_problem
+from syncd.report import FileStatus, file_statuses, folder_policy, iter_file_statuses
+from syncd.scan import ScanProgress, ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.engine")
 
+RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's hashing
 
-def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
-    """The planner's view of a folder; ``facts``: what the backend declares (its steps and
-    the pipelines its collections need), as data."""
-    return FolderPolicy(
-        path=folder.path,
-        scan_ok=scan_ok,
-        deletions_ok=deletions_ok,
-        collections=folder.collections == "subfolder" and facts.grouping == "collection",
-        pipelines=tuple(p for p in folder.pipelines if p in facts.pipelines),  # config checked them too
-        delete_remote=folder.delete_remote,
-        on_remote_delete=folder.on_remote_delete,
-        remove_empty_collections=folder.remove_empty_collections,
-        processing_steps=facts.processing_steps,
-        collection_pipelines=facts.collection_pipelines,
-    )
-
-
-def file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> list[FileStatus]:
-    """Every tracked, present file's status (``syncd status``, ``sync --wait``, the mirror).
-    ``facts``: the remote's features if one is open, else what the backend declares."""
-    facts = facts or backend_facts(config.remote.backend)
-    policies = {f.path: folder_policy(f, facts) for f in config.folders}
-    memberships = catalog.memberships()
-    contents = {c.sha256: c for c in catalog.contents()}
-    return [
-        file_status(f, contents.get(f.sha256 or ""), policies[f.folder], memberships, config.upload.max_attempts)
-        for f in catalog.files()
-        if f.present and f.folder in policies
-    ]
+__all__ = ["Engine", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +110,7 @@ class Engine:
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
         progress: SyncProgress | None = None,
+        on_progress: Callable[[ScanProgress], None] = lambda p: None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -149,11 +122,14 @@ class Engine:
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
         self.progress = progress or NullProgress()
+        self.on_progress = on_progress  # scan and hash counters, as they grow
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
+        self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
+        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -190,6 +166,7 @@ class Engine:
         problems: list[str] = []
         hashed = 0
         now = self.clock()
+        progress = ScanProgress()
         for folder in self.config.folders:
             last = self._complete_scans.get(folder.path)
             if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
@@ -226,6 +203,11 @@ class Engine:
                     to_hash.append(local)
             if to_hash:
                 self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
+            progress.files_seen += len(scan.files)
+            progress.to_hash += len(to_hash)
+            progress.bytes_to_hash += sum(f.size for f in to_hash)
+            self.on_progress(progress)
+            batch: list[tuple[LocalFile, str]] = []
             for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
                 if result.sha256 is None:
                     unsettled.append(result.file.rel_path)
@@ -234,6 +216,13 @@ class Engine:
                     continue
                 hashed += 1
                 seen.append((result.file, result.sha256))
+                progress.hashed += 1
+                progress.bytes_hashed += result.file.size
+                self.on_progress(progress)
+                batch.append((result.file, result.sha256))
+                if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
+                    self.catalog.record_seen(folder.path, batch, now)
+                    batch = []
             recorded_present = sum(r.present for r in known.values())
             if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
                 self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
@@ -244,13 +233,20 @@ class Engine:
         return scans, problems, hashed
 
     # ------------------------------------------------------------------- pass
-    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = ()) -> PassReport:
-        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``)."""
+    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
+                 newest: bool = False) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``).
+        ``newest`` (without ``with_listing``): look for new remote videos to pull at the
+        newest end of the listing only (the daemon's polls between complete listings)."""
         scans, problems, hashed = self.observe(unchanged)
         problems += self.executor.refresh(self._contents_in_progress())
         if with_listing:
             self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
+        if remote is not None:
+            self._listed = remote.video_ids
+            self.catalog.listing_read(self.clock())
+        fresh = self._read_newest() if newest and remote is None else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
         inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
@@ -274,7 +270,7 @@ class Engine:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
-        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok])
+        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
         self._write_note()  # last: a remote gone away meanwhile is reported by what came first
         result.notes += mirrored.notes
         problems += mirrored.problems
@@ -372,11 +368,19 @@ class Engine:
             return None
         return self._quiet
 
-    def _mirror(self, listing: RemoteView | None, unavailable: list[Path]) -> MirrorReport:
-        if not self.mirror.due(listing):
+    def _read_newest(self) -> RemoteView | None:
+        """New remote videos (for ``mirror.pull_remote``): those newer than any video the
+        last complete listing or the catalog knows."""
+        if not self.config.mirror.pull_remote:
+            return None
+        return self.executor.read_newest(self._listed | self.catalog.known_video_ids())
+
+    def _mirror(self, listing: RemoteView | None, unavailable: list[Path],
+                newest: RemoteView | None = None) -> MirrorReport:
+        if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            return self.mirror.run(self.statuses(), listing, unavailable)
+            return self.mirror.run(self.statuses(), listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
@@ -413,13 +417,14 @@ class Engine:
             return {}, []  # nothing can be proved: upload
         me = self.config.instance
         shared = bool(marks.others(me))
-        linked = {c.video_id for c in self.catalog.contents() if c.video_id}
+        contents = {c.sha256: c for c in self.catalog.contents()}  # one read, not one per file
+        linked = {c.video_id for c in contents.values() if c.video_id}
         found: dict[str, Adoptable] = {}
         notes: list[str] = []
         for file in self.catalog.files():
             if not file.present or not file.sha256:
                 continue
-            content = self.catalog.content(file.sha256)
+            content = contents.get(file.sha256)
             if content is None or content.state != "new":
                 continue
             undecided: list[str] = []
@@ -459,7 +464,11 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        return file_statuses(self.config, self.catalog, self.features)
+        """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
+        changes = self.catalog.changes
+        if self._statuses is None or self._statuses[0] != changes:
+            self._statuses = (changes, file_statuses(self.config, self.catalog, self.features))
+        return self._statuses[1]
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,

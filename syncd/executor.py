@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +178,29 @@ class Executor:
         view = RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
         self._last_listing = (videos, view)
         return view
+
+    def read_newest(self, known: Collection[str]) -> RemoteView | None:
+        """Remote videos newer than every ``known`` one, from the newest end of the listing
+        (for pulls between two complete listings); None if the backend cannot or the read
+        failed. Never a complete listing: nothing may be judged deleted from it."""
+        newest = self.features.newest
+        if newest is None:
+            return None
+        try:
+            videos = newest.list_newest(known)
+        except RemoteError as exc:
+            if key_refused(exc):
+                raise self._fatal(exc) from exc
+            log.info("reading the newest remote videos failed: %s", exc)
+            return None
+        names: dict[str, list[str]] = {}
+        for v in videos:
+            names.setdefault(v.name, []).append(v.video_id)
+        listed = {
+            v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
+            for v in videos
+        }
+        return RemoteView(frozenset(listed), {k: tuple(v) for k, v in names.items()}, listed)
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""
@@ -491,6 +514,7 @@ class Executor:
             self.catalog.set_marked(action.sha256, True)
             self.catalog.log("mark", action.video_id, "ok", self.options.instance)
         else:
+            self.catalog.log("mark", action.video_id, "not yet", "the remote cannot mark it yet")
             result.notes.append(f"{action.path}: remote video {action.video_id} cannot be marked yet")
 
     def _do_UnlinkVideo(self, action: UnlinkVideo, result: ExecResult) -> None:
@@ -636,7 +660,8 @@ JOURNAL_NAMES = {
     "CreateCollection": "create-collection", "RenameCollection": "rename-collection",
     "DeleteCollection": "delete-collection", "AddToCollection": "add-to-collection",
     "RemoveFromCollection": "remove-from-collection", "DeleteRemote": "delete-remote",
-    "RemoteDeleted": "remote-deleted", "ForgetFile": "forget", "MarkVideo": "mark", "UnlinkVideo": "unlink",
+    "RemoteDeleted": "remote-deleted", "ForgetFile": "forget",
+    "MarkVideo": "mark", "UnlinkVideo": "unlink",
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,5 +57,14 @@ def hash_files(files: Iterable[LocalFile], workers: int = 2,
     def one(file: LocalFile) -> HashResult:
         return HashResult(file, None) if should_stop() else _hash_one(file)
 
+    # A bounded window of futures, not ``pool.map`` (which submits every file at once: a
+    # first pass over a million files would hold a million futures).
+    window = max(1, workers) * 16
+    pending: deque[Future[HashResult]] = deque()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
-        yield from pool.map(one, files)
+        for file in files:
+            pending.append(pool.submit(one, file))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

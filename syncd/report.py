@@ -8,10 +8,18 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from syncd.models import ContentRecord, FileRecord
 from syncd.planner import FolderPolicy, ready_for_collection
+from syncd.remote.base import Features
+from syncd.remote.facts import backend_facts
+
+if TYPE_CHECKING:
+    from syncd.catalog import Catalog
+    from syncd.config import Config, FolderConfig
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
 
@@ -82,6 +90,42 @@ class FileStatus:
         }
 
 
+def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
+    """The planner's view of a folder; ``facts``: what the backend declares (its steps and
+    the pipelines its collections need), as data."""
+    return FolderPolicy(
+        path=folder.path,
+        scan_ok=scan_ok,
+        deletions_ok=deletions_ok,
+        collections=folder.collections == "subfolder" and facts.grouping == "collection",
+        pipelines=tuple(p for p in folder.pipelines if p in facts.pipelines),  # config checked them too
+        delete_remote=folder.delete_remote,
+        on_remote_delete=folder.on_remote_delete,
+        remove_empty_collections=folder.remove_empty_collections,
+        processing_steps=facts.processing_steps,
+        collection_pipelines=facts.collection_pipelines,
+    )
+
+
+# Here rather than in the engine: ``syncd status`` then imports neither the engine nor
+# what it needs (the HTTP client, numpy).
+def file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> list[FileStatus]:
+    """Every tracked, present file's status (``sync --wait``, the mirror). ``facts``: the
+    open remote's features, else what the configured backend declares."""
+    return list(iter_file_statuses(config, catalog, facts))
+
+
+def iter_file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> Iterator[FileStatus]:
+    """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
+    facts = facts or backend_facts(config.remote.backend)
+    policies = {f.path: folder_policy(f, facts) for f in config.folders}
+    memberships = catalog.memberships()
+    for file, content in catalog.iter_present():
+        policy = policies.get(file.folder)
+        if policy is not None:
+            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
+
+
 def file_status(
     file: FileRecord,
     content: ContentRecord | None,
@@ -89,9 +133,11 @@ def file_status(
     memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
     max_attempts: int,
 ) -> FileStatus:
-    collection = file.subfolder if policy.collections else None
+    # Strings, not Path objects: ``syncd status`` builds one of these per tracked file.
+    path = f"{file.folder}/{file.rel_path}"
+    collection = _subfolder(file.rel_path) if policy.collections else None
     if content is None:
-        return FileStatus(str(file.path), file.sha256, None, "new", collection)
+        return FileStatus(path, file.sha256, None, "new", collection)
     pipelines = policy.effective_pipelines
     steps: dict[str, tuple[str, float | None]] = {
         name: (content.step(name).state, content.step(name).percentage)
@@ -99,9 +145,15 @@ def file_status(
     }
     state, error = _state(content, policy, collection, memberships, max_attempts)
     return FileStatus(
-        str(file.path), content.sha256, content.video_id, state, collection, steps, error or content.error,
+        path, content.sha256, content.video_id, state, collection, steps, error or content.error,
         policy.processing_steps,
     )
+
+
+def _subfolder(rel_path: str) -> str | None:
+    """``FileRecord.subfolder`` without a path object: the first part of a nested path."""
+    head, sep, _ = rel_path.partition("/")
+    return head if sep else None
 
 
 def _state(

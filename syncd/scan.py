@@ -25,6 +25,19 @@ from pathlib import Path
 from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile
 
 
+@dataclass
+class ScanProgress:
+    """Counters of one observe (every folder), for a progress display: handed to the
+    engine's ``on_progress`` after each walk and each hashed file. A first pass over a
+    million files spends most of its time between those calls."""
+
+    files_seen: int = 0  # files the walks found
+    to_hash: int = 0  # of them new or changed since recorded
+    bytes_to_hash: int = 0
+    hashed: int = 0
+    bytes_hashed: int = 0
+
+
 @dataclass(frozen=True)
 class ScanRules:
     include: tuple[str, ...]

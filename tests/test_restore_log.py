@@ -57,8 +57,8 @@ def test_restore_from_inside_the_trash_brings_video_and_sidecars_back(tmp_path: 
     actions = [line.split()[2:4] for line in history.splitlines()]
     assert ["trash", "ok"] in actions and ["restore", "ok"] in actions and ["upload", "ok"] in actions
     assert ["analyse", "started"] in actions and ["analyse", "ok"] in actions, history
-    assert all(name in ("upload", "analyse", "search-process", "add-to-collection", "remote-deleted", "trash",
-                        "restore", "mark")
+    assert all(name in ("upload", "analyse", "search-process", "add-to-collection", "remote-deleted", "trash", "mark",
+                        "restore")
                for name, _ in actions), history
     assert "b.mp4" not in history
     only = json.loads(run_syncd(config, "log", "--action", "restore", "--json").stdout)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlite_utils
+import sqlite3
 
-from syncd.catalog import CATALOG_FILE, MIGRATIONS, Catalog
+from syncd.catalog import CATALOG_FILE, MIGRATIONS, Catalog, Database
 from syncd.remote.base import UploadSession
 from syncd.remote.mikshi import _object_name, _token, _video_id
 
 
 def test_an_open_upload_survives_the_migration_to_a_token(tmp_path: Path) -> None:
-    db = sqlite_utils.Database(tmp_path / CATALOG_FILE)
+    db = Database(sqlite3.connect(tmp_path / CATALOG_FILE))
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     for migration in MIGRATIONS[:4]:  # the catalog as syncd left it before tokens
         migration(db)

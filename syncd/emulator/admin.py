@@ -17,21 +17,25 @@ faulted, not recorded in the request log. Never exposes API keys or URL signatur
     GET    /_admin/faults                  current Faults as JSON
     POST   /_admin/faults                  replace Faults (omitted fields take defaults)
     POST   /_admin/clock/advance           {"seconds": s}: move the emulator clock forward
+    POST   /_admin/videos/register         {"user_id"?, "videos": [{"name", "size", "sha256", "md5"}]}:
+                                           finished videos (processed, both pipelines done) without
+                                           bytes, for benchmarks; answers their video ids in order
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Protocol
 
-from syncd.emulator import hls, timeline
+from syncd.emulator import hls, media, timeline
 from syncd.emulator.config import Faults
 from syncd.emulator.context import Clock, Context
 from syncd.emulator.errors import detail
 from syncd.emulator.faults import FaultInjector
 from syncd.emulator.requestlog import RequestLog
 from syncd.emulator.routing import ADMIN, Route
-from syncd.emulator.store import VideoRecord
+from syncd.emulator.store import ObjectRecord, RunRecord, VideoRecord
 from syncd.emulator.views import iso
 from syncd.emulator.wire import FileStream, Request, Response, json_response
 
@@ -239,6 +243,41 @@ def h_advance_clock(ctx: AdminContext, req: Request) -> Response:
     return json_response(200, {"offset_seconds": ctx.clock.advance(float(seconds))})
 
 
+def h_register_videos(ctx: Context, req: Request) -> Response:
+    """Finished videos by name, size and content hashes, no bytes: the object's sha256 and
+    ETag (the MD5 of its bytes, as a direct upload gets) are the caller's, so a client
+    that proves content by hash or ETag sees what it would after real uploads."""
+    body = _json(req)
+    user_ids = ctx.keys.user_ids()
+    user_id = body.get("user_id") or (user_ids[0] if user_ids else None)
+    entries = body.get("videos")
+    if not isinstance(user_id, str) or not isinstance(entries, list):
+        raise detail(400, "need videos: [{name, size, sha256, md5}] (and user_id with several keys)")
+    done_at = ctx.now() - 86_400.0  # long finished: every step reads as done
+    items: list[tuple[ObjectRecord, VideoRecord]] = []
+    runs: list[RunRecord] = []
+    for entry in entries:
+        name, size, sha256, md5 = (entry.get(k) if isinstance(entry, dict) else None
+                                   for k in ("name", "size", "sha256", "md5"))
+        if not (isinstance(name, str) and name and isinstance(size, int) and size > 0
+                and isinstance(sha256, str) and isinstance(md5, str)):
+            raise detail(400, "each video needs name, size > 0, sha256 and md5")
+        video_id = str(uuid.uuid4())
+        info = media.fallback(size)
+        obj = ObjectRecord(f"uploads/{user_id}/{video_id}/video", user_id, video_id, size, sha256,
+                           f'"{md5}"', ctx.store.new_blob_name(), done_at)
+        items.append((obj, VideoRecord(
+            video_id=video_id, user_id=user_id, name=name, object_name=obj.object_name, source="direct",
+            use_dynamic_hls=False, created_at=done_at, duration_seconds=info.duration_seconds,
+            width=info.width, height=info.height, probed=False, processing_started_at=done_at,
+            processing_seconds=0.0, segment_seconds=ctx.config.segment_seconds,
+            fail_pipeline=None, fail_error=None,
+        )))
+        runs += [RunRecord(video_id, p, 1, done_at, 0.0, False, None) for p in timeline.PIPELINES]
+    ctx.store.register_videos(items, runs)
+    return json_response(200, {"video_ids": [v.video_id for _, v in items]})
+
+
 _VID = r"(?P<video_id>[^/]+)"
 
 #: Routes every emulator serves, whatever the service.
@@ -254,6 +293,7 @@ COMMON_ROUTES = [
 ROUTES = [
     *COMMON_ROUTES,
     Route("GET", r"/_admin/videos", h_videos, ADMIN),
+    Route("POST", r"/_admin/videos/register", h_register_videos, ADMIN),
     Route("GET", rf"/_admin/videos/{_VID}", h_video, ADMIN),
     Route("GET", rf"/_admin/videos/{_VID}/bytes", h_video_bytes, ADMIN),
     Route("DELETE", rf"/_admin/videos/{_VID}", h_delete_video, ADMIN),

@@ -52,11 +52,13 @@ def list_videos(ctx: Context, req: Request) -> Response:
     sort_order = q.choice("sort_order", ("asc", "desc"), default="desc")
     q.done()
     assert req.user_id is not None
-    runs = ctx.store.runs_by_video(req.user_id)
     if status_filter is None and not not_in_collection and sort_by == "created_at":
         page = ctx.store.page_videos(req.user_id, skip=skip, limit=limit, descending=sort_order == "desc",
                                      start=start, end=end)
+        # Only this page's runs: reading every run per page made a full walk quadratic.
+        runs = ctx.store.runs_of([v.video_id for v in page])
         return json_response(200, [list_item(ctx, req, v, runs) for v in page])
+    runs = ctx.store.runs_by_video(req.user_id)
     in_collections = ctx.store.videos_in_any_collection() if not_in_collection else set()
     selected = []
     for video in ctx.store.list_videos(req.user_id):

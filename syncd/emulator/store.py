@@ -16,6 +16,7 @@ final rename + row change happens inside, so a slow upload never blocks other re
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -446,6 +447,16 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise Duplicate(rec.video_id) from exc
 
+    def register_videos(self, items: list[tuple[ObjectRecord, VideoRecord]], runs: list[RunRecord]) -> None:
+        """Many finished videos in one transaction (admin ``videos/register``: a benchmark
+        reaches "everything synced" without uploading a million files)."""
+        with self._tx() as db:
+            for table, rows in (("objects", [o for o, _ in items]), ("videos", [v for _, v in items]),
+                                ("pipeline_runs", runs)):
+                if rows:
+                    sql, _ = _insert_sql(table, rows[0])
+                    db.executemany(sql, [_insert_sql(table, r)[1] for r in rows])
+
     def get_video(self, video_id: str) -> VideoRecord | None:
         return self._one(VideoRecord, "SELECT * FROM videos WHERE video_id = ?", (video_id,))
 
@@ -507,6 +518,12 @@ class Store:
         sql, args = _insert_sql("pipeline_runs", rec)
         with self._tx() as db:
             db.execute(sql.replace("INSERT", "INSERT OR REPLACE", 1), args)
+
+    def runs_of(self, video_ids: list[str]) -> dict[tuple[str, str], RunRecord]:
+        """The pipeline runs of some videos (one listing page), not of every video."""
+        runs = self._all(RunRecord, "SELECT * FROM pipeline_runs WHERE video_id IN "
+                         "(SELECT value FROM json_each(?))", (json.dumps(video_ids),))
+        return {(r.video_id, r.pipeline): r for r in runs}
 
     def runs_by_video(self, user_id: str | None = None) -> dict[tuple[str, str], RunRecord]:
         if user_id is None:

@@ -156,6 +156,9 @@ class SearchIndex:
         self.directory = directory
         self.clock = clock
         self._mapped: tuple[str, Matrix, Matrix] | None = None  # kept across queries
+        # Full-text rows as last written (the mirror job is the one writer): read once, so
+        # checking 10,000 quiet videos' rows costs one query, not one each.
+        self._texts: dict[str, tuple[str, str, str, str]] | None = None
 
     # ----------------------------------------------------------------- writing
     def _current(self) -> VectorFiles | None:
@@ -256,7 +259,19 @@ class SearchIndex:
 
     def set_text(self, video_id: str, *, name: str, paths: Sequence[str], collections: Collection[str],
                  metadata: str) -> None:
-        self.catalog.mirror_fts_set(video_id, name, "\n".join(paths), "\n".join(sorted(collections)), metadata)
+        text = (name, "\n".join(paths), "\n".join(sorted(collections)), metadata)
+        if self._texts is None:
+            self._texts = self.catalog.mirror_fts_texts()
+        if self._texts.get(video_id) == text:
+            return
+        self.catalog.mirror_fts_set(video_id, *text)
+        self._texts[video_id] = text
+
+    def drop(self, video_id: str) -> None:
+        """Forget a video: its rows, segments and full text (its vectors become dead rows)."""
+        self.catalog.mirror_drop_video(video_id)
+        if self._texts is not None:
+            self._texts.pop(video_id, None)
 
     # ----------------------------------------------------------------- reading
     def snapshot(self, video_ids: Collection[str] | None = None) -> IndexSnapshot:

@@ -26,6 +26,7 @@ def open_remote(
     config: RemoteConfig, direct_upload_max_bytes: int = 0, *, sleep: Callable[[float], None] = time.sleep
 ) -> Remote:
     """``sleep`` waits between HTTP retries; the daemon passes one that a stop cuts short."""
+    # Imported here: commands that never talk to the remote (status, log) skip httpx.
     from syncd.remote.http import HttpClient, RetryPolicy
 
     retry = RetryPolicy(max_retries=config.max_retries)

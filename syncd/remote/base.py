@@ -8,7 +8,8 @@ Like rclone's ``fs.Fs`` + ``fs.Features``, the contract has two parts:
 * :class:`Features`, returned by ``Remote.features()``: what the backend can do beyond
   that, each optional ability a small protocol (``ChunkedUploader``, ``Collections``,
   ``Tags``, ``Processing``, ``Embeddings``, ``RemoteSearch``, ``Chat``, ``Visualizer``,
-  ``UrlImporter``, ``LiveStreams``, ``MediaSource``, ``ContentProof``, ``InstanceMarks``) or ``None``, plus the facts the
+  ``UrlImporter``, ``LiveStreams``, ``MediaSource``, ``ContentProof``, ``InstanceMarks``,
+  ``NewestListing``) or ``None``, plus the facts the
   planner needs as data (how folders group videos, which steps a video must finish,
   which pipelines it can start and under which names). Callers consult the record
   before using an ability, so a backend without collections is never asked for one.
@@ -20,7 +21,7 @@ step or pipeline name appears in them or in any module outside ``syncd/remote/``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, TypeVar, runtime_checkable
@@ -438,11 +439,12 @@ class Features:
     media: MediaSource | None = None
     proof: ContentProof | None = None
     marks: InstanceMarks | None = None
+    newest: NewestListing | None = None
 
 
 #: The optional abilities of :class:`Features` (the fields that hold a protocol).
 ABILITIES = ("chunked", "collections", "tags", "processing", "embeddings", "search", "chat",
-             "visualize", "url_import", "streams", "media", "proof", "marks")
+             "visualize", "url_import", "streams", "media", "proof", "marks", "newest")
 
 
 class Remote(Protocol):
@@ -507,3 +509,14 @@ def format_timestamp(seconds: float) -> str:
     """Seconds → 'HH:MM:SS'."""
     whole = int(seconds)
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+@runtime_checkable
+class NewestListing(Protocol):
+    """A backend that can list from the newest end (an optional capability: without it,
+    new remote videos are found by the complete listing, on its slower schedule)."""
+
+    def list_newest(self, known: Collection[str]) -> list[RemoteVideo]:
+        """Videos newer than the newest of ``known`` (ids), newest first: pages from the
+        newest end until one holds a known video. Not a complete listing."""
+        ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -54,6 +54,7 @@ CHAT = "/api/chat/v1/developer"
 # credit: nothing was done or charged, and the doc says to retry.
 CREDIT_NOT_TAKEN = frozenset({502, 503})
 PAGE_SIZE = 100  # the documented maximum for page-based listings
+NEWEST_PAGE_SIZE = 20  # a poll for new videos usually finds none: one small page
 # The fields of a videos/list entry that RemoteVideo keeps (not the pre-signed
 # thumbnail_path, which changes with every answer).
 LISTED_FIELDS = (
@@ -611,7 +612,7 @@ class MikshiClient:
     def features(self) -> Features:
         return replace(
             FACTS, direct_upload_max_bytes=self.direct_upload_max_bytes, chunked=self, collections=self, processing=self, embeddings=self, search=self,
-            chat=self, visualize=self, url_import=self, media=self, proof=self, marks=self,
+            chat=self, visualize=self, url_import=self, media=self, proof=self, marks=self, newest=self,
         )
 
     def upload(self, path: Path, name: str) -> str:
@@ -682,6 +683,18 @@ class MikshiClient:
         live = {id(v) for v in seen.values()}
         self._listed_before = {k: v for k, v in self._listed_before.items() if id(v) in live}
         return list(seen.values())
+
+    def list_newest(self, known: Collection[str], page_size: int = NEWEST_PAGE_SIZE) -> list[RemoteVideo]:
+        found: dict[str, RemoteVideo] = {}
+        skip = 0
+        while True:
+            batch = self.videos_list(skip=skip, limit=page_size, sort_by="created_at", sort_order="desc")
+            for video in batch:
+                if video.video_id not in known:
+                    found.setdefault(video.video_id, video)
+            if len(batch) < page_size or any(v.video_id in known for v in batch):
+                return list(found.values())
+            skip += page_size
 
     def video_details(self, video_id: str) -> VideoDetails:
         return self.get_video_details(video_id)

@@ -42,7 +42,7 @@ PROTOCOLS = {"chunked": base.ChunkedUploader, "collections": base.Collections, "
              "processing": base.Processing, "embeddings": base.Embeddings, "search": base.RemoteSearch,
              "chat": base.Chat, "visualize": base.Visualizer, "url_import": base.UrlImporter,
              "streams": base.LiveStreams, "media": base.MediaSource, "proof": base.ContentProof,
-             "marks": base.InstanceMarks}
+             "marks": base.InstanceMarks, "newest": base.NewestListing}
 
 
 def test_features_are_one_record_of_protocols(backend: Backend) -> None:
