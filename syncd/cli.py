@@ -197,6 +197,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"dry run: {len(last.plan.actions)} change(s) planned, none made")
         for action in last.plan.actions:
             print(f"  would {action.describe()}")
+        for path in last.plan.settling:
+            print(f"  would upload {path} once settled (if its content is new)")
+        for deferred in last.plan.deferred:
+            print(f"  would wait: {deferred.describe()}")
     uploaded = sum(r.result.uploaded_files for r in outcome.reports)
     sent = sum(r.result.uploaded_bytes for r in outcome.reports)
     counts = Counter(s.state for s in outcome.statuses)
@@ -205,6 +209,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
+    waiting = last.plan.waiting_summary()
+    if waiting and not args.dry_run:
+        print(f"{waiting} (nothing is deleted while they could hold the content; sync again once they settle)")
+        for deferred in last.plan.deferred:
+            print(f"  {deferred.describe()}")
     failures = outcome.failures
     for line in failures:
         print(f"FAILED: {line}", file=sys.stderr)
@@ -222,6 +231,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Catalog.open(config.state_dir) as catalog:
         statuses = file_statuses(config, catalog)
         blocked = catalog.get_meta("blocked") or ""
+        deferred = catalog.get_meta("deferred") or ""
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))
         return EXIT_OK
@@ -231,6 +241,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {state:<15} {n}")
     if blocked:
         print(f"\nBLOCKED: {blocked}")
+    if deferred:
+        summary, *details = deferred.splitlines()
+        print(f"\nWAITING: {summary}")
+        for line in details:
+            print(f"  {line}")
     pending = [s for s in statuses if s.state != "done"]
     if pending:
         print()

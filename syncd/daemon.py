@@ -21,7 +21,9 @@ over 10,000 files spends a poll reading the listing, and little else.
 
 The worker sleeps until the earliest of: a changed path's due time (not sooner
 than ``debounce`` after the previous pass), a request from a timer, an unsettled
-file's settle time, a vanished file's ``delete_grace`` expiry, a follow-up while
+file's settle time (longer for a path that changed after it had settled), a
+vanished file's ``delete_grace`` expiry, the plan's own revisit time (a deletion's
+wait for unsettled files running out), a follow-up while
 videos are processing remotely, or a probe of a remote that went away.
 
 Remote away (no answer, 502/503/504): one line in the log, then passes become
@@ -422,7 +424,7 @@ class Daemon:
         # No event came and no rescan is due: the watched folders need not be walked again
         # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
         # A folder watched only from now on (a disk mounted later) is walked all the same.
-        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry"})
+        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry", "revisit"})
         self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
                    grace_ran_out="grace" in fired)
 
@@ -516,6 +518,7 @@ class Daemon:
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
         self._schedule_settle(report.scans)
+        self._schedule_revisit(report.plan.revisit_at)
         # A quiet pass leaves the grace times as they were: look again only if the grace
         # timer is set, or fired for this pass (its pass may have come a moment early).
         if not quiet or grace_ran_out or "grace" in self._timers:
@@ -553,12 +556,19 @@ class Daemon:
                     st = os.stat(file.path, follow_symlinks=False)
                 except OSError:
                     continue
-                ready = max(st.st_mtime, st.st_ctime) + settle + SETTLE_MARGIN
+                # A path that changed after it had settled waits longer (file.settle).
+                ready = max(st.st_mtime, st.st_ctime) + max(file.settle, settle) + SETTLE_MARGIN
                 # Empty files never settle, and ready-but-unsettled means "changed while hashing";
                 # waking for those would spin. A later write sends an event anyway.
                 if st.st_size > 0 and ready > wall and (earliest is None or ready < earliest):
                     earliest = ready
         self._set_timer("settle", None if earliest is None else mono + (earliest - wall))
+
+    def _schedule_revisit(self, at: float | None) -> None:
+        """Wake when the plan said time alone changes it (a deletion's wait for unsettled
+        files running out, a retry falling due), even if no event comes."""
+        wall = time.time()
+        self._set_timer("revisit", None if at is None or at <= wall else time.monotonic() + (at - wall) + SETTLE_MARGIN)
 
     def _schedule_grace(self) -> None:
         """Wake when a vanished file's delete_grace runs out, so its remote copy goes on time."""

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from syncd.catalog import Catalog
@@ -33,7 +33,7 @@ from syncd.errors import AuthError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
 from syncd.mirror.mirror import Mirror, MirrorReport
-from syncd.models import ContentRecord, FolderScan, Plan
+from syncd.models import ContentRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
 from syncd.planner import FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.remote.base import Remote
 from syncd.report import FileStatus, file_status
@@ -173,44 +173,81 @@ class Engine:
                 scans.append(last)
                 continue
             self._complete_scans.pop(folder.path, None)
-            rules = ScanRules(folder.include, folder.exclude, self.config.upload.settle_seconds, folder.require_marker)
-            scan = scan_folder(folder.path, rules, now)
+            scan, folder_hashed = self._observe_folder(folder, now, problems)
             scans.append(scan)
-            problems += scan.skipped
-            if not scan.ok:
-                problems.append(scan.error or f"{folder.path}: cannot scan")
-                log.warning("%s", scan.error)
-                continue
-            known = self.catalog.recorded(folder.path)
-            seen, unsettled, to_hash = [], [], []
-            as_recorded = 0  # seen files recorded present with the same stat: nothing to write
-            for local in scan.files:
-                if not local.settled:
-                    unsettled.append(local.rel_path)
-                    continue
-                record = known.get(local.rel_path)
-                stat = (local.size, local.mtime_ns, local.inode)
-                if record is not None and record.sha256 and (record.size, record.mtime_ns, record.inode) == stat:
-                    seen.append((local, record.sha256))
-                    as_recorded += record.present
-                else:
-                    to_hash.append(local)
-            for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
-                if result.sha256 is None:
-                    unsettled.append(result.file.rel_path)
-                    if result.error:
-                        problems.append(result.error)
-                    continue
-                hashed += 1
-                seen.append((result.file, result.sha256))
-            recorded_present = sum(r.present for r in known.values())
-            if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
-                self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
-            else:
-                self.catalog.record_scan(folder.path, seen, unsettled, now)
-            if not unsettled:
-                self._complete_scans[folder.path] = scan
+            hashed += folder_hashed
         return scans, problems, hashed
+
+    def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str]) -> tuple[FolderScan, int]:
+        """Scan one folder, learn each file's content, record the scan. The returned scan
+        lists the files whose content this pass does not know (``FolderScan.unknown``)."""
+        base = self.config.upload.settle_seconds
+        longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
+        rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
+        scan = scan_folder(folder.path, rules, now, longer)
+        problems += scan.skipped
+        if not scan.ok:
+            problems.append(scan.error or f"{folder.path}: cannot scan")
+            log.warning("%s", scan.error)
+            return scan, 0
+        known = self.catalog.recorded(folder.path)
+        # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
+        # content is known at once, without reading it or waiting for it to settle.
+        strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
+        moved = self.catalog.known_versions(strangers) if strangers else {}
+        seen: list[tuple[LocalFile, str]] = []
+        unsettled: list[str] = []
+        to_hash: list[LocalFile] = []
+        unknown: list[UnknownFile] = []
+        changed: list[LocalFile] = []  # content not known: read it once settled
+        as_recorded = 0  # seen files recorded present with the same stat: nothing to write
+        for local in scan.files:
+            record = known.get(local.rel_path)
+            if record is not None and record.sha256 and _as_recorded(record, local):
+                seen.append((local, record.sha256))
+                as_recorded += record.present
+                continue
+            sha = moved.get((local.size, local.mtime_ns, local.inode))
+            if sha is not None:
+                seen.append((local, sha))
+            else:
+                changed.append(local)
+        # A path that changed after it had counted as settled (a slow writer's pause) settles
+        # longer, from this very pass on.
+        rewritten = [f.rel_path for f in changed if (r := known.get(f.rel_path)) is not None and r.sha256]
+        if rewritten:
+            self.catalog.note_changed(folder.path, rewritten, now, MAX_SETTLE_LEVEL)
+            levels = self.catalog.settle_levels(folder.path)
+            changed = [_resettle(f, settle_time(base, levels.get(f.rel_path, 0)), now) for f in changed]
+            resettled = {f.rel_path: f for f in changed}
+            scan = replace(scan, files=tuple(resettled.get(f.rel_path, f) for f in scan.files))
+        for local in changed:
+            if local.settled:
+                to_hash.append(local)
+                continue
+            unsettled.append(local.rel_path)
+            # An empty file that has not changed for a while is just an empty file (never synced).
+            if local.size > 0 or now - local.changed < local.settle:
+                unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
+        hashed = 0
+        for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
+            if result.sha256 is None:
+                unsettled.append(result.file.rel_path)
+                f = result.file
+                unknown.append(UnknownFile(folder.path, f.rel_path, f.size, f.inode, settling=True))
+                if result.error:
+                    problems.append(result.error)
+                continue
+            hashed += 1
+            seen.append((result.file, result.sha256))
+        recorded_present = sum(r.present for r in known.values())
+        if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
+            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+        else:
+            self.catalog.record_scan(folder.path, seen, unsettled, now)
+        if not unsettled:
+            self._complete_scans[folder.path] = scan
+        return replace(scan, unknown=tuple(unknown)), hashed
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = ()) -> PassReport:
@@ -231,15 +268,19 @@ class Engine:
                 allow_mass_delete=self.allow_mass_delete,
                 max_attempts=self.config.upload.max_attempts,
                 adopt_remote=adopt and remote is not None,
+                delete_wait=self.config.safety.delete_wait,
             )
             the_plan = plan(snapshot, settings)
-        has_work = bool(the_plan.actions or the_plan.blocked) or self.dry_run
+        # Files not settled yet change the plan as they settle, though no catalog row changes.
+        waiting = bool(the_plan.deferred or the_plan.settling)
+        has_work = bool(the_plan.actions or the_plan.blocked) or waiting or self.dry_run
         self._quiet = None if has_work else (inputs, the_plan)
         for line in the_plan.blocked:
             log.error("%s", line)
         if self.dry_run:
             return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
+        self._record_deferred(the_plan)
         result = self.executor.execute(the_plan)
         if adopt and remote is not None:
             self.catalog.set_meta("adopt_remote", "0")
@@ -249,6 +290,14 @@ class Engine:
         result.notes += mirrored.notes
         problems += mirrored.problems
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+
+    def _record_deferred(self, the_plan: Plan) -> None:
+        """What ``syncd status`` shows of deletions waiting for unsettled files (written only
+        when it changes, so a waiting pass does not count as a catalog change)."""
+        summary = the_plan.waiting_summary()
+        text = None if summary is None else "\n".join([summary, *(d.describe() for d in the_plan.deferred)])
+        if self.catalog.get_meta("deferred") != text:
+            self.catalog.set_meta("deferred", text)
 
     def _contents_in_progress(self) -> list[ContentRecord]:
         """``Catalog.contents_in_progress``, read again only once the catalog changed: it
@@ -297,6 +346,8 @@ class Engine:
             remote=remote,
             now=self.clock(),
             adoptable=adoptable,
+            unknown=tuple(u for s in scans for u in s.unknown),
+            superseded=tuple(self.catalog.superseded()),
         )
 
     def _adoptable(self, remote: RemoteView) -> dict[str, str]:
@@ -354,8 +405,27 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
-            not f.settled for s in report.scans for f in s.files
+            s.unknown for s in report.scans
         ) or (report.mirror is not None and report.mirror.pending > 0)
+
+
+MAX_SETTLE_LEVEL = 6  # a path that keeps changing after settling waits at most 64 × settle_seconds
+
+
+def settle_time(base: float, level: int) -> float:
+    """How long a path must hold still: ``settle_seconds``, doubled each time the path changed
+    after it had counted as settled (a slow writer's pauses), at most ``MAX_SETTLE_LEVEL`` times."""
+    return base * 2 ** min(level, MAX_SETTLE_LEVEL)
+
+
+def _resettle(file: LocalFile, settle: float, now: float) -> LocalFile:
+    """``file`` judged by a (longer) settle time."""
+    return replace(file, settle=settle, settled=file.size > 0 and now - file.changed >= settle)
+
+
+def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
+    """The catalog's record of this path is of this very file version (same size, mtime, inode)."""
+    return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
 
 
 def _fits(path: Path, size: int, remote_size: int | None, remote_duration: float | None) -> bool:
