@@ -55,7 +55,6 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -168,14 +167,20 @@ class Daemon:
         try:
             catalog = Catalog.open(self.config.state_dir)
             self._catalog = catalog
-            previous = self._install_signals() if install_signals else {}
+            if install_signals:
+                self._install_signals()
             finished = True
             try:
                 self._open_remote()
                 finished = self._serve()
             finally:
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
+                if install_signals:
+                    # Stopped: the process exits next. A further SIGTERM (or ^C) asks for the
+                    # stop already done, so it is ignored. Restoring the default handler (as
+                    # Python's own shutdown does for a handler it runs) would let it kill
+                    # the process instead, with a misleading exit status.
+                    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                        signal.signal(signum, signal.SIG_IGN)
                 if finished:
                     self._close_remote()
                     catalog.close()
@@ -211,16 +216,19 @@ class Daemon:
                 self._progress.wait(min(left, 0.5))
         return True
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop_event.is_set():
+                log.info("%s: already stopping", signal.Signals(signum).name)
+                return
             log.info("stopping (%s): letting in-flight parts finish", signal.Signals(signum).name)
             self.request_stop()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
 
-        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
-        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+            signal.signal(signum, handler)
 
     def _serve(self) -> bool:
         """Start everything, wait for a stop, shut down. False if the worker outlived the deadline."""
