@@ -29,6 +29,8 @@ import yaml
 
 from syncd.emulator import Emulator
 from tests.conftest import (
+    FAST_RETRY,
+    KEY,
     MiB,
     admin_videos,
     clear_requests,
@@ -43,7 +45,8 @@ from tests.conftest import (
 )
 from syncd.catalog import Catalog
 from syncd.config import load_config
-from syncd.engine import file_statuses
+from syncd.engine import Engine, file_statuses
+from syncd.remote.mikshi import MikshiClient
 from syncd.report import FileStatus
 from tests.test_daemon import SyncdDaemon
 
@@ -117,7 +120,7 @@ class Scenario:
     change: Callable[[Path, Path], None]  # (drop, other)
     moved: dict[str, str]  # new path (relative to tmp_path) → old path whose video it keeps
     collections: dict[str, list[str]] | None = None  # expected remote collections, if checked
-    settle: float = 5.0  # settle_seconds while the change happens: longer than a `syncd sync` takes to start
+    settle: float = 30.0  # settle_seconds while the change happens: longer than any `syncd sync` takes to start
     daemon_settle: float = 3.0  # the daemon's pass after the change runs 0.5 s later (debounce)
     files: dict[str, int] = field(default_factory=lambda: {"drop/cam1/a.mp4": 1, "drop/cam1/b.mp4": 2,
                                                             "drop/cam2/c.mp4": 3})
@@ -365,8 +368,46 @@ def test_slowly_written_file_daemon_uploads_final_content_once(tmp_path: Path, e
         wait_for(lambda: collections(admin) == {"slow": ["slow/four.mp4"]}, 60, "its collection", daemon.log)
         partials = initiations(admin) - 1
         assert deletes(admin) == partials, "every partial upload was deleted"
-        assert partials <= 1, "a path that changed after settling settles longer next time"
         assert daemon.stop() == 0
+
+
+class Clock:
+    """Wall time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def test_a_path_that_changed_after_settling_settles_longer(tmp_path: Path, emu: Emulator,
+                                                          admin: httpx.Client) -> None:
+    """settle_seconds doubles for a path each time it changes after it had counted as
+    settled: the engine in-process, its clock moved past the settle times."""
+    drop = tmp_path / "drop"
+    cfg = write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "none", "pipelines": []}],
+                       upload={"settle_seconds": 10}, safety={"delete_grace": 0})
+    config = load_config(cfg, {"SYNCD_TEST_KEY": KEY})
+    clock = Clock()
+    path = drop / "slow.mp4"
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        engine = Engine(config, catalog, remote, clock=clock)
+        path.write_bytes(os.urandom(1000))
+        clock.offset = 11  # held still 10 s: settled
+        assert [a.kind for a in engine.run_pass().plan.actions] == ["Upload"]
+        for settle in (20, 40):  # each change after settling: twice as long
+            with open(path, "ab") as fh:
+                fh.write(os.urandom(1000))
+            clock.offset = settle - 1
+            report = engine.run_pass()
+            assert report.plan.actions == [] and [u.rel_path for s in report.scans for u in s.unknown] == ["slow.mp4"]
+            clock.offset = settle + 1
+            report = engine.run_pass()
+            assert sorted(a.kind for a in report.plan.actions) == ["DeleteRemote", "Upload"]
+        (video,) = admin_videos(admin)
+        assert admin.get(f"/videos/{video['video_id']}/bytes").content == path.read_bytes()
+
 
 
 # ------------------------------------------------------------------ what waits, and for how long
