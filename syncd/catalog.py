@@ -664,13 +664,14 @@ class Catalog:
     def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
         with self._lock:
             rows = self.db.conn.execute(
-                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since,
+                          owned, marked
                    FROM contents ORDER BY created_at, sha256"""
             ).fetchall()
         wanted = set(states) if states is not None else None
         steps = self._all_steps()
         return [
-            ContentRecord(*r, steps=steps.get(r[0], {}))  # type: ignore[misc]
+            ContentRecord(*r[:9], steps=steps.get(r[0], {}), owned=bool(r[9]), marked=bool(r[10]))  # type: ignore[misc]
             for r in rows
             if wanted is None or r[2] in wanted
         ]
