@@ -476,7 +476,7 @@ class Catalog:
             cursor.execute(
                 """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
                           f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
-                          c.next_attempt_at, c.orphaned_since,
+                          c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
                           (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
                                                               s.attempts, s.next_attempt_at))
                            FROM steps s WHERE s.sha256 = c.sha256)
@@ -496,8 +496,9 @@ class Catalog:
                     if r[8] is None:
                         yield file, None
                         continue
-                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[17])} if r[17] else {}
-                    yield file, ContentRecord(*r[8:17], steps=steps)  # type: ignore[misc]
+                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[19])} if r[19] else {}
+                    yield file, ContentRecord(*r[8:17], steps=steps,  # type: ignore[misc]
+                                              owned=bool(r[17]), marked=bool(r[18]))
         finally:
             cursor.close()
 
