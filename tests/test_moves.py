@@ -228,7 +228,10 @@ def setup_tree(tmp_path: Path, base_url: str, scenario: Scenario) -> tuple[Path,
         write_random(tmp_path / rel, 64 * KiB + seed, seed=seed)
     folders = [{"path": str(tmp_path / "drop")}, {"path": str(tmp_path / "other")}]
     config = write_config(tmp_path, base_url, folders, upload={"settle_seconds": 0},
-                          safety={"delete_grace": 0}, schedule={"rescan": "5s", "remote_poll": "2s"})
+                          safety={"delete_grace": 0},
+                          # deletion_check as often as polls: each daemon poll then reads the listing,
+                          # which is how the daemon tests count passes after a change.
+                          schedule={"rescan": "5s", "remote_poll": "2s", "deletion_check": "2s"})
     result = run_syncd(config, "sync", "--wait", "--timeout", "120")
     assert result.returncode == 0, result.stdout + result.stderr
     ids = {str(Path(p).relative_to(tmp_path)): v for p, v in ids_by_path(config).items()}
