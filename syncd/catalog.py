@@ -39,6 +39,7 @@ from syncd.models import (
     LocalFile,
     RecordedFile,
     StepRecord,
+    Superseded,
     UploadRecord,
 )
 
@@ -243,6 +244,27 @@ def _m_ownership(db: Database) -> None:
     )
 
 
+def _m_move_safety(db: Database) -> None:
+    """Moves are never deletions (issue 11): a path that changed after it had settled
+    settles longer next time (``settle_level``, bumped once per version: ``changed_since``);
+    a content a path held before it was rewritten is remembered until its video is dealt
+    with (``superseded``); a moved file is found by its inode."""
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN settle_level INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE files ADD COLUMN changed_since REAL;
+        CREATE INDEX files_inode ON files (inode);
+        CREATE TABLE superseded (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (folder, rel_path, sha256)
+        );
+        """
+    )
+
+
 def _m_upload_token(db: Database) -> None:
     """An upload in flight keeps one opaque resume token (the backend's), not one backend's
     fields. Every upload recorded before this was Mikshi's: its object name and video id
@@ -279,7 +301,7 @@ def _m_upload_token(db: Database) -> None:
 
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
-    _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_upload_token,
+    _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
 ]
 
 
@@ -509,11 +531,10 @@ class Catalog:
             cursor.execute(
                 """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
                           f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
-                          c.next_attempt_at, c.orphaned_since,
+                          c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
                           (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
                                                               s.attempts, s.next_attempt_at))
-                           FROM steps s WHERE s.sha256 = c.sha256),
-                          c.owned, c.marked
+                           FROM steps s WHERE s.sha256 = c.sha256)
                    FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
                    WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
             )
@@ -530,9 +551,9 @@ class Catalog:
                     if r[8] is None:
                         yield file, None
                         continue
-                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[17])} if r[17] else {}
-                    yield file, ContentRecord(*r[8:17], steps=steps, owned=bool(r[18]),  # type: ignore[misc]
-                                              marked=bool(r[19]))
+                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[19])} if r[19] else {}
+                    yield file, ContentRecord(*r[8:17], steps=steps,  # type: ignore[misc]
+                                              owned=bool(r[17]), marked=bool(r[18]))
         finally:
             cursor.close()
 
@@ -578,6 +599,16 @@ class Catalog:
                      known: Mapping[str, RecordedFile], now: float) -> None:
         changed = [(local, sha) for local, sha in seen
                    if known.get(local.rel_path) != (local.size, local.mtime_ns, local.inode, sha, 1)]
+        # Rewritten with other bytes: the old content's video is the planner's to judge.
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO superseded (folder, rel_path, sha256, since) VALUES (?, ?, ?, ?)",
+            [(str(folder), local.rel_path, before.sha256, now) for local, sha in changed
+             if (before := known.get(local.rel_path)) is not None and before.sha256 and before.sha256 != sha],
+        )
+        self.db.conn.executemany(
+            "DELETE FROM superseded WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+            [(str(folder), local.rel_path, sha) for local, sha in changed],
+        )
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
             [(sha, local.size, now, now) for local, sha in changed],
@@ -588,7 +619,7 @@ class Catalog:
                ON CONFLICT (folder, rel_path) DO UPDATE SET
                  size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
                  sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
-                 missing_since = NULL""",
+                 missing_since = NULL, changed_since = NULL""",
             [(str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now)
              for local, sha in changed],
         )
@@ -613,6 +644,47 @@ class Catalog:
             "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
         ).fetchall()
         return {row[0]: RecordedFile(*row[1:]) for row in rows}
+
+    def known_versions(self, inodes: Collection[int]) -> dict[tuple[int, int, int], str]:
+        """Hashed file versions by (size, mtime_ns, inode), for files with these inodes in any
+        folder: a file renamed or moved within a filesystem keeps all three, so its content
+        is known without reading it or waiting for it to settle."""
+        if not inodes:
+            return {}
+        rows = self._rows(
+            """SELECT size, mtime_ns, inode, sha256 FROM files
+               WHERE sha256 IS NOT NULL AND inode IN (SELECT value FROM json_each(?))""",
+            [json.dumps(sorted(set(inodes)))],
+        )
+        return {(r["size"], r["mtime_ns"], r["inode"]): r["sha256"] for r in rows}
+
+    def settle_levels(self, folder: Path) -> dict[str, int]:
+        """Paths of ``folder`` that changed after they had settled: how many times (capped)."""
+        rows = self._rows("SELECT rel_path, settle_level FROM files WHERE folder = ? AND settle_level > 0",
+                          [str(folder)])
+        return {r["rel_path"]: r["settle_level"] for r in rows}
+
+    def note_changed(self, folder: Path, rel_paths: Iterable[str], now: float, max_level: int) -> None:
+        """These recorded paths changed after they had settled: each settles longer from now
+        on (one level per recorded version, however many passes see it changing)."""
+        paths = list(rel_paths)
+        if not paths:
+            return
+        with self._tx() as db:
+            db.conn.executemany(
+                """UPDATE files SET settle_level = min(settle_level + 1, ?), changed_since = ?
+                   WHERE folder = ? AND rel_path = ? AND changed_since IS NULL AND sha256 IS NOT NULL""",
+                [(max_level, now, str(folder), rel) for rel in paths],
+            )
+
+    def superseded(self) -> list[Superseded]:
+        rows = self._rows("SELECT * FROM superseded ORDER BY folder, rel_path, sha256")
+        return [Superseded(Path(r["folder"]), r["rel_path"], r["sha256"], r["since"]) for r in rows]
+
+    def forget_superseded(self, folder: Path, rel_path: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM superseded WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+                       [str(folder), rel_path, sha256])
 
     def scan_unchanged(self, folder: Path, now: float) -> None:
         """A scan found exactly what is recorded: nothing to write but ``last_seen``."""
@@ -769,6 +841,7 @@ class Catalog:
             )
             db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
             db.execute("DELETE FROM memberships WHERE sha256 = ?", [sha256])
+            db.execute("DELETE FROM superseded WHERE sha256 = ?", [sha256])  # its video is gone either way
             if drop_files == "all":
                 db.execute("DELETE FROM files WHERE sha256 = ?", [sha256])
             else:

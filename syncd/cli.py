@@ -285,6 +285,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"dry run: {len(last.plan.actions)} change(s) planned, none made")
         for action in last.plan.actions:
             print(f"  would {action.describe()}")
+        for path in last.plan.settling:
+            print(f"  would upload {path} once settled (if its content is new)")
+        for deferred in last.plan.deferred:
+            print(f"  would wait: {deferred.describe()}")
     paths = {s.video_id: s.path for s in outcome.statuses if s.video_id}
     if not args.quiet:
         for entry in entries:
@@ -293,6 +297,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
+    waiting = last.plan.waiting_summary()
+    if waiting and not args.dry_run:
+        print(f"{waiting} (nothing is deleted while they could hold the content; sync again once they settle)")
+        for deferred in last.plan.deferred:
+            print(f"  {deferred.describe()}")
     failures = outcome.failures
     if outage is not None:
         # Every remote step failed the same way: one line says it all (-v shows each).
@@ -376,6 +385,7 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         backend=config.remote.backend, base_url=config.remote.base_url, key_source=config.remote.api_key_source,
         folders=folders, collections=collections, statuses=statuses, sizes=sizes,
         sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
+        waiting=catalog.get_meta("deferred") or "",
         trashed=len(list_trash([f.path for f in config.folders])),
         header_extra=[*_binding_line(config, catalog), _instance_line(config.instance, catalog.get_meta("other_instances")),
                       _deletion_check_line(config, catalog.get_meta("listing_read_at"))],

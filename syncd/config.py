@@ -168,6 +168,7 @@ class UploadConfig:
 class SafetyConfig:
     max_delete_percent: float  # 0..100
     delete_grace: float  # seconds
+    delete_wait: float = 3600.0  # seconds a deletion waits at most for unsettled files
     max_proof_download: int = 1 << 30  # bytes: catalog recovery downloads no larger original to compare
 
 
@@ -724,6 +725,13 @@ _SCHEMA = _Section(
                     "Daemon: a vanished file waits this long for the other half of a move before its "
                     "remote copy is deleted.",
                     "30s",
+                ),
+                _Key(
+                    "delete_wait",
+                    _duration(positive=False),
+                    "A deletion also waits while files not yet settled (or not yet hashed) could hold "
+                    "the vanished content, for at most this long after the file vanished.",
+                    "1h",
                 ),
                 _Key(
                     "max_proof_download",

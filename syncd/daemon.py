@@ -21,7 +21,9 @@ over 10,000 files spends a poll reading the listing, and little else.
 
 The worker sleeps until the earliest of: a changed path's due time (not sooner
 than ``debounce`` after the previous pass), a request from a timer, an unsettled
-file's settle time, a vanished file's ``delete_grace`` expiry, a follow-up while
+file's settle time (longer for a path that changed after it had settled), a
+vanished file's ``delete_grace`` expiry, the plan's own revisit time (a deletion's
+wait for unsettled files running out), a follow-up while
 videos are processing remotely, or a probe of a remote that went away.
 
 Remote away (no answer, 502/503/504): one line in the log, then passes become
@@ -167,14 +169,20 @@ class Daemon:
                 catalog.close()
                 raise
             self._catalog = catalog
-            previous = self._install_signals() if install_signals else {}
+            if install_signals:
+                self._install_signals()
             finished = True
             try:
                 self._open_remote()
                 finished = self._serve()
             finally:
-                for signum, handler in previous.items():
-                    signal.signal(signum, handler)
+                if install_signals:
+                    # Stopped: the process exits next. A further SIGTERM (or ^C) asks for the
+                    # stop already done, so it is ignored. Restoring the default handler (as
+                    # Python's own shutdown does for a handler it runs) would let it kill
+                    # the process instead, with a misleading exit status.
+                    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                        signal.signal(signum, signal.SIG_IGN)
                 if finished:
                     self._close_remote()
                     catalog.close()
@@ -210,16 +218,19 @@ class Daemon:
                 self._progress.wait(min(left, 0.5))
         return True
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop_event.is_set():
+                log.info("%s: already stopping", signal.Signals(signum).name)
+                return
             log.info("stopping (%s): letting in-flight parts finish", signal.Signals(signum).name)
             self.request_stop()
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
 
-        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
-        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+            signal.signal(signum, handler)
 
     def _serve(self) -> bool:
         """Start everything, wait for a stop, shut down. False if the worker outlived the deadline."""
@@ -446,7 +457,7 @@ class Daemon:
         # No event came and no rescan is due: the watched folders need not be walked again
         # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
         # A folder watched only from now on (a disk mounted later) is walked all the same.
-        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry"})
+        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry", "revisit"})
         self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
                    grace_ran_out="grace" in fired, newest=newest)
 
@@ -541,6 +552,7 @@ class Daemon:
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
         self._schedule_settle(report.scans)
+        self._schedule_revisit(report.plan.revisit_at)
         # A quiet pass leaves the grace times as they were: look again only if the grace
         # timer is set, or fired for this pass (its pass may have come a moment early).
         if not quiet or grace_ran_out or "grace" in self._timers:
@@ -578,12 +590,19 @@ class Daemon:
                     st = os.stat(file.path, follow_symlinks=False)
                 except OSError:
                     continue
-                ready = max(st.st_mtime, st.st_ctime) + settle + SETTLE_MARGIN
+                # A path that changed after it had settled waits longer (file.settle).
+                ready = max(st.st_mtime, st.st_ctime) + max(file.settle, settle) + SETTLE_MARGIN
                 # Empty files never settle, and ready-but-unsettled means "changed while hashing";
                 # waking for those would spin. A later write sends an event anyway.
                 if st.st_size > 0 and ready > wall and (earliest is None or ready < earliest):
                     earliest = ready
         self._set_timer("settle", None if earliest is None else mono + (earliest - wall))
+
+    def _schedule_revisit(self, at: float | None) -> None:
+        """Wake when the plan said time alone changes it (a deletion's wait for unsettled
+        files running out, a retry falling due), even if no event comes."""
+        wall = time.time()
+        self._set_timer("revisit", None if at is None or at <= wall else time.monotonic() + (at - wall) + SETTLE_MARGIN)
 
     def _schedule_grace(self) -> None:
         """Wake when a vanished file's delete_grace runs out, so its remote copy goes on time."""

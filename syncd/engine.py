@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from syncd.catalog import Catalog
-from syncd.config import Config
+from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.hashing import hash_files
 from syncd.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorReport
-from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan
+from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
 from syncd.planner import Adoptable, RemoteView, Settings, Snapshot, plan
 from syncd.progress import NullProgress, SyncProgress, Waiting
 from syncd.proof import Verdict, judge
@@ -173,64 +173,102 @@ class Engine:
                 scans.append(last)
                 continue
             self._complete_scans.pop(folder.path, None)
-            rules = ScanRules(folder.include, folder.exclude, self.config.upload.settle_seconds, folder.require_marker)
-            scan = scan_folder(folder.path, rules, now)
+            scan, folder_hashed = self._observe_folder(folder, now, problems, progress)
             scans.append(scan)
-            problems += scan.skipped
-            if not scan.ok:
-                problems.append(scan.error or f"{folder.path}: cannot scan")
-                log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
-                continue
-            known = self.catalog.recorded(folder.path)
-            seen, unsettled, to_hash = [], [], []
-            partial = unreadable_problem(scan)
-            if partial is not None:
-                problems.append(partial)
-                # What is recorded under an unreadable directory stays as recorded.
-                hidden = tuple(f"{d}/" for d in scan.unreadable)
-                unsettled += [rel for rel in known if rel.startswith(hidden)]
-            as_recorded = 0  # seen files recorded present with the same stat: nothing to write
-            for local in scan.files:
-                if not local.settled:
-                    unsettled.append(local.rel_path)
-                    continue
-                record = known.get(local.rel_path)
-                stat = (local.size, local.mtime_ns, local.inode)
-                if record is not None and record.sha256 and (record.size, record.mtime_ns, record.inode) == stat:
-                    seen.append((local, record.sha256))
-                    as_recorded += record.present
-                else:
-                    to_hash.append(local)
-            if to_hash:
-                self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
-            progress.files_seen += len(scan.files)
-            progress.to_hash += len(to_hash)
-            progress.bytes_to_hash += sum(f.size for f in to_hash)
-            self.on_progress(progress)
-            batch: list[tuple[LocalFile, str]] = []
-            for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
-                if result.sha256 is None:
-                    unsettled.append(result.file.rel_path)
-                    if result.error:
-                        problems.append(result.error)
-                    continue
-                hashed += 1
-                seen.append((result.file, result.sha256))
-                progress.hashed += 1
-                progress.bytes_hashed += result.file.size
-                self.on_progress(progress)
-                batch.append((result.file, result.sha256))
-                if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
-                    self.catalog.record_seen(folder.path, batch, now)
-                    batch = []
-            recorded_present = sum(r.present for r in known.values())
-            if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
-                self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
-            else:
-                self.catalog.record_scan(folder.path, seen, unsettled, now)
-            if not unsettled and partial is None:
-                self._complete_scans[folder.path] = scan
+            hashed += folder_hashed
         return scans, problems, hashed
+
+    def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str],
+                        progress: ScanProgress) -> tuple[FolderScan, int]:
+        """Scan one folder, learn each file's content, record the scan. The returned scan
+        lists the files whose content this pass does not know (``FolderScan.unknown``)."""
+        base = self.config.upload.settle_seconds
+        longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
+        rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
+        scan = scan_folder(folder.path, rules, now, longer)
+        problems += scan.skipped
+        if not scan.ok:
+            problems.append(scan.error or f"{folder.path}: cannot scan")
+            log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
+            return scan, 0
+        known = self.catalog.recorded(folder.path)
+        unsettled: list[str] = []
+        partial = unreadable_problem(scan)
+        if partial is not None:
+            problems.append(partial)
+            # What is recorded under an unreadable directory stays as recorded.
+            hidden = tuple(f"{d}/" for d in scan.unreadable)
+            unsettled += [rel for rel in known if rel.startswith(hidden)]
+        # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
+        # content is known at once, without reading it or waiting for it to settle.
+        strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
+        moved = self.catalog.known_versions(strangers) if strangers else {}
+        seen: list[tuple[LocalFile, str]] = []
+        to_hash: list[LocalFile] = []
+        unknown: list[UnknownFile] = []
+        changed: list[LocalFile] = []  # content not known: read it once settled
+        as_recorded = 0  # seen files recorded present with the same stat: nothing to write
+        for local in scan.files:
+            record = known.get(local.rel_path)
+            if record is not None and record.sha256 and _as_recorded(record, local):
+                seen.append((local, record.sha256))
+                as_recorded += record.present
+                continue
+            sha = moved.get((local.size, local.mtime_ns, local.inode))
+            if sha is not None:
+                seen.append((local, sha))
+            else:
+                changed.append(local)
+        # A path that changed after it had counted as settled (a slow writer's pause) settles
+        # longer, from this very pass on.
+        rewritten = [f.rel_path for f in changed if (r := known.get(f.rel_path)) is not None and r.sha256]
+        if rewritten:
+            self.catalog.note_changed(folder.path, rewritten, now, MAX_SETTLE_LEVEL)
+            levels = self.catalog.settle_levels(folder.path)
+            changed = [_resettle(f, settle_time(base, levels.get(f.rel_path, 0)), now) for f in changed]
+            resettled = {f.rel_path: f for f in changed}
+            scan = replace(scan, files=tuple(resettled.get(f.rel_path, f) for f in scan.files))
+        for local in changed:
+            if local.settled:
+                to_hash.append(local)
+                continue
+            unsettled.append(local.rel_path)
+            # An empty file that has not changed for a while is just an empty file (never synced).
+            if local.size > 0 or now - local.changed < local.settle:
+                unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
+        if to_hash:
+            self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
+        progress.files_seen += len(scan.files)
+        progress.to_hash += len(to_hash)
+        progress.bytes_to_hash += sum(f.size for f in to_hash)
+        self.on_progress(progress)
+        hashed = 0
+        batch: list[tuple[LocalFile, str]] = []
+        for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
+            if result.sha256 is None:
+                unsettled.append(result.file.rel_path)
+                f = result.file
+                unknown.append(UnknownFile(folder.path, f.rel_path, f.size, f.inode, settling=True))
+                if result.error:
+                    problems.append(result.error)
+                continue
+            hashed += 1
+            seen.append((result.file, result.sha256))
+            progress.hashed += 1
+            progress.bytes_hashed += result.file.size
+            self.on_progress(progress)
+            batch.append((result.file, result.sha256))
+            if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
+                self.catalog.record_seen(folder.path, batch, now)
+                batch = []
+        recorded_present = sum(r.present for r in known.values())
+        if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
+            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+        else:
+            self.catalog.record_scan(folder.path, seen, unsettled, now)
+        if not unsettled and partial is None:
+            self._complete_scans[folder.path] = scan
+        return replace(scan, unknown=tuple(unknown)), hashed
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
@@ -258,13 +296,16 @@ class Engine:
                 the_plan.blocked.append("the remote listing could not be read; a new catalog uploads nothing "
                                         "until it sees what the remote already holds")
             adopt = adopt and not adopted  # recovery done: the flag goes after execution
-        has_work = bool(the_plan.actions or the_plan.blocked) or self.dry_run
+        # Files not settled yet change the plan as they settle, though no catalog row changes.
+        waiting = bool(the_plan.deferred or the_plan.settling)
+        has_work = bool(the_plan.actions or the_plan.blocked) or waiting or self.dry_run
         self._quiet = None if has_work else (inputs, the_plan)
         for line in the_plan.blocked:
             log.error("%s", line)
         if self.dry_run:
             return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
+        self._record_deferred(the_plan)
         result = self.executor.execute(the_plan)
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
             self.catalog.set_meta("adopt_remote", "0")
@@ -299,6 +340,7 @@ class Engine:
             max_attempts=self.config.upload.max_attempts,
             adopt_remote=adopt,
             mark_videos=self.features.marks is not None,
+            delete_wait=self.config.safety.delete_wait,
         )
         snapshot = self.snapshot(scans, remote, adoptable)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
@@ -342,6 +384,14 @@ class Engine:
         theirs = sum(1 for holders in marks.videos.values() if holders - {me})
         others = ",".join(sorted(marks.others(me))) or "-"
         self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
+
+    def _record_deferred(self, the_plan: Plan) -> None:
+        """What ``syncd status`` shows of deletions waiting for unsettled files (written only
+        when it changes, so a waiting pass does not count as a catalog change)."""
+        summary = the_plan.waiting_summary()
+        text = None if summary is None else "\n".join([summary, *(d.describe() for d in the_plan.deferred)])
+        if self.catalog.get_meta("deferred") != text:
+            self.catalog.set_meta("deferred", text)
 
     def _contents_in_progress(self) -> list[ContentRecord]:
         """``Catalog.contents_in_progress``, read again only once the catalog changed: it
@@ -402,6 +452,8 @@ class Engine:
             now=self.clock(),
             adoptable=adoptable,
             instance=self.config.instance,
+            unknown=tuple(u for s in scans for u in s.unknown),
+            superseded=tuple(self.catalog.superseded()),
         )
 
     def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
@@ -502,5 +554,24 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
-            not f.settled and f.size > 0 for s in report.scans for f in s.files  # empty: never uploadable
+            s.unknown for s in report.scans
         ) or (report.mirror is not None and report.mirror.pending > 0)
+
+
+MAX_SETTLE_LEVEL = 6  # a path that keeps changing after settling waits at most 64 × settle_seconds
+
+
+def settle_time(base: float, level: int) -> float:
+    """How long a path must hold still: ``settle_seconds``, doubled each time the path changed
+    after it had counted as settled (a slow writer's pauses), at most ``MAX_SETTLE_LEVEL`` times."""
+    return base * 2 ** min(level, MAX_SETTLE_LEVEL)
+
+
+def _resettle(file: LocalFile, settle: float, now: float) -> LocalFile:
+    """``file`` judged by a (longer) settle time."""
+    return replace(file, settle=settle, settled=file.size > 0 and now - file.changed >= settle)
+
+
+def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
+    """The catalog's record of this path is of this very file version (same size, mtime, inode)."""
+    return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)

@@ -395,6 +395,7 @@ class Executor:
                 self._delete_remote_video(action.replaces_video, "replaced after failed processing")
                 self.catalog.update_content(sha, state="new", video_id=None)
             record = self.catalog.upload_for(sha)
+            _check_unchanged(action)  # hashed, then changed: not this content any more
             self.catalog.log("upload", str(action.path), "started", f"sha256 {sha}")
             video_id = None
             # Resumable parts (journalled in the catalog) where the backend chunks, except
@@ -403,6 +404,12 @@ class Executor:
                 try:
                     video_id = self.remote.upload(action.path, action.name)
                     parts, sent = 1, action.size
+                    try:
+                        _check_unchanged(action)
+                    except SourceChanged:
+                        # One request made the video: it holds bytes no file holds now.
+                        self._delete_remote_video(video_id, "its file changed during the upload")
+                        raise
                 except PayloadTooLargeError:
                     # The cap is the server's, set per environment: over it, multipart (as the
                     # doc says), now and for every file this size or larger.
@@ -419,7 +426,7 @@ class Executor:
                     uploader, action.path, name=action.name, part_size=self.options.part_size,  # type: ignore[arg-type]
                     concurrency=self.options.concurrency, journal=_CatalogJournal(self.catalog, sha),
                     resume=resume, expected_size=action.size, should_stop=self.options.should_stop,
-                    on_bytes=lambda n: self._sent(action, n),
+                    on_bytes=lambda n: self._sent(action, n), expected_mtime_ns=action.mtime_ns,
                 )
                 video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
             if video_id is None:
@@ -529,7 +536,10 @@ class Executor:
         result.notes.append(f"{gone}: deleted locally; remote video {action.video_id} kept ({action.reason})")
 
     def _do_ForgetFile(self, action: ForgetFile, result: ExecResult) -> None:
-        self.catalog.forget_file(action.folder, action.rel_path)
+        if action.sha256 is not None:  # a rewritten path: only its record of the old content
+            self.catalog.forget_superseded(action.folder, action.rel_path, action.sha256)
+        else:
+            self.catalog.forget_file(action.folder, action.rel_path)
 
     # -------------------------------------------------------- pipelines
     def _do_StartPipeline(self, action: StartPipeline, result: ExecResult) -> None:
@@ -643,6 +653,16 @@ class Executor:
         self.catalog.content_gone(action.sha256, "remote_deleted", drop_files=moved_away)
         self.catalog.log("remote-deleted", action.video_id, "ok", action.policy)
         result.done.append(action.describe())
+
+
+def _check_unchanged(action: Upload) -> None:
+    """The file still has the size and mtime it had when hashed, else SourceChanged."""
+    try:
+        st = os.stat(action.path)
+    except OSError as exc:
+        raise SourceChanged(f"{action.path}: {exc.strerror or exc}") from exc
+    if st.st_size != action.size or (action.mtime_ns is not None and st.st_mtime_ns != action.mtime_ns):
+        raise SourceChanged(f"{action.path}: changed since it was hashed")
 
 
 def trash_path(folder: Path, rel_path: str) -> Path:

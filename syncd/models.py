@@ -35,6 +35,8 @@ class LocalFile:
     mtime_ns: int
     inode: int
     settled: bool = True
+    changed: float = 0.0  # the settle clock: max(mtime, ctime), in seconds
+    settle: float = 0.0  # how long this path must hold still to count as settled
 
     @property
     def path(self) -> Path:
@@ -44,6 +46,32 @@ class LocalFile:
     def subfolder(self) -> str | None:
         parts = PurePosixPath(self.rel_path).parts
         return parts[0] if len(parts) > 1 else None
+
+
+@dataclass(frozen=True)
+class UnknownFile:
+    """A file a scan saw whose content this pass does not know: still settling (it may
+    yet grow), or settled but not hashed. It could hold any content that vanished."""
+
+    folder: Path
+    rel_path: str
+    size: int
+    inode: int
+    settling: bool
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.rel_path
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A content a path held until the path was rewritten with other bytes."""
+
+    folder: Path
+    rel_path: str
+    sha256: str
+    since: float
 
 
 class RecordedFile(NamedTuple):
@@ -66,6 +94,7 @@ class FolderScan:
     # Subdirectories (relative, POSIX) that could not be listed: the files found elsewhere
     # still count, but nothing in the folder may be taken for deleted.
     unreadable: tuple[str, ...] = ()
+    unknown: tuple[UnknownFile, ...] = ()  # files whose content this pass does not know (set by the engine)
 
 
 @dataclass(frozen=True)
@@ -178,6 +207,7 @@ class Upload(Action):
     name: str
     size: int
     replaces_video: str | None = None  # a failed remote video to delete first
+    mtime_ns: int | None = None  # the hashed version: a file changed since is not uploaded
 
     def describe(self) -> str:
         again = " again (processing failed)" if self.replaces_video else ""
@@ -305,9 +335,10 @@ class DeleteRemote(Action):
     video_id: str
     folder: Path
     paths: tuple[str, ...]
+    reason: str = "deleted"  # or "rewritten": the path now holds other bytes
 
     def describe(self) -> str:
-        return f"delete remote video {self.video_id} (local {', '.join(self.paths)} deleted)"
+        return f"delete remote video {self.video_id} (local {', '.join(self.paths)} {self.reason})"
 
 
 @dataclass(frozen=True)
@@ -333,9 +364,25 @@ class ForgetFile(Action):
     folder: Path
     rel_path: str
     reason: str
+    sha256: str | None = None  # set: forget only this content's record there (a rewritten path)
 
     def describe(self) -> str:
         return f"forget {self.folder / self.rel_path} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class DeferredDeletion:
+    """A deletion held back: files not yet settled or hashed could still hold the content."""
+
+    sha256: str
+    video_id: str | None
+    paths: tuple[Path, ...]  # the vanished (or rewritten) paths
+    waiting_for: tuple[Path, ...]  # the unknown files that could hold it
+
+    def describe(self) -> str:
+        n = len(self.waiting_for)
+        return (f"deletion of {', '.join(map(str, self.paths))} waits for {n} unsettled "
+                f"file{'' if n == 1 else 's'}: {', '.join(map(str, self.waiting_for))}")
 
 
 @dataclass(frozen=True)
@@ -363,6 +410,8 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # guards that held deletions back
     notes: list[str] = field(default_factory=list)  # things the user should know
+    deferred: list[DeferredDeletion] = field(default_factory=list)  # deletions waiting for unknown files
+    settling: list[Path] = field(default_factory=list)  # files a later pass may upload once settled
     # The earliest time at which the same inputs would plan differently (a retry or a
     # delete grace falling due); None: only a change in the inputs can.
     revisit_at: float | None = None
@@ -372,3 +421,15 @@ class Plan:
 
     def of(self, kind: type[Action]) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]
+
+    def waiting_summary(self) -> str | None:
+        """The line "1 deletion waits for 2 unsettled files", or None when nothing waits."""
+        return waiting_summary(self.deferred)
+
+
+def waiting_summary(deferred: list[DeferredDeletion]) -> str | None:
+    if not deferred:
+        return None
+    files = {p for d in deferred for p in d.waiting_for}
+    n, m = len(deferred), len(files)
+    return f"{n} deletion{'' if n == 1 else 's'} wait{'s' if n == 1 else ''} for {m} unsettled file{'' if m == 1 else 's'}"

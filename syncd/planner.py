@@ -11,6 +11,12 @@ prints it. Every guard lives here:
   when the listing failed or was cut short);
 * a pass that would delete more than ``max_delete_percent`` of a folder's
   tracked videos (and more than one) deletes nothing, unless allowed;
+* a move is never a deletion: a content whose last path vanished (or was
+  rewritten with other bytes) is deleted remotely only once no file whose
+  content is still unknown (``Snapshot.unknown``: not settled or not hashed)
+  could hold it, for at most ``delete_wait``; a file being rewritten in place
+  keeps its old content (nothing is deleted before the new one is known) but
+  starts no new work for it.
 * a local deletion deletes the remote video only if this syncd instance owns it and
   no other instance's marker is on it; otherwise it is unlinked (forgotten here,
   kept there). Markers not read yet (``Snapshot.marks`` None) leave the deletion in
@@ -42,7 +48,10 @@ from syncd.models import (
     RemoteView,
     RemoveFromCollection,
     RenameCollection,
+    DeferredDeletion,
     StartPipeline,
+    Superseded,
+    UnknownFile,
     UnlinkVideo,
     Upload,
     UploadRecord,
@@ -94,6 +103,7 @@ class Settings:
     max_attempts: int = 5
     adopt_remote: bool = False  # catalog is new: link remote videos proved to hold local files
     mark_videos: bool = False  # the remote keeps per-instance ownership markers
+    delete_wait: float = 3600.0  # longest a deletion waits for unknown files that could hold its content
 
 
 @dataclass(frozen=True)
@@ -112,25 +122,54 @@ class Snapshot:
     # Remote video id → the instances whose marker is on it. None: not read this pass.
     marks: dict[str, frozenset[str]] | None = None
     marks_error: str | None = None  # reading the markers failed: delete nothing remotely
+    # Files this pass's scan saw but whose content it does not know (not settled, not hashed).
+    unknown: tuple[UnknownFile, ...] = ()
+    # Contents paths held before they were rewritten with other bytes.
+    superseded: tuple[Superseded, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Vanished:
+    """A path that held a content and no longer does: deleted, moved away, or rewritten."""
+
+    folder: Path
+    rel_path: str
+    since: float
+    inode: int | None  # None for a rewritten path (its inode now holds the new bytes)
+    rewritten: bool = False
 
 
 def plan(snap: Snapshot, settings: Settings) -> Plan:
     result = Plan()
     policies = {f.path: f for f in snap.folders}
     bad_folders = {f.path for f in snap.folders if not f.scan_ok}
-    present: dict[str, list[FileRecord]] = defaultdict(list)
-    missing: dict[str, list[FileRecord]] = defaultdict(list)
+    changing = {(u.folder, u.rel_path) for u in snap.unknown}
+    present: dict[str, list[FileRecord]] = defaultdict(list)  # holds the content, as far as we know
+    live: dict[str, list[FileRecord]] = defaultdict(list)  # ...and has not changed since it was hashed
+    vanished: dict[str, list[_Vanished]] = defaultdict(list)
     for record in snap.files:
         if record.sha256 is None or record.folder not in policies:
             continue
-        (present if record.present else missing)[record.sha256].append(record)
+        if record.present:
+            present[record.sha256].append(record)
+            if (record.folder, record.rel_path) not in changing:
+                live[record.sha256].append(record)
+        else:
+            since = snap.now if record.missing_since is None else record.missing_since
+            vanished[record.sha256].append(_Vanished(record.folder, record.rel_path, since, record.inode))
+    for old in snap.superseded:
+        if old.folder in policies:
+            vanished[old.sha256].append(_Vanished(old.folder, old.rel_path, old.since, None, rewritten=True))
+    result.settling = sorted(u.path for u in snap.unknown)
 
-    _plan_uploads(snap, settings, policies, present, bad_folders, result)
-    _plan_pipelines(snap, settings, policies, present, result)
+    # A file being rewritten still holds its old content for deletions (nothing is deleted
+    # before the new content is known), but starts no new work for it: ``live``.
+    _plan_uploads(snap, settings, policies, live, bad_folders, result)
+    _plan_pipelines(snap, settings, policies, live, result)
     _plan_marks(snap, settings, policies, present, result)
-    _plan_collections(snap, policies, present, bad_folders, result)
+    _plan_collections(snap, policies, present, live, bad_folders, result)
     partly_read = {f.path for f in snap.folders if not f.deletions_ok}
-    deletions = _plan_local_deletions(snap, settings, policies, present, missing, partly_read, result)
+    deletions = _plan_local_deletions(snap, settings, policies, present, vanished, partly_read, result)
     deletions += _plan_remote_deletions(snap, policies, present, bad_folders | partly_read, result)
     _guard_mass_delete(snap, settings, deletions, result)
     return result
@@ -173,7 +212,7 @@ def _plan_uploads(
             replaces = content.video_id
         else:
             continue
-        result.actions.append(Upload(sha, source.path, source.rel_path, source.size, replaces))
+        result.actions.append(Upload(sha, source.path, source.rel_path, source.size, replaces, source.mtime_ns))
 
 
 # --------------------------------------------------------------- pipelines
@@ -229,13 +268,18 @@ def ready_for_collection(content: ContentRecord, policy: FolderPolicy) -> bool:
 # ------------------------------------------------------------- collections
 def _plan_collections(
     snap: Snapshot, policies: dict[Path, FolderPolicy], present: dict[str, list[FileRecord]],
-    bad_folders: set[Path], result: Plan,
+    live: dict[str, list[FileRecord]], bad_folders: set[Path], result: Plan,
 ) -> None:
-    desired: dict[str, set[str]] = defaultdict(set)
+    desired: dict[str, set[str]] = defaultdict(set)  # keeps members (and names renames)
+    addable: set[tuple[str, str]] = set()  # adds need a file that has not changed since hashed
     for sha, files in present.items():
         for f in files:
             if policies[f.folder].collections and f.subfolder:
                 desired[f.subfolder].add(sha)
+    for sha, files in live.items():
+        for f in files:
+            if policies[f.folder].collections and f.subfolder:
+                addable.add((f.subfolder, sha))
     known = {c.name: c for c in snap.collections}
     recorded: dict[str, set[str]] = defaultdict(set)
     for name, sha in snap.memberships:
@@ -261,11 +305,10 @@ def _plan_collections(
     for name in sorted(desired):
         for sha in sorted(desired[name]):
             content = snap.contents.get(sha)
-            if (name, sha) not in membership and content is not None and ready_for_collection(
-                content, policies[present[sha][0].folder]
-            ):
+            if (name, sha) not in membership and (name, sha) in addable and content is not None \
+                    and ready_for_collection(content, policies[present[sha][0].folder]):
                 assert content.video_id is not None
-                result.actions.append(AddToCollection(name, sha, content.video_id, present[sha][0].path))
+                result.actions.append(AddToCollection(name, sha, content.video_id, live[sha][0].path))
     if bad_folders:
         return  # an unreadable folder might hold members: remove nothing this pass
     for name, sha in sorted(membership):
@@ -283,45 +326,62 @@ def _plan_collections(
 # --------------------------------------------------------------- deletions
 def _plan_local_deletions(
     snap: Snapshot, settings: Settings, policies: dict[Path, FolderPolicy],
-    present: dict[str, list[FileRecord]], missing: dict[str, list[FileRecord]], partly_read: set[Path],
+    present: dict[str, list[FileRecord]], vanished: dict[str, list[_Vanished]], partly_read: set[Path],
     result: Plan,
 ) -> list[tuple[Path, Action]]:
-    """Vanished files: moves are forgotten; the last copy's content is deleted remotely.
-    Not in a folder read only in part: a vanished file there may be behind the unreadable part."""
+    """Vanished or rewritten paths: moves are forgotten; the last copy's content is deleted
+    remotely, once nothing could still hold it (see ``_could_hold``). Not in a folder read
+    only in part: a vanished file there may be behind the unreadable part."""
     deletions: list[tuple[Path, Action]] = []
     uploads_by_sha = {u.sha256: u for u in snap.uploads}
-    for sha, gone in missing.items():
-        if any(f.folder in partly_read for f in gone):
+    for sha, gone in vanished.items():
+        if any(v.folder in partly_read for v in gone):
             continue
         content = snap.contents.get(sha)
         if present.get(sha) or content is None:
-            for f in gone:
-                result.actions.append(ForgetFile(f.folder, f.rel_path, "moved" if present.get(sha) else "gone"))
+            for v in gone:
+                result.actions.append(_forget(v, sha, "moved" if present.get(sha) else "gone"))
             continue
-        waited = min(f.missing_since or snap.now for f in gone)
-        if snap.now - waited < settings.delete_grace:
-            result.revisit(waited + settings.delete_grace)
-            continue  # a move target may still appear
-        folder = gone[0].folder
         upload = uploads_by_sha.get(sha)
+        wants_delete = any(policies[v.folder].delete_remote for v in gone)
+        deletes = bool(content.video_id and content.state == "uploaded" and wants_delete)
+        if deletes or upload is not None:
+            waited = min(v.since for v in gone)
+            if snap.now - waited < settings.delete_grace:
+                result.revisit(waited + settings.delete_grace)
+                continue  # a move target may still appear
+            holders = _could_hold(content, gone, snap.unknown)
+            if holders:
+                if snap.now - waited < settings.delete_wait:
+                    result.revisit(waited + settings.delete_wait)
+                    result.deferred.append(DeferredDeletion(
+                        sha, content.video_id, tuple(v.folder / v.rel_path for v in gone),
+                        tuple(u.path for u in holders)))
+                    continue
+                result.notes.append(
+                    f"{', '.join(str(v.folder / v.rel_path) for v in gone)}: waited safety.delete_wait "
+                    f"({settings.delete_wait:g}s) for {len(holders)} unsettled file(s) that could hold "
+                    "its content; deleting now")
         if upload is not None:
             result.actions.append(AbortUpload(upload.upload_id, sha, "local file deleted"))
-        wants_delete = any(policies[f.folder].delete_remote for f in gone)
-        if content.video_id and content.state == "uploaded" and wants_delete:
-            paths = tuple(f.rel_path for f in gone)
+        if deletes:
+            assert content.video_id is not None
+            folder = gone[0].folder
+            paths = tuple(v.rel_path for v in gone)
             keep = _not_ours_alone(snap, content)
             if keep is not None:
                 result.actions.append(UnlinkVideo(sha, content.video_id, folder, paths, keep))
             elif content.owned and snap.marks_error is not None:
-                result.notes.append(f"{gone[0].path}: remote video {content.video_id} not deleted this pass: "
+                result.notes.append(f"{folder / paths[0]}: remote video {content.video_id} not deleted this pass: "
                                     f"cannot read which syncd instances hold it ({snap.marks_error})")
             else:
-                action = DeleteRemote(sha, content.video_id, folder, paths)
+                reason = "rewritten" if all(v.rewritten for v in gone) else "deleted"
+                action = DeleteRemote(sha, content.video_id, folder, paths, reason)
                 result.actions.append(action)
                 deletions.append((folder, action))
         else:
-            for f in gone:
-                result.actions.append(ForgetFile(f.folder, f.rel_path, "deleted locally"))
+            for v in gone:
+                result.actions.append(_forget(v, sha, "rewritten" if v.rewritten else "deleted locally"))
     return deletions
 
 
@@ -333,6 +393,24 @@ def _not_ours_alone(snap: Snapshot, content: ContentRecord) -> str | None:
     if others:
         return f"syncd instance {', '.join(sorted(others))} holds it too"
     return None
+
+
+def _forget(v: _Vanished, sha: str, reason: str) -> ForgetFile:
+    """Forget a vanished path's record, or a rewritten path's record of its old content."""
+    return ForgetFile(v.folder, v.rel_path, reason, sha if v.rewritten else None)
+
+
+def _could_hold(content: ContentRecord, gone: list[_Vanished], unknown: tuple[UnknownFile, ...]) -> list[UnknownFile]:
+    """Files whose content is not known yet that could turn out to hold ``content``: the same
+    inode as a vanished path (a rename), a file at a vanished path, a file of the same size
+    (a finished copy not settled yet), or a smaller one still settling (a copy in progress)."""
+    inodes = {v.inode for v in gone if v.inode is not None}
+    paths = {(v.folder, v.rel_path) for v in gone if not v.rewritten}
+    return [
+        u for u in unknown
+        if u.inode in inodes or (u.folder, u.rel_path) in paths or u.size == content.size
+        or (u.settling and u.size < content.size)
+    ]
 
 
 def _plan_remote_deletions(

@@ -5,9 +5,11 @@ Rules:
   exclude globs match the name of every file and directory on the way down;
 * symlinks are never followed (nothing outside the folder is ever read);
 * the trash folder and hidden entries are skipped;
-* a file is *settled* once it has not changed for ``settle_seconds``; the
-  change clock is max(mtime, ctime), so a copy that preserves an old mtime
-  still waits;
+* a file is *settled* once it has not changed for ``settle_seconds`` (or the
+  longer time ``settle_for`` gives a path that changed after it had settled);
+  the change clock is max(mtime, ctime), so a copy that preserves an old mtime
+  still waits. Settling only decides when a file's content is read: a file not
+  settled yet is never taken for a deleted one (see the planner);
 * a subdirectory that cannot be read is reported in ``unreadable``: the files
   elsewhere in the folder still count (and upload), but the engine and planner
   take nothing in that folder for deleted while it lasts.
@@ -19,6 +21,7 @@ import fnmatch
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +86,10 @@ def folder_problem(folder: Path, require_marker: bool) -> str | None:
     return None
 
 
-def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
+def scan_folder(folder: Path, rules: ScanRules, now: float,
+                settle_for: Mapping[str, float] | None = None) -> FolderScan:
+    """Every included file of ``folder``; ``settle_for``: longer settle times by relative path."""
+    longer = settle_for or {}
     problem = folder_problem(folder, rules.require_marker)
     if problem:
         return FolderScan(folder, ok=False, error=problem)
@@ -123,9 +129,11 @@ def scan_folder(folder: Path, rules: ScanRules, now: float) -> FolderScan:
                 continue  # vanished between listing and stat
             except OSError as exc:
                 return FolderScan(folder, ok=False, error=f"{folder / rel_dir / name}: {exc.strerror or exc}")
+            rel_path = prefix + name
             changed = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
-            settled = st.st_size > 0 and now - changed >= rules.settle_seconds
-            files.append(LocalFile(folder, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino, settled))
+            settle = longer.get(rel_path, rules.settle_seconds) if longer else rules.settle_seconds
+            settled = st.st_size > 0 and now - changed >= settle
+            files.append(LocalFile(folder, rel_path, st.st_size, st.st_mtime_ns, st.st_ino, settled, changed, settle))
     files.sort(key=lambda f: f.rel_path)
     return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped), unreadable=tuple(sorted(unreadable)))
 

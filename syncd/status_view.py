@@ -41,6 +41,8 @@ class StatusFacts:
     sent: dict[str, int]  # sha256 → bytes the remote holds of an open upload
     blocked: str = ""  # the mass-delete guard's refusal, if the last pass was refused
     trashed: int = 0  # files in the folders' trash (their videos were deleted on the remote)
+    # Deletions held while unsettled files could hold their content: a summary line, then one per deletion.
+    waiting: str = ""
     # Extra header lines ("instance: …") and attention items ("3 deletion(s) wait for
     # 2 unsettled files") that other parts of syncd add.
     header_extra: list[str] = field(default_factory=list)
@@ -78,6 +80,9 @@ def render(facts: StatusFacts, width: int) -> list[str]:
         lines.append(f"  {STATE_WORDS.get(state, state):<{word_width}}  {n}")
     if facts.blocked:
         lines += ["", f"BLOCKED: {facts.blocked}"]
+    if facts.waiting:
+        summary, *details = facts.waiting.splitlines()
+        lines += ["", f"WAITING: {summary}", *(f"  {line}" for line in details)]
     pending = [s for s in facts.statuses if s.state != "done"]
     if pending:
         lines += ["", *_table(pending, facts, width)]
@@ -122,4 +127,7 @@ def attention_items(facts: StatusFacts) -> list[str]:
     if facts.blocked:
         items.append("the mass-delete guard refused the last pass (see BLOCKED above; "
                      "`syncd sync --allow-mass-delete` once you have checked)")
+    if facts.waiting:
+        items.append("deletions wait for files still being written (see WAITING above; they go ahead once "
+                     "those files settle, or after safety.delete_wait)")
     return [i for i in items if i] + facts.attention_extra

@@ -337,8 +337,28 @@ def test_notify_socket_gets_ready_watchdog_and_stopping(tmp_path: Path, emu: Emu
             assert any(line.startswith("STATUS=") for line in received)
             daemon.signal(signal.SIGTERM)
             wait_for(lambda: got("STOPPING=1"), 60, "STOPPING=1", lambda: str(received))
-            assert daemon.stop() == 0
+            assert daemon.stop() == 0  # a second SIGTERM while stopping: still a clean stop
     shutil.rmtree(sock_dir)
+
+
+def test_sigterm_again_and_again_while_stopping_is_still_a_clean_stop(tmp_path: Path, emu: Emulator,
+                                                                     admin: httpx.Client) -> None:
+    """systemd and impatient users send SIGTERM more than once. Every one of them, at any
+    moment of the shutdown (also after the worker is done, just before the process exits),
+    asks for the same clean stop: exit status 0, never death by the signal."""
+    drop = tmp_path / "drop"
+    write_random(drop / "big.mp4", 12 * MiB, seed=4)
+    config = daemon_config(tmp_path, emu.base_url, plain_folders(drop), upload={"concurrency": 1})
+    set_faults(admin, latency_ms=100, path_glob="/s3/*")
+    with SyncdDaemon(config) as daemon:
+        wait_for(lambda: any(u["parts"] for u in admin.get("/uploads").json()), 60, "a part uploaded", daemon.log)
+        assert daemon.proc is not None
+        while daemon.proc.poll() is None:
+            daemon.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.005)
+        assert daemon.proc.returncode == 0, daemon.log()
+        assert "stopped" in daemon.log()
+    set_faults(admin)
 
 
 def test_metrics_endpoint(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:

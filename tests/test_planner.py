@@ -23,6 +23,8 @@ from syncd.models import (
     RenameCollection,
     StartPipeline,
     StepRecord,
+    Superseded,
+    UnknownFile,
     UnlinkVideo,
     Upload,
     UploadRecord,
@@ -283,3 +285,57 @@ def test_remote_deletion_policy_is_carried(on_delete: str) -> None:
 def test_deleted_then_readded_content_is_uploaded_again() -> None:
     p = plan(snap([file("a.mp4", "s1")], [replace(content("s1", "deleted"), video_id=None)]), Settings())
     assert len(p.of(Upload)) == 1
+
+
+# ------------------------------------------- a move is never a deletion (issue 11)
+def unknown(rel: str, size: int = 100, inode: int = 99, folder: Path = DROP, settling: bool = True) -> UnknownFile:
+    return UnknownFile(folder, rel, size, inode, settling)
+
+
+def test_a_deletion_waits_while_an_unknown_file_could_hold_the_content() -> None:
+    gone = [file("a.mp4", "s1", present=False, missing_since=NOW), file("b.mp4", "s2"), file("c.mp4", "s3")]
+    contents = [content(s, steps=DONE) for s in ("s1", "s2", "s3")]
+    folders = [policy(collections=False)]
+    for could in (unknown("copy.mp4", size=100),  # a finished copy, not settled yet
+                  unknown("copy.mp4", size=40),  # a copy still being written
+                  unknown("x/a.mp4", size=300, inode=1),  # renamed (same inode), then appended to
+                  unknown("a.mp4", size=300, settling=False),  # at the very path, not hashed yet
+                  unknown("copy.mp4", folder=CAM, size=100)):  # in another watched folder
+        p = plan(snap(gone, contents, folders=[*folders, policy(CAM, collections=False)], unknown=(could,)), Settings())
+        assert p.of(DeleteRemote) == [], could
+        (deferred,) = p.deferred
+        assert deferred.waiting_for == (could.path,) and p.waiting_summary() == "1 deletion waits for 1 unsettled file"
+        assert p.revisit_at == NOW + Settings().delete_wait
+    for cannot in (unknown("big.mp4", size=300), unknown("done.mp4", size=40, settling=False)):
+        p = plan(snap(gone, contents, folders=folders, unknown=(cannot,)), Settings())
+        assert len(p.of(DeleteRemote)) == 1 and p.deferred == [], cannot
+
+
+def test_the_wait_for_unknown_files_is_bounded() -> None:
+    gone = [file("a.mp4", "s1", present=False, missing_since=NOW - 61), file("b.mp4", "s2"), file("c.mp4", "s3")]
+    contents = [content(s, steps=DONE) for s in ("s1", "s2", "s3")]
+    p = plan(snap(gone, contents, folders=[policy(collections=False)], unknown=(unknown("live.mp4", size=10),)),
+             Settings(delete_wait=60))
+    assert len(p.of(DeleteRemote)) == 1 and "waited safety.delete_wait" in p.notes[0]
+
+
+def test_a_file_being_rewritten_keeps_its_old_content_but_starts_nothing_for_it() -> None:
+    processed = {n: StepRecord(n, "done") for n in ("thumbnail", "transcoding", "hls")}
+    files = [file("cam/a.mp4", "s1"), file("cam/b.mp4", "s2")]
+    contents = [content("s1", steps=processed), content("s2", steps=DONE)]
+    p = plan(snap(files, contents, collections=[CollectionRecord("cam", "c1")], memberships=[("cam", "s2")],
+                  unknown=(unknown("cam/a.mp4", size=300, inode=1),)), Settings())
+    assert p.actions == [] and p.settling == [DROP / "cam/a.mp4"]
+
+
+def test_a_rewritten_path_supersedes_its_old_content() -> None:
+    files = [file("a.mp4", "s2"), file("b.mp4", "s3"), file("c.mp4", "s4")]
+    contents = [content(s, steps=DONE) for s in ("s1", "s2", "s3", "s4")]
+    old = Superseded(DROP, "a.mp4", "s1", NOW)
+    p = plan(snap(files, contents, folders=[policy(collections=False)], superseded=(old,)), Settings())
+    (delete,) = p.of(DeleteRemote)
+    assert delete.video_id == "vid-s1" and "rewritten" in delete.describe()
+    # ...unless another file still holds it: then only the record of the old version goes.
+    p = plan(snap([*files, file("keep.mp4", "s1")], contents, folders=[policy(collections=False)],
+                  superseded=(old,)), Settings())
+    assert p.of(DeleteRemote) == [] and p.of(ForgetFile) == [ForgetFile(DROP, "a.mp4", "moved", "s1")]

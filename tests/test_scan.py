@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from syncd.hashing import hash_files, sha256_file
 from syncd.models import LocalFile
@@ -64,16 +66,53 @@ def test_missing_unreadable_and_unmarked_folders_are_problems(tmp_path: Path) ->
     assert not scan_folder(tmp_path / "nope", RULES, time.time()).ok
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+# Root reads a chmod-0 directory through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH. CI runs as
+# root, so there the scan runs in a child that drops every capability first (capset(2)):
+# still uid 0 and owner of the test's files, but held to their permission bits.
+_SCAN_WITHOUT_CAPABILITIES = """
+import ctypes, json, sys, time
+from pathlib import Path
+
+class Header(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+class Data(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()) != 0:  # _LINUX_CAPABILITY_VERSION_3
+    sys.exit(f"capset: errno {ctypes.get_errno()}")
+from syncd.scan import ScanRules, scan_folder
+scan = scan_folder(Path(sys.argv[1]), ScanRules(("*.mp4",), (), settle_seconds=0), time.time() + 1)
+print(json.dumps({"ok": scan.ok, "error": scan.error, "unreadable": list(scan.unreadable),
+                  "files": [f.rel_path for f in scan.files]}))
+"""
+
+
+def scan_as_unprivileged(folder: Path) -> dict[str, Any]:
+    """ok, error, unreadable and files of a scan of ``folder`` by a process that permission bits bind."""
+    if os.geteuid() != 0:
+        scan = scan_folder(folder, RULES, time.time() + 1)
+        return {"ok": scan.ok, "error": scan.error, "unreadable": list(scan.unreadable),
+                "files": [f.rel_path for f in scan.files]}
+    child = subprocess.run([sys.executable, "-c", _SCAN_WITHOUT_CAPABILITIES, str(folder)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert child.returncode == 0, child.stderr
+    result: dict[str, Any] = json.loads(child.stdout)
+    return result
+
+
 def test_unreadable_subdirectory_is_reported_and_the_rest_still_scanned(tmp_path: Path) -> None:
     touch(tmp_path / "ok.mp4")
     locked = tmp_path / "locked"
     touch(locked / "x.mp4")
+    before = scan_as_unprivileged(tmp_path)
+    assert before["ok"] and before["unreadable"] == [] and before["files"] == ["locked/x.mp4", "ok.mp4"]
     locked.chmod(0)
     try:
-        scan = scan_folder(tmp_path, RULES, time.time() + 1)
-        assert scan.ok and scan.unreadable == ("locked",)
-        assert [f.rel_path for f in scan.files] == ["ok.mp4"]
+        scan = scan_as_unprivileged(tmp_path)
+        assert scan["ok"] and scan["unreadable"] == ["locked"]
+        assert scan["files"] == ["ok.mp4"]
     finally:
         locked.chmod(0o755)
 

@@ -181,6 +181,10 @@ def test_offline_search_works_with_the_emulator_stopped(tmp_path: Path) -> None:
     hits = json.loads(offline.stdout)
     assert hits[0]["path"] == str(tmp_path / "drop/warehouse-cam3/forklift-loading-gate.mp4")
     assert hits[0]["end"] == pytest.approx(12.0, abs=0.5), "a full-text hit is the whole video"
+    scores = [h["score"] for h in hits]
+    assert scores[0] == 1.0 and all(0 < s <= 1 for s in scores) and scores == sorted(scores, reverse=True)
+    table = _without_key(world.config, "search", "--offline", "forklift")
+    assert "0.0000" not in table.stdout and "1.0000" in table.stdout, table.stdout
     by_collection = _without_key(world.config, "search", "--offline", "parking-north", "--json")
     assert {Path(h["path"]).parent.name for h in json.loads(by_collection.stdout)} == {"parking-north"}
     # A query embedded before needs no remote either; a new one fails cleanly.

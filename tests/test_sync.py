@@ -84,13 +84,14 @@ def test_copy_rename_and_move_upload_nothing(tmp_path: Path, emu: Emulator, admi
 
 
 def test_growing_file_waits_until_settled(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
-    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"settle_seconds": 2})
+    # A settle time no start-up of `syncd sync` can outlast, however loaded the machine.
+    config = write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"settle_seconds": 60})
     growing = write_random(tmp_path / "drop" / "live.mp4", MiB, seed=3)
     assert run_syncd(config, "sync").returncode == 0
     assert admin_videos(admin) == []
     with open(growing, "ab") as fh:
         fh.write(b"more bytes")
-    time.sleep(2.2)
+    write_config(tmp_path, emu.base_url, folder_cfg(tmp_path), upload={"settle_seconds": 1})
     assert run_syncd(config, "sync", "--wait", "--timeout", "60").returncode == 0
     (video,) = admin_videos(admin)
     assert admin.get(f"/videos/{video['video_id']}/bytes").content == growing.read_bytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlite3
 
-from syncd.catalog import CATALOG_FILE, MIGRATIONS, Catalog, Database
+from syncd.catalog import CATALOG_FILE, MIGRATIONS, Catalog, Database, _m_upload_token
 from syncd.remote.base import UploadSession
 from syncd.remote.mikshi import _object_name, _token, _video_id
 
@@ -16,9 +16,10 @@ from syncd.remote.mikshi import _object_name, _token, _video_id
 def test_an_open_upload_survives_the_migration_to_a_token(tmp_path: Path) -> None:
     db = Database(sqlite3.connect(tmp_path / CATALOG_FILE))
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for migration in MIGRATIONS[:4]:  # the catalog as syncd left it before tokens
+    before = MIGRATIONS.index(_m_upload_token)
+    for migration in MIGRATIONS[:before]:  # the catalog as syncd left it before tokens
         migration(db)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(before)])
     db.execute("INSERT INTO contents (sha256, size, state, created_at, updated_at) VALUES ('s1', 10, 'uploading', 0, 0)")
     db.execute("INSERT INTO uploads (upload_id, sha256, object_name, video_id, part_size, started_at) "
                "VALUES ('u1', 's1', 'uploads/x/y.mp4', 'v-1', 5242880, 0)")

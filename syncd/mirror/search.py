@@ -47,7 +47,7 @@ class SearchFilter:
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    score: float | None  # cosine similarity (vector), -bm25 (full text), None (remote)
+    score: float | None  # cosine similarity (vector); full text: -bm25 over the best hit's (1.0 best); None (remote)
     video_id: str
     path: str | None  # the local file shown (first one the filter accepts)
     paths: tuple[str, ...]  # every local file holding the video
@@ -126,10 +126,14 @@ def search_offline(catalog: Catalog, index: SearchIndex, text: str, top_k: int,
     if allowed is not None and not allowed:
         return []
     hits = []
-    for rank, (video_id, score) in enumerate(index.text_query(text, top_k, allowed), start=1):
+    found = index.text_query(text, top_k, allowed)
+    # bm25 of a small library is a tiny number (0.0000 printed): relative to the best hit, it says something.
+    best = max((score for _, score in found), default=0.0)
+    for rank, (video_id, score) in enumerate(found, start=1):
         video = catalog.mirror_video(video_id)
         facts = json.loads(video.details) if video and video.details else {}
-        hits.append(files.hit(rank, round(score, 6), video_id, 0.0, float(facts.get("duration_seconds") or 0.0)))
+        relative = round(score / best, 4) if best > 0 else 1.0
+        hits.append(files.hit(rank, relative, video_id, 0.0, float(facts.get("duration_seconds") or 0.0)))
     return hits
 
 

@@ -115,12 +115,20 @@ def upload_file(
     content_type: str = "video/mp4",
     should_stop: Callable[[], bool] = lambda: False,
     on_bytes: Callable[[int], None] = lambda n: None,
+    expected_mtime_ns: int | None = None,
 ) -> UploadResult:
-    """Upload ``path`` (resuming ``resume`` if given) and register it; return the video id."""
+    """Upload ``path`` (resuming ``resume`` if given) and register it; return the video id.
+
+    A file whose size or mtime changes (from ``expected_*``, or during the upload) is not
+    registered: the upload is aborted and SourceChanged raised."""
     with open(path, "rb") as source:
-        size = os.fstat(source.fileno()).st_size
+        st = os.fstat(source.fileno())
+        size = st.st_size
         if expected_size is not None and size != expected_size:
             raise SourceChanged(f"{path}: size changed from {expected_size} to {size}")
+        mtime_ns = st.st_mtime_ns if expected_mtime_ns is None else expected_mtime_ns
+        if st.st_mtime_ns != mtime_ns:
+            raise SourceChanged(f"{path}: changed since it was hashed")
 
         state = _resume_or_start(uploader, path, name, size, part_size, resume, journal, content_type)
         session = state.session
@@ -133,7 +141,8 @@ def upload_file(
                     uploader, session, source, ranges, missing, state.parts,
                     concurrency, journal, should_stop, on_bytes,
                 )
-                if os.fstat(source.fileno()).st_size != size:
+                now = os.fstat(source.fileno())
+                if now.st_size != size or now.st_mtime_ns != mtime_ns:
                     raise SourceChanged(f"{path}: file changed during upload")
                 _complete(uploader, session, sorted(state.parts.items()))
                 journal.upload_completed(session)
