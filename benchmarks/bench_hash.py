@@ -6,12 +6,12 @@ One file of random bytes is written and read once to warm the page cache; each c
 runs once untimed, then ``--repeat`` timed times, in turn (interleaved, so drift on a
 shared machine hits all alike):
 
-* ``syncd``        ``syncd.hashing.sha256_file`` (what the engine runs);
+* ``syncd``        ``syncd.sync.hashing.sha256_file`` (what the engine runs);
 * ``file_digest``  ``hashlib.file_digest(fh, "sha256")`` (the reference);
 * ``read_loop``    a plain ``fh.read(1 MiB)`` + ``update`` loop (a second reference).
 
 It also sweeps the block size of a readinto-a-reused-buffer loop (the shape of
-``sha256_file``), which is how ``syncd.hashing.BLOCK`` was chosen. Figures are medians,
+``sha256_file``), which is how ``syncd.sync.hashing.BLOCK`` was chosen. Figures are medians,
 in MB/s (10^6 bytes/s), printed as JSON. Nothing is asserted: the target (syncd at least
 90% of file_digest) is reported as ``target_met``.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _common import MiB, emit, machine, mbps, median, write_random
 
-from syncd.hashing import BLOCK, sha256_file
+from syncd.sync.hashing import BLOCK, sha256_file
 from syncd.units import parse_size
 
 

@@ -75,7 +75,7 @@ def make_dataset(drop: Path, big: int, small_count: int, small: int, payload: st
     """
     header = b""
     if payload == "video":
-        from syncd.clips import make_clip
+        from syncd.media.clips import make_clip
 
         clip = make_clip(drop.parent / "clip.mp4", seed=7)
         header = clip.read_bytes()

@@ -42,7 +42,7 @@ import httpx
 import yaml
 from _common import REPO, emit, machine
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.emulator import Emulator, EmulatorConfig
 from syncd.models import PROCESSING_STEPS
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from _common import emit, machine
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.mirror.index import SearchIndex, VectorFiles
 from syncd.mirror.records import SegmentInfo
 from syncd.mirror.search import search_local

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from syncd.clips import make_clip
+from syncd.media.clips import make_clip
 from syncd.config import Config, load_config
 from syncd.emulator import Emulator
 from tests.conftest import KEY, emulator_config, run_syncd, write_config

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
 from syncd.mirror.atomic import write_atomic
 from syncd.remote.base import ChatMessage, Remote, need

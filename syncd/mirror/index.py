@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.records import IndexSnapshot, SegmentInfo

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.config import Config
 from syncd.errors import AuthError, ConflictError, NotFoundError, RemoteError
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
@@ -45,7 +45,7 @@ from syncd.mirror.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
 from syncd.models import ContentRecord, FileRecord, ListedVideo, RemoteView
 from syncd.remote.base import Remote, need
-from syncd.report import FileStatus
+from syncd.sync.report import FileStatus
 
 log = logging.getLogger("syncd.mirror")
 

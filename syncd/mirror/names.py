@@ -70,6 +70,6 @@ def contained(folder: Path, path: Path) -> bool:
 
 
 def matches_any(name: str, patterns: tuple[str, ...]) -> bool:
-    """The scan's rule (``syncd.scan``): shell patterns, case-insensitive, on the file name."""
+    """The scan's rule (``syncd.sync.scan``): shell patterns, case-insensitive, on the file name."""
     lowered = name.lower()
     return any(fnmatch.fnmatchcase(lowered, p.lower()) for p in patterns)

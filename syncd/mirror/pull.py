@@ -24,15 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, NotFoundError, RemoteError
-from syncd.hashing import sha256_file
+from syncd.sync.hashing import sha256_file
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
 from syncd.models import LocalFile, RemoteView
 from syncd.remote.base import Remote, UploadSession
-from syncd.scan import folder_problem
+from syncd.sync.scan import folder_problem
 
 if TYPE_CHECKING:
     from syncd.mirror.mirror import MirrorReport

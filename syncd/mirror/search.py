@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.config import RemoteConfig
 from syncd.mirror.index import SearchIndex
 from syncd.mirror.records import MirrorFile

@@ -193,7 +193,7 @@ class ContentEvidence:
     """What a backend can show about a video's original bytes without sending them all.
 
     Catalog recovery links a local file to a remote video only on proof that the bytes
-    are the same (``syncd.proof``). A backend fills what it has: Mikshi the S3 ETag of
+    are the same (``syncd.sync.proof``). A backend fills what it has: Mikshi the S3 ETag of
     the original object (read with a one-byte ranged GET) and its size; a backend that
     records a ``sha256:<hex>`` tag at upload time fills ``sha256``. Where neither
     decides, the engine streams the original (``Remote.download_video``) and hashes it.

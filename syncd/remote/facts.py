@@ -3,7 +3,7 @@ videos, its processing steps, its pipelines and their default), for config valid
 for commands that never call the remote (``syncd status``). Nothing here imports HTTP.
 
 The step and pipeline names below are the backends' own vocabulary: they appear nowhere
-outside ``syncd/remote/`` and ``syncd/emulator/`` (``tests/test_seam.py`` checks).
+outside ``syncd/remote/`` and ``syncd/emulator/`` (``tests/remote/test_seam.py`` checks).
 """
 
 from __future__ import annotations

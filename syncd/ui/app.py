@@ -34,7 +34,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.config import Config
 from syncd.errors import SyncdError, TransportError
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
@@ -250,8 +250,8 @@ def _watch_context(ui: UiState, n: int, rel: str) -> dict[str, Any]:
 
 
 def status(request: Request) -> Response:
-    from syncd.engine import file_statuses
-    from syncd.trash import list_trash
+    from syncd.sync.engine import file_statuses
+    from syncd.sync.trash import list_trash
 
     ui = _state(request)
     config = ui.config

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncd.catalog import Catalog
+from syncd.store.catalog import Catalog
 from syncd.config import Config
-from syncd.engine import folder_policy
+from syncd.sync.engine import folder_policy
 from syncd.remote import backend_facts
-from syncd.report import FileStatus, file_status
+from syncd.sync.report import FileStatus, file_status
 
 PAGE_SIZE = 60
 SCAN_CHUNK = 500  # rows read per query while a state filter skips files

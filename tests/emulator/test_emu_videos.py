@@ -272,7 +272,7 @@ def test_hls_serves_mpeg_ts_segments_cut_from_the_video(api: Api, client: httpx.
                                                          data_dir: Path, tmp_path: Path) -> None:
     import av
 
-    from syncd.clips import make_clip
+    from syncd.media.clips import make_clip
 
     clip = make_clip(tmp_path / "clip.mp4", seconds=12, keyframe_every=20).read_bytes()
     vid = api.upload(clip, name="Real clip")

@@ -1,0 +1,1 @@
+"""Local media with PyAV: probing a video, making test clips."""

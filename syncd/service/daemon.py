@@ -1,0 +1,694 @@
+"""`syncd run`: the long-running daemon. Wires config, catalog, remote, watcher and
+timers together; owns the one worker thread that reconciles.
+
+Threads, and what each may do:
+
+* **worker** (one): the only thread that calls ``Engine.run_pass`` (or, while the
+  remote is away, ``Engine.observe``), so one path writes the catalog. A burst of
+  10,000 files is a few passes; uploads inside a pass share ``upload.concurrency``.
+* **watcher** (watchdog): files changed paths with due times in ``Pending``.
+* **scheduler** (APScheduler, ``max_instances=1``, ``coalesce``): rescan and remote
+  poll only *ask* the worker for a pass; it also pings the systemd watchdog. A rescan
+  walks the folders (the listing is the poll's job) and runs midway between two polls
+  (when ``rescan`` is a multiple of ``remote_poll``), so the walk and the listing do
+  not land in the same minute.
+* **supervisor** (the thread calling ``run``; the main thread under ``syncd run``):
+  signals, start-up, shutdown.
+
+A remote poll with no event since the last pass does not walk the watched folders
+(``Watcher.intact``; the engine still checks each folder's guard): an idle daemon
+over 10,000 files spends a poll reading the listing, and little else.
+
+The worker sleeps until the earliest of: a changed path's due time (not sooner
+than ``debounce`` after the previous pass), a request from a timer, an unsettled
+file's settle time (longer for a path that changed after it had settled), a
+vanished file's ``delete_grace`` expiry, the plan's own revisit time (a deletion's
+wait for unsettled files running out), a follow-up while
+videos are processing remotely, or a probe of a remote that went away.
+
+Remote away (no answer, 502/503/504): one line in the log, then passes become
+observe-only (scan, hash, catalog) while a cheap probe retries with exponential
+backoff (1 s doubling, capped at min(60 s, ``schedule.remote_poll``)); when it
+answers, a full pass with listing catches up. Key rejected (401/403): logged as
+an error, observe-only, re-checked every 10 minutes or on reload; the process
+keeps running so systemd does not restart-loop on a configuration problem.
+
+Stop (SIGTERM/SIGINT): set ``stop_event``. The executor starts no new part, the
+parts in flight finish and are recorded (the rest resume from ``list-parts``), and
+new remote calls fail at once. The catalog commits per step, so it is consistent
+at any point; the worker gets ``stop_deadline`` seconds before the process exits
+regardless. Reload (SIGHUP): the worker re-reads the config between passes; a
+config that does not load is refused and the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd import __version__
+from syncd.store.catalog import Catalog
+from syncd.config import Config, ScheduleConfig, load_config
+from syncd.sync.engine import Engine, PassReport
+from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
+from syncd.sync.executor import FatalRemoteError
+from syncd.service.lock import StateLock
+from syncd.service.logs import setup_logging
+from syncd.service.metrics import Metrics, MetricsServer
+from syncd.models import FolderScan
+from syncd.service.notify import Notifier
+from syncd.service.health import RemoteHealth, RemoteState
+from syncd.remote import open_remote, remote_identity
+from syncd.remote.base import Remote
+from syncd.remote.outage import OutageGuard
+from syncd.sync.report import FileStatus
+from syncd.units import format_duration, format_size
+from syncd.service.watcher import SETTLE_MARGIN, Pending, Watcher
+
+if TYPE_CHECKING:
+    from syncd.ui.server import UiServer
+
+log = logging.getLogger("syncd.service.daemon")
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The daemon's own clocks (the config's are in ``schedule``); the demo shortens some."""
+
+    debounce: float = 0.5  # least gap between event-triggered passes
+    stop_deadline: float = 9.0  # SIGTERM → exit, whatever is still running
+    backoff_start: float = 1.0  # remote away: first probe after this...
+    backoff_cap: float = 60.0  # ...doubling up to this (and never beyond schedule.remote_poll)
+    key_rejected_retry: float = 600.0
+    internal_retry: float = 30.0  # an unexpected error in a pass: try again after this
+    followup_start: float = 1.0  # videos processing remotely: poll after this...
+    followup_cap: float = 30.0  # ...growing 1.5x per idle pass up to this (and schedule.remote_poll)
+    max_settle_checks: int = 10_000  # unsettled files stat'ed after a pass to time the next one
+
+
+def _rescan_trigger(schedule: ScheduleConfig) -> IntervalTrigger:
+    """Every ``rescan``, starting half a poll interval (at most half a rescan) after a
+    poll: the poll timer is added at the same moment. While ``rescan`` is a multiple of
+    ``remote_poll`` (the defaults: 10m, 2m), every rescan then falls midway between two
+    polls, and no minute pays for both the walk and the listing."""
+    offset = min(schedule.remote_poll, schedule.rescan) / 2
+    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=schedule.rescan + offset)
+    return IntervalTrigger(seconds=schedule.rescan, start_date=start, timezone=datetime.UTC)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        environ: Mapping[str, str] | None = None,
+        notifier: Notifier | None = None,
+        metrics: Metrics | None = None,
+        timings: Timings | None = None,
+        keep_log_level: bool = False,
+    ) -> None:
+        self.config = config
+        self.environ = os.environ if environ is None else environ  # for reloads: key variables, $STATE_DIRECTORY
+        self.notifier = notifier or Notifier.from_environ(self.environ)
+        self.metrics = metrics or Metrics()
+        self.timings = timings or Timings()
+        self.keep_log_level = keep_log_level  # -v beats the config's log_level, on reload too
+        self.stop_event = threading.Event()
+        self.pending = Pending(config.upload.settle_seconds, self.timings.debounce)
+        self.watcher = Watcher(self.pending)
+        self._reload = threading.Event()
+        # "scan": the rescan timer; "poll": the remote-poll timer; "listing": start-up
+        # and reload.
+        self._demands: set[str] = set()
+        self._demand_lock = threading.Lock()
+        self._progress = threading.Condition()
+        self.passes = 0
+        self.statuses: list[FileStatus] = []
+        self.crashed = False
+        # Owned by the worker once running.
+        self._catalog: Catalog | None = None
+        self._guard: OutageGuard | None = None
+        self._probe: Remote | None = None
+        self._engine: Engine | None = None
+        self._timers: dict[str, float] = {}  # name → monotonic due time
+        self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
+        self._followup = self.timings.followup_start
+        self._last_pass_end = float("-inf")
+        self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
+        # The catalog's change counter when ``statuses`` were last built (None: build anew).
+        self._statuses_at: tuple[int, int] | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._metrics_server: MetricsServer | None = None
+        self._ui_server: UiServer | None = None
+        self._worker: threading.Thread | None = None
+
+    # ================================================================ lifecycle
+    def run(self, *, install_signals: bool = True) -> int:
+        """Run until stopped; the exit status. Raises LockedError if another syncd holds the state dir."""
+        lock = StateLock(self.config.state_dir).acquire()
+        try:
+            catalog = Catalog.open(self.config.state_dir)
+            try:
+                catalog.bind_remote(remote_identity(self.config.remote))
+            except ConfigError:
+                catalog.close()
+                raise
+            self._catalog = catalog
+            if install_signals:
+                self._install_signals()
+            finished = True
+            try:
+                self._open_remote()
+                finished = self._serve()
+            finally:
+                if install_signals:
+                    # Stopped: the process exits next. A further SIGTERM (or ^C) asks for the
+                    # stop already done, so it is ignored. Restoring the default handler (as
+                    # Python's own shutdown does for a handler it runs) would let it kill
+                    # the process instead, with a misleading exit status.
+                    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                        signal.signal(signum, signal.SIG_IGN)
+                if finished:
+                    self._close_remote()
+                    catalog.close()
+            if not finished:
+                # The worker is still inside a step. Every catalog write is one transaction and
+                # every part is recorded as it lands, so leaving now loses nothing but time.
+                log.warning("in-flight work did not stop within %s; exiting anyway (it resumes on the next start)",
+                            format_duration(self.timings.stop_deadline))
+                if install_signals:
+                    logging.shutdown()
+                    os._exit(EXIT_FAILED)
+                return EXIT_FAILED
+            return EXIT_FAILED if self.crashed else EXIT_OK
+        finally:
+            lock.release()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+        self.pending.wake.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+        self.pending.wake.set()
+
+    def wait_until(self, predicate: Callable[[list[FileStatus]], bool], timeout: float) -> bool:
+        """Block until a pass leaves statuses for which ``predicate`` holds (for the demo)."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while not predicate(self.statuses):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.stop_event.is_set():
+                    return False
+                self._progress.wait(min(left, 0.5))
+        return True
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop_event.is_set():
+                log.info("%s: already stopping", signal.Signals(signum).name)
+                return
+            log.info("stopping (%s): letting in-flight parts finish", signal.Signals(signum).name)
+            self.request_stop()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
+        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+            signal.signal(signum, handler)
+
+    def _serve(self) -> bool:
+        """Start everything, wait for a stop, shut down. False if the worker outlived the deadline."""
+        worker = threading.Thread(target=self._work, name="syncd-worker", daemon=True)
+        self._worker = worker
+        try:
+            self._start_metrics()
+            self._start_ui()
+            self.watcher.start(self.config.folders)  # before the first pass: no event falls in between
+            self._scheduler = self._start_scheduler()
+            self._demand("listing")  # reconcile once before waiting on events
+            worker.start()
+            cfg = self.config
+            log.info(
+                "syncd %s running: watching %s; rescan every %s, remote poll every %s, remote deletion "
+                "check every %s; state in %s",
+                __version__, ", ".join(str(f.path) for f in cfg.folders), format_duration(cfg.schedule.rescan),
+                format_duration(cfg.schedule.remote_poll), format_duration(cfg.schedule.deletion_check),
+                cfg.state_dir,
+            )
+            self.notifier.ready(f"watching {len(cfg.folders)} folder(s); first pass")
+            self.stop_event.wait()
+        finally:
+            self.request_stop()
+            self.notifier.stopping()
+            stopping_at = time.monotonic()
+            if self._scheduler is not None:
+                self._scheduler.shutdown(wait=False)
+            self.watcher.stop()
+            if worker.is_alive():
+                worker.join(max(0.0, self.timings.stop_deadline - (time.monotonic() - stopping_at)))
+            if self._metrics_server is not None:
+                self._metrics_server.close()
+            if self._ui_server is not None:
+                self._ui_server.close()
+        if worker.is_alive():
+            return False
+        log.info("stopped")
+        return True
+
+    def _start_ui(self) -> None:
+        """The web UI (ui.listen), read-only beside the sync; a failure to serve it is logged,
+        not fatal: syncing matters more than the page."""
+        if self.config.ui.listen is None:
+            return
+        from syncd.ui.server import UiServer, url  # Starlette and uvicorn load only when the UI is on
+
+        try:
+            self._ui_server = UiServer.start(self.config, self.config.ui.listen)
+            log.info("serving the web UI on %s", url(self.config.ui.listen))
+        except SyncdError as exc:
+            log.error("%s", exc)
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(
+            timezone=datetime.UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            daemon=True,
+        )
+        # Timers only ask; the worker does the work (one writer of the catalog).
+        scheduler.add_job(self._demand, _rescan_trigger(self.config.schedule), args=["scan"], id="rescan")
+        scheduler.add_job(self._demand, "interval", args=["poll"], id="remote-poll",
+                          seconds=self.config.schedule.remote_poll)
+        interval = self.notifier.watchdog_interval
+        if interval:
+            scheduler.add_job(self._ping_watchdog, "interval", id="watchdog", seconds=interval,
+                              next_run_time=datetime.datetime.now(datetime.UTC))
+        scheduler.start()
+        return scheduler
+
+    def _ping_watchdog(self) -> None:
+        # A dead worker stops the pings, so systemd restarts a daemon that no longer syncs.
+        if self._worker is not None and self._worker.is_alive():
+            self.notifier.watchdog()
+
+    def _demand(self, *kinds: str) -> None:
+        with self._demand_lock:
+            self._demands.update(kinds)
+        self.pending.wake.set()
+
+    def _take_demands(self) -> set[str]:
+        with self._demand_lock:
+            taken, self._demands = self._demands, set()
+        return taken
+
+    # ----------------------------------------------------------------- remote
+    def _open_remote(self) -> None:
+        cfg = self.config
+        remote = open_remote(cfg.remote, cfg.upload.direct_upload_below, sleep=self._sleep)
+        self._guard = OutageGuard(remote, self.stop_event)
+        # Probes get no HTTP retries: the daemon's backoff is the retry.
+        self._probe = open_remote(replace(cfg.remote, max_retries=0), sleep=self._sleep)
+        assert self._catalog is not None
+        self._engine = Engine(
+            cfg, self._catalog, self._guard.remote,
+            delete_grace=cfg.safety.delete_grace,  # a move's other half may show up late
+            on_bytes=self.metrics.add_bytes,
+            stop_event=self.stop_event,
+        )
+
+    def _close_remote(self) -> None:
+        for remote in (self._guard.remote if self._guard else None, self._probe):
+            if remote is not None:
+                remote.close()
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop_event.wait(seconds)  # HTTP retry waits end early on SIGTERM
+
+    def _probe_ok(self) -> bool:
+        """One cheap request. True if the remote answers and accepts the key."""
+        assert self._probe is not None and self._guard is not None
+        now = time.monotonic()
+        try:
+            self._probe.check()
+        except (AuthError, ForbiddenError) as exc:
+            self._key_rejected(f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc})")
+            return False
+        except RemoteError as exc:
+            if self._remote is RemoteState.AWAY:
+                self._timers["probe"] = self._health.probe_failed(now).probe_at or now
+                log.debug("remote still unreachable (%s); next try in %s", exc, format_duration(self._health.backoff))
+            else:
+                self._went_away(str(exc))
+            return False
+        back = self._health.recovered(now)
+        if back.changed:
+            log.info("remote %s again after %s; catching up", "reachable" if back.was is RemoteState.AWAY
+                     else "accepts the API key", format_duration(back.down_for))
+        self._guard.reset()
+        self._timers.pop("probe", None)
+        self.metrics.remote_up.set(1)
+        return True
+
+    def _backoff_cap(self) -> float:
+        return max(self.timings.backoff_start, min(self.timings.backoff_cap, self.config.schedule.remote_poll))
+
+    @property
+    def _remote(self) -> RemoteState:
+        return self._health.state
+
+    def _went_away(self, reason: str) -> None:
+        now = time.monotonic()
+        away = self._health.went_away(now)
+        if away.changed:
+            self.metrics.error("remote_unreachable")
+            log.warning("remote unreachable (%s); still watching and cataloguing; retrying with backoff", reason)
+            self.notifier.status(f"remote unreachable since {time.strftime('%H:%M:%S')}; retrying")
+        self.metrics.remote_up.set(0)
+        self._timers["probe"] = away.probe_at or now
+
+    def _key_rejected(self, message: str) -> None:
+        now = time.monotonic()
+        rejected = self._health.key_rejected(now)
+        if rejected.changed:
+            self.metrics.error("key_rejected")
+            log.error("%s. Still watching and cataloguing; checking again every %s. Fix the key, then reload "
+                      "(systemctl reload syncd) or restart.", message.removesuffix("; stopping"),
+                      format_duration(self.timings.key_rejected_retry))
+            self.notifier.status("API key rejected by the remote; fix it and reload")
+        self.metrics.remote_up.set(0)
+        self._timers["probe"] = rejected.probe_at or now
+
+    # ================================================================= worker
+    def _work(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self._sleep_until_due()
+                if self.stop_event.is_set():
+                    break
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._apply_reload()
+                self._step()
+        except BaseException:
+            log.exception("the worker stopped on an unexpected error; exiting")
+            self.crashed = True
+            self.request_stop()
+
+    def _next_due(self, now: float) -> float | None:
+        with self._demand_lock:
+            if self._demands:
+                return now
+        candidates = list(self._timers.values())
+        due = self.pending.next_due()
+        if due is not None:
+            candidates.append(max(due, self._last_pass_end + self.timings.debounce))
+        return min(candidates) if candidates else None
+
+    def _sleep_until_due(self) -> None:
+        while not self.stop_event.is_set() and not self._reload.is_set():
+            self.pending.wake.clear()
+            now = time.monotonic()
+            due = self._next_due(now)
+            if due is not None and due <= now:
+                return
+            # No deadline at all: sleep until an event or a timer; an idle daemon costs nothing.
+            self.pending.wake.wait(None if due is None else due - now)
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        demands = self._take_demands()
+        if "poll" in demands and now - self._last_listing_at < self.config.schedule.remote_poll / 2:
+            demands.discard("poll")  # a pass just read the listing (the remote came back): nothing to add
+        changed = self.pending.take(now)  # whatever is due rides along with any pass
+        fired = {name for name, due in self._timers.items() if due <= now}
+        for name in fired - {"probe"}:
+            del self._timers[name]
+        self.metrics.queue_depth.set(self.pending.depth)
+        if not (demands or changed or fired):
+            return
+        # Before the walk, so that a folder's walk never precedes its watch.
+        fresh = self.watcher.ensure(self.config.folders)
+        # The complete listing (remote deletions) has its own, slower schedule; a poll in
+        # between reads only what is in flight, and new videos at the listing's newest end.
+        deletion_check_due = now - self._last_listing_at >= self.config.schedule.deletion_check
+        with_listing = "listing" in demands or ("poll" in demands and deletion_check_due)
+        newest = "poll" in demands and not with_listing
+        if self._remote is not RemoteState.UP:
+            if "probe" not in fired or not self._probe_ok():
+                if demands or changed or fired - {"probe"}:
+                    self._observe_only()
+                return
+            with_listing = True  # back: catch up on remote deletions too
+        # No event came and no rescan is due: the watched folders need not be walked again
+        # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
+        # A folder watched only from now on (a disk mounted later) is walked all the same.
+        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry", "revisit"})
+        self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
+                   grace_ran_out="grace" in fired, newest=newest)
+
+    def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False,
+              newest: bool = False) -> None:
+        assert self._engine is not None and self._guard is not None
+        started = time.monotonic()
+        try:
+            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, newest=newest)
+        except FatalRemoteError as exc:
+            self._key_rejected(str(exc))
+            return
+        except RemoteError as exc:  # a step that lets remote failures through
+            if self.stop_event.is_set():
+                return
+            if self._guard.outage is not None:
+                self._went_away(self._guard.outage)
+            else:
+                log.warning("pass stopped by the remote (%s); trying again in %s", exc,
+                            format_duration(self.timings.internal_retry))
+                self.metrics.error("action")
+                self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+            return
+        except Exception:  # a bug or local trouble (disk full): log it, keep the daemon up
+            if self.stop_event.is_set():
+                log.debug("pass ended early while stopping", exc_info=True)
+                return
+            log.exception("pass failed; trying again in %s", format_duration(self.timings.internal_retry))
+            self.metrics.error("internal")
+            self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+            return
+        finally:
+            self._last_pass_end = time.monotonic()
+            self.metrics.pass_seconds.observe(self._last_pass_end - started)
+        outage = self._guard.outage is not None and not self.stop_event.is_set()
+        if report.listing_ok:
+            self._last_listing_at = started
+        if outage:
+            self._went_away(str(self._guard.outage))
+        self._after_pass(report, self._last_pass_end - started, outage, grace_ran_out)
+
+    def _observe_only(self) -> None:
+        """Remote away: still scan, hash and record, so catching up later uploads at once."""
+        assert self._engine is not None
+        try:
+            scans, _problems, hashed = self._engine.observe()
+        except Exception:
+            log.exception("scan failed; trying again in %s", format_duration(self.timings.internal_retry))
+            self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+            return
+        finally:
+            self._last_pass_end = time.monotonic()
+        if hashed:
+            log.info("catalogued %d new file version(s) while the remote is %s", hashed, self._remote.value)
+        self._schedule_settle(scans)
+
+    def _after_pass(self, report: PassReport, seconds: float, outage: bool, grace_ran_out: bool) -> None:
+        assert self._engine is not None
+        # A status is made of catalog rows and the config alone: a pass over a settled
+        # tree that changed no row (the usual poll or rescan) reuses the last statuses
+        # rather than rebuild them for every file.
+        version = self._engine.catalog.changes
+        quiet = (version == self._statuses_at and not report.plan.actions and not report.hashed
+                 and not report.result.failed and all(s.terminal for s in self.statuses))
+        if quiet:
+            log.debug("quiet pass in %.1fs: %d file(s), nothing changed", seconds, len(self.statuses))
+        else:
+            self._statuses_at = version  # read before building: a later write builds again
+        statuses = self.statuses if quiet else self._engine.statuses()
+        counts = Counter(s.state for s in statuses)
+        result = report.result
+        # During an outage every remote step fails the same way: one line said so already.
+        for line in result.failed:
+            log.log(logging.DEBUG if outage else logging.WARNING, "%s", line)
+        for line in report.problems:  # folder and hashing problems: said here, once per pass
+            log.log(logging.DEBUG if outage else logging.WARNING, "%s", line)
+        if outage and result.failed:
+            log.info("%d remote step(s) wait for the remote to answer", len(result.failed))
+        m = self.metrics
+        m.set_file_states(counts)
+        m.uploaded_files.inc(result.uploaded_files)
+        m.error("action", len(result.failed))
+        m.error("folder", len(report.problems))
+        m.error("blocked", len(report.plan.blocked))
+        m.passed([str(s.folder) for s in report.scans if s.ok], time.time())
+        m.queue_depth.set(self.pending.depth)
+        changes = [a for a in report.plan.actions if a.kind != "ForgetFile"]
+        for action in changes:
+            log.debug("%s", action.describe())
+        if changes or result.failed:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(Counter(a.kind for a in changes).items()))
+            log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
+                     format_size(result.uploaded_bytes), len(result.failed))
+        self._schedule_settle(report.scans)
+        self._schedule_revisit(report.plan.revisit_at)
+        # A quiet pass leaves the grace times as they were: look again only if the grace
+        # timer is set, or fired for this pass (its pass may have come a moment early).
+        if not quiet or grace_ran_out or "grace" in self._timers:
+            self._schedule_grace()
+        mirror = getattr(report, "mirror", None)  # the mirror step's report, when it ran
+        self._schedule_followup(statuses, bool(changes or report.hashed), bool(mirror and mirror.pending))
+        self.notifier.status(self._status_line(counts))
+        with self._progress:
+            self.passes += 1
+            self.statuses = statuses
+            self._progress.notify_all()
+
+    def _status_line(self, counts: Counter[str]) -> str:
+        total = sum(counts.values())
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        remote = "" if self._remote is RemoteState.UP else f"; remote {self._remote.value}"
+        return f"{total} file(s): {parts or 'none'}{remote}"
+
+    # ---------------------------------------------------------- next wake-ups
+    def _schedule_settle(self, scans: list[FolderScan]) -> None:
+        """Wake when the earliest unsettled file could have settled (an event may never come)."""
+        settle = self.config.upload.settle_seconds
+        wall, mono = time.time(), time.monotonic()
+        earliest: float | None = None
+        checked = 0
+        for scan in scans:
+            for file in scan.files:
+                if file.settled:
+                    continue
+                checked += 1
+                if checked > self.timings.max_settle_checks:
+                    earliest = wall + settle + SETTLE_MARGIN
+                    break
+                try:
+                    st = os.stat(file.path, follow_symlinks=False)
+                except OSError:
+                    continue
+                # A path that changed after it had settled waits longer (file.settle).
+                ready = max(st.st_mtime, st.st_ctime) + max(file.settle, settle) + SETTLE_MARGIN
+                # Empty files never settle, and ready-but-unsettled means "changed while hashing";
+                # waking for those would spin. A later write sends an event anyway.
+                if st.st_size > 0 and ready > wall and (earliest is None or ready < earliest):
+                    earliest = ready
+        self._set_timer("settle", None if earliest is None else mono + (earliest - wall))
+
+    def _schedule_revisit(self, at: float | None) -> None:
+        """Wake when the plan said time alone changes it (a deletion's wait for unsettled
+        files running out, a retry falling due), even if no event comes."""
+        wall = time.time()
+        self._set_timer("revisit", None if at is None or at <= wall else time.monotonic() + (at - wall) + SETTLE_MARGIN)
+
+    def _schedule_grace(self) -> None:
+        """Wake when a vanished file's delete_grace runs out, so its remote copy goes on time."""
+        grace = self.config.safety.delete_grace
+        if grace <= 0 or self._catalog is None:
+            return
+        wall = time.time()
+        ready = [since + grace + SETTLE_MARGIN for since in self._catalog.missing_since()]
+        due = min((r for r in ready if r > wall), default=None)
+        self._set_timer("grace", None if due is None else time.monotonic() + (due - wall))
+
+    def _schedule_followup(self, statuses: list[FileStatus], progressed: bool, mirror_pending: bool) -> None:
+        """While videos are uploading or processing remotely, poll again, slowing down while idle."""
+        if all(s.terminal for s in statuses) and not mirror_pending:
+            self._followup = self.timings.followup_start
+            self._set_timer("followup", None)
+            return
+        cap = max(self.timings.followup_start, min(self.timings.followup_cap, self.config.schedule.remote_poll))
+        self._followup = self.timings.followup_start if progressed else min(self._followup * 1.5, cap)
+        self._set_timer("followup", time.monotonic() + self._followup)
+
+    def _set_timer(self, name: str, due: float | None) -> None:
+        if due is None:
+            self._timers.pop(name, None)
+        else:
+            self._timers[name] = due
+
+    # ================================================================= reload
+    def _apply_reload(self) -> None:
+        self.notifier.reloading()
+        source = self.config.source
+        try:
+            new = load_config(source, self.environ)
+        except ConfigError as exc:
+            self._refuse_reload(str(exc))
+            return
+        if new.state_dir != self.config.state_dir:
+            self._refuse_reload(f"{source}: state_dir: cannot change while running ({self.config.state_dir} → "
+                                f"{new.state_dir}); restart syncd to move it")
+            return
+        if new.metrics.listen != self.config.metrics.listen and self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
+        old = self.config
+        self.config = new
+        if not self.keep_log_level:
+            setup_logging(new.log_level)
+        self._close_remote()
+        self._open_remote()
+        # Maybe a new key or address (and poll interval): count it as up and try at once.
+        self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
+        self._timers.pop("probe", None)
+        self.metrics.remote_up.set(1)
+        if new.upload.settle_seconds != old.upload.settle_seconds:
+            self.pending.settle = new.upload.settle_seconds
+            self.pending.clear()  # the full pass below covers whatever was pending
+        self._statuses_at = None  # folders and policies may differ: build statuses anew
+        if self._scheduler is not None:
+            self._scheduler.reschedule_job("rescan", trigger=_rescan_trigger(new.schedule))
+            self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)
+        if self._metrics_server is None:
+            self._start_metrics()
+        if self._ui_server is not None:  # the UI reads folders and policies from the config: serve the new one
+            self._ui_server.close()
+            self._ui_server = None
+        self._start_ui()
+        self._demand("listing")
+        log.info("config reloaded from %s", source)
+        self.notifier.ready(f"config reloaded; watching {len(new.folders)} folder(s)")
+
+    def _refuse_reload(self, message: str) -> None:
+        log.error("config reload refused, still running the previous config: %s", message)
+        self.metrics.error("config_reload")
+        self.notifier.ready("config reload refused; running the previous config")
+
+    def _start_metrics(self) -> None:
+        listen = self.config.metrics.listen
+        if listen is None:
+            return
+        try:
+            self._metrics_server = MetricsServer.start(self.metrics, listen)
+        except OSError as exc:
+            # Metrics are optional: a taken port must not stop syncing.
+            log.error("cannot serve metrics on %s:%d: %s", listen[0], listen[1], exc.strerror or exc)
+
+
+def run_daemon(config: Config, *, keep_log_level: bool = False) -> int:
+    """``syncd run``: the daemon in this process, signals included."""
+    return Daemon(config, keep_log_level=keep_log_level).run()

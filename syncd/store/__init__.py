@@ -1,0 +1,1 @@
+"""The store: the SQLite catalog (all SQL lives here)."""

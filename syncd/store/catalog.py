@@ -1,0 +1,1362 @@
+"""The SQLite catalog: every file, content, remote video, upload session, collection
+and journal entry. This is the only module that contains SQL.
+
+* WAL mode, one connection guarded by a lock (part uploads record ETags from
+  worker threads); each public method is one transaction, so a kill -9 leaves
+  the catalog as it was before or after a step, never half-way.
+* Schema changes are numbered migrations (``MIGRATIONS``), each applied in its
+  own transaction and recorded in ``meta.schema_version``.
+* The API key is never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from syncd.errors import ConfigError, SyncdError
+from syncd.mirror.records import (
+    IndexSnapshot,
+    MirrorFile,
+    MirrorVideo,
+    PullRecord,
+    SegmentInfo,
+)
+from syncd.models import (
+    CollectionRecord,
+    ContentRecord,
+    ContentState,
+    FileRecord,
+    JournalEntry,
+    LocalFile,
+    RecordedFile,
+    StepRecord,
+    Superseded,
+    UploadRecord,
+)
+
+log = logging.getLogger("syncd.store.catalog")
+
+CATALOG_FILE = "catalog.db"
+LAST_SEEN_RESOLUTION = 3600.0  # seconds; files.last_seen is refreshed no more often
+
+
+class Database:
+    """The connection with the calls transactions and migrations use. (It was sqlite_utils'
+    Database, used for nothing more; importing that pulls in numpy, a third of a second of
+    every ``syncd status``.)"""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        """Statement by statement: ``sqlite3.executescript`` would commit the migration's
+        open transaction first."""
+        start = 0
+        for end, char in enumerate(script):
+            if char == ";" and sqlite3.complete_statement(script[start:end + 1]):
+                self.conn.execute(script[start:end + 1])
+                start = end + 1
+        if script[start:].strip():
+            self.conn.execute(script[start:])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _m1_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE files (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            sha256 TEXT,
+            present INTEGER NOT NULL DEFAULT 1,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            missing_since REAL,
+            PRIMARY KEY (folder, rel_path)
+        );
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE TABLE contents (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            video_id TEXT,
+            name TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            orphaned_since REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE UNIQUE INDEX contents_video ON contents (video_id) WHERE video_id IS NOT NULL;
+        CREATE TABLE steps (
+            sha256 TEXT NOT NULL REFERENCES contents (sha256) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            percentage REAL,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (sha256, name)
+        );
+        CREATE TABLE uploads (
+            upload_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            object_name TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL
+        );
+        CREATE TABLE upload_parts (
+            upload_id TEXT NOT NULL REFERENCES uploads (upload_id) ON DELETE CASCADE,
+            part_number INTEGER NOT NULL,
+            etag TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (upload_id, part_number)
+        );
+        CREATE TABLE collections (
+            name TEXT PRIMARY KEY,
+            collection_id TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE memberships (
+            collection TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (collection, sha256)
+        );
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        """
+    )
+
+
+def _m_mirror(db: Database) -> None:
+    """The local mirror and search index (syncd/mirror/): remote facts per video, segment
+    rows (their vectors live in <state_dir>/search/*.f32), sidecars written per file, a
+    full-text index, the query-embedding cache and pulled remote videos."""
+    db.executescript(
+        """
+        CREATE TABLE mirror_videos (
+            video_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            details TEXT NOT NULL DEFAULT '',
+            details_at REAL,
+            checked_at REAL,
+            embeddings_at REAL,
+            row_start INTEGER NOT NULL DEFAULT 0,
+            row_count INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE TABLE mirror_segments (
+            video_id TEXT NOT NULL REFERENCES mirror_videos (video_id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL,
+            option TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            PRIMARY KEY (video_id, idx)
+        );
+        CREATE TABLE mirror_files (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            video_id TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            collection TEXT,
+            written_at REAL NOT NULL,
+            PRIMARY KEY (folder, rel_path)
+        );
+        CREATE INDEX mirror_files_video ON mirror_files (video_id);
+        CREATE VIRTUAL TABLE mirror_fts USING fts5(
+            video_id UNINDEXED, name, paths, collections, metadata, tokenize = 'unicode61'
+        );
+        CREATE TABLE query_embeddings (
+            source TEXT NOT NULL,
+            text TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (source, text)
+        );
+        CREATE TABLE pulls (
+            video_id TEXT PRIMARY KEY,
+            outcome TEXT NOT NULL,
+            path TEXT,
+            sha256 TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at REAL NOT NULL DEFAULT 0,
+            at REAL NOT NULL
+        );
+        """
+    )
+
+
+def _m_fts_rows(db: Database) -> None:
+    """Each video's full-text row by rowid: FTS5 finds a row by an UNINDEXED column only
+    by scanning them all, which made refreshing 10,000 videos quadratic."""
+    db.executescript(
+        """
+        CREATE TABLE mirror_fts_rows (
+            video_id TEXT PRIMARY KEY,
+            fts_rowid INTEGER NOT NULL UNIQUE
+        );
+        INSERT INTO mirror_fts_rows (video_id, fts_rowid) SELECT video_id, max(rowid) FROM mirror_fts GROUP BY video_id;
+        DELETE FROM mirror_fts WHERE rowid NOT IN (SELECT fts_rowid FROM mirror_fts_rows);
+        """
+    )
+
+
+def _m_ownership(db: Database) -> None:
+    """Which remote videos this syncd instance owns (it uploaded them, or proved them its own
+    after a catalog loss) and which carry its marker. Everything before was uploaded by this
+    catalog, except pulled videos: those belong to whoever uploaded them."""
+    db.executescript(
+        """
+        ALTER TABLE contents ADD COLUMN owned INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE contents ADD COLUMN marked INTEGER NOT NULL DEFAULT 0;
+        UPDATE contents SET owned = 0 WHERE sha256 IN (SELECT sha256 FROM pulls WHERE outcome = 'pulled');
+        """
+    )
+
+
+def _m_move_safety(db: Database) -> None:
+    """Moves are never deletions (issue 11): a path that changed after it had settled
+    settles longer next time (``settle_level``, bumped once per version: ``changed_since``);
+    a content a path held before it was rewritten is remembered until its video is dealt
+    with (``superseded``); a moved file is found by its inode."""
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN settle_level INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE files ADD COLUMN changed_since REAL;
+        CREATE INDEX files_inode ON files (inode);
+        CREATE TABLE superseded (
+            folder TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            since REAL NOT NULL,
+            PRIMARY KEY (folder, rel_path, sha256)
+        );
+        """
+    )
+
+
+def _m_upload_token(db: Database) -> None:
+    """An upload in flight keeps one opaque resume token (the backend's), not one backend's
+    fields. Every upload recorded before this was Mikshi's: its object name and video id
+    become the token Mikshi's client reads (``syncd.remote.mikshi._token``)."""
+    db.executescript(
+        """
+        CREATE TABLE upload_parts_kept AS SELECT * FROM upload_parts;
+        DROP TABLE upload_parts;
+        CREATE TABLE uploads_new (
+            upload_id TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            token TEXT NOT NULL,
+            part_size INTEGER NOT NULL,
+            completed INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL
+        );
+        INSERT INTO uploads_new (upload_id, sha256, token, part_size, completed, started_at)
+            SELECT upload_id, sha256, json_object('object_name', object_name, 'video_id', video_id),
+                   part_size, completed, started_at FROM uploads;
+        DROP TABLE uploads;
+        ALTER TABLE uploads_new RENAME TO uploads;
+        CREATE TABLE upload_parts (
+            upload_id TEXT NOT NULL REFERENCES uploads (upload_id) ON DELETE CASCADE,
+            part_number INTEGER NOT NULL,
+            etag TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (upload_id, part_number)
+        );
+        INSERT INTO upload_parts SELECT * FROM upload_parts_kept;
+        DROP TABLE upload_parts_kept;
+        """
+    )
+
+
+# Append only. Each entry runs once, in its own transaction.
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
+]
+
+
+class CatalogError(SyncdError):
+    """The catalog cannot be opened or is from a newer syncd."""
+
+
+def peek_meta(state_dir: Path, keys: Iterable[str]) -> dict[str, str]:
+    """Meta values of an existing catalog, read-only and without migrating it (``syncd
+    doctor`` changes nothing); {} if there is no readable catalog."""
+    path = state_dir / CATALOG_FILE
+    if not path.is_file():
+        return {}
+    wanted = list(keys)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            marks = ", ".join("?" for _ in wanted)
+            rows = conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", wanted).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+    return {str(k): str(v) for k, v in rows}
+
+
+class Catalog:
+    """Typed access to ``<state_dir>/catalog.db``."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._bookkeeping = 0  # rows changed that no decision reads (``changes`` leaves them out)
+        try:
+            if readonly:
+                if not path.exists():
+                    raise CatalogError(f"no catalog at {path} yet: run `syncd sync` (or `syncd run`) first")
+                # mode=ro: this connection cannot write, so it never takes the write lock the sync needs.
+                conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False, isolation_level=None, timeout=5)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+        try:
+            if readonly:
+                self.db = Database(conn)
+                self.is_new = False
+                self._check_readable()
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA recursive_triggers=ON")  # as sqlite_utils set it
+            self.db = Database(conn)
+            self.is_new = self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            conn.close()
+            raise CatalogError(f"cannot read catalog {path}: {exc} (restore it from a backup, or move it "
+                               "aside and let syncd rebuild it from the folders and the remote)") from exc
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Catalog:
+        return cls(state_dir / CATALOG_FILE)
+
+    @classmethod
+    def open_readonly(cls, state_dir: Path) -> Catalog:
+        """A reader beside a running sync (the web UI): never migrates, never writes,
+        except the query-embedding cache (see ``set_query_embedding``)."""
+        return cls(state_dir / CATALOG_FILE, readonly=True)
+
+    def _check_readable(self) -> None:
+        version = self.schema_version
+        if version != len(MIGRATIONS):
+            newer = "newer" if version > len(MIGRATIONS) else "older"
+            raise CatalogError(f"catalog {self.path} has schema {version}, {newer} than this syncd's "
+                               f"({len(MIGRATIONS)}); run `syncd sync` with this syncd once")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ plumbing
+    @contextmanager
+    def _tx(self) -> Iterator[Database]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        # The plain cursor, not sqlite_utils' query (a savepoint and a generator per call):
+        # a pass reads every file row through here.
+        with self._lock:
+            cursor = self.db.conn.execute(sql, list(params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _migrate(self) -> bool:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise CatalogError(
+                f"catalog {self.path} has schema {version}, newer than this syncd knows ({len(MIGRATIONS)})"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._tx() as db:
+                migration(db)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(number)]
+                )
+                if number == 1:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", [str(self._clock())])
+                    db.execute("INSERT INTO meta (key, value) VALUES ('adopt_remote', '1')")
+        return version == 0
+
+    @property
+    def changes(self) -> tuple[int, int]:
+        """Equal values mean nothing a decision reads has changed in between: rows changed
+        through this connection (but not ``last_seen`` refreshes), and SQLite's
+        ``data_version`` (bumped by other connections' commits)."""
+        with self._lock:
+            version = self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+            return self.db.conn.total_changes - self._bookkeeping, int(version)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.get_meta("schema_version") or 0)
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0]["value"] if rows else None
+
+    def bound_remote(self) -> str | None:
+        """Which remote (backend and address) this catalog belongs to; None before any."""
+        return self.get_meta("remote")
+
+    def bind_remote(self, remote: str, *, rebind: bool = False) -> None:
+        """Check that this catalog belongs to ``remote`` (``remote_identity``). A catalog
+        that records none adopts it silently; one that records another refuses with a
+        ConfigError, before anything is touched, unless ``rebind`` (the user says it is the
+        same account under a new address) records ``remote`` instead."""
+        bound = self.bound_remote()
+        if bound == remote:
+            return
+        if bound is not None and not rebind:
+            raise ConfigError(
+                f"the catalog in {self.path.parent} belongs to {bound}, but the config points at {remote}; "
+                "nothing was done (if it is the same account, run `syncd sync --rebind` once)"
+            )
+        self.set_meta("remote", remote)
+        if bound is not None:
+            self.log("rebind", remote, "ok", f"was {bound}")
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._tx() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", [key])
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    def listing_read(self, at: float) -> None:
+        """When a complete remote listing was last read (``syncd status`` shows it). Nothing
+        decides on it, so it does not count as a change (see ``changes``)."""
+        with self._tx() as db:
+            self._bookkeeping += db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
+            ).rowcount
+
+    def missing_since(self) -> list[float]:
+        """When each vanished, tracked file went missing (the daemon's delete-grace timer):
+        one column of the missing rows, not every file row."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT missing_since FROM files WHERE present = 0 AND sha256 IS NOT NULL AND missing_since IS NOT NULL"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def known_video_ids(self) -> set[str]:
+        """Every remote video id the catalog accounts for: linked contents, uploads under
+        way (registered, not yet recorded) and pulls."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
+                   UNION SELECT video_id FROM uploads UNION SELECT video_id FROM pulls"""
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    # ---------------------------------------------------------------- files
+    def files(self, folder: Path | None = None) -> list[FileRecord]:
+        # Tuples, not dict rows, and each folder's Path made once: a pass reads every row.
+        columns = "folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen, missing_since"
+        with self._lock:
+            if folder is None:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files ORDER BY folder, rel_path").fetchall()
+            else:
+                rows = self.db.conn.execute(f"SELECT {columns} FROM files WHERE folder = ? ORDER BY rel_path",
+                                            [str(folder)]).fetchall()
+        folders: dict[str, Path] = {}
+        return [
+            FileRecord(folders.get(r[0]) or folders.setdefault(r[0], Path(r[0])), r[1], r[2], r[3], r[4], r[5],
+                       bool(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+        """Every present file with its content and steps, by folder and path, streamed: one
+        statement (steps by the primary key), read a batch at a time, so ``syncd status``
+        over a million files holds a batch of rows, not the catalog."""
+        cursor = self.db.conn.cursor()
+        with self._lock:
+            cursor.execute(
+                """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+                          f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
+                          c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
+                          (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
+                                                              s.attempts, s.next_attempt_at))
+                           FROM steps s WHERE s.sha256 = c.sha256)
+                   FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                   WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
+            )
+        folders: dict[str, Path] = {}
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                for r in rows:
+                    folder = folders.get(r[0]) or folders.setdefault(r[0], Path(r[0]))
+                    file = FileRecord(folder, r[1], r[2], r[3], r[4], r[5], True, r[6], r[7])
+                    if r[8] is None:
+                        yield file, None
+                        continue
+                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[19])} if r[19] else {}
+                    yield file, ContentRecord(*r[8:17], steps=steps,  # type: ignore[misc]
+                                              owned=bool(r[17]), marked=bool(r[18]))
+        finally:
+            cursor.close()
+
+    def file(self, folder: Path, rel_path: str) -> FileRecord | None:
+        rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+        return _file(rows[0]) if rows else None
+
+    def find_file(self, path: Path) -> FileRecord | None:
+        """The record for an absolute path, whichever folder holds it."""
+        for record in self._rows("SELECT * FROM files WHERE ? LIKE folder || '/%'", [str(path)]):
+            candidate = _file(record)
+            if candidate.path == path:
+                return candidate
+        return None
+
+    def record_scan(
+        self, folder: Path, seen: Iterable[tuple[LocalFile, str]], unsettled: Iterable[str], now: float
+    ) -> None:
+        """One folder's scan, atomically: settled files with their sha256 are present;
+        tracked paths neither seen nor still settling are marked missing."""
+        seen = list(seen)
+        keep = {f.rel_path for f, _ in seen} | set(unsettled)
+        with self._tx() as db:
+            # Read what is recorded first, so a quiet rescan of 10,000 files writes nothing.
+            known = self._recorded(folder)
+            self._upsert_seen(folder, seen, known, now)
+            self._touch(folder, now)
+            db.conn.executemany(
+                "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ?",
+                [(now, str(folder), rel_path) for rel_path, (*_, present) in known.items()
+                 if present and rel_path not in keep],
+            )
+
+    def record_seen(self, folder: Path, seen: Iterable[tuple[LocalFile, str]], now: float) -> None:
+        """Part of a long first scan: these files are present with their sha256 (nothing is
+        marked missing; ``record_scan`` does that at the end). Committed in batches, so a
+        kill after an hour of hashing loses at most a batch."""
+        seen = list(seen)
+        with self._tx():
+            self._upsert_seen(folder, seen, self._recorded_of(folder, [f.rel_path for f, _ in seen]), now)
+
+    def _upsert_seen(self, folder: Path, seen: list[tuple[LocalFile, str]],
+                     known: Mapping[str, RecordedFile], now: float) -> None:
+        changed = [(local, sha) for local, sha in seen
+                   if known.get(local.rel_path) != (local.size, local.mtime_ns, local.inode, sha, 1)]
+        # Rewritten with other bytes: the old content's video is the planner's to judge.
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO superseded (folder, rel_path, sha256, since) VALUES (?, ?, ?, ?)",
+            [(str(folder), local.rel_path, before.sha256, now) for local, sha in changed
+             if (before := known.get(local.rel_path)) is not None and before.sha256 and before.sha256 != sha],
+        )
+        self.db.conn.executemany(
+            "DELETE FROM superseded WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+            [(str(folder), local.rel_path, sha) for local, sha in changed],
+        )
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO contents (sha256, size, state, created_at, updated_at) VALUES (?, ?, 'new', ?, ?)",
+            [(sha, local.size, now, now) for local, sha in changed],
+        )
+        self.db.conn.executemany(
+            """INSERT INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen)
+               VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+               ON CONFLICT (folder, rel_path) DO UPDATE SET
+                 size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                 sha256 = excluded.sha256, present = 1, last_seen = excluded.last_seen,
+                 missing_since = NULL, changed_since = NULL""",
+            [(str(folder), local.rel_path, local.size, local.mtime_ns, local.inode, sha, now, now)
+             for local, sha in changed],
+        )
+
+    def _recorded_of(self, folder: Path, rel_paths: list[str]) -> dict[str, RecordedFile]:
+        """``_recorded`` for some paths only, in one statement (a JSON array, not one per path)."""
+        rows = self.db.conn.execute(
+            """SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
+               WHERE folder = ? AND rel_path IN (SELECT value FROM json_each(?))""",
+            [str(folder), json.dumps(rel_paths)],
+        ).fetchall()
+        return {row[0]: RecordedFile(*row[1:]) for row in rows}
+
+    def recorded(self, folder: Path) -> dict[str, RecordedFile]:
+        """What the catalog holds of a folder's files, by relative path (tuples, not
+        FileRecords: a rescan compares 10,000 of them)."""
+        with self._lock:
+            return self._recorded(folder)
+
+    def _recorded(self, folder: Path) -> dict[str, RecordedFile]:
+        rows = self.db.conn.execute(
+            "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
+        ).fetchall()
+        return {row[0]: RecordedFile(*row[1:]) for row in rows}
+
+    def known_versions(self, inodes: Collection[int]) -> dict[tuple[int, int, int], str]:
+        """Hashed file versions by (size, mtime_ns, inode), for files with these inodes in any
+        folder: a file renamed or moved within a filesystem keeps all three, so its content
+        is known without reading it or waiting for it to settle."""
+        if not inodes:
+            return {}
+        rows = self._rows(
+            """SELECT size, mtime_ns, inode, sha256 FROM files
+               WHERE sha256 IS NOT NULL AND inode IN (SELECT value FROM json_each(?))""",
+            [json.dumps(sorted(set(inodes)))],
+        )
+        return {(r["size"], r["mtime_ns"], r["inode"]): r["sha256"] for r in rows}
+
+    def settle_levels(self, folder: Path) -> dict[str, int]:
+        """Paths of ``folder`` that changed after they had settled: how many times (capped)."""
+        rows = self._rows("SELECT rel_path, settle_level FROM files WHERE folder = ? AND settle_level > 0",
+                          [str(folder)])
+        return {r["rel_path"]: r["settle_level"] for r in rows}
+
+    def note_changed(self, folder: Path, rel_paths: Iterable[str], now: float, max_level: int) -> None:
+        """These recorded paths changed after they had settled: each settles longer from now
+        on (one level per recorded version, however many passes see it changing)."""
+        paths = list(rel_paths)
+        if not paths:
+            return
+        with self._tx() as db:
+            db.conn.executemany(
+                """UPDATE files SET settle_level = min(settle_level + 1, ?), changed_since = ?
+                   WHERE folder = ? AND rel_path = ? AND changed_since IS NULL AND sha256 IS NOT NULL""",
+                [(max_level, now, str(folder), rel) for rel in paths],
+            )
+
+    def superseded(self) -> list[Superseded]:
+        rows = self._rows("SELECT * FROM superseded ORDER BY folder, rel_path, sha256")
+        return [Superseded(Path(r["folder"]), r["rel_path"], r["sha256"], r["since"]) for r in rows]
+
+    def forget_superseded(self, folder: Path, rel_path: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM superseded WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+                       [str(folder), rel_path, sha256])
+
+    def scan_unchanged(self, folder: Path, now: float) -> None:
+        """A scan found exactly what is recorded: nothing to write but ``last_seen``."""
+        with self._tx():
+            self._touch(folder, now)
+
+    def _touch(self, folder: Path, now: float) -> None:
+        # last_seen of unchanged files is refreshed at most hourly: one statement, rarely.
+        # Nothing decides on it, so it does not count as a change (see ``changes``).
+        self._bookkeeping += self.db.conn.execute(
+            "UPDATE files SET last_seen = ? WHERE folder = ? AND present = 1 AND last_seen < ?",
+            [now, str(folder), now - LAST_SEEN_RESOLUTION],
+        ).rowcount
+
+    def forget_file(self, folder: Path, rel_path: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+
+    def move_file(self, folder: Path, rel_path: str, new_folder: Path, new_rel_path: str) -> None:
+        """Re-home a file record (trash moves, pulled renames), keeping its content."""
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE folder = ? AND rel_path = ?", [str(new_folder), new_rel_path])
+            db.execute(
+                "UPDATE files SET folder = ?, rel_path = ? WHERE folder = ? AND rel_path = ?",
+                [str(new_folder), new_rel_path, str(folder), rel_path],
+            )
+
+    # ------------------------------------------------------------- contents
+    def content(self, sha256: str) -> ContentRecord | None:
+        rows = self._rows("SELECT * FROM contents WHERE sha256 = ?", [sha256])
+        return self._content(rows[0]) if rows else None
+
+    def contents(self, states: Iterable[ContentState] | None = None) -> list[ContentRecord]:
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since,
+                          owned, marked
+                   FROM contents ORDER BY created_at, sha256"""
+            ).fetchall()
+        wanted = set(states) if states is not None else None
+        steps = self._all_steps()
+        return [
+            ContentRecord(*r[:9], steps=steps.get(r[0], {}), owned=bool(r[9]), marked=bool(r[10]))  # type: ignore[misc]
+            for r in rows
+            if wanted is None or r[2] in wanted
+        ]
+
+    def contents_in_progress(self, steps: tuple[str, ...]) -> list[ContentRecord]:
+        """Uploaded contents that may still change remotely: one of the backend's processing
+        ``steps`` not done yet, or a pipeline started and not finished. (A superset; callers check.)"""
+        processing = ", ".join("?" for _ in steps) or "NULL"
+        rows = self._rows(
+            # Two uncorrelated subqueries, each evaluated once: cheap over 10,000 quiet videos.
+            f"""SELECT * FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
+                  sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({processing})
+                                 GROUP BY sha256 HAVING count(*) = {len(steps)})
+                  OR sha256 IN (SELECT sha256 FROM steps
+                                WHERE state = 'running' OR (state = 'pending' AND attempts > 0)))
+                ORDER BY created_at, sha256""",
+            steps,
+        )
+        return [self._content(r) for r in rows]
+
+    def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
+        out: dict[str, dict[str, StepRecord]] = {}
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT sha256, name, state, percentage, error, attempts, next_attempt_at FROM steps"
+            ).fetchall()
+        for sha256, *step in rows:
+            out.setdefault(sha256, {})[step[0]] = StepRecord(*step)
+        return out
+
+    def _content(self, row: dict[str, Any], steps: dict[str, StepRecord] | None = None) -> ContentRecord:
+        if steps is None:
+            steps = {r["name"]: _step(r) for r in self._rows("SELECT * FROM steps WHERE sha256 = ?", [row["sha256"]])}
+        return ContentRecord(
+            sha256=row["sha256"],
+            size=row["size"],
+            state=row["state"],
+            video_id=row["video_id"],
+            name=row["name"],
+            error=row["error"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            orphaned_since=row["orphaned_since"],
+            steps=steps,
+            owned=bool(row["owned"]),
+            marked=bool(row["marked"]),
+        )
+
+    def update_content(self, sha256: str, **fields: Any) -> None:
+        """Set columns of one content row (state, video_id, name, error, attempts, ...)."""
+        allowed = {"state", "video_id", "name", "error", "attempts", "next_attempt_at", "orphaned_since", "size"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown content fields: {sorted(unknown)}")
+        fields["updated_at"] = self._clock()
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE contents SET {assignments} WHERE sha256 = ?", [*fields.values(), sha256])
+
+    def video_registered(self, sha256: str, video_id: str, name: str, *, owned: bool = True) -> None:
+        """The remote now has this content as ``video_id`` (uploaded by us, or linked:
+        ``owned`` False for another instance's video): reset every step."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
+                   orphaned_since = NULL, owned = ?, marked = 0, updated_at = ? WHERE sha256 = ?""",
+                [video_id, name, int(owned), now, sha256],
+            )
+            db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+
+    def set_marked(self, sha256: str, marked: bool) -> None:
+        """Whether this instance's marker is on the content's remote video."""
+        with self._tx() as db:
+            db.execute("UPDATE contents SET marked = ? WHERE sha256 = ?", [int(marked), sha256])
+
+    def instance_key(self) -> str:
+        """A random id of this catalog, written into the instance's remote marker note: a
+        note with another key under the same instance name is another syncd."""
+        key = self.get_meta("instance_key")
+        if key is None:
+            key = uuid.uuid4().hex[:12]
+            self.set_meta("instance_key", key)
+        return key
+
+    def link_finished(self, videos: Iterable[tuple[str, str, str]], steps: Iterable[str]) -> None:
+        """Many contents at once as uploaded (sha256, video_id, name) with ``steps`` done:
+        ``bench_scale`` reaches "everything synced" this way, in one transaction."""
+        now = self._clock()
+        rows = [(video_id, name, now, sha256) for sha256, video_id, name in videos]
+        steps = tuple(steps)
+        with self._tx() as db:
+            db.conn.executemany(
+                """UPDATE contents SET state = 'uploaded', video_id = ?, name = ?, error = NULL,
+                   orphaned_since = NULL, updated_at = ? WHERE sha256 = ?""", rows)
+            db.conn.executemany(
+                """INSERT OR REPLACE INTO steps (sha256, name, state, percentage, updated_at)
+                   VALUES (?, ?, 'done', 100, ?)""",
+                [(sha256, step, now) for *_, sha256 in rows for step in steps])
+
+    def content_gone(self, sha256: str, state: ContentState, *,
+                     drop_files: Literal["all"] | Collection[tuple[Path, str]] = ()) -> None:
+        """The remote video is gone (we deleted it, or the remote did): close the content,
+        and forget ``drop_files`` (folder, rel_path) or "all" of its file rows. Rows of
+        copies kept on disk stay, or those files would be missing until the next walk."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE contents SET state = ?, orphaned_since = NULL, updated_at = ? WHERE sha256 = ?",
+                [state, now, sha256],
+            )
+            db.execute("DELETE FROM steps WHERE sha256 = ?", [sha256])
+            db.execute("DELETE FROM memberships WHERE sha256 = ?", [sha256])
+            db.execute("DELETE FROM superseded WHERE sha256 = ?", [sha256])  # its video is gone either way
+            if drop_files == "all":
+                db.execute("DELETE FROM files WHERE sha256 = ?", [sha256])
+            else:
+                db.conn.executemany("DELETE FROM files WHERE folder = ? AND rel_path = ? AND sha256 = ?",
+                                    [(str(folder), rel, sha256) for folder, rel in drop_files])
+
+    def restore_content(self, sha256: str) -> None:
+        """Lift a tombstone: the content becomes new and will be uploaded again."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """UPDATE contents SET state = 'new', video_id = NULL, error = NULL, attempts = 0,
+                   next_attempt_at = 0, updated_at = ? WHERE sha256 = ?""",
+                [now, sha256],
+            )
+
+    # ---------------------------------------------------------------- steps
+    def set_step(
+        self, sha256: str, name: str, state: str, percentage: float | None = None, error: str | None = None
+    ) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO steps (sha256, name, state, percentage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (sha256, name) DO UPDATE SET state = excluded.state,
+                   percentage = excluded.percentage, error = excluded.error, updated_at = excluded.updated_at""",
+                [sha256, name, state, percentage, error, now],
+            )
+
+    def step_attempted(self, sha256: str, name: str, next_attempt_at: float) -> None:
+        """A pipeline was (re)started: count the attempt and mark it running."""
+        now = self._clock()
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO steps (sha256, name, state, attempts, next_attempt_at, updated_at)
+                   VALUES (?, ?, 'running', 1, ?, ?)
+                   ON CONFLICT (sha256, name) DO UPDATE SET state = 'running', error = NULL,
+                   attempts = attempts + 1, next_attempt_at = excluded.next_attempt_at,
+                   updated_at = excluded.updated_at""",
+                [sha256, name, next_attempt_at, now],
+            )
+
+    # -------------------------------------------------------------- uploads
+    def uploads(self) -> list[UploadRecord]:
+        parts: dict[str, dict[int, str]] = {}
+        for r in self._rows("SELECT upload_id, part_number, etag FROM upload_parts"):
+            parts.setdefault(r["upload_id"], {})[r["part_number"]] = r["etag"]
+        return [
+            UploadRecord(r["upload_id"], r["sha256"], r["token"], r["part_size"],
+                         bool(r["completed"]), parts.get(r["upload_id"], {}))
+            for r in self._rows("SELECT * FROM uploads ORDER BY started_at")
+        ]
+
+    def uploaded_bytes(self) -> dict[str, int]:
+        """Bytes the remote holds so far of each open upload (its recorded parts), by sha256."""
+        rows = self._rows("""SELECT u.sha256 AS sha256, coalesce(sum(p.size), 0) AS sent
+                             FROM uploads u LEFT JOIN upload_parts p ON p.upload_id = u.upload_id
+                             GROUP BY u.sha256""")
+        return {r["sha256"]: int(r["sent"]) for r in rows}
+
+    def upload_for(self, sha256: str) -> UploadRecord | None:
+        return next((u for u in self.uploads() if u.sha256 == sha256), None)
+
+    def upload_started(self, sha256: str, upload_id: str, token: str, part_size: int) -> None:
+        """An upload in flight: its id and the backend's resume token, kept as they are."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO uploads (upload_id, sha256, token, part_size, started_at) VALUES (?, ?, ?, ?, ?)",
+                [upload_id, sha256, token, part_size, self._clock()],
+            )
+            db.execute(
+                "UPDATE contents SET state = 'uploading', updated_at = ? WHERE sha256 = ?", [self._clock(), sha256]
+            )
+
+    def part_uploaded(self, upload_id: str, part_number: int, etag: str, size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO upload_parts (upload_id, part_number, etag, size) VALUES (?, ?, ?, ?)",
+                [upload_id, part_number, etag, size],
+            )
+
+    def upload_completed(self, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE uploads SET completed = 1 WHERE upload_id = ?", [upload_id])
+
+    def upload_ended(self, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM upload_parts WHERE upload_id = ?", [upload_id])
+            db.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+
+    # ---------------------------------------------------------- collections
+    def collections(self) -> list[CollectionRecord]:
+        return [CollectionRecord(r["name"], r["collection_id"]) for r in self._rows("SELECT * FROM collections ORDER BY name")]
+
+    def collection(self, name: str) -> CollectionRecord | None:
+        rows = self._rows("SELECT * FROM collections WHERE name = ?", [name])
+        return CollectionRecord(rows[0]["name"], rows[0]["collection_id"]) if rows else None
+
+    def set_collection(self, name: str, collection_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM collections WHERE collection_id = ? AND name != ?", [collection_id, name])
+            db.execute("INSERT OR REPLACE INTO collections (name, collection_id) VALUES (?, ?)", [name, collection_id])
+
+    def rename_collection(self, old: str, new: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE collections SET name = ? WHERE name = ?", [new, old])
+            db.execute("UPDATE memberships SET collection = ? WHERE collection = ?", [new, old])
+
+    def drop_collection(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM memberships WHERE collection = ?", [name])
+            db.execute("DELETE FROM collections WHERE name = ?", [name])
+
+    def memberships(self) -> set[tuple[str, str]]:
+        return {(r["collection"], r["sha256"]) for r in self._rows("SELECT * FROM memberships")}
+
+    def add_membership(self, collection: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO memberships (collection, sha256) VALUES (?, ?)", [collection, sha256])
+
+    def remove_membership(self, collection: str, sha256: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM memberships WHERE collection = ? AND sha256 = ?", [collection, sha256])
+
+    # -------------------------------------------------------------- journal
+    def log(self, action: str, target: str, outcome: str, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO journal (time, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?)",
+                [self._clock(), action, target, outcome, detail],
+            )
+
+    def journal(self, limit: int = 50, *, after_id: int = 0, since: float | None = None,
+                action: str | None = None, about: Sequence[str] = ()) -> list[JournalEntry]:
+        """The last ``limit`` entries, oldest first; optionally only those after ``after_id``,
+        at or after ``since``, of one ``action`` name, or naming any of ``about`` (a path or
+        a video id, in the target or the detail: a deletion names its files there)."""
+        where, params = ["id > ?"], list[object]([after_id])
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        if about:
+            where.append("(" + " OR ".join(["instr(target, ?) > 0 OR instr(detail, ?) > 0"] * len(about)) + ")")
+            params += [text for needle in about for text in (needle, needle)]
+        rows = self._rows(f"SELECT * FROM journal WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                          [*params, limit])
+        return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
+
+    def last_journal_id(self) -> int:
+        rows = self._rows("SELECT max(id) AS id FROM journal")
+        return int(rows[0]["id"] or 0) if rows else 0
+
+    # --- mirror & search index ---------------------------------------------------------
+    # Rows of syncd/mirror/: per-video remote facts and vector ranges, segment rows, the
+    # sidecars written per file, the full-text index, cached query embeddings and pulls.
+
+    def mirror_video(self, video_id: str) -> MirrorVideo | None:
+        rows = self._rows("SELECT * FROM mirror_videos WHERE video_id = ?", [video_id])
+        return _mirror_video(rows[0]) if rows else None
+
+    def mirror_videos(self) -> dict[str, MirrorVideo]:
+        return {r["video_id"]: _mirror_video(r) for r in self._rows("SELECT * FROM mirror_videos")}
+
+    def mirror_details_pulled(self, video_id: str, sha256: str, details: str, now: float) -> bool:
+        """Record a successful details pull; True if the details changed."""
+        with self._tx() as db:
+            row = db.execute("SELECT details FROM mirror_videos WHERE video_id = ?", [video_id]).fetchone()
+            changed = row is None or row[0] != details
+            db.execute(
+                """INSERT INTO mirror_videos (video_id, sha256, details, details_at, checked_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET sha256 = excluded.sha256,
+                     details = excluded.details, checked_at = excluded.checked_at,
+                     details_at = CASE WHEN ? THEN excluded.details_at ELSE details_at END,
+                     attempts = 0, retry_at = 0, error = NULL""",
+                [video_id, sha256, details, now, now, changed],
+            )
+        return changed
+
+    def mirror_failed(self, video_id: str, sha256: str, error: str, retry_at: float) -> int:
+        """Record a failed pull (details or embeddings); returns the consecutive failures."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO mirror_videos (video_id, sha256, attempts, retry_at, error) VALUES (?, ?, 1, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET attempts = attempts + 1,
+                     retry_at = excluded.retry_at, error = excluded.error""",
+                [video_id, sha256, retry_at, error],
+            )
+            row = db.execute("SELECT attempts FROM mirror_videos WHERE video_id = ?", [video_id]).fetchone()
+        return int(row[0])
+
+    def mirror_drop_video(self, video_id: str) -> None:
+        """Forget a video's mirror rows (its vector rows become dead space)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments WHERE video_id = ?", [video_id])
+            db.execute("DELETE FROM mirror_videos WHERE video_id = ?", [video_id])
+            db.execute(
+                "DELETE FROM mirror_fts WHERE rowid = (SELECT fts_rowid FROM mirror_fts_rows WHERE video_id = ?)",
+                [video_id],
+            )
+            db.execute("DELETE FROM mirror_fts_rows WHERE video_id = ?", [video_id])
+
+    def mirror_set_vectors(
+        self, video_id: str, segments: Iterable[SegmentInfo], row_start: int, row_count: int, now: float
+    ) -> None:
+        """A video's segments, whose vectors were just appended at ``row_start``."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments WHERE video_id = ?", [video_id])
+            db.conn.executemany(
+                "INSERT INTO mirror_segments (video_id, idx, start_s, end_s, option, scope) VALUES (?, ?, ?, ?, ?, ?)",
+                [[video_id, s.index, s.start, s.end, s.option, s.scope] for s in segments],
+            )
+            db.execute(
+                """UPDATE mirror_videos SET row_start = ?, row_count = ?, embeddings_at = ?,
+                   attempts = 0, retry_at = 0, error = NULL WHERE video_id = ?""",
+                [row_start, row_count, now, video_id],
+            )
+
+    def mirror_segments(self, video_id: str) -> list[SegmentInfo]:
+        rows = self._rows("SELECT * FROM mirror_segments WHERE video_id = ? ORDER BY idx", [video_id])
+        return [_segment(r) for r in rows]
+
+    def mirror_segments_at(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], SegmentInfo]:
+        out: dict[tuple[str, int], SegmentInfo] = {}
+        for video_id, idx in keys:
+            rows = self._rows("SELECT * FROM mirror_segments WHERE video_id = ? AND idx = ?", [video_id, idx])
+            if rows:
+                out[(video_id, idx)] = _segment(rows[0])
+        return out
+
+    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None) -> IndexSnapshot:
+        """The current vector files and every live row range, read in one transaction."""
+        wanted = None if video_ids is None else json.dumps(sorted(set(video_ids)))
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                meta = dict(self.db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')"
+                ).fetchall())
+                sql = "SELECT video_id, row_start, row_count FROM mirror_videos WHERE row_count > 0"
+                params: list[Any] = []
+                if wanted is not None:
+                    sql += " AND video_id IN (SELECT value FROM json_each(?))"
+                    params.append(wanted)
+                rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
+            finally:
+                self.db.execute("COMMIT")
+        video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
+        return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)
+
+    def mirror_relocate(self, starts: Mapping[str, int], vectors: str, dim: int) -> None:
+        """Compaction: every video's new first row, and the new vector files, at once."""
+        with self._tx() as db:
+            db.conn.executemany(
+                "UPDATE mirror_videos SET row_start = ? WHERE video_id = ?",
+                [[start, video_id] for video_id, start in starts.items()],
+            )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
+
+    def mirror_reset_vectors(self, vectors: str, dim: int) -> None:
+        """New, empty vector files (first use, or the remote's dimension changed)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_segments")
+            db.execute("UPDATE mirror_videos SET row_start = 0, row_count = 0, embeddings_at = NULL")
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
+
+    def mirror_files(self, video_id: str | None = None) -> list[MirrorFile]:
+        if video_id is None:
+            rows = self._rows("SELECT * FROM mirror_files ORDER BY folder, rel_path")
+        else:
+            rows = self._rows("SELECT * FROM mirror_files WHERE video_id = ? ORDER BY folder, rel_path", [video_id])
+        return [_mirror_file(r) for r in rows]
+
+    def mirror_file_written(
+        self, folder: Path, rel_path: str, video_id: str, sha256: str, collection: str | None, now: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO mirror_files (folder, rel_path, video_id, sha256, collection, written_at)
+                   VALUES (?, ?, ?, ?, ?, ?)""",
+                [str(folder), rel_path, video_id, sha256, collection, now],
+            )
+
+    def mirror_file_moved(self, folder: Path, rel_path: str, new_folder: Path, new_rel_path: str) -> None:
+        """Sidecars followed their video; written_at 0 makes the next run rewrite the local path."""
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_files WHERE folder = ? AND rel_path = ?", [str(new_folder), new_rel_path])
+            db.execute(
+                "UPDATE mirror_files SET folder = ?, rel_path = ?, written_at = 0 WHERE folder = ? AND rel_path = ?",
+                [str(new_folder), new_rel_path, str(folder), rel_path],
+            )
+
+    def mirror_file_forget(self, folder: Path, rel_path: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
+
+    def mirror_fts_set(self, video_id: str, name: str, paths: str, collections: str, metadata: str) -> None:
+        """A video's full-text row; written only if it changed (FTS5 writes are the costly part)."""
+        text = [name, paths, collections, metadata]
+        with self._tx() as db:
+            row = db.execute(
+                """SELECT f.rowid, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
+                   JOIN mirror_fts f ON f.rowid = r.fts_rowid WHERE r.video_id = ?""",
+                [video_id],
+            ).fetchone()
+            if row is not None and list(row[1:]) == text:
+                return
+            if row is not None:
+                db.execute("DELETE FROM mirror_fts WHERE rowid = ?", [row[0]])
+            cursor = db.execute(
+                "INSERT INTO mirror_fts (video_id, name, paths, collections, metadata) VALUES (?, ?, ?, ?, ?)",
+                [video_id, *text],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO mirror_fts_rows (video_id, fts_rowid) VALUES (?, ?)",
+                [video_id, cursor.lastrowid],
+            )
+
+    def mirror_fts_texts(self) -> dict[str, tuple[str, str, str, str]]:
+        """Every video's full-text row (name, paths, collections, metadata), in one query:
+        the mirror compares against these rather than read one row per video."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT r.video_id, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
+                   JOIN mirror_fts f ON f.rowid = r.fts_rowid"""
+            ).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    def mirror_fts_search(
+        self, match: str, limit: int, video_ids: Iterable[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """(video_id, score) best first; ``match`` is an FTS5 query, score is -bm25 (higher is better)."""
+        sql = "SELECT video_id, -bm25(mirror_fts) AS score FROM mirror_fts WHERE mirror_fts MATCH ?"
+        params: list[Any] = [match]
+        if video_ids is not None:
+            sql += " AND video_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(set(video_ids))))
+        rows = self._rows(sql + " ORDER BY score DESC, video_id LIMIT ?", [*params, limit])
+        return [(r["video_id"], float(r["score"])) for r in rows]
+
+    def query_embedding(self, source: str, text: str) -> bytes | None:
+        rows = self._rows("SELECT vector FROM query_embeddings WHERE source = ? AND text = ?", [source, text])
+        return bytes(rows[0]["vector"]) if rows else None
+
+    def set_query_embedding(self, source: str, text: str, vector: bytes, now: float) -> None:
+        if self.readonly:
+            self._cache_aside(source, text, vector, now)
+            return
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO query_embeddings (source, text, vector, created_at) VALUES (?, ?, ?, ?)",
+                [source, text, vector, now],
+            )
+
+    def pulls(self) -> dict[str, PullRecord]:
+        return {
+            r["video_id"]: PullRecord(r["video_id"], r["outcome"], r["path"], r["sha256"], r["detail"],
+                                      r["attempts"], r["retry_at"])
+            for r in self._rows("SELECT * FROM pulls")
+        }
+
+    def pull_recorded(
+        self, video_id: str, outcome: str, now: float, *, detail: str = "", path: str | None = None,
+        sha256: str | None = None, retry_at: float = 0.0,
+    ) -> None:
+        """Record what became of a remote-only video (failures count attempts)."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO pulls (video_id, outcome, path, sha256, detail, attempts, retry_at, at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (video_id) DO UPDATE SET outcome = excluded.outcome, path = excluded.path,
+                     sha256 = excluded.sha256, detail = excluded.detail, retry_at = excluded.retry_at,
+                     at = excluded.at,
+                     attempts = CASE WHEN excluded.outcome = 'failed' THEN attempts + 1 ELSE attempts END""",
+                [video_id, outcome, path, sha256, detail, int(outcome == "failed"), retry_at, now],
+            )
+
+    def register_pulled(
+        self, file: LocalFile, sha256: str, video_id: str, name: str, now: float
+    ) -> None:
+        """A pulled remote video is now a local file: record it as already uploaded, so it is
+        never uploaded again, in one transaction with its pull record."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO contents (sha256, size, state, video_id, name, created_at, updated_at, owned)
+                   VALUES (?, ?, 'uploaded', ?, ?, ?, ?, 0)""",
+                [sha256, file.size, video_id, name, now, now],
+            )
+            db.execute(
+                """INSERT OR REPLACE INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present,
+                   first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)""",
+                [str(file.folder), file.rel_path, file.size, file.mtime_ns, file.inode, sha256, now, now],
+            )
+            db.execute(
+                """INSERT OR REPLACE INTO pulls (video_id, outcome, path, sha256, detail, attempts, retry_at, at)
+                   VALUES (?, 'pulled', ?, ?, '', 0, 0, ?)""",
+                [video_id, str(file.path), sha256, now],
+            )
+
+    def _cache_aside(self, source: str, text: str, vector: bytes, now: float) -> None:
+        """A read-only catalog's one write: cache a query's embedding (it costs a remote call)
+        through a short-lived connection that waits at most a moment for the write lock and
+        otherwise skips the cache, so a reader never holds up the sync."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=0.2)
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO query_embeddings (source, text, vector, created_at) VALUES (?, ?, ?, ?)",
+                    [source, text, vector, now],
+                )
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.debug("query embedding not cached: %s", exc)
+
+    # --- web UI (syncd/ui/): pages of files by keyset, so page N costs what page 1 does --------
+    def files_page(
+        self, *, after: tuple[str, str] | None, limit: int, folders: Collection[str],
+        rel_prefix: str | None = None, content_states: Collection[str] | None = None,
+    ) -> list[tuple[FileRecord, ContentRecord | None]]:
+        """Present files of ``folders`` after ``after`` = (folder, rel_path), in that order, with
+        their contents (and steps). ``content_states``: only files whose content is in one of
+        them (``"new"`` also matches a file with no content row yet)."""
+        sql = """SELECT f.*, c.sha256 AS c_sha256, c.size AS c_size, c.state AS c_state, c.video_id AS c_video_id,
+                        c.name AS c_name, c.error AS c_error, c.attempts AS c_attempts,
+                        c.next_attempt_at AS c_next_attempt_at, c.orphaned_since AS c_orphaned_since
+                 FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                 WHERE f.present = 1 AND f.folder IN (SELECT value FROM json_each(?))"""
+        params: list[Any] = [json.dumps(sorted(folders))]
+        if after is not None:
+            sql += " AND (f.folder, f.rel_path) > (?, ?)"
+            params += list(after)
+        if rel_prefix:
+            sql += " AND f.rel_path >= ? AND f.rel_path < ?"
+            params += [rel_prefix, rel_prefix + "\U0010ffff"]
+        if content_states is not None:
+            sql += " AND (c.state IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(content_states)))
+            sql += " OR c.state IS NULL)" if "new" in content_states else ")"
+        rows = self._rows(sql + " ORDER BY f.folder, f.rel_path LIMIT ?", [*params, limit])
+        steps = self._steps_of(r["c_sha256"] for r in rows if r["c_sha256"])
+        out: list[tuple[FileRecord, ContentRecord | None]] = []
+        for r in rows:
+            content = None
+            if r["c_sha256"]:
+                content = ContentRecord(
+                    r["c_sha256"], r["c_size"], r["c_state"], r["c_video_id"], r["c_name"], r["c_error"],
+                    r["c_attempts"], r["c_next_attempt_at"], r["c_orphaned_since"], steps.get(r["c_sha256"], {}),
+                )
+            out.append((_file(r), content))
+        return out
+
+    def _steps_of(self, shas: Iterable[str]) -> dict[str, dict[str, StepRecord]]:
+        out: dict[str, dict[str, StepRecord]] = {}
+        wanted = json.dumps(sorted(set(shas)))
+        for r in self._rows("SELECT * FROM steps WHERE sha256 IN (SELECT value FROM json_each(?))", [wanted]):
+            out.setdefault(r["sha256"], {})[r["name"]] = _step(r)
+        return out
+
+    def memberships_of(self, shas: Iterable[str]) -> set[tuple[str, str]]:
+        wanted = json.dumps(sorted(set(shas)))
+        rows = self._rows("SELECT * FROM memberships WHERE sha256 IN (SELECT value FROM json_each(?))", [wanted])
+        return {(r["collection"], r["sha256"]) for r in rows}
+
+    def mirror_details_of(self, video_ids: Iterable[str]) -> dict[str, str]:
+        """Stored remote details (JSON) by video id, for the given videos."""
+        wanted = json.dumps(sorted(set(video_ids)))
+        rows = self._rows("SELECT video_id, details FROM mirror_videos WHERE details != '' "
+                          "AND video_id IN (SELECT value FROM json_each(?))", [wanted])
+        return {r["video_id"]: r["details"] for r in rows}
+
+    def content_for_video(self, video_id: str) -> ContentRecord | None:
+        rows = self._rows("SELECT * FROM contents WHERE video_id = ?", [video_id])
+        return self._content(rows[0]) if rows else None
+
+    def files_of(self, sha256: str) -> list[FileRecord]:
+        """Every file row (present or not) holding a content."""
+        rows = self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path", [sha256])
+        return [_file(r) for r in rows]
+
+
+def _file(r: dict[str, Any], folder: Path | None = None) -> FileRecord:
+    return FileRecord(
+        folder=folder or Path(r["folder"]),
+        rel_path=r["rel_path"],
+        size=r["size"],
+        mtime_ns=r["mtime_ns"],
+        inode=r["inode"],
+        sha256=r["sha256"],
+        present=bool(r["present"]),
+        first_seen=r["first_seen"],
+        last_seen=r["last_seen"],
+        missing_since=r["missing_since"],
+    )
+
+
+def _step(r: dict[str, Any]) -> StepRecord:
+    return StepRecord(r["name"], r["state"], r["percentage"], r["error"], r["attempts"], r["next_attempt_at"])
+
+
+def _mirror_video(r: dict[str, Any]) -> MirrorVideo:
+    return MirrorVideo(
+        r["video_id"], r["sha256"], r["details"], r["details_at"], r["checked_at"], r["embeddings_at"],
+        r["row_start"], r["row_count"], r["attempts"], r["retry_at"], r["error"],
+    )
+
+
+def _mirror_file(r: dict[str, Any]) -> MirrorFile:
+    return MirrorFile(Path(r["folder"]), r["rel_path"], r["video_id"], r["sha256"], r["collection"], r["written_at"])
+
+
+def _segment(r: dict[str, Any]) -> SegmentInfo:
+    return SegmentInfo(r["video_id"], r["idx"], r["start_s"], r["end_s"], r["option"], r["scope"])

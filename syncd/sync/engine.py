@@ -1,0 +1,577 @@
+"""One reconcile pass, and ``sync`` (passes until done). Both the one-shot CLI
+and the daemon's watcher and timers end here, so one path writes the catalog.
+
+A pass:
+1. observe: scan every folder (stat only), hash new or changed settled files,
+   record the scan in the catalog;
+2. refresh: poll processing/pipeline states of unfinished videos (reads);
+3. list: read the complete remote listing (if asked), for remote deletions
+   and catalog recovery;
+4. plan: the pure planner decides; guards drop what must not happen;
+5. execute (unless dry-run);
+6. mirror (unless dry-run): sidecars and the search index for finished videos,
+   and pulling remote-only videos (``syncd.mirror``).
+
+A quiet pass over a settled tree (the daemon's remote poll, most of the time)
+stays cheap at 10,000 files: a folder the caller vouches for is not walked again
+(``observe``), the last empty plan is reused while nothing it was made from has
+changed (``_still_quiet``), and the mirror runs only when it has something to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from syncd.store.catalog import Catalog
+from syncd.config import Config, FolderConfig
+from syncd.errors import AuthError, RemoteError, TransportError
+from syncd.sync.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
+from syncd.sync.hashing import hash_files
+from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
+from syncd.mirror.mirror import Mirror, MirrorReport
+from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
+from syncd.sync.planner import Adoptable, RemoteView, Settings, Snapshot, plan
+from syncd.sync.progress import NullProgress, SyncProgress, Waiting
+from syncd.sync.proof import Verdict, judge
+from syncd.remote.base import Features, Marks, Remote
+from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses
+from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_folder, unreadable_problem
+
+log = logging.getLogger("syncd.sync.engine")
+
+RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's hashing
+
+__all__ = ["Engine", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
+
+
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What a plan depends on besides the clock (the catalog by its change counter)."""
+
+    changes: tuple[int, int]
+    listing: RemoteView | None
+    scans_ok: tuple[bool, ...]
+
+
+@dataclass
+class PassReport:
+    scans: list[FolderScan]
+    plan: Plan
+    result: ExecResult
+    listing_ok: bool
+    hashed: int = 0
+    problems: list[str] = field(default_factory=list)  # folder and hashing problems
+    mirror: MirrorReport | None = None  # None on a dry run
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, why) of files left out on purpose; an empty file cannot become a video."""
+        return [(str(f.path), "empty file") for s in self.scans for f in s.files if f.size == 0]
+
+
+@dataclass
+class SyncOutcome:
+    statuses: list[FileStatus]
+    reports: list[PassReport]
+    timed_out: bool = False
+
+    @property
+    def failures(self) -> list[str]:
+        lines = [f"{s.path}: {s.error or 'failed'}" for s in self.statuses if s.state == "failed"]
+        for report in self.reports[-1:]:
+            lines += report.plan.blocked
+            lines += report.problems
+            lines += report.result.failed
+        return list(dict.fromkeys(lines))
+
+    @property
+    def pending(self) -> list[FileStatus]:
+        return [s for s in self.statuses if not s.terminal]
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        remote: Remote,
+        *,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+        delete_grace: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        on_bytes: Callable[[int], None] = lambda n: None,
+        stop_event: threading.Event | None = None,
+        sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
+        progress: SyncProgress | None = None,
+        on_progress: Callable[[ScanProgress], None] = lambda p: None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.remote = remote
+        self.features = remote.features()
+        self.dry_run = dry_run
+        self.allow_mass_delete = allow_mass_delete
+        self.delete_grace = delete_grace
+        self.clock = clock
+        self.stop_event = stop_event or threading.Event()
+        self.progress = progress or NullProgress()
+        self.on_progress = on_progress  # scan and hash counters, as they grow
+        self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
+        self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
+        self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
+        self._pulls_recovered = False
+        self._noted_at: float | None = None  # when this syncd last wrote its instance note
+        self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
+        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
+        self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
+        self.executor = Executor(
+            remote,
+            catalog,
+            ExecOptions(
+                part_size=config.upload.part_size,
+                concurrency=config.upload.concurrency,
+                max_attempts=config.upload.max_attempts,
+                retry_base=config.upload.retry_backoff,
+                direct_upload_below=config.upload.direct_upload_below,
+                key_source=config.remote.api_key_source,
+                should_stop=self.stop_event.is_set,
+                on_bytes=on_bytes,
+                sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
+                progress=self.progress,
+                instance=config.instance,
+            ),
+            clock=clock,
+        )
+
+    # ---------------------------------------------------------------- observe
+    def observe(self, unchanged: Collection[Path] = ()) -> tuple[list[FolderScan], list[str], int]:
+        """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed).
+
+        ``unchanged``: folders the caller vouches nothing changed in since the last
+        observe (the daemon: watched, and no event came). Such a folder is not walked
+        again if its last scan was complete (every file settled and hashed) and the
+        folder itself still passes its guard (mounted, readable, marker present).
+        """
+        if not self._pulls_recovered and not self.dry_run:
+            self.mirror.recover_pulls()  # before a scan could take a pulled file for new content
+            self._pulls_recovered = True
+        scans: list[FolderScan] = []
+        problems: list[str] = []
+        hashed = 0
+        now = self.clock()
+        progress = ScanProgress()
+        for folder in self.config.folders:
+            last = self._complete_scans.get(folder.path)
+            if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
+                scans.append(last)
+                continue
+            self._complete_scans.pop(folder.path, None)
+            scan, folder_hashed = self._observe_folder(folder, now, problems, progress)
+            scans.append(scan)
+            hashed += folder_hashed
+        return scans, problems, hashed
+
+    def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str],
+                        progress: ScanProgress) -> tuple[FolderScan, int]:
+        """Scan one folder, learn each file's content, record the scan. The returned scan
+        lists the files whose content this pass does not know (``FolderScan.unknown``)."""
+        base = self.config.upload.settle_seconds
+        longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
+        rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
+        scan = scan_folder(folder.path, rules, now, longer)
+        problems += scan.skipped
+        if not scan.ok:
+            problems.append(scan.error or f"{folder.path}: cannot scan")
+            log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
+            return scan, 0
+        known = self.catalog.recorded(folder.path)
+        unsettled: list[str] = []
+        partial = unreadable_problem(scan)
+        if partial is not None:
+            problems.append(partial)
+            # What is recorded under an unreadable directory stays as recorded.
+            hidden = tuple(f"{d}/" for d in scan.unreadable)
+            unsettled += [rel for rel in known if rel.startswith(hidden)]
+        # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
+        # content is known at once, without reading it or waiting for it to settle.
+        strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
+        moved = self.catalog.known_versions(strangers) if strangers else {}
+        seen: list[tuple[LocalFile, str]] = []
+        to_hash: list[LocalFile] = []
+        unknown: list[UnknownFile] = []
+        changed: list[LocalFile] = []  # content not known: read it once settled
+        as_recorded = 0  # seen files recorded present with the same stat: nothing to write
+        for local in scan.files:
+            record = known.get(local.rel_path)
+            if record is not None and record.sha256 and _as_recorded(record, local):
+                seen.append((local, record.sha256))
+                as_recorded += record.present
+                continue
+            sha = moved.get((local.size, local.mtime_ns, local.inode))
+            if sha is not None:
+                seen.append((local, sha))
+            else:
+                changed.append(local)
+        # A path that changed after it had counted as settled (a slow writer's pause) settles
+        # longer, from this very pass on.
+        rewritten = [f.rel_path for f in changed if (r := known.get(f.rel_path)) is not None and r.sha256]
+        if rewritten:
+            self.catalog.note_changed(folder.path, rewritten, now, MAX_SETTLE_LEVEL)
+            levels = self.catalog.settle_levels(folder.path)
+            changed = [_resettle(f, settle_time(base, levels.get(f.rel_path, 0)), now) for f in changed]
+            resettled = {f.rel_path: f for f in changed}
+            scan = replace(scan, files=tuple(resettled.get(f.rel_path, f) for f in scan.files))
+        for local in changed:
+            if local.settled:
+                to_hash.append(local)
+                continue
+            unsettled.append(local.rel_path)
+            # An empty file that has not changed for a while is just an empty file (never synced).
+            if local.size > 0 or now - local.changed < local.settle:
+                unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
+        if to_hash:
+            self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
+        progress.files_seen += len(scan.files)
+        progress.to_hash += len(to_hash)
+        progress.bytes_to_hash += sum(f.size for f in to_hash)
+        self.on_progress(progress)
+        hashed = 0
+        batch: list[tuple[LocalFile, str]] = []
+        for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
+            if result.sha256 is None:
+                unsettled.append(result.file.rel_path)
+                f = result.file
+                unknown.append(UnknownFile(folder.path, f.rel_path, f.size, f.inode, settling=True))
+                if result.error:
+                    problems.append(result.error)
+                continue
+            hashed += 1
+            seen.append((result.file, result.sha256))
+            progress.hashed += 1
+            progress.bytes_hashed += result.file.size
+            self.on_progress(progress)
+            batch.append((result.file, result.sha256))
+            if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
+                self.catalog.record_seen(folder.path, batch, now)
+                batch = []
+        recorded_present = sum(r.present for r in known.values())
+        if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
+            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+        else:
+            self.catalog.record_scan(folder.path, seen, unsettled, now)
+        if not unsettled and partial is None:
+            self._complete_scans[folder.path] = scan
+        return replace(scan, unknown=tuple(unknown)), hashed
+
+    # ------------------------------------------------------------------- pass
+    def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
+                 newest: bool = False) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``).
+        ``newest`` (without ``with_listing``): look for new remote videos to pull at the
+        newest end of the listing only (the daemon's polls between complete listings)."""
+        scans, problems, hashed = self.observe(unchanged)
+        problems += self.executor.refresh(self._contents_in_progress())
+        if with_listing:
+            self.progress.phase("reading the remote listing")
+        remote = self.executor.read_listing() if with_listing else None
+        if remote is not None:
+            self._listed = remote.video_ids
+            self.catalog.listing_read(self.clock())
+        fresh = self._read_newest() if newest and remote is None else None
+        adopt = self.catalog.get_meta("adopt_remote") == "1"
+        inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
+        quiet = None if adopt else self._still_quiet(inputs)
+        if quiet is not None:
+            inputs, the_plan = quiet  # keep what it was made from (its listing, say)
+        else:
+            the_plan, adopted = self._plan(scans, remote, adopt)
+            if adopt and with_listing and remote is None:
+                the_plan.blocked.append("the remote listing could not be read; a new catalog uploads nothing "
+                                        "until it sees what the remote already holds")
+            adopt = adopt and not adopted  # recovery done: the flag goes after execution
+        # Files not settled yet change the plan as they settle, though no catalog row changes.
+        waiting = bool(the_plan.deferred or the_plan.settling)
+        has_work = bool(the_plan.actions or the_plan.blocked) or waiting or self.dry_run
+        self._quiet = None if has_work else (inputs, the_plan)
+        for line in the_plan.blocked:
+            log.error("%s", line)
+        if self.dry_run:
+            return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
+        self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
+        self._record_deferred(the_plan)
+        result = self.executor.execute(the_plan)
+        if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
+            self.catalog.set_meta("adopt_remote", "0")
+        for line in result.notes:
+            log.info("%s", line)
+        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
+        self._write_note()  # last: a remote gone away meanwhile is reported by what came first
+        result.notes += mirrored.notes
+        problems += mirrored.problems
+        return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+
+    def _plan(self, scans: list[FolderScan], remote: RemoteView | None, adopt: bool) -> tuple[Plan, bool]:
+        """Plan, and whether catalog recovery (if pending) was done. The instance markers are
+        read only when a decision needs them: recovery (whose videos are whose), and a
+        remote deletion (does another instance hold the video)."""
+        marks: Marks | None = None
+        marks_error: str | None = None
+        adoptable: dict[str, Adoptable] = {}
+        notes: list[str] = []
+        if adopt and remote is not None:
+            marks, marks_error = read_marks(self.features.marks)
+            if marks is None:
+                notes.append(f"catalog recovery waits: cannot read the instance markers ({marks_error})")
+                remote = None  # nothing is linked, uploaded or deleted until whose is whose is known
+            else:
+                self._record_marks(marks)
+                adoptable, notes = self._adoptable(remote, marks)
+        settings = Settings(
+            max_delete_percent=self.config.safety.max_delete_percent,
+            delete_grace=self.delete_grace,
+            allow_mass_delete=self.allow_mass_delete,
+            max_attempts=self.config.upload.max_attempts,
+            adopt_remote=adopt,
+            mark_videos=self.features.marks is not None,
+            delete_wait=self.config.safety.delete_wait,
+        )
+        snapshot = self.snapshot(scans, remote, adoptable)
+        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+        the_plan = plan(snapshot, settings)
+        if marks is None and marks_error is None and the_plan.of(DeleteRemote):
+            marks, marks_error = read_marks(self.features.marks)
+            if marks is not None:
+                self._record_marks(marks)
+            snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+            the_plan = plan(snapshot, settings)
+        the_plan.notes[:0] = notes
+        return the_plan, adopt and remote is not None
+
+    def _write_note(self) -> None:
+        """Rewrite this instance's note every few minutes; warn if another syncd wrote it."""
+        now = self.clock()
+        markers = self.features.marks
+        if markers is None or (self._noted_at is not None and now - self._noted_at < NOTE_EVERY):
+            return
+        key = self.catalog.instance_key()
+        try:
+            before = markers.write_note(self.config.instance, make_note(self.config.instance, key, now))
+        except TransportError as exc:  # the remote is away: the daemon says so, once
+            log.debug("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            return
+        except RemoteError as exc:
+            log.warning("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            return
+        self._noted_at = now
+        problem = clash(parse_note(before), key, now)
+        if problem is not None:
+            log.warning("%s", problem)
+            self.catalog.set_meta("instance_clash", f"{int(now)} {problem}")
+        marks, _ = read_marks(self.features.marks)
+        if marks is not None:
+            self._record_marks(marks)
+
+    def _record_marks(self, marks: Marks) -> None:
+        """For ``syncd status``: how many remote videos other instances hold, and when seen."""
+        me = self.config.instance
+        theirs = sum(1 for holders in marks.videos.values() if holders - {me})
+        others = ",".join(sorted(marks.others(me))) or "-"
+        self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
+
+    def _record_deferred(self, the_plan: Plan) -> None:
+        """What ``syncd status`` shows of deletions waiting for unsettled files (written only
+        when it changes, so a waiting pass does not count as a catalog change)."""
+        summary = the_plan.waiting_summary()
+        text = None if summary is None else "\n".join([summary, *(d.describe() for d in the_plan.deferred)])
+        if self.catalog.get_meta("deferred") != text:
+            self.catalog.set_meta("deferred", text)
+
+    def _contents_in_progress(self) -> list[ContentRecord]:
+        """``Catalog.contents_in_progress``, read again only once the catalog changed: it
+        reads every step row, which a quiet pass over 10,000 videos need not repeat."""
+        changes = self.catalog.changes
+        if self._in_progress is None or self._in_progress[0] != changes:
+            self._in_progress = (changes, self.catalog.contents_in_progress(self.features.processing_steps))
+        return self._in_progress[1]
+
+    def _still_quiet(self, inputs: _PlanInputs) -> tuple[_PlanInputs, Plan] | None:
+        """The last plan, if it had nothing to do and nothing it was made from has changed
+        since: the same catalog, folder guards and listing (or none read now, which can
+        only plan less), and no retry or delete grace fallen due. A settled tree then
+        costs a remote poll no snapshot and no planning."""
+        if self._quiet is None:
+            return None
+        before, last = self._quiet
+        same = (
+            inputs.changes == before.changes
+            and inputs.scans_ok == before.scans_ok
+            and (inputs.listing is None or inputs.listing == before.listing)
+        )
+        if not same or (last.revisit_at is not None and self.clock() >= last.revisit_at):
+            return None
+        return self._quiet
+
+    def _read_newest(self) -> RemoteView | None:
+        """New remote videos (for ``mirror.pull_remote``): those newer than any video the
+        last complete listing or the catalog knows."""
+        if not self.config.mirror.pull_remote:
+            return None
+        return self.executor.read_newest(self._listed | self.catalog.known_video_ids())
+
+    def _mirror(self, listing: RemoteView | None, unavailable: list[Path],
+                newest: RemoteView | None = None) -> MirrorReport:
+        if not self.mirror.due(listing, newest):
+            return self.mirror.skipped()
+        try:
+            return self.mirror.run(self.statuses(), listing, unavailable, newest)
+        except AuthError as exc:
+            raise FatalRemoteError(
+                f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
+            ) from exc
+
+    def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
+                 adoptable: dict[str, Adoptable]) -> Snapshot:
+        ok = {s.folder: s.ok for s in scans}
+        whole = {s.folder: not s.unreadable for s in scans}
+        return Snapshot(
+            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True), whole.get(f.path, True))
+                          for f in self.config.folders),
+            files=tuple(self.catalog.files()),
+            contents={c.sha256: c for c in self.catalog.contents()},
+            uploads=tuple(self.catalog.uploads()),
+            collections=tuple(self.catalog.collections()),
+            memberships=frozenset(self.catalog.memberships()),
+            remote=remote,
+            now=self.clock(),
+            adoptable=adoptable,
+            instance=self.config.instance,
+            unknown=tuple(u for s in scans for u in s.unknown),
+            superseded=tuple(self.catalog.superseded()),
+        )
+
+    def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
+        """Catalog recovery: remote videos proved to hold a local file's bytes.
+
+        Names only choose the candidates (syncd names a video by the file's relative
+        path); ``syncd.sync.proof`` decides. Whose a proved video is: ours if only our marker
+        is on it, or if no marker is and no other instance has ever marked anything on
+        the account (one syncd per account, as before instances); otherwise another
+        instance's, linked as held, never deleted by us.
+        """
+        if self.features.proof is None:
+            return {}, []  # nothing can be proved: upload
+        me = self.config.instance
+        shared = bool(marks.others(me))
+        contents = {c.sha256: c for c in self.catalog.contents()}  # one read, not one per file
+        linked = {c.video_id for c in contents.values() if c.video_id}
+        found: dict[str, Adoptable] = {}
+        notes: list[str] = []
+        for file in self.catalog.files():
+            if not file.present or not file.sha256:
+                continue
+            content = contents.get(file.sha256)
+            if content is None or content.state != "new":
+                continue
+            undecided: list[str] = []
+            for video_id in listing.names.get(file.rel_path, ()):
+                if video_id in linked:
+                    continue
+                verdict = self._prove(file, video_id)
+                if verdict.same is None:
+                    undecided.append(f"{file.path}: cannot prove remote video {video_id} holds the same bytes "
+                                     f"({verdict.how}); uploading instead")
+                    continue
+                if not verdict.same:
+                    log.info("%s: remote video %s has its name but other bytes (%s)", file.path, video_id, verdict.how)
+                    continue
+                holders = marks.holders(video_id)
+                owned = holders == {me} or (not holders and not shared)
+                found[f"{file.folder}\0{file.rel_path}"] = Adoptable(video_id, owned, verdict.how)
+                linked.add(video_id)
+                break
+            else:
+                notes += undecided
+        return found, notes
+
+    def _prove(self, file: FileRecord, video_id: str) -> Verdict:
+        proof = self.features.proof
+        assert proof is not None and file.sha256
+
+        def download(sink: BinaryIO) -> object:
+            return self.remote.download_video(video_id, sink)
+
+        try:
+            evidence = proof.content_evidence(video_id)
+            return judge(file.path, file.size, file.sha256, evidence, part_size=self.config.upload.part_size,
+                         max_download=self.config.safety.max_proof_download, download=download)
+        except (RemoteError, OSError) as exc:
+            return Verdict(None, f"could not check: {exc}")
+
+    # ----------------------------------------------------------------- status
+    def statuses(self) -> list[FileStatus]:
+        """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
+        changes = self.catalog.changes
+        if self._statuses is None or self._statuses[0] != changes:
+            self._statuses = (changes, file_statuses(self.config, self.catalog, self.features))
+        return self._statuses[1]
+
+    # ------------------------------------------------------------------- sync
+    def sync(self, *, wait: bool = False, timeout: float | None = None,
+             poll_start: float = 0.5, poll_max: float = 5.0,
+             before_pass: Callable[[], None] = lambda: None) -> SyncOutcome:
+        """One pass, or with ``wait`` passes until every file is terminal (or timeout).
+        ``before_pass`` runs before each pass after the first (the CLI lets a remote
+        that was down be tried again)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        reports: list[PassReport] = []
+        delay = poll_start
+        while True:
+            if reports:
+                before_pass()
+            report = self.run_pass()
+            reports.append(report)
+            statuses = self.statuses()
+            if not wait or self.dry_run or report.plan.blocked or self.stop_event.is_set():
+                return SyncOutcome(statuses, reports)
+            busy = any(not s.terminal for s in statuses) or self._work_left(report)
+            if not busy:
+                return SyncOutcome(statuses, reports)
+            if deadline is not None and self.clock() + delay > deadline:
+                return SyncOutcome(statuses, reports, timed_out=True)
+            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
+            if self.stop_event.wait(delay):
+                return SyncOutcome(statuses, reports)
+            delay = min(poll_max, delay * 1.5)
+
+    def _work_left(self, report: PassReport) -> bool:
+        """Actions this pass planned that change something (a next pass may have more),
+        or finished videos whose sidecars and index entries are not written yet."""
+        return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
+            s.unknown for s in report.scans
+        ) or (report.mirror is not None and report.mirror.pending > 0)
+
+
+MAX_SETTLE_LEVEL = 6  # a path that keeps changing after settling waits at most 64 × settle_seconds
+
+
+def settle_time(base: float, level: int) -> float:
+    """How long a path must hold still: ``settle_seconds``, doubled each time the path changed
+    after it had counted as settled (a slow writer's pauses), at most ``MAX_SETTLE_LEVEL`` times."""
+    return base * 2 ** min(level, MAX_SETTLE_LEVEL)
+
+
+def _resettle(file: LocalFile, settle: float, now: float) -> LocalFile:
+    """``file`` judged by a (longer) settle time."""
+    return replace(file, settle=settle, settled=file.size > 0 and now - file.changed >= settle)
+
+
+def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
+    """The catalog's record of this path is of this very file version (same size, mtime, inode)."""
+    return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)

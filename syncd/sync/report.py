@@ -1,0 +1,189 @@
+"""Per-file status as a user sees it, derived from catalog records. Pure.
+
+A file's state walks: ``new`` → ``uploading`` → ``processing`` →
+``pipelines`` → ``collecting`` → ``done``; or ends ``failed`` (a step failed
+and its attempts are used up), ``remote-deleted`` (tombstone) or
+``ambiguous``. ``terminal`` is what ``syncd sync --wait`` waits for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from syncd.models import ContentRecord, FileRecord
+from syncd.sync.planner import FolderPolicy, ready_for_collection
+from syncd.remote.base import Features
+from syncd.remote.facts import backend_facts
+
+if TYPE_CHECKING:
+    from syncd.store.catalog import Catalog
+    from syncd.config import Config, FolderConfig
+
+TERMINAL = frozenset({"done", "failed", "remote-deleted"})
+
+# What each state means, in the words ``syncd status`` and the progress display use
+# (``status --json`` keeps the short names above).
+STATE_WORDS = {
+    "new": "waiting to upload",
+    "uploading": "uploading",
+    "processing": "processing",
+    "pipelines": "running pipelines",
+    "collecting": "adding to collection",
+    "done": "done",
+    "failed": "failed",
+    "remote-deleted": "deleted on the remote",
+    "ambiguous": "ambiguous",
+}
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    path: str
+    sha256: str | None
+    video_id: str | None
+    state: str
+    collection: str | None
+    steps: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    error: str | None = None
+    processing_steps: tuple[str, ...] = ()  # which of ``steps`` are the backend's processing (the rest: pipelines)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def words(self) -> str:
+        """The state in plain words, naming the pipeline a file waits on."""
+        running = self.running_step()
+        if self.state == "pipelines" and running:
+            return f"running {running[0]}"
+        return STATE_WORDS.get(self.state, self.state)
+
+    def running_step(self) -> tuple[str, float | None] | None:
+        """The step this file waits on (processing or a pipeline) and its percentage."""
+        if self.state not in ("processing", "pipelines"):
+            return None
+        wanted = self.processing_steps if self.state == "processing" else tuple(
+            k for k in self.steps if k not in self.processing_steps)
+        for name in wanted:
+            state, pct = self.steps.get(name, ("pending", None))
+            if state != "done":
+                return name, pct
+        return None
+
+    @property
+    def percent(self) -> float | None:
+        running = self.running_step()
+        return None if running is None else running[1]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "video_id": self.video_id,
+            "state": self.state,
+            "collection": self.collection,
+            "steps": {k: {"state": s, "percentage": p} for k, (s, p) in self.steps.items()},
+            "error": self.error,
+        }
+
+
+def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, deletions_ok: bool = True) -> FolderPolicy:
+    """The planner's view of a folder; ``facts``: what the backend declares (its steps and
+    the pipelines its collections need), as data."""
+    return FolderPolicy(
+        path=folder.path,
+        scan_ok=scan_ok,
+        deletions_ok=deletions_ok,
+        collections=folder.collections == "subfolder" and facts.grouping == "collection",
+        pipelines=tuple(p for p in folder.pipelines if p in facts.pipelines),  # config checked them too
+        delete_remote=folder.delete_remote,
+        on_remote_delete=folder.on_remote_delete,
+        remove_empty_collections=folder.remove_empty_collections,
+        processing_steps=facts.processing_steps,
+        collection_pipelines=facts.collection_pipelines,
+    )
+
+
+# Here rather than in the engine: ``syncd status`` then imports neither the engine nor
+# what it needs (the HTTP client, numpy).
+def file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> list[FileStatus]:
+    """Every tracked, present file's status (``sync --wait``, the mirror). ``facts``: the
+    open remote's features, else what the configured backend declares."""
+    return list(iter_file_statuses(config, catalog, facts))
+
+
+def iter_file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> Iterator[FileStatus]:
+    """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
+    facts = facts or backend_facts(config.remote.backend)
+    policies = {f.path: folder_policy(f, facts) for f in config.folders}
+    memberships = catalog.memberships()
+    for file, content in catalog.iter_present():
+        policy = policies.get(file.folder)
+        if policy is not None:
+            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
+
+
+def file_status(
+    file: FileRecord,
+    content: ContentRecord | None,
+    policy: FolderPolicy,
+    memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
+    max_attempts: int,
+) -> FileStatus:
+    # Strings, not Path objects: ``syncd status`` builds one of these per tracked file.
+    path = f"{file.folder}/{file.rel_path}"
+    collection = _subfolder(file.rel_path) if policy.collections else None
+    if content is None:
+        return FileStatus(path, file.sha256, None, "new", collection)
+    pipelines = policy.effective_pipelines
+    steps: dict[str, tuple[str, float | None]] = {
+        name: (content.step(name).state, content.step(name).percentage)
+        for name in (*policy.processing_steps, *pipelines)
+    }
+    state, error = _state(content, policy, collection, memberships, max_attempts)
+    return FileStatus(
+        path, content.sha256, content.video_id, state, collection, steps, error or content.error,
+        policy.processing_steps,
+    )
+
+
+def _subfolder(rel_path: str) -> str | None:
+    """``FileRecord.subfolder`` without a path object: the first part of a nested path."""
+    head, sep, _ = rel_path.partition("/")
+    return head if sep else None
+
+
+def _state(
+    content: ContentRecord,
+    policy: FolderPolicy,
+    collection: str | None,
+    memberships: frozenset[tuple[str, str]] | set[tuple[str, str]],
+    max_attempts: int,
+) -> tuple[str, str | None]:
+    if content.state == "remote_deleted":
+        return "remote-deleted", "deleted on the remote; run `syncd restore PATH` to upload again"
+    if content.state in ("new", "deleted"):
+        return "new", None
+    if content.state in ("uploading", "failed"):
+        if content.attempts >= max_attempts:
+            return "failed", content.error
+        return "uploading", content.error
+    failure = policy.processing_failed(content)
+    if failure:
+        return ("failed" if content.attempts >= max_attempts else "processing"), failure
+    if not policy.processed(content):
+        return "processing", None
+    for name in policy.effective_pipelines:
+        step = content.step(name)
+        if step.state == "failed":
+            if step.attempts >= max_attempts:
+                return "failed", f"{name}: {step.error or 'failed'}"
+            return "pipelines", f"{name}: {step.error or 'failed'} (will retry)"
+        if step.state != "done":
+            return "pipelines", None
+    if collection and (collection, content.sha256) not in memberships:
+        return ("collecting" if ready_for_collection(content, policy) else "pipelines"), None
+    return "done", None

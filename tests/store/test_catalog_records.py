@@ -1,0 +1,23 @@
+"""Every way the catalog reads a content carries all its fields (a batched read once left out
+the ownership columns, so a marked video was planned for marking on every pass)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncd.store.catalog import Catalog
+from syncd.models import LocalFile
+
+
+def test_contents_and_present_files_carry_owned_and_marked(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    with Catalog.open(tmp_path / "state") as catalog:
+        catalog.record_scan(folder, [(LocalFile(folder, "a.mp4", 10, 1, 1), "a" * 64)], [], 1.0)
+        catalog.video_registered("a" * 64, "v1", "a.mp4", owned=False)
+        catalog.set_marked("a" * 64, True)
+        [content] = catalog.contents()
+        assert (content.owned, content.marked) == (False, True)
+        [(_, present)] = list(catalog.iter_present())
+        assert present is not None and (present.owned, present.marked) == (False, True)
+        [in_progress] = catalog.contents_in_progress(("transcoding",))
+        assert (in_progress.owned, in_progress.marked) == (False, True)

@@ -1,0 +1,164 @@
+"""Scale (issue 15): work in proportion to change, counted, never timed. The engine
+in-process against the emulator, real folders; the synced state is reached through
+the emulator's ``videos/register`` admin call and ``Catalog.link_finished``."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from syncd.store.catalog import Catalog
+from syncd.config import Config, load_config
+from syncd.emulator import Emulator
+from syncd.sync.engine import Engine, file_statuses
+from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
+from syncd.remote.mikshi import MikshiClient
+from syncd.sync.scan import ScanProgress
+from tests.conftest import (
+    FAST_RETRY,
+    KEY,
+    admin_videos,
+    clear_requests,
+    run_syncd,
+    syncd_env,
+    wait_for,
+    write_config,
+    write_random,
+)
+from tests.service.test_daemon import SyncdDaemon, daemon_config, plain_folders, status_json
+
+
+def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int) -> Config:
+    """``files`` small files, catalogued, on the remote and finished, in nested folders."""
+    drop = tmp_path / "drop"
+    for i in range(files):
+        path = drop / f"cam{i // 100:02d}" / f"clip{i:05d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"clip {i}\n".encode())
+    folders = [{"path": str(drop), "collections": "none", "pipelines": []}]
+    config = load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        Engine(config, catalog, remote).observe()
+        records = catalog.files()
+        videos = [{"name": f.rel_path, "size": f.size, "sha256": f.sha256,
+                   "md5": hashlib.md5(f.path.read_bytes()).hexdigest()} for f in records]
+        ids = admin.post("/videos/register", json={"videos": videos}).json()["video_ids"]
+        catalog.link_finished([(f.sha256 or "", v, f.rel_path) for f, v in zip(records, ids, strict=True)],
+                              PROCESSING_STEPS)
+        catalog.set_meta("adopt_remote", "0")
+        # The first pass mirrors every video once (details, sidecars, full text).
+        assert Engine(config, catalog, remote).run_pass().plan.actions == []
+    return config
+
+
+def statements(config: Config, emu: Emulator, what: str) -> Counter[str]:
+    """SQL statements a fresh process's unchanged pass (or status) sends, by kind."""
+    seen: Counter[str] = Counter()
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        catalog.db.conn.set_trace_callback(lambda sql: seen.update([" ".join(sql.split())[:80]]))
+        if what == "pass":
+            report = Engine(config, catalog, remote).run_pass()
+            assert report.plan.actions == [] and report.hashed == 0
+        else:
+            assert {s.state for s in file_statuses(config, catalog)} == {"done"}
+    return seen
+
+
+def test_unchanged_pass_and_status_issue_no_per_file_queries(tmp_path: Path, emu: Emulator,
+                                                              admin: httpx.Client) -> None:
+    small = synced_tree(tmp_path / "small", emu, admin, 500)
+    large = synced_tree(tmp_path / "large", emu, admin, 1000)
+    for what in ("pass", "status"):
+        few, many = statements(small, emu, what), statements(large, emu, what)
+        assert sum(many.values()) == sum(few.values()), (what, many - few)
+        assert sum(few.values()) < 150, few.most_common(5)
+
+
+def test_status_imports_no_heavy_modules(tmp_path: Path) -> None:
+    """``syncd status`` starts fast: it loads no HTTP client, numpy, PyAV, Prometheus
+    client, scheduler or engine (they cost most of a start-up)."""
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    heavy = ["numpy", "av", "prometheus_client", "apscheduler", "httpx", "watchdog", "sqlite_utils",
+             "syncd.sync.engine"]
+    script = (f"import sys; from syncd.cli.main import main; code = main(['-c', {str(config)!r}, 'status']); "
+              f"print(code, [m for m in {heavy!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", script], env=syncd_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
+
+
+def test_an_idle_daemon_polls_no_listing_between_deletion_checks(tmp_path: Path, emu: Emulator,
+                                                                 admin: httpx.Client) -> None:
+    """Polls read what is in flight (nothing, once every video is done); the complete
+    listing waits for ``schedule.deletion_check`` (1 h by default)."""
+    drop = tmp_path / "drop"
+    for i in range(3):
+        write_random(drop / f"clip{i}.mp4", 20_000, seed=i)
+    config = daemon_config(tmp_path, emu.base_url, plain_folders(drop), schedule={"remote_poll": "1s"})
+    config.write_text(config.read_text() + "log_level: debug\n")  # to see each quiet pass
+    with SyncdDaemon(config) as daemon:
+        wait_for(lambda: [r["state"] for r in status_json(config)] == ["done"] * 3, 60, "done", daemon.log)
+        wait_for(lambda: "quiet pass" in daemon.log(), 60, "a quiet pass", daemon.log)
+        clear_requests(admin)
+        quiet = daemon.log().count("quiet pass")
+        wait_for(lambda: daemon.log().count("quiet pass") >= quiet + 4, 60, "four more polls", daemon.log)
+        listings = [r for r in admin.get("/requests").json() if "/videos/list" in r["path"]]
+        assert listings == []
+        assert daemon.stop() == 0
+    assert "remote deletion check every 1h" in daemon.log()
+
+
+def test_remote_deletions_are_found_on_the_deletion_check_schedule(tmp_path: Path, emu: Emulator,
+                                                                   admin: httpx.Client) -> None:
+    """The guards are those of any complete listing: the deleted video is gone from it and
+    answers 404; then its file goes to the trash (the default ``on_remote_delete``)."""
+    drop = tmp_path / "drop"
+    write_random(drop / "a.mp4", 20_000, seed=1)
+    write_random(drop / "b.mp4", 20_000, seed=2)
+    config = daemon_config(tmp_path, emu.base_url, plain_folders(drop),
+                           schedule={"remote_poll": "1s", "deletion_check": "2s"})
+    with SyncdDaemon(config) as daemon:
+        wait_for(lambda: [r["state"] for r in status_json(config)] == ["done"] * 2, 60, "done", daemon.log)
+        victim = next(v for v in admin_videos(admin) if v["name"] == "a.mp4")
+        admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
+        wait_for(lambda: not (drop / "a.mp4").exists(), 60, "the remote deletion", daemon.log)
+        assert (drop / "b.mp4").exists()
+        assert daemon.stop() == 0
+    assert "last checked never" not in run_syncd(config, "status").stdout
+
+
+class Killed(Exception):
+    """Stands in for a kill -9 part way through hashing."""
+
+
+def test_a_long_first_pass_commits_in_batches_and_reports_progress(tmp_path: Path, emu: Emulator) -> None:
+    drop = tmp_path / "drop"
+    for i in range(2500):
+        (drop / f"cam{i // 500}").mkdir(parents=True, exist_ok=True)
+        (drop / f"cam{i // 500}" / f"clip{i:05d}.mp4").write_bytes(f"clip {i}\n".encode())
+    folders = [{"path": str(drop), "collections": "none", "pipelines": []}]
+    config = load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
+    seen: list[tuple[int, int, int, int]] = []
+
+    def killed_at_1500(p: ScanProgress) -> None:
+        seen.append((p.files_seen, p.to_hash, p.hashed, p.bytes_hashed))
+        if p.hashed == 1500:
+            raise Killed
+
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        with pytest.raises(Killed):
+            Engine(config, catalog, remote, on_progress=killed_at_1500).observe()
+        assert seen[0] == (2500, 2500, 0, 0)
+        assert seen[-1][2] == 1500 and seen[-1][3] == sum(len(f"clip {i}\n") for i in range(1500))
+        assert len(catalog.files()) == 1000  # one batch committed, the rest lost with the "kill"
+        progress: list[ScanProgress] = []
+        Engine(config, catalog, remote, on_progress=progress.append).observe()
+        assert progress[-1].to_hash == 1500 and progress[-1].hashed == 1500  # only what was lost
+        assert len(catalog.files()) == 2500
