@@ -31,6 +31,8 @@ def _yaml_scalar(value: object) -> str:
         return str(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_plain_or_quoted(str(item), "[{}]", [str(item)]) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_yaml_scalar(item)}" for key, item in value.items()) + "}"
     return _plain_or_quoted(str(value), "k: {}", {"k": str(value)})
 
 

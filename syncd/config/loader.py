@@ -187,6 +187,23 @@ class _Loader:
 
     # ----------------------------------------------------------------------- cross-key rules
 
+    def rate_limits(self, limits: dict[str, str | None], backend: str, facts: Features) -> dict[str, str | None]:
+        """Overrides of the backend's published rates: only groups it declares."""
+        for group in limits:
+            if group not in facts.rate_limits:
+                known = ", ".join(facts.rate_limits) or "none: it publishes no rate limits"
+                self.fail(f"remote.rate_limits.{group}",
+                          f"the {backend} backend has no endpoint group {quote(group)} (known: {known})")
+        return limits
+
+    def check_backend_keys(self, remote: dict[str, Any]) -> None:
+        """Keys that only one backend reads are an error for another, not silently ignored."""
+        if remote["backend"] == "memories":
+            return
+        for key in ("v2_base_url", "unique_id"):
+            if remote[key] is not None:
+                self.fail(f"remote.{key}", f"only the memories backend reads this key (backend is {remote['backend']})")
+
     def pipelines(self, names: tuple[str, ...] | None, backend: str, facts: Features, index: int) -> tuple[str, ...]:
         """A folder's pipelines, checked against what its backend declares; None: its default."""
         if names is None:
@@ -400,7 +417,11 @@ def load_config(
         api_key_source=api_key_source,
         timeout=remote_raw["timeout"],
         max_retries=remote_raw["max_retries"],
+        v2_base_url=remote_raw["v2_base_url"],
+        unique_id=remote_raw["unique_id"],
+        rate_limits=loader.rate_limits(remote_raw["rate_limits"], remote_raw["backend"], facts),
     )
+    loader.check_backend_keys(remote_raw)
 
     mirror_raw = raw["mirror"]
     sidecars, sidecar_dir = mirror_raw["sidecars"]

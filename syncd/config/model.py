@@ -5,14 +5,15 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
 CONFIG_ENV = "SYNCD_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
 CREDENTIAL_NAME = "api-key"  # systemd LoadCredential=api-key:/path → $CREDENTIALS_DIRECTORY/api-key
-BACKENDS: tuple[str, ...] = ("mikshi",)
+BACKENDS: tuple[str, ...] = ("mikshi", "memories")
 # S3-style multipart limits: every part but the last must be at least 5 MiB.
 MIN_PART_SIZE = 5 * 2**20
 MAX_PART_SIZE = 5 * 2**30
@@ -82,6 +83,10 @@ class RemoteConfig:
     api_key_source: str  # where the key came from, for messages: "$SYNCD_API_KEY", "file /x", ...
     timeout: float  # seconds per request
     max_retries: int
+    v2_base_url: str | None = None  # memories: download/streams host; None = its default
+    unique_id: str | None = None  # memories: the namespace; None = "default"
+    #: Overrides of the backend's published rates, group -> "count/period" or None (unpaced).
+    rate_limits: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

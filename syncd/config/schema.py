@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from syncd.config.model import BACKENDS, MAX_PART_SIZE, MIN_PART_SIZE
-from syncd.units import format_size, parse_duration, parse_size
+from syncd.units import format_size, parse_duration, parse_rate, parse_size
 
 
 class Invalid(Exception):
@@ -241,6 +241,40 @@ def _patterns(value: object, env: Env) -> tuple[str, ...]:
     return tuple(_string_list("file name patterns such as \"*.mp4\"")(value))
 
 
+def _optional_url(value: object, env: Env) -> str | None:
+    return None if value is None else _url(value, env)
+
+
+def _unique_id(value: object, env: Env) -> str | None:
+    if value is None:
+        return None
+    text = _want_str(value, "a namespace name")
+    if not text.strip() or not text.isprintable():
+        raise Invalid(f"expected a non-empty printable name, got {quote(text)}")
+    return text
+
+
+def _rate_limits(value: object, env: Env) -> dict[str, str | None]:
+    """Syntax only here; the group names are checked against the backend's (``loader``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a mapping of endpoint group to rate such as {{upload: 1/min}}, got {describe(value)}")
+    limits: dict[str, str | None] = {}
+    for group, rate in value.items():
+        if not isinstance(group, str):
+            raise Invalid(f"expected endpoint group names, got {describe(group)}")
+        if rate is None:
+            limits[group] = None  # not paced at all
+            continue
+        try:
+            parse_rate(str(rate))
+        except ValueError as exc:
+            raise Invalid(f"{group}: {exc}") from None
+        limits[group] = str(rate)
+    return limits
+
+
 def _pipelines(value: object, env: Env) -> tuple[str, ...] | None:
     """Syntax only here; the names are checked against the backend's (``_Loader.pipelines``).
     None: the backend's default."""
@@ -342,7 +376,7 @@ SCHEMA = Section(
             "remote",
             "The remote video service.",
             (
-                Key("backend", _backend, "Which service API to speak. Only mikshi exists for now.", "mikshi"),
+                Key("backend", _backend, "Which service API to speak: mikshi or memories (memories.ai).", "mikshi"),
                 Key(
                     "base_url",
                     _url,
@@ -365,6 +399,28 @@ SCHEMA = Section(
                     None,
                 ),
                 Key("timeout", _duration(positive=True), "Time limit for one HTTP request.", "30s"),
+                Key(
+                    "v2_base_url",
+                    _optional_url,
+                    "memories only: the v2 host for downloads and live streams. "
+                    "null = https://mavi-backend.memories.ai/serve/api/v2.",
+                    None,
+                ),
+                Key(
+                    "unique_id",
+                    _unique_id,
+                    "memories only: the namespace (unique_id) this syncd uploads into and lists. null = default.",
+                    None,
+                ),
+                Key(
+                    "rate_limits",
+                    _rate_limits,
+                    "Requests per endpoint group, paced before the service refuses (\"5/s\", \"1/min\"; null = "
+                    "unpaced). Unset groups keep the backend's published figures (memories: upload 1/min, "
+                    "list 5/s, delete 5/s, search 1/s, metadata 5/s, task_status 1/s, download 12/min, stream 1/s; "
+                    "mikshi publishes none).",
+                    {},
+                ),
                 Key(
                     "max_retries",
                     _integer(0, 100),

@@ -44,7 +44,10 @@ def open_remote(
         )
     if config.backend == "memories":
         from syncd.remote.memories import MemoriesClient, MemoriesRemote
+        from syncd.remote.memories import DEFAULT_V2_BASE_URL
 
-        return MemoriesRemote(MemoriesClient(config.base_url, config.api_key.reveal(), timeout=config.timeout,
-                                             retry=retry, sleep=sleep))
+        return MemoriesRemote(MemoriesClient(
+            config.base_url, config.api_key.reveal(), v2_base_url=config.v2_base_url or DEFAULT_V2_BASE_URL,
+            unique_id=config.unique_id or "default", rate_limits=config.rate_limits, timeout=config.timeout,
+            retry=retry, sleep=sleep))
     raise ValueError(f"unknown backend {config.backend!r}")

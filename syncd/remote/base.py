@@ -426,6 +426,9 @@ class Features:
     embeddings_after: tuple[str, ...] = ()
     #: Largest file ``Remote.upload`` sends in one request (0: no limit of its own).
     direct_upload_max_bytes: int = 0
+    #: Published request rates per endpoint group ("5/s", "1/min"); the config's
+    #: ``remote.rate_limits`` may override any of them. Empty: the service publishes none.
+    rate_limits: Mapping[str, str | None] = field(default_factory=dict)
     chunked: ChunkedUploader | None = None
     collections: Collections | None = None
     tags: Tags | None = None

@@ -32,8 +32,20 @@ MIKSHI = Features(
 # ---------------------------------------------------------------- memories.ai
 #: The one processing step: the service parses every upload by itself (no pipelines).
 MEMORIES_PARSE_STEP = "parse"
+#: Published per-account limits (memories-public-summary.md, "Rate limits"). get_metadata
+#: has no figure of its own: the list figure. ``stream`` has none: a cautious 1/s.
+MEMORIES_RATE_LIMITS: dict[str, str | None] = {
+    "upload": "1/min",
+    "list": "5/s",
+    "delete": "5/s",
+    "search": "1/s",
+    "metadata": "5/s",
+    "task_status": "1/s",
+    "download": "12/min",
+    "stream": "1/s",
+}
 MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
-                    direct_upload_max_bytes=3 * 1000 ** 3)
+                    direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS)
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

@@ -62,25 +62,14 @@ from syncd.remote.base import (
     StepStatus,
     VideoDetails,
 )
-from syncd.remote.facts import MEMORIES, MEMORIES_PARSE_STEP
+from syncd.remote.facts import MEMORIES, MEMORIES_PARSE_STEP, MEMORIES_RATE_LIMITS
 from syncd.remote.http import HttpClient, RetryPolicy, error_message, parse_retry_after
 from syncd.remote.ratelimit import RateLimiter
 
 DEFAULT_BASE_URL = "https://api.memories.ai/serve/api/v1"
 DEFAULT_V2_BASE_URL = "https://mavi-backend.memories.ai/serve/api/v2"
 
-#: Published per-account limits (memories-public-summary.md, "Rate limits"). get_metadata
-#: has no figure of its own: the list figure. ``stream`` has none: a cautious 1/s.
-DEFAULT_RATE_LIMITS: dict[str, str | None] = {
-    "upload": "1/min",
-    "list": "5/s",
-    "delete": "5/s",
-    "search": "1/s",
-    "metadata": "5/s",
-    "task_status": "1/s",
-    "download": "12/min",
-    "stream": "1/s",
-}
+DEFAULT_RATE_LIMITS = MEMORIES_RATE_LIMITS
 
 VIDEO_EXTENSIONS = {".mp4": "video/mp4", ".avi": "video/x-msvideo",
                     ".mkv": "video/x-matroska", ".mov": "video/quicktime"}
