@@ -187,14 +187,16 @@ class _Loader:
 
     # ----------------------------------------------------------------------- cross-key rules
 
-    def rate_limits(self, limits: dict[str, str | None], backend: str, facts: Features) -> dict[str, str | None]:
+    def rate_limits(self, limits: dict[str, str | None], backend: str,
+                    facts: Features) -> tuple[tuple[str, str | None], ...]:
         """Overrides of the backend's published rates: only groups it declares."""
         for group in limits:
             if group not in facts.rate_limits:
                 known = ", ".join(facts.rate_limits) or "none: it publishes no rate limits"
                 self.fail(f"remote.rate_limits.{group}",
-                          f"the {backend} backend has no endpoint group {quote(group)} (known: {known})")
-        return limits
+                          f"the {backend} backend has no endpoint group {quote(group)} (known: {known})",
+                          self.lines.get("remote.rate_limits"))
+        return tuple(limits.items())
 
     def check_backend_keys(self, remote: dict[str, Any]) -> None:
         """Keys that only one backend reads are an error for another, not silently ignored."""
@@ -202,7 +204,8 @@ class _Loader:
             return
         for key in ("v2_base_url", "unique_id"):
             if remote[key] is not None:
-                self.fail(f"remote.{key}", f"only the memories backend reads this key (backend is {remote['backend']})")
+                self.fail(f"remote.{key}", f"only the memories backend reads this key (backend is {remote['backend']})",
+                          self.lines.get(f"remote.{key}"))
 
     def pipelines(self, names: tuple[str, ...] | None, backend: str, facts: Features, index: int) -> tuple[str, ...]:
         """A folder's pipelines, checked against what its backend declares; None: its default."""

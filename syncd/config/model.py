@@ -5,8 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -85,8 +84,9 @@ class RemoteConfig:
     max_retries: int
     v2_base_url: str | None = None  # memories: download/streams host; None = its default
     unique_id: str | None = None  # memories: the namespace; None = "default"
-    #: Overrides of the backend's published rates, group -> "count/period" or None (unpaced).
-    rate_limits: Mapping[str, str | None] = field(default_factory=dict)
+    #: Overrides of the backend's published rates: (group, "count/period" or None = unpaced).
+    #: Pairs, not a dict, so the config stays hashable.
+    rate_limits: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,6 @@ def open_remote(
 
         return MemoriesRemote(MemoriesClient(
             config.base_url, config.api_key.reveal(), v2_base_url=config.v2_base_url or DEFAULT_V2_BASE_URL,
-            unique_id=config.unique_id or "default", rate_limits=config.rate_limits, timeout=config.timeout,
+            unique_id=config.unique_id or "default", rate_limits=dict(config.rate_limits), timeout=config.timeout,
             retry=retry, sleep=sleep))
     raise ValueError(f"unknown backend {config.backend!r}")

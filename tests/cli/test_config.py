@@ -284,7 +284,31 @@ ERRORS: list[tuple[str, str, str]] = [
     (
         "unknown-backend",
         "remote:\n  backend: s3\n  base_url: http://127.0.0.1:8765\nfolders:\n  - path: ./drop\n",
-        ":2: remote.backend: unknown backend 's3' (known: mikshi)",
+        ":2: remote.backend: unknown backend 's3' (known: mikshi, memories)",
+    ),
+    (
+        "memories-key-on-mikshi",
+        "remote:\n  base_url: http://127.0.0.1:8765\n  unique_id: cams\nfolders:\n  - path: ./drop\n",
+        ":3: remote.unique_id: only the memories backend reads this key (backend is mikshi)",
+    ),
+    (
+        "rate-limit-unknown-group",
+        "remote:\n  backend: memories\n  base_url: http://127.0.0.1:8765\n  rate_limits: {uplod: 1/s}\n"
+        "folders:\n  - path: ./drop\n",
+        ":4: remote.rate_limits.uplod: the memories backend has no endpoint group 'uplod' (known: upload, list, "
+        "delete, search, metadata, task_status, download, stream)",
+    ),
+    (
+        "rate-limit-bad-rate",
+        "remote:\n  backend: memories\n  base_url: http://127.0.0.1:8765\n  rate_limits: {upload: fast}\n"
+        "folders:\n  - path: ./drop\n",
+        ":4: remote.rate_limits: upload: bad rate 'fast': use <count>/<unit> with a unit s, min or h (e.g. 5/s, 1/min, 12/min)",
+    ),
+    (
+        "rate-limits-on-mikshi",
+        "remote:\n  base_url: http://127.0.0.1:8765\n  rate_limits: {upload: 1/s}\nfolders:\n  - path: ./drop\n",
+        ":3: remote.rate_limits.upload: the mikshi backend has no endpoint group 'upload' (known: none: it "
+        "publishes no rate limits)",
     ),
     (
         "base-url-ftp",
