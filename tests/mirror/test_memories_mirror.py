@@ -185,15 +185,18 @@ def test_pulls_keep_to_the_download_rate_limit(tmp_path: Path, emu: MemoriesEmul
 
 def test_remote_search_maps_hits_to_local_files(tmp_path: Path, emu: MemoriesEmulator,
                                                 client: MemoriesClient) -> None:
-    drop = make_tree(tmp_path)
+    # The emulator's search scores a video by the words of its name (and of made-up captions):
+    # every name holds the query's word, so every video is a hit.
+    clips = {"cam1/forklift-loading-gate.mp4": 6, "cam2/truck-gate.mp4": 4}
+    drop = make_tree(tmp_path, clips)
     config = config_for(tmp_path, emu)
     synced(config)
-    make_clip(tmp_path / "elsewhere" / "yard.mp4", seconds=4, seed=90)
-    yard = client.upload(tmp_path / "elsewhere" / "yard.mp4").video_no  # on the remote only
+    make_clip(tmp_path / "elsewhere" / "yard-gate.mp4", seconds=4, seed=90)
+    yard = client.upload(tmp_path / "elsewhere" / "yard-gate.mp4").video_no  # on the remote only
     emu.advance_clock(1)
     remote = by_name(emu)
-    local = {remote[Path(rel).name]["video_no"]: str(drop / rel) for rel in CLIPS}
-    query = "forklift at the gate"
+    local = {remote[Path(rel).name]["video_no"]: str(drop / rel) for rel in clips}
+    query = "gate"
     expected = client.search(query, top_k=50, filtering_level="low")
     assert {h.video_no for h in expected} == {*local, yard}
     before = last_seq(emu)
@@ -213,15 +216,22 @@ def test_remote_search_maps_hits_to_local_files(tmp_path: Path, emu: MemoriesEmu
     assert str(drop / "cam1/forklift-loading-gate.mp4") in table.stdout
     # With a folder filter, only the videos there are searched, and found at their paths.
     only = search(config, query, "--remote", "--folder", str(drop / "cam2"), "--top-k", "50")
-    assert only and {h["path"] for h in only} == {str(drop / "cam2/car-at-barrier.mp4")}
+    assert only and {h["path"] for h in only} == {str(drop / "cam2/truck-gate.mp4")}
 
 
 def test_an_unchanged_pass_asks_no_metadata(tmp_path: Path, emu: MemoriesEmulator) -> None:
     clips = {f"cam{i % 2}/clip-{i}.mp4": 2 for i in range(4)}
     drop = make_tree(tmp_path, clips)
-    config = config_for(tmp_path, emu)
+    emu.set_rate_limits({"metadata": "2/s"})  # the service refuses faster get_metadata with 0429
+    config = config_for(tmp_path, emu, rate_limits={"metadata": "2/s"})
     synced(config)
     assert all(sidecar(drop / rel)["statuses"] == {"parse": "PARSE"} for rel in clips)
+    asked = calls(emu, V1 + "/get_metadata")
+    # Paced before the service refuses: at most 2 in any second as the emulator saw them
+    # arrive (less a margin for loopback jitter), and hardly ever a 0429.
+    assert len(asked) >= len(clips)
+    assert all(later["time"] - earlier["time"] >= 0.8 for earlier, later in zip(asked, asked[2:]))
+    assert sum(r["code"] == "0429" for r in asked) <= 1, asked
     before = last_seq(emu)
     synced(config)
     synced(config)
