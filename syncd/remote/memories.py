@@ -722,6 +722,19 @@ def _keywords(video: MemoriesVideo) -> tuple[str, ...]:
 FACTS = MEMORIES
 
 
+@dataclass(frozen=True)
+class _Where:
+    """What MemoriesRemote keeps of a listed video (small: a listing may hold 10,000s)."""
+
+    cover_url: str | None
+    bucket: str | None
+    blob: str | None
+
+    @classmethod
+    def of(cls, video: MemoriesVideo) -> _Where:
+        return cls(video.cover_url, video.bucket, video.blob)
+
+
 class MemoriesRemote:
     """memories.ai as a :class:`~syncd.remote.base.Remote` (video ids are ``video_no``s)."""
 
@@ -732,7 +745,7 @@ class MemoriesRemote:
         # What the last complete listing (and each get_metadata since) said of each video:
         # its cover URL (get_metadata has none) and its stored file (bucket/blob), so that
         # details and downloads need not ask the service again. Replaced by each listing.
-        self._known: dict[str, MemoriesVideo] = {}
+        self._known: dict[str, _Where] = {}
 
     def __repr__(self) -> str:
         return f"MemoriesRemote({self.client!r})"
@@ -751,7 +764,7 @@ class MemoriesRemote:
 
     def list_videos(self) -> list[RemoteVideo]:
         videos = self.client.list_videos(page_size=self.page_size)
-        self._known = {v.video_no: v for v in videos}
+        self._known = {v.video_no: _Where.of(v) for v in videos}
         return [self._listed(v) for v in videos]
 
     @staticmethod
@@ -768,7 +781,7 @@ class MemoriesRemote:
         listed = self._known.get(video_id)
         if video.cover_url is None and listed is not None and listed.cover_url:
             video = replace(video, cover_url=listed.cover_url)
-        self._known[video_id] = video
+        self._known[video_id] = _Where.of(video)
         return video
 
     def _cover_url(self, video_id: str) -> str | None:
@@ -782,7 +795,8 @@ class MemoriesRemote:
         if video.cover_url is None:  # no listing of this process had it
             cover = self._cover_url(video_id)
             if cover:
-                video = self._known[video_id] = replace(video, cover_url=cover)
+                video = replace(video, cover_url=cover)
+                self._known[video_id] = _Where.of(video)
         # As the service reported it, with the cover URL (a stable CDN address) from its
         # listing; the video's own CDN URL is left out: the file is fetched by bucket/blob.
         reported = {k: v for k, v in video.reported.items() if k != "video_url"}
@@ -803,12 +817,12 @@ class MemoriesRemote:
     def download_video(self, video_id: str, dest: BinaryIO) -> int:
         """v2 download by bucket/blob (paced as ``download``), streamed into ``dest``; the
         bucket/blob of the last listing or details are used, else get_metadata is asked."""
-        video = self._known.get(video_id)
-        if video is None or not video.bucket or not video.blob:
-            video = self._metadata(video_id)
-        if not video.bucket or not video.blob:
+        where = self._known.get(video_id)
+        if where is None or not where.bucket or not where.blob:
+            where = _Where.of(self._metadata(video_id))
+        if not where.bucket or not where.blob:
             raise RemoteError(f"video {video_id} has no stored file to download")
-        return self.client.download_to(video.bucket, video.blob, dest.write).size
+        return self.client.download_to(where.bucket, where.blob, dest.write).size
 
     def check(self) -> str:
         return f"{self.client.check()} video(s)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ import pytest
 
 from syncd.emulator.memories import MemoriesEmulator
 from syncd.media.clips import make_clip
-from syncd.remote.memories import MemoriesClient
+from syncd.remote.memories import MemoriesClient, MemoriesRemote
 from syncd.store.catalog import Catalog
 from tests.conftest import run_syncd, write_config
-from tests.memories_support import NO_LIMITS, V1, V2, make_client, memories_config
+from tests.memories_support import NO_LIMITS, V1, V2, logged, make_client, memories_config
 
 WAIT = ("sync", "--wait", "--timeout", "60")
 CLIPS = {"cam1/forklift-loading-gate.mp4": 6, "cam2/car-at-barrier.mp4": 4}
@@ -71,10 +72,19 @@ def search(config: Path, *args: str) -> list[dict[str, Any]]:
 
 
 def calls(emu: MemoriesEmulator, path: str, since: int = 0) -> list[dict[str, Any]]:
+    """The logged requests to ``path`` (after ``since``), once the log is quiet: the emulator
+    logs a request just after answering it, so a finished client can be ahead of it."""
+    seen, since_change = -1, time.monotonic()
+    while time.monotonic() - since_change < 0.2:
+        count = len(emu.requests())
+        if count != seen:
+            seen, since_change = count, time.monotonic()
+        time.sleep(0.02)
     return [r for r in emu.requests(since) if r["path"] == path]
 
 
 def last_seq(emu: MemoriesEmulator) -> int:
+    calls(emu, "")  # once every request so far is logged
     return max((r["seq"] for r in emu.requests()), default=0)
 
 
@@ -255,3 +265,19 @@ def test_vector_search_says_the_backend_has_no_embeddings(tmp_path: Path, emu: M
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--offline" in lines[0] and "--remote" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_remote_search_over_many_videos_goes_in_batches(tmp_path: Path, emu: MemoriesEmulator,
+                                                        client: MemoriesClient) -> None:
+    make_clip(tmp_path / "gate.mp4", seconds=4, seed=95)
+    video_no = client.upload(tmp_path / "gate.mp4").video_no
+    emu.advance_clock(1)
+    remote = MemoriesRemote(make_client(emu))
+    try:
+        ids = [f"VI{n:018d}" for n in range(150)] + [video_no]  # the service takes 100 per search
+        hits = remote.search("gate", ids, top_k=3)
+        logged(emu, 3)  # the upload and two searches
+        assert len(calls(emu, V1 + "/search")) == 2
+        assert hits and {h.video_id for h in hits} == {video_no} and [h.rank for h in hits] == [1, 2, 3][:len(hits)]
+    finally:
+        remote.close()
