@@ -264,7 +264,7 @@ class MemoriesVideo:
             resolution_label=_str(item.get("resolution_label")),
             video_url=_str(item.get("video_url")),
             cover_url=_str(item.get("cover_url")),
-            reported=dict(item),
+            reported=item,
         )
 
 
