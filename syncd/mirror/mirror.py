@@ -493,4 +493,5 @@ def _metadata_text(facts: dict[str, Any]) -> str:
     for key in ("duration_seconds", "created_at"):
         if facts.get(key) is not None:
             parts.append(f"{key} {facts[key]}")
+    parts.extend(str(word) for word in facts.get("keywords") or ())  # tags, camera, place...
     return "\n".join(parts)

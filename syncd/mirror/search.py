@@ -6,7 +6,8 @@
   similarity across every mirrored video (``index.SearchIndex.query``).
 * ``search_offline``: full text only (names, paths, collections, metadata); never
   touches the remote. A hit is a whole video.
-* ``search_remote``: the remote's own search over the same videos, for comparison.
+* ``search_remote``: the remote's own search over the same videos, for comparison (a
+  backend that searches its whole library also finds videos with no local file).
 
 Filters (collection, folder) select videos by their mirrored local files.
 """
@@ -18,7 +19,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +140,41 @@ def search_offline(catalog: Catalog, index: SearchIndex, text: str, top_k: int,
 
 def search_remote(catalog: Catalog, remote: Remote, text: str, top_k: int,
                   wanted: SearchFilter = SearchFilter()) -> list[Hit]:
+    """The remote's search. Unfiltered, on a backend that searches its whole library, it
+    can find videos with no local file: such a hit has no path (shown as remote only).
+    A video the catalog holds but has not mirrored yet is shown at its catalog files."""
     files = _Files(catalog, wanted)
-    video_ids = sorted(files.by_video)
-    if not video_ids:
+    features = remote.features()
+    searcher = need(remote, features.search, "search on the remote")
+    whole_library = features.search_library and not files.filtered
+    video_ids = [] if whole_library else sorted(files.by_video)
+    if not video_ids and not whole_library:
         return []
-    searcher = need(remote, remote.features().search, "search on the remote")
     found = searcher.search(text, video_ids, top_k=min(top_k, REMOTE_MAX_TOP_K))
-    return [files.hit(rank, None, h.video_id, h.start, h.end) for rank, h in enumerate(found, start=1)]
+    hits = []
+    for rank, h in enumerate(found, start=1):
+        hit = files.hit(rank, None, h.video_id, h.start, h.end)
+        if hit.path is None:
+            paths = _catalog_paths(catalog, h.video_id)
+            hit = replace(hit, path=paths[0] if paths else None, paths=tuple(paths))
+        hits.append(hit)
+    return hits
+
+
+def _catalog_paths(catalog: Catalog, video_id: str) -> list[str]:
+    """The present local files holding a video, by the catalog (none: remote only)."""
+    content = catalog.content_for_video(video_id)
+    if content is None:
+        return []
+    return sorted(str(f.path) for f in catalog.files_of(content.sha256) if f.present)
 
 
 def embed_text(remote: Remote, text: str) -> list[float]:
     """A query's embedding, by the remote's embeddings feature."""
-    return need(remote, remote.features().embeddings, "embed a search query").embed_text(text)
+    embeddings = need(remote, remote.features().embeddings,
+                      "embed a search query (it has no segment embeddings): search with --offline "
+                      "(full text over the mirrored metadata) or --remote (its own search)")
+    return embeddings.embed_text(text)
 
 
 def format_hits(hits: Sequence[Hit]) -> list[str]:
@@ -160,7 +184,8 @@ def format_hits(hits: Sequence[Hit]) -> list[str]:
         score = "-" if h.score is None else f"{h.score:.4f}"
         span = f"{format_timestamp(h.start)}-{format_timestamp(h.end)}"
         more = f"  (+{len(h.paths) - 1} more)" if len(h.paths) > 1 else ""
-        lines.append(f"{h.rank:>3}  {score:>8}  {span:<17}  {h.collection or '-':<16}  {h.path or '?'}{more}")
+        where = h.path or f"(remote only: video {h.video_id})"
+        lines.append(f"{h.rank:>3}  {score:>8}  {span:<17}  {h.collection or '-':<16}  {where}{more}")
     return lines
 
 

@@ -104,7 +104,7 @@ def remote_facts(details: VideoDetails, pipeline_states: Mapping[str, str], step
     for name, state in pipeline_states.items():
         if statuses.get(name) is None:
             statuses[name] = state  # details do not carry pipeline states; syncd polls them
-    return {
+    facts: dict[str, Any] = {
         "name": details.name,
         "statuses": statuses,
         "duration_seconds": details.duration_seconds,
@@ -115,6 +115,9 @@ def remote_facts(details: VideoDetails, pipeline_states: Mapping[str, str], step
         "hls_playlist_url": details.hls_playlist_url,
         "remote": details.reported,
     }
+    if details.keywords:  # for the full-text index only (the sidecar has them under ``remote``)
+        facts["keywords"] = list(details.keywords)
+    return facts
 
 
 def iso_time(epoch: float) -> str:

@@ -114,6 +114,9 @@ class VideoDetails:
     #: The backend's own description of the video, as it reports it, without what changes on
     #: every answer (pre-signed URLs): sidecars carry it under ``remote``.
     reported: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    #: Words that describe the video beyond its name (tags, camera, when and where it was
+    #: taken...), as the backend knows them: indexed by the local full-text search.
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,9 @@ class Features:
     progress_step: str | None = None
     #: Steps or pipelines that must be done before a video's segment embeddings can be read.
     embeddings_after: tuple[str, ...] = ()
+    #: ``search`` with no video ids searches every video of the account (or namespace), so
+    #: it can find videos this catalog does not know; False: it needs the ids.
+    search_library: bool = False
     #: Largest file ``Remote.upload`` sends in one request (0: no limit of its own).
     direct_upload_max_bytes: int = 0
     #: Published request rates per endpoint group ("5/s", "1/min"); the config's

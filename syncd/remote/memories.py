@@ -76,6 +76,7 @@ VIDEO_EXTENSIONS = {".mp4": "video/mp4", ".avi": "video/x-msvideo",
 #: "at most 3 GB" (public summary): decimal gigabytes, the stricter reading.
 MAX_UPLOAD_BYTES = 3 * 1000 ** 3
 MAX_DELETE_IDS = 100
+MAX_SEARCH_VIDEO_NOS = 100
 MAX_SCRAPER_URLS = 50
 PAGE_SIZE = 100
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # yyyy-MM-dd HH:mm:ss
@@ -228,6 +229,8 @@ class MemoriesVideo:
     resolution_label: str | None = None
     video_url: str | None = None
     cover_url: str | None = None
+    #: The answer's item as the service sent it (sidecars carry it under ``remote``).
+    reported: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def parsed(self) -> bool:
@@ -261,6 +264,7 @@ class MemoriesVideo:
             resolution_label=_str(item.get("resolution_label")),
             video_url=_str(item.get("video_url")),
             cover_url=_str(item.get("cover_url")),
+            reported=item,
         )
 
 
@@ -699,7 +703,36 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
+def _keywords(video: MemoriesVideo) -> tuple[str, ...]:
+    """What describes the video beyond its name, for the local full-text search: its tags
+    and capture metadata (camera, when and where it was taken, resolution)."""
+    words = [*video.tags]
+    if video.camera_model:
+        words.append(video.camera_model)
+    if video.datetime_taken_ms is not None:
+        taken = datetime.fromtimestamp(video.datetime_taken_ms / 1000, UTC)
+        words.append(taken.strftime(DATETIME_FORMAT))
+    if video.latitude is not None and video.longitude is not None:
+        words.append(f"{video.latitude} {video.longitude}")
+    if video.resolution_label:
+        words.append(video.resolution_label)
+    return tuple(dict.fromkeys(words))
+
+
 FACTS = MEMORIES
+
+
+@dataclass(frozen=True)
+class _Where:
+    """What MemoriesRemote keeps of a listed video (small: a listing may hold 10,000s)."""
+
+    cover_url: str | None
+    bucket: str | None
+    blob: str | None
+
+    @classmethod
+    def of(cls, video: MemoriesVideo) -> _Where:
+        return cls(video.cover_url, video.bucket, video.blob)
 
 
 class MemoriesRemote:
@@ -709,6 +742,10 @@ class MemoriesRemote:
         self.client = client
         self.description = client.description
         self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
+        # What the last complete listing (and each get_metadata since) said of each video:
+        # its cover URL (get_metadata has none) and its stored file (bucket/blob), so that
+        # details and downloads need not ask the service again. Replaced by each listing.
+        self._known: dict[str, _Where] = {}
 
     def __repr__(self) -> str:
         return f"MemoriesRemote({self.client!r})"
@@ -726,7 +763,9 @@ class MemoriesRemote:
         return self.client.upload(path, name=name).video_no
 
     def list_videos(self) -> list[RemoteVideo]:
-        return [self._listed(v) for v in self.client.list_videos(page_size=self.page_size)]
+        videos = self.client.list_videos(page_size=self.page_size)
+        self._known = {v.video_no: _Where.of(v) for v in videos}
+        return [self._listed(v) for v in videos]
 
     @staticmethod
     def _listed(video: MemoriesVideo) -> RemoteVideo:
@@ -737,29 +776,53 @@ class MemoriesRemote:
     def _metadata(self, video_id: str) -> MemoriesVideo:
         video = self.client.get_metadata(video_id)
         if video is None:  # the service answers data: null for a video it does not know
+            self._known.pop(video_id, None)
             raise NotFoundError(f"video {video_id} is unknown", endpoint="/get_metadata")
+        listed = self._known.get(video_id)
+        if video.cover_url is None and listed is not None and listed.cover_url:
+            video = replace(video, cover_url=listed.cover_url)
+        self._known[video_id] = _Where.of(video)
         return video
+
+    def _cover_url(self, video_id: str) -> str | None:
+        """The cover frame's URL, from one listing page filtered to the video (get_metadata
+        does not carry it)."""
+        page = self.client.list_videos_page(1, 1, filters=ListFilters(video_no=video_id))
+        return next((v.cover_url for v in page.videos if v.video_no == video_id), None)
 
     def video_details(self, video_id: str) -> VideoDetails:
         video = self._metadata(video_id)
-        raw = {k: v for k, v in video.__dict__.items() if v not in (None, ())}
+        if video.cover_url is None:  # no listing of this process had it
+            cover = self._cover_url(video_id)
+            if cover:
+                video = replace(video, cover_url=cover)
+                self._known[video_id] = _Where.of(video)
+        # As the service reported it, with the cover URL (a stable CDN address) from its
+        # listing; the video's own CDN URL is left out: the file is fetched by bucket/blob.
+        reported = {k: v for k, v in video.reported.items() if k != "video_url"}
+        if video.cover_url is not None:
+            reported["cover_url"] = video.cover_url
         return VideoDetails(
             video_id=video.video_no, name=video.name,
             duration_seconds=None if video.duration_seconds is None else float(video.duration_seconds),
             width=video.width, height=video.height, size_bytes=video.size,
             video_url=video.video_url, thumbnail_url=video.cover_url, hls_playlist_url=None,
-            created_at=_iso(video.created_ms), statuses={PARSE_STEP: video.status}, raw=raw,
-            reported={k: v for k, v in raw.items() if k not in ("video_url", "cover_url")},
+            created_at=_iso(video.created_ms), statuses={PARSE_STEP: video.status},
+            raw=dict(video.reported), reported=reported, keywords=_keywords(video),
         )
 
     def delete_video(self, video_id: str) -> None:
         self.client.delete_videos([video_id])
 
     def download_video(self, video_id: str, dest: BinaryIO) -> int:
-        video = self._metadata(video_id)
-        if not video.bucket or not video.blob:
+        """v2 download by bucket/blob (paced as ``download``), streamed into ``dest``; the
+        bucket/blob of the last listing or details are used, else get_metadata is asked."""
+        where = self._known.get(video_id)
+        if where is None or not where.bucket or not where.blob:
+            where = _Where.of(self._metadata(video_id))
+        if not where.bucket or not where.blob:
             raise RemoteError(f"video {video_id} has no stored file to download")
-        return self.client.download_to(video.bucket, video.blob, dest.write).size
+        return self.client.download_to(where.bucket, where.blob, dest.write).size
 
     def check(self) -> str:
         return f"{self.client.check()} video(s)"
@@ -786,9 +849,17 @@ class MemoriesRemote:
     # ------------------------------------------------------------ search
     def search(self, query: str, video_ids: Sequence[str], top_k: int = 5,
                collection_id: str | None = None) -> list[SearchHit]:
-        hits = self.client.search(query, top_k=top_k, video_nos=list(video_ids) or None)
+        """No ``video_ids``: the whole namespace (``Features.search_library``). More than the
+        service takes in one request (100): one search per batch, merged by score."""
+        ids = list(dict.fromkeys(video_ids))
+        batches: list[list[str] | None] = [
+            ids[i:i + MAX_SEARCH_VIDEO_NOS] for i in range(0, len(ids), MAX_SEARCH_VIDEO_NOS)]
+        hits = []
+        for batch in batches or [None]:
+            hits += self.client.search(query, top_k=top_k, video_nos=batch)
+        hits.sort(key=lambda h: -h.score)  # stable: a batch's own order is kept on ties
         return [SearchHit(rank=i, video_id=h.video_no, start=h.start_seconds, end=h.end_seconds)
-                for i, h in enumerate(hits, start=1)]
+                for i, h in enumerate(hits[:top_k], start=1)]
 
     # ------------------------------------------------------------ import, streams
     def import_urls(self, urls: Sequence[str]) -> ImportTask:

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from syncd.emulator.errors import ApiError
 from syncd.emulator.memories import envelope
@@ -46,9 +47,8 @@ def download(ctx: MemoriesContext, req: Request) -> Response:
     stream: Any = FileStream(opened, 0, video.size)
     if ctx.faults.stream_fails():
         stream = _cut(stream, video.size // 2)
-    safe = video.filename.replace('"', "_")
     return Response(200, b"", {"Content-Type": video.content_type,
-                               "Content-Disposition": f'attachment; filename="{safe}"'},
+                               "Content-Disposition": content_disposition(video.filename)},
                     stream=stream, length=video.size)
 
 
@@ -127,3 +127,12 @@ ROUTES = [
     api_route("POST", V2 + "/stream/start", "stream", stream_start),
     api_route("POST", V2 + "/stream/stop", "stream", stream_stop),
 ]
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the file's name: an ASCII fallback, and the name itself as
+    RFC 6266/5987 ``filename*`` when it is not plain ASCII (a header is Latin-1 only)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
