@@ -34,18 +34,17 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from syncd.store.catalog import Catalog
 from syncd.config import Config
 from syncd.errors import AuthError, ConflictError, NotFoundError, RemoteError
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
 from syncd.mirror.pull import Puller
-from syncd.mirror.records import MirrorFile, MirrorVideo
+from syncd.store.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
 from syncd.models import ContentRecord, FileRecord, ListedVideo, RemoteView
 from syncd.remote.base import Remote, need
-from syncd.sync.report import FileStatus
 
 log = logging.getLogger("syncd.mirror")
 
@@ -64,6 +63,20 @@ class MirrorReport:
     problems: list[str] = field(default_factory=list)  # failures that gave up (retried each interval)
     gone: list[str] = field(default_factory=list)  # video ids whose details answered 404
     pending: int = 0  # videos still waiting for sidecars or index entries
+
+
+class FileState(Protocol):
+    """What the mirror reads of a file's status (``syncd.sync.report.FileStatus``, which
+    sits above the mirror: the engine runs the mirror after its pass)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def video_id(self) -> str | None: ...
+    @property
+    def collection(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -144,7 +157,7 @@ class Mirror:
         """The report of a skipped run: failures that gave up are still reported."""
         return MirrorReport(problems=list(self._given_up))
 
-    def run(self, statuses: Sequence[FileStatus], listing: RemoteView | None,
+    def run(self, statuses: Sequence[FileState], listing: RemoteView | None,
             unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
@@ -228,7 +241,7 @@ class Mirror:
         self._changes_after_run = self.catalog.changes
 
     @staticmethod
-    def _targets(statuses: Sequence[FileStatus], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
+    def _targets(statuses: Sequence[FileState], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
         by_path = {str(f.path): f for f in files.values()}
         targets: dict[str, list[_Target]] = defaultdict(list)
         for status in statuses:

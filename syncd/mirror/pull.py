@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING, BinaryIO
 from syncd.store.catalog import Catalog
 from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, NotFoundError, RemoteError
-from syncd.sync.hashing import sha256_file
+from syncd.folders import folder_problem
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
 from syncd.models import LocalFile, RemoteView
 from syncd.remote.base import Remote, UploadSession
-from syncd.sync.scan import folder_problem
 
 if TYPE_CHECKING:
     from syncd.mirror.mirror import MirrorReport
@@ -206,7 +205,7 @@ class Puller:
             target = Path(record.path)
             folder = next((f for f in self.config.folders if target.is_relative_to(f.path)), None)
             try:
-                placed = folder is not None and sha256_file(target) == record.sha256
+                placed = folder is not None and _sha256(target) == record.sha256
                 st = target.stat()
             except OSError:
                 placed = False
@@ -271,3 +270,8 @@ def _place(tmp: Path, target: Path) -> None:
             raise FileExistsError(target) from None
         os.rename(tmp, target)
     fsync_dir(target.parent)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from syncd.errors import ConfigError, SyncdError
-from syncd.mirror.records import (
+from syncd.store.records import (
     IndexSnapshot,
     MirrorFile,
     MirrorVideo,
