@@ -203,7 +203,7 @@ def _session(config: Config, stop: threading.Event | None = None, rebind: bool =
     fail at once (one outage costs one request's retries, not one per file), and once
     ``stop`` is set (``--timeout``) no new request starts and retry waits end.
     """
-    from syncd.sync.engine import Engine
+    from syncd.sync.engine import Engine, EngineOptions
     from syncd.remote import open_remote, remote_identity
     from syncd.remote.outage import OutageGuard
 
@@ -217,7 +217,8 @@ def _session(config: Config, stop: threading.Event | None = None, rebind: bool =
         remote = open_remote(config.remote, config.upload.direct_upload_below, sleep=sleep)
         guard = OutageGuard(remote, stop)
         try:
-            yield catalog, Engine(config, catalog, guard.remote, stop_event=stop, **engine_args), guard  # type: ignore[arg-type]
+            engine = Engine(EngineOptions.from_config(config), catalog, guard.remote, stop_event=stop, **engine_args)  # type: ignore[arg-type]
+            yield catalog, engine, guard
         finally:
             remote.close()
 

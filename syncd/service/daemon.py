@@ -62,7 +62,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd import __version__
 from syncd.store.catalog import Catalog
 from syncd.config import Config, ScheduleConfig, load_config
-from syncd.sync.engine import Engine, PassReport
+from syncd.sync.engine import Engine, EngineOptions, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.sync.executor import FatalRemoteError
 from syncd.service.lock import StateLock
@@ -325,7 +325,7 @@ class Daemon:
         self._probe = open_remote(replace(cfg.remote, max_retries=0), sleep=self._sleep)
         assert self._catalog is not None
         self._engine = Engine(
-            cfg, self._catalog, self._guard.remote,
+            EngineOptions.from_config(cfg), self._catalog, self._guard.remote,
             delete_grace=cfg.safety.delete_grace,  # a move's other half may show up late
             on_bytes=self.metrics.add_bytes,
             stop_event=self.stop_event,
