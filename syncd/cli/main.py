@@ -480,24 +480,11 @@ def _parse_since(text: str) -> float | None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from syncd.mirror.sidecars import SidecarLayout
-    from syncd.sync.restore import bring_back, wait_until_settled
+    from syncd.sync.restore import restore
 
     config = _config(args)
-    folders = [f.path for f in config.folders]
-    with _session(config) as (catalog, engine, _guard):
-        path = bring_back(folders, Path(args.path).absolute(), SidecarLayout.from_config(config.mirror))
-        wait_until_settled(path, config.upload.settle_seconds, lambda line: print(line, file=sys.stderr))
-        _scans, problems, _hashed = engine.observe()
-        record = catalog.find_file(path)
-        if record is None or record.sha256 is None:
-            why = "; ".join(problems) or "is it in a watched folder, a video the include patterns match, not empty?"
-            raise SyncdError(f"{path}: not a tracked file ({why})")
-        content = catalog.content(record.sha256)
-        if content is None or content.state != "remote_deleted":
-            raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
-        catalog.restore_content(record.sha256)
-        catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
+    with _session(config) as (_catalog, engine, _guard):
+        path = restore(engine, Path(args.path).absolute(), lambda line: print(line, file=sys.stderr))
         outcome = engine.sync()
     state = next((s.words for s in outcome.statuses if s.path == str(path)), "unknown")
     print(f"{path}: restored; now {state}")
