@@ -46,6 +46,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
 CONFIG_HELP = "config file (default: $SYNCD_CONFIG, else ./config.yaml)"
 VERBOSE_HELP = "debug logging (default: the config's log_level)"
+REBIND_HELP = ("the catalog belongs to another backend or address: make it this config's "
+               "(only if it is the same account)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress display, no per-action lines, no info log lines: the summary and problems only")
-    p.add_argument("--rebind", action="store_true",
-                   help="the catalog belongs to another backend or address: make it this config's "
-                        "(only if it is the same account)")
+    p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
 
     p = command("status", help="backend, folders, collections, counts by state, the files not yet done")
     p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
                    "the question and answer are appended to it (default: none)")
 
-    command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+    p = command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+    p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
 
     p = command("ui", help="the web UI: browse, search, play and ask in a browser (read-only)")
     p.add_argument("--listen", metavar="HOST:PORT",
@@ -401,7 +402,7 @@ def _binding_line(config: Config, catalog: Catalog) -> list[str]:
     if bound is None or bound == configured:
         return []
     return [f"catalog: belongs to {bound}, not to {configured}; syncing is refused until "
-            "`syncd sync --rebind` (only if it is the same account)"]
+            "`syncd sync --rebind` or `syncd run --rebind` (only if it is the same account)"]
 
 
 def _instance_line(instance: str, recorded: str | None) -> str:
@@ -612,7 +613,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from syncd.service.daemon import run_daemon
 
-    return run_daemon(_config(args), keep_log_level=args.verbose)
+    return run_daemon(_config(args), keep_log_level=args.verbose, rebind=args.rebind)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
