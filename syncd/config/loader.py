@@ -193,7 +193,8 @@ class _Loader:
             if group not in facts.rate_limits:
                 known = ", ".join(facts.rate_limits) or "none: it publishes no rate limits"
                 self.fail(f"remote.rate_limits.{group}",
-                          f"the {backend} backend has no endpoint group {quote(group)} (known: {known})")
+                          f"the {backend} backend has no endpoint group {quote(group)} (known: {known})",
+                          self.lines.get("remote.rate_limits"))
         return limits
 
     def check_backend_keys(self, remote: dict[str, Any]) -> None:

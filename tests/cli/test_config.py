@@ -868,3 +868,13 @@ def test_format_size(size: int, text: str) -> None:
 def test_format_duration_round_trips(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+def test_mikshi_publishes_no_rate_limits_to_override(tmp_path: Path) -> None:
+    """Mikshi's documentation gives no figures (only 429 with Retry-After, which the client
+    honours), so it declares no endpoint groups and an override names none."""
+    path = write(tmp_path, MINIMAL.replace("remote:\n", "remote:\n  rate_limits:\n    upload: 1/s\n"))
+    assert error_of(path) == (
+        ":3: remote.rate_limits.upload: the mikshi backend has no endpoint group 'upload' "
+        "(known: none: it publishes no rate limits)"
+    )
