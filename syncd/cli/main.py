@@ -46,6 +46,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 
 CONFIG_HELP = "config file (default: $SYNCD_CONFIG, else ./config.yaml)"
 VERBOSE_HELP = "debug logging (default: the config's log_level)"
+REBIND_HELP = ("the catalog belongs to another backend or address: make it this config's "
+               "(only if it is the same account)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress display, no per-action lines, no info log lines: the summary and problems only")
-    p.add_argument("--rebind", action="store_true",
-                   help="the catalog belongs to another backend or address: make it this config's "
-                        "(only if it is the same account)")
+    p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
 
     p = command("status", help="backend, folders, collections, counts by state, the files not yet done")
     p.add_argument("--json", action="store_true", help="every tracked file as a JSON array")
@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
                    "the question and answer are appended to it (default: none)")
 
-    command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+    p = command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
+    p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
 
     p = command("ui", help="the web UI: browse, search, play and ask in a browser (read-only)")
     p.add_argument("--listen", metavar="HOST:PORT",
@@ -203,7 +204,7 @@ def _session(config: Config, stop: threading.Event | None = None, rebind: bool =
     fail at once (one outage costs one request's retries, not one per file), and once
     ``stop`` is set (``--timeout``) no new request starts and retry waits end.
     """
-    from syncd.sync.engine import Engine
+    from syncd.sync.engine import Engine, EngineOptions
     from syncd.remote import open_remote, remote_identity
     from syncd.remote.outage import OutageGuard
 
@@ -217,7 +218,8 @@ def _session(config: Config, stop: threading.Event | None = None, rebind: bool =
         remote = open_remote(config.remote, config.upload.direct_upload_below, sleep=sleep)
         guard = OutageGuard(remote, stop)
         try:
-            yield catalog, Engine(config, catalog, guard.remote, stop_event=stop, **engine_args), guard  # type: ignore[arg-type]
+            engine = Engine(EngineOptions.from_config(config), catalog, guard.remote, stop_event=stop, **engine_args)  # type: ignore[arg-type]
+            yield catalog, engine, guard
         finally:
             remote.close()
 
@@ -400,7 +402,7 @@ def _binding_line(config: Config, catalog: Catalog) -> list[str]:
     if bound is None or bound == configured:
         return []
     return [f"catalog: belongs to {bound}, not to {configured}; syncing is refused until "
-            "`syncd sync --rebind` (only if it is the same account)"]
+            "`syncd sync --rebind` or `syncd run --rebind` (only if it is the same account)"]
 
 
 def _instance_line(instance: str, recorded: str | None) -> str:
@@ -479,24 +481,11 @@ def _parse_since(text: str) -> float | None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from syncd.mirror.sidecars import SidecarLayout
-    from syncd.sync.restore import bring_back, wait_until_settled
+    from syncd.sync.restore import restore
 
     config = _config(args)
-    folders = [f.path for f in config.folders]
-    with _session(config) as (catalog, engine, _guard):
-        path = bring_back(folders, Path(args.path).absolute(), SidecarLayout.from_config(config.mirror))
-        wait_until_settled(path, config.upload.settle_seconds, lambda line: print(line, file=sys.stderr))
-        _scans, problems, _hashed = engine.observe()
-        record = catalog.find_file(path)
-        if record is None or record.sha256 is None:
-            why = "; ".join(problems) or "is it in a watched folder, a video the include patterns match, not empty?"
-            raise SyncdError(f"{path}: not a tracked file ({why})")
-        content = catalog.content(record.sha256)
-        if content is None or content.state != "remote_deleted":
-            raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
-        catalog.restore_content(record.sha256)
-        catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
+    with _session(config) as (_catalog, engine, _guard):
+        path = restore(engine, Path(args.path).absolute(), lambda line: print(line, file=sys.stderr))
         outcome = engine.sync()
     state = next((s.words for s in outcome.statuses if s.path == str(path)), "unknown")
     print(f"{path}: restored; now {state}")
@@ -624,7 +613,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from syncd.service.daemon import run_daemon
 
-    return run_daemon(_config(args), keep_log_level=args.verbose)
+    return run_daemon(_config(args), keep_log_level=args.verbose, rebind=args.rebind)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from syncd.remote.facts import BACKENDS  # the names `remote.backend` accepts: the backends' own list
+
 CONFIG_ENV = "SYNCD_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
 CREDENTIAL_NAME = "api-key"  # systemd LoadCredential=api-key:/path → $CREDENTIALS_DIRECTORY/api-key
-BACKENDS: tuple[str, ...] = ("mikshi", "memories")
 # S3-style multipart limits: every part but the last must be at least 5 MiB.
 MIN_PART_SIZE = 5 * 2**20
 MAX_PART_SIZE = 5 * 2**30

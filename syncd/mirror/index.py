@@ -37,7 +37,7 @@ import numpy.typing as npt
 from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
 from syncd.mirror.atomic import fsync_dir
-from syncd.mirror.records import IndexSnapshot, SegmentInfo
+from syncd.store.records import IndexSnapshot, SegmentInfo
 from syncd.remote.base import Segment
 
 log = logging.getLogger("syncd.mirror")

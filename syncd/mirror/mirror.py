@@ -34,18 +34,17 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from syncd.store.catalog import Catalog
 from syncd.config import Config
 from syncd.errors import AuthError, ConflictError, NotFoundError, RemoteError
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
-from syncd.mirror.pull import Puller
-from syncd.mirror.records import MirrorFile, MirrorVideo
+from syncd.mirror.pull import PullOptions, Puller
+from syncd.store.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
 from syncd.models import ContentRecord, FileRecord, ListedVideo, RemoteView
 from syncd.remote.base import Remote, need
-from syncd.sync.report import FileStatus
 
 log = logging.getLogger("syncd.mirror")
 
@@ -66,23 +65,62 @@ class MirrorReport:
     pending: int = 0  # videos still waiting for sidecars or index entries
 
 
+class FileState(Protocol):
+    """What the mirror reads of a file's status (``syncd.sync.report.FileStatus``, which
+    sits above the mirror: the engine runs the mirror after its pass)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def video_id(self) -> str | None: ...
+    @property
+    def collection(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class _Target:
     file: FileRecord
     collection: str | None
 
 
+@dataclass(frozen=True)
+class MirrorOptions:
+    """What the mirror reads of the config."""
+
+    layout: SidecarLayout
+    index_dir: Path  # the local search index
+    interval: float  # seconds between details checks; a given-up video's retry
+    embeddings: bool
+    max_attempts: int  # failures before a video is given up until the next interval
+    pull: PullOptions
+    pull_remote: bool
+
+    @classmethod
+    def from_config(cls, config: Config) -> MirrorOptions:
+        return cls(
+            layout=SidecarLayout.from_config(config.mirror),
+            index_dir=config.state_dir / SEARCH_DIR,
+            interval=config.mirror.interval,
+            embeddings=config.mirror.embeddings,
+            max_attempts=config.upload.max_attempts,
+            pull=PullOptions.from_config(config),
+            pull_remote=config.mirror.pull_remote,
+        )
+
+
 class Mirror:
     def __init__(
         self,
-        config: Config,
+        options: MirrorOptions,
         catalog: Catalog,
         remote: Remote,
         *,
         clock: Callable[[], float] = time.time,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.config = config
+        self.options = options
         self.catalog = catalog
         self.remote = remote
         self.features = remote.features()
@@ -90,9 +128,9 @@ class Mirror:
         self.steps = (*self.features.processing_steps, *self.features.pipelines)
         self.clock = clock
         self.should_stop = should_stop
-        self.layout = SidecarLayout.from_config(config.mirror)
-        self.index = SearchIndex(catalog, config.state_dir / SEARCH_DIR, clock=clock)
-        self.max_attempts = config.upload.max_attempts
+        self.layout = options.layout
+        self.index = SearchIndex(catalog, options.index_dir, clock=clock)
+        self.max_attempts = options.max_attempts
         # A quiet pass skips the mirror: nothing changed in the catalog since the last
         # run (``catalog.changes``), no retry has fallen due, the listing is the one the
         # details were last checked against (or the next check is not due yet) and,
@@ -125,26 +163,26 @@ class Mirror:
         """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``).
         ``newest``: remote videos new since the last complete listing (see ``run``)."""
         now = self.clock()
-        if newest is not None and newest.video_ids and self.config.mirror.pull_remote:
+        if newest is not None and newest.video_ids and self.options.pull_remote:
             return True
         if listing is not None:
             if now >= self._next_check and listing != self._checked_listing:
                 return True
             # Pulling needs a listing: a new one, or a failed pull's retry fallen due.
             pull_due = self._pull_due is not None and now >= self._pull_due
-            if self.config.mirror.pull_remote and (listing != self._listing_after_run or pull_due):
+            if self.options.pull_remote and (listing != self._listing_after_run or pull_due):
                 return True
         return self._changes_after_run != self.catalog.changes or now >= self._next_due
 
     def recover_pulls(self) -> None:
         """Before a process's first scan: pulls a crash cut short (``Puller.recover``)."""
-        Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop).recover()
+        Puller(self.options.pull, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop).recover()
 
     def skipped(self) -> MirrorReport:
         """The report of a skipped run: failures that gave up are still reported."""
         return MirrorReport(problems=list(self._given_up))
 
-    def run(self, statuses: Sequence[FileStatus], listing: RemoteView | None,
+    def run(self, statuses: Sequence[FileState], listing: RemoteView | None,
             unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
@@ -160,8 +198,8 @@ class Mirror:
         now = self.clock()
         check = listing if listing is not None and now >= self._next_check else None
         pull_from = listing if listing is not None else newest
-        if self.config.mirror.pull_remote and pull_from is not None:
-            puller = Puller(self.config, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop)
+        if self.options.pull_remote and pull_from is not None:
+            puller = Puller(self.options.pull, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop)
             self._pull_due = puller.run(pull_from, report)
             if listing is not None:
                 self._listing_after_run = listing
@@ -180,7 +218,7 @@ class Mirror:
         self._drop_stale(contents, videos)
         self.index.compact()
         if check is not None and not self.should_stop():
-            self._checked_listing, self._next_check = check, now + self.config.mirror.interval
+            self._checked_listing, self._next_check = check, now + self.options.interval
         self._remember(report, targets)
         if report.written or report.moved or report.removed:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
@@ -228,7 +266,7 @@ class Mirror:
         self._changes_after_run = self.catalog.changes
 
     @staticmethod
-    def _targets(statuses: Sequence[FileStatus], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
+    def _targets(statuses: Sequence[FileState], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
         by_path = {str(f.path): f for f in files.values()}
         targets: dict[str, list[_Target]] = defaultdict(list)
         for status in statuses:
@@ -352,7 +390,7 @@ class Mirror:
 
     def _wants_embeddings(self, content: ContentRecord) -> bool:
         return (
-            self.config.mirror.embeddings
+            self.options.embeddings
             and self.features.embeddings is not None
             and all(content.step(name).state == "done" for name in self.features.embeddings_after)
         )
@@ -364,9 +402,9 @@ class Mirror:
         previous = self.catalog.mirror_video(video_id)
         attempts = (previous.attempts if previous else 0) + 1
         if attempts >= self.max_attempts:
-            delay = self.config.mirror.interval  # given up for now: try again next interval
+            delay = self.options.interval  # given up for now: try again next interval
         else:
-            delay = min(self.config.mirror.interval, RETRY_BASE * 2 ** (attempts - 1))
+            delay = min(self.options.interval, RETRY_BASE * 2 ** (attempts - 1))
         self.catalog.mirror_failed(video_id, content.sha256, error, self.clock() + delay)
         where = group[0].file.path
         if attempts == self.max_attempts:

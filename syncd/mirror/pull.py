@@ -21,18 +21,18 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from syncd.store.catalog import Catalog
 from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, NotFoundError, RemoteError
-from syncd.sync.hashing import sha256_file
+from syncd.folders import folder_problem
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
 from syncd.models import LocalFile, RemoteView
 from syncd.remote.base import Remote, UploadSession
-from syncd.sync.scan import folder_problem
 
 if TYPE_CHECKING:
     from syncd.mirror.mirror import MirrorReport
@@ -61,17 +61,31 @@ class _HashingSink:
         return self._fh.write(data)
 
 
+@dataclass(frozen=True)
+class PullOptions:
+    """What the puller reads of the config: the folders (a pull cut short may have placed its
+    file in any of them) and the one it pulls into."""
+
+    folders: tuple[FolderConfig, ...]
+    into: FolderConfig | None  # None: no folder configured, nothing to pull into
+
+    @classmethod
+    def from_config(cls, config: Config) -> PullOptions:
+        target = config.mirror.pull_into or next((f.path for f in config.folders), None)
+        return cls(config.folders, next((f for f in config.folders if f.path == target), None))
+
+
 class Puller:
     def __init__(
         self,
-        config: Config,
+        options: PullOptions,
         catalog: Catalog,
         remote: Remote,
         *,
         clock: Callable[[], float] = time.time,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.config = config
+        self.options = options
         self.catalog = catalog
         self.remote = remote
         self.features = remote.features()
@@ -99,8 +113,8 @@ class Puller:
         run again without a new listing: now if work was left (folder unavailable, a
         stop), a failed pull's retry time, or None."""
         todo = self.candidates(listing)
-        if todo:
-            folder = self._folder()
+        folder = self.options.into
+        if todo and folder is not None:
             problem = folder_problem(folder.path, folder.require_marker)
             if problem:
                 report.notes.append(f"not pulling {len(todo)} remote video(s): {problem}")
@@ -118,10 +132,6 @@ class Puller:
         retries = [r.retry_at for video_id, r in self.catalog.pulls().items()
                    if r.outcome == "failed" and video_id in listing.video_ids]
         return min(retries, default=None)
-
-    def _folder(self) -> FolderConfig:
-        target = self.config.mirror.pull_into or self.config.folders[0].path
-        return next(f for f in self.config.folders if f.path == target)
 
     def _collections_of(self, video_ids: set[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -204,9 +214,9 @@ class Puller:
             if record.outcome != "placing" or not record.path or not record.sha256:
                 continue
             target = Path(record.path)
-            folder = next((f for f in self.config.folders if target.is_relative_to(f.path)), None)
+            folder = next((f for f in self.options.folders if target.is_relative_to(f.path)), None)
             try:
-                placed = folder is not None and sha256_file(target) == record.sha256
+                placed = folder is not None and _sha256(target) == record.sha256
                 st = target.stat()
             except OSError:
                 placed = False
@@ -271,3 +281,8 @@ def _place(tmp: Path, target: Path) -> None:
             raise FileExistsError(target) from None
         os.rename(tmp, target)
     fsync_dir(target.parent)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from syncd.store.catalog import Catalog
 from syncd.config import RemoteConfig
 from syncd.mirror.index import SearchIndex
-from syncd.mirror.records import MirrorFile
+from syncd.store.records import MirrorFile
 from syncd.remote.base import Remote, format_timestamp, need
 
 REMOTE_MAX_TOP_K = 100  # the remote's documented top_k ceiling

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from syncd.config import MirrorConfig
 from syncd.mirror.atomic import move_file, remove_file, temp_path, write_atomic
-from syncd.mirror.records import SegmentInfo
+from syncd.store.records import SegmentInfo
 from syncd.models import SIDECAR_SUFFIXES
 from syncd.remote.base import VideoDetails
 

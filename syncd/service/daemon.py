@@ -62,7 +62,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd import __version__
 from syncd.store.catalog import Catalog
 from syncd.config import Config, ScheduleConfig, load_config
-from syncd.sync.engine import Engine, PassReport
+from syncd.sync.engine import Engine, EngineOptions, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.sync.executor import FatalRemoteError
 from syncd.service.lock import StateLock
@@ -121,8 +121,10 @@ class Daemon:
         metrics: Metrics | None = None,
         timings: Timings | None = None,
         keep_log_level: bool = False,
+        rebind: bool = False,
     ) -> None:
         self.config = config
+        self.rebind = rebind  # `syncd run --rebind`: the catalog may belong to another address
         self.environ = os.environ if environ is None else environ  # for reloads: key variables, $STATE_DIRECTORY
         self.notifier = notifier or Notifier.from_environ(self.environ)
         self.metrics = metrics or Metrics()
@@ -164,7 +166,7 @@ class Daemon:
         try:
             catalog = Catalog.open(self.config.state_dir)
             try:
-                catalog.bind_remote(remote_identity(self.config.remote))
+                catalog.bind_remote(remote_identity(self.config.remote), rebind=self.rebind)
             except ConfigError:
                 catalog.close()
                 raise
@@ -325,7 +327,7 @@ class Daemon:
         self._probe = open_remote(replace(cfg.remote, max_retries=0), sleep=self._sleep)
         assert self._catalog is not None
         self._engine = Engine(
-            cfg, self._catalog, self._guard.remote,
+            EngineOptions.from_config(cfg), self._catalog, self._guard.remote,
             delete_grace=cfg.safety.delete_grace,  # a move's other half may show up late
             on_bytes=self.metrics.add_bytes,
             stop_event=self.stop_event,
@@ -689,6 +691,6 @@ class Daemon:
             log.error("cannot serve metrics on %s:%d: %s", listen[0], listen[1], exc.strerror or exc)
 
 
-def run_daemon(config: Config, *, keep_log_level: bool = False) -> int:
+def run_daemon(config: Config, *, keep_log_level: bool = False, rebind: bool = False) -> int:
     """``syncd run``: the daemon in this process, signals included."""
-    return Daemon(config, keep_log_level=keep_log_level).run()
+    return Daemon(config, keep_log_level=keep_log_level, rebind=rebind).run()

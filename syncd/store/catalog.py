@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from syncd.errors import ConfigError, SyncdError
-from syncd.mirror.records import (
+from syncd.store.records import (
     IndexSnapshot,
     MirrorFile,
     MirrorVideo,
@@ -465,7 +465,8 @@ class Catalog:
         if bound is not None and not rebind:
             raise ConfigError(
                 f"the catalog in {self.path.parent} belongs to {bound}, but the config points at {remote}; "
-                "nothing was done (if it is the same account, run `syncd sync --rebind` once)"
+                "nothing was done (if it is the same account, run `syncd sync --rebind` "
+                "or `syncd run --rebind` once)"
             )
         self.set_meta("remote", remote)
         if bound is not None:

@@ -29,25 +29,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from syncd.store.catalog import Catalog
-from syncd.config import Config, FolderConfig
+from syncd.config import Config, FolderConfig, SafetyConfig, UploadConfig
 from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.sync.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
 from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
-from syncd.mirror.mirror import Mirror, MirrorReport
+from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
 from syncd.sync.planner import Adoptable, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import Features, Marks, Remote
-from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses
+from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses, statuses_of
 from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.sync.engine")
 
 RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's hashing
 
-__all__ = ["Engine", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
+__all__ = ["Engine", "EngineOptions", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,23 @@ class _PlanInputs:
     changes: tuple[int, int]
     listing: RemoteView | None
     scans_ok: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the engine reads of the config (``from_config``), rather than the whole of it."""
+
+    folders: tuple[FolderConfig, ...]
+    upload: UploadConfig
+    safety: SafetyConfig
+    instance: str  # this syncd's name on the account
+    key_source: str  # where the API key came from, for messages
+    mirror: MirrorOptions
+
+    @classmethod
+    def from_config(cls, config: Config) -> EngineOptions:
+        return cls(config.folders, config.upload, config.safety, config.instance,
+                   config.remote.api_key_source, MirrorOptions.from_config(config))
 
 
 @dataclass
@@ -98,7 +115,7 @@ class SyncOutcome:
 class Engine:
     def __init__(
         self,
-        config: Config,
+        options: EngineOptions,
         catalog: Catalog,
         remote: Remote,
         *,
@@ -112,7 +129,7 @@ class Engine:
         progress: SyncProgress | None = None,
         on_progress: Callable[[ScanProgress], None] = lambda p: None,
     ) -> None:
-        self.config = config
+        self.options = options
         self.catalog = catalog
         self.remote = remote
         self.features = remote.features()
@@ -130,22 +147,22 @@ class Engine:
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
         self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
-        self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
+        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
             catalog,
             ExecOptions(
-                part_size=config.upload.part_size,
-                concurrency=config.upload.concurrency,
-                max_attempts=config.upload.max_attempts,
-                retry_base=config.upload.retry_backoff,
-                direct_upload_below=config.upload.direct_upload_below,
-                key_source=config.remote.api_key_source,
+                part_size=options.upload.part_size,
+                concurrency=options.upload.concurrency,
+                max_attempts=options.upload.max_attempts,
+                retry_base=options.upload.retry_backoff,
+                direct_upload_below=options.upload.direct_upload_below,
+                key_source=options.key_source,
                 should_stop=self.stop_event.is_set,
                 on_bytes=on_bytes,
                 sidecar_hook=sidecar_hook or self.mirror.sidecar_hook,
                 progress=self.progress,
-                instance=config.instance,
+                instance=options.instance,
             ),
             clock=clock,
         )
@@ -167,7 +184,7 @@ class Engine:
         hashed = 0
         now = self.clock()
         progress = ScanProgress()
-        for folder in self.config.folders:
+        for folder in self.options.folders:
             last = self._complete_scans.get(folder.path)
             if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
                 scans.append(last)
@@ -182,7 +199,7 @@ class Engine:
                         progress: ScanProgress) -> tuple[FolderScan, int]:
         """Scan one folder, learn each file's content, record the scan. The returned scan
         lists the files whose content this pass does not know (``FolderScan.unknown``)."""
-        base = self.config.upload.settle_seconds
+        base = self.options.upload.settle_seconds
         longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
         rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
         scan = scan_folder(folder.path, rules, now, longer)
@@ -334,13 +351,13 @@ class Engine:
                 self._record_marks(marks)
                 adoptable, notes = self._adoptable(remote, marks)
         settings = Settings(
-            max_delete_percent=self.config.safety.max_delete_percent,
+            max_delete_percent=self.options.safety.max_delete_percent,
             delete_grace=self.delete_grace,
             allow_mass_delete=self.allow_mass_delete,
-            max_attempts=self.config.upload.max_attempts,
+            max_attempts=self.options.upload.max_attempts,
             adopt_remote=adopt,
             mark_videos=self.features.marks is not None,
-            delete_wait=self.config.safety.delete_wait,
+            delete_wait=self.options.safety.delete_wait,
         )
         snapshot = self.snapshot(scans, remote, adoptable)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
@@ -362,12 +379,12 @@ class Engine:
             return
         key = self.catalog.instance_key()
         try:
-            before = markers.write_note(self.config.instance, make_note(self.config.instance, key, now))
+            before = markers.write_note(self.options.instance, make_note(self.options.instance, key, now))
         except TransportError as exc:  # the remote is away: the daemon says so, once
-            log.debug("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            log.debug("could not write the marker note of instance %r: %s", self.options.instance, exc)
             return
         except RemoteError as exc:
-            log.warning("could not write the marker note of instance %r: %s", self.config.instance, exc)
+            log.warning("could not write the marker note of instance %r: %s", self.options.instance, exc)
             return
         self._noted_at = now
         problem = clash(parse_note(before), key, now)
@@ -380,7 +397,7 @@ class Engine:
 
     def _record_marks(self, marks: Marks) -> None:
         """For ``syncd status``: how many remote videos other instances hold, and when seen."""
-        me = self.config.instance
+        me = self.options.instance
         theirs = sum(1 for holders in marks.videos.values() if holders - {me})
         others = ",".join(sorted(marks.others(me))) or "-"
         self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
@@ -421,7 +438,7 @@ class Engine:
     def _read_newest(self) -> RemoteView | None:
         """New remote videos (for ``mirror.pull_remote``): those newer than any video the
         last complete listing or the catalog knows."""
-        if not self.config.mirror.pull_remote:
+        if not self.options.mirror.pull_remote:
             return None
         return self.executor.read_newest(self._listed | self.catalog.known_video_ids())
 
@@ -433,7 +450,7 @@ class Engine:
             return self.mirror.run(self.statuses(), listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
-                f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
+                f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
@@ -442,7 +459,7 @@ class Engine:
         whole = {s.folder: not s.unreadable for s in scans}
         return Snapshot(
             folders=tuple(folder_policy(f, self.features, ok.get(f.path, True), whole.get(f.path, True))
-                          for f in self.config.folders),
+                          for f in self.options.folders),
             files=tuple(self.catalog.files()),
             contents={c.sha256: c for c in self.catalog.contents()},
             uploads=tuple(self.catalog.uploads()),
@@ -451,7 +468,7 @@ class Engine:
             remote=remote,
             now=self.clock(),
             adoptable=adoptable,
-            instance=self.config.instance,
+            instance=self.options.instance,
             unknown=tuple(u for s in scans for u in s.unknown),
             superseded=tuple(self.catalog.superseded()),
         )
@@ -467,7 +484,7 @@ class Engine:
         """
         if self.features.proof is None:
             return {}, []  # nothing can be proved: upload
-        me = self.config.instance
+        me = self.options.instance
         shared = bool(marks.others(me))
         contents = {c.sha256: c for c in self.catalog.contents()}  # one read, not one per file
         linked = {c.video_id for c in contents.values() if c.video_id}
@@ -509,8 +526,8 @@ class Engine:
 
         try:
             evidence = proof.content_evidence(video_id)
-            return judge(file.path, file.size, file.sha256, evidence, part_size=self.config.upload.part_size,
-                         max_download=self.config.safety.max_proof_download, download=download)
+            return judge(file.path, file.size, file.sha256, evidence, part_size=self.options.upload.part_size,
+                         max_download=self.options.safety.max_proof_download, download=download)
         except (RemoteError, OSError) as exc:
             return Verdict(None, f"could not check: {exc}")
 
@@ -519,7 +536,7 @@ class Engine:
         """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
         changes = self.catalog.changes
         if self._statuses is None or self._statuses[0] != changes:
-            self._statuses = (changes, file_statuses(self.config, self.catalog, self.features))
+            self._statuses = (changes, statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features))
         return self._statuses[1]
 
     # ------------------------------------------------------------------- sync

@@ -8,7 +8,7 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -118,12 +118,23 @@ def file_statuses(config: Config, catalog: Catalog, facts: Features | None = Non
 def iter_file_statuses(config: Config, catalog: Catalog, facts: Features | None = None) -> Iterator[FileStatus]:
     """``file_statuses`` streamed from the catalog (``syncd status`` over a million files)."""
     facts = facts or backend_facts(config.remote.backend)
-    policies = {f.path: folder_policy(f, facts) for f in config.folders}
+    return iter_statuses_of(config.folders, config.upload.max_attempts, catalog, facts)
+
+
+def statuses_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Catalog,
+                facts: Features) -> list[FileStatus]:
+    """``file_statuses`` from the parts of the config it reads (the engine's options)."""
+    return list(iter_statuses_of(folders, max_attempts, catalog, facts))
+
+
+def iter_statuses_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Catalog,
+                     facts: Features) -> Iterator[FileStatus]:
+    policies = {f.path: folder_policy(f, facts) for f in folders}
     memberships = catalog.memberships()
     for file, content in catalog.iter_present():
         policy = policies.get(file.folder)
         if policy is not None:
-            yield file_status(file, content, policy, memberships, config.upload.max_attempts)
+            yield file_status(file, content, policy, memberships, max_attempts)
 
 
 def file_status(

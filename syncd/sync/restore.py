@@ -12,12 +12,36 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.errors import SyncdError
 from syncd.mirror.sidecars import SidecarLayout
 from syncd.models import TRASH_DIR
 
+if TYPE_CHECKING:
+    from syncd.sync.engine import Engine
+
 SETTLE_MARGIN = 0.1  # seconds past the settle time before looking again
+
+
+def restore(engine: Engine, path: Path, say: Callable[[str], None],
+            sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Put ``path`` back (see the module's docstring) and lift its tombstone, journalled;
+    the engine's next pass uploads it. Returns where the file now is."""
+    options = engine.options
+    path = bring_back([f.path for f in options.folders], path, options.mirror.layout)
+    wait_until_settled(path, options.upload.settle_seconds, say, sleep)
+    _scans, problems, _hashed = engine.observe()
+    record = engine.catalog.find_file(path)
+    if record is None or record.sha256 is None:
+        why = "; ".join(problems) or "is it in a watched folder, a video the include patterns match, not empty?"
+        raise SyncdError(f"{path}: not a tracked file ({why})")
+    content = engine.catalog.content(record.sha256)
+    if content is None or content.state != "remote_deleted":
+        raise SyncdError(f"{path}: nothing to restore; its video was not deleted on the remote")
+    engine.catalog.restore_content(record.sha256)
+    engine.catalog.log("restore", str(path), "ok", "tombstone lifted; uploading again")
+    return path
 
 
 def in_trash(folders: Sequence[Path], path: Path) -> tuple[Path, str] | None:

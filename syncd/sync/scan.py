@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.folders import folder_problem
 from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile
 
 
@@ -67,23 +68,6 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
     if not patterns:
         return re.compile(r"(?!)")
     return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
-
-
-def folder_problem(folder: Path, require_marker: bool) -> str | None:
-    """Why a folder cannot be trusted this pass, or None."""
-    try:
-        st = os.stat(folder)
-    except FileNotFoundError:
-        return f"{folder}: folder is missing (unmounted disk or removed card?); nothing there is treated as deleted"
-    except OSError as exc:
-        return f"{folder}: cannot access folder: {exc.strerror or exc}"
-    if not stat.S_ISDIR(st.st_mode):
-        return f"{folder}: not a directory"
-    if not os.access(folder, os.R_OK | os.X_OK):
-        return f"{folder}: folder is not readable"
-    if require_marker and not (folder / MARKER_FILE).is_file():
-        return f"{folder}: marker {MARKER_FILE} is missing (run `syncd init-folder {folder}` if this is the right folder)"
-    return None
 
 
 def scan_folder(folder: Path, rules: ScanRules, now: float,

@@ -24,7 +24,7 @@ from syncd.store.catalog import Catalog
 from syncd.media.clips import make_clip
 from syncd.config import load_config
 from syncd.emulator import Emulator
-from syncd.sync.engine import Engine
+from syncd.sync.engine import Engine, EngineOptions
 from syncd.mirror.sidecars import read_embeddings
 from syncd.models import SIDECAR_SUFFIXES, TRASH_DIR
 from syncd.remote.base import parse_timestamp
@@ -225,7 +225,7 @@ def test_409_is_retried_404_waits_for_the_listing_and_wait_covers_sidecars(
     config = load_config(path, {"SYNCD_TEST_KEY": KEY})
     clock = _Clock()
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote, clock=clock)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote, clock=clock)
         engine.sync(wait=True, timeout=60)
         video = drop / "a.mp4"
         assert json_sidecar(video)["embeddings"] is None and not emb_sidecar(video).exists()

@@ -18,7 +18,7 @@ from syncd.store.catalog import Catalog
 from syncd.mirror.atomic import temp_path, write_atomic
 from syncd.mirror.index import COMPACT_MIN_ROWS, SearchIndex, SearchIndexError, VectorFiles
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
-from syncd.mirror.records import SegmentInfo
+from syncd.store.records import SegmentInfo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, read_embeddings
 from syncd.remote.base import Segment
 from tests.conftest import REPO, wait_for

@@ -4,14 +4,17 @@ unless the user re-binds it explicitly."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import yaml
 
 from syncd.emulator import Emulator
-from tests.conftest import admin_videos, run_syncd, write_config, write_random
+from tests.conftest import admin_videos, run_syncd, syncd_env, wait_for, write_config, write_random
 
 
 def _point_at(config: Path, base_url: str) -> None:
@@ -65,3 +68,36 @@ def test_an_existing_catalog_without_a_record_adopts_the_config(tmp_path: Path, 
     _point_at(config, emu.base_url.replace("127.0.0.1", "localhost"))
     assert run_syncd(config, "sync").returncode == 0
     assert "belongs to" not in run_syncd(config, "status").stdout
+
+
+def test_the_daemon_refuses_another_remote_until_run_with_rebind(tmp_path: Path, emu: Emulator,
+                                                                 admin: httpx.Client) -> None:
+    config = write_config(tmp_path, emu.base_url, schedule={"rescan": "5s", "remote_poll": "2s"})
+    write_random(tmp_path / "drop" / "a.mp4", 4096)
+    assert run_syncd(config, "sync").returncode == 0
+    _point_at(config, emu.base_url.replace("127.0.0.1", "localhost"))  # same server, new address
+    journal = _journal(tmp_path)
+
+    refused = run_syncd(config, "run", timeout=60)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "`syncd run --rebind`" in lines[0] and "Traceback" not in refused.stderr
+    assert _journal(tmp_path) == journal  # nothing touched
+
+    log_path = tmp_path / "daemon.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(config), "run", "--rebind"],
+                                  env=syncd_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "running: watching" in log_path.read_text() or daemon.poll() is not None, 60,
+                 "the daemon running", log_path.read_text)
+        assert daemon.poll() is None, log_path.read_text()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert ("rebind", "ok") in _journal(tmp_path)
+    assert run_syncd(config, "sync").returncode == 0  # bound to the new address now
+    assert len(admin_videos(admin)) == 1  # and nothing was uploaded twice

@@ -9,7 +9,7 @@ import pytest
 
 from syncd.store.catalog import Catalog
 from syncd.config import load_config
-from syncd.sync.engine import Engine
+from syncd.sync.engine import Engine, EngineOptions
 from syncd.errors import AuthError, ForbiddenError, LinkExpiredError, TransportError
 from syncd.sync.executor import FatalRemoteError, key_refused
 from syncd.remote.base import Features, ProcessingStatus, RemoteVideo, StepStatus, VideoDetails
@@ -38,7 +38,7 @@ def engine(tmp_path: Path, remote: FakeRemote) -> tuple[Engine, Catalog, Path]:
                                                                                "collections": "subfolder"}]),
                          {"SYNCD_TEST_KEY": KEY})
     catalog = Catalog.open(config.state_dir)
-    return Engine(config, catalog, remote), catalog, drop  # type: ignore[arg-type]
+    return Engine(EngineOptions.from_config(config), catalog, remote), catalog, drop  # type: ignore[arg-type]
 
 
 def test_a_backend_without_collections_or_chunks_uploads_whole_and_is_asked_nothing_else(tmp_path: Path) -> None:

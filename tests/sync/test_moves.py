@@ -45,7 +45,7 @@ from tests.conftest import (
 )
 from syncd.store.catalog import Catalog
 from syncd.config import load_config
-from syncd.sync.engine import Engine, file_statuses
+from syncd.sync.engine import Engine, EngineOptions, file_statuses
 from syncd.remote.mikshi import MikshiClient
 from syncd.sync.report import FileStatus
 from tests.service.test_daemon import SyncdDaemon
@@ -395,7 +395,7 @@ def test_a_path_that_changed_after_settling_settles_longer(tmp_path: Path, emu: 
     clock = Clock()
     path = drop / "slow.mp4"
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote, clock=clock)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote, clock=clock)
         path.write_bytes(os.urandom(1000))
         clock.offset = 11  # held still 10 s: settled
         assert [a.kind for a in engine.run_pass().plan.actions] == ["Upload"]

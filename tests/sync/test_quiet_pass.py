@@ -13,7 +13,7 @@ from syncd.store.catalog import Catalog
 from syncd.config import ScheduleConfig, load_config
 from syncd.service.daemon import _rescan_trigger
 from syncd.emulator import Emulator
-from syncd.sync.engine import Engine
+from syncd.sync.engine import Engine, EngineOptions
 from syncd.remote.mikshi import MikshiClient
 from tests.conftest import FAST_RETRY, KEY, admin_videos, write_config, write_random
 
@@ -46,7 +46,7 @@ def test_delete_grace_runs_out_on_a_pass_that_changes_nothing(tmp_path: Path, em
     config = load_config(write_config(tmp_path, emu.base_url, plain(drop)), {"SYNCD_TEST_KEY": KEY})
     clock = Clock()
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote, delete_grace=60, clock=clock)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote, delete_grace=60, clock=clock)
         assert not engine.sync(wait=True, timeout=60).failures
         assert names(admin) == ["a.mp4", "b.mp4"]
         (drop / "a.mp4").unlink()
@@ -67,7 +67,7 @@ def test_unchanged_folder_is_not_walked_but_still_guarded(tmp_path: Path, emu: E
     write_random(drop / "a.mp4", 50_000, seed=1)
     config = load_config(write_config(tmp_path, emu.base_url, plain(drop)), {"SYNCD_TEST_KEY": KEY})
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote)
         engine.sync(wait=True, timeout=60)
         # The daemon vouches for a folder only when its watch saw no event; a file that
         # appears without one waits for the next full rescan.
@@ -93,7 +93,7 @@ def test_a_folder_with_unsettled_files_is_walked_again(tmp_path: Path, emu: Emul
                          {"SYNCD_TEST_KEY": KEY})
     clock = Clock()
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote, clock=clock)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote, clock=clock)
         write_random(drop / "a.mp4", 50_000, seed=1)
         engine.run_pass()
         assert names(admin) == []  # still settling
@@ -118,7 +118,7 @@ def test_a_file_back_in_place_is_present_again(tmp_path: Path, emu: Emulator, ad
     write_random(drop / "b.mp4", 50_000, seed=2)
     config = load_config(write_config(tmp_path, emu.base_url, plain(drop)), {"SYNCD_TEST_KEY": KEY})
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        engine = Engine(config, catalog, remote, delete_grace=3600)
+        engine = Engine(EngineOptions.from_config(config), catalog, remote, delete_grace=3600)
         engine.sync(wait=True, timeout=60)
         before = catalog.changes
         engine.observe()

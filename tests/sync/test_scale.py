@@ -16,7 +16,7 @@ import pytest
 from syncd.store.catalog import Catalog
 from syncd.config import Config, load_config
 from syncd.emulator import Emulator
-from syncd.sync.engine import Engine, file_statuses
+from syncd.sync.engine import Engine, EngineOptions, file_statuses
 from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
 from syncd.remote.mikshi import MikshiClient
 from syncd.sync.scan import ScanProgress
@@ -44,7 +44,7 @@ def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int) 
     folders = [{"path": str(drop), "collections": "none", "pipelines": []}]
     config = load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
-        Engine(config, catalog, remote).observe()
+        Engine(EngineOptions.from_config(config), catalog, remote).observe()
         records = catalog.files()
         videos = [{"name": f.rel_path, "size": f.size, "sha256": f.sha256,
                    "md5": hashlib.md5(f.path.read_bytes()).hexdigest()} for f in records]
@@ -53,7 +53,7 @@ def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int) 
                               PROCESSING_STEPS)
         catalog.set_meta("adopt_remote", "0")
         # The first pass mirrors every video once (details, sidecars, full text).
-        assert Engine(config, catalog, remote).run_pass().plan.actions == []
+        assert Engine(EngineOptions.from_config(config), catalog, remote).run_pass().plan.actions == []
     return config
 
 
@@ -63,7 +63,7 @@ def statements(config: Config, emu: Emulator, what: str) -> Counter[str]:
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         catalog.db.conn.set_trace_callback(lambda sql: seen.update([" ".join(sql.split())[:80]]))
         if what == "pass":
-            report = Engine(config, catalog, remote).run_pass()
+            report = Engine(EngineOptions.from_config(config), catalog, remote).run_pass()
             assert report.plan.actions == [] and report.hashed == 0
         else:
             assert {s.state for s in file_statuses(config, catalog)} == {"done"}
@@ -154,11 +154,11 @@ def test_a_long_first_pass_commits_in_batches_and_reports_progress(tmp_path: Pat
 
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         with pytest.raises(Killed):
-            Engine(config, catalog, remote, on_progress=killed_at_1500).observe()
+            Engine(EngineOptions.from_config(config), catalog, remote, on_progress=killed_at_1500).observe()
         assert seen[0] == (2500, 2500, 0, 0)
         assert seen[-1][2] == 1500 and seen[-1][3] == sum(len(f"clip {i}\n") for i in range(1500))
         assert len(catalog.files()) == 1000  # one batch committed, the rest lost with the "kill"
         progress: list[ScanProgress] = []
-        Engine(config, catalog, remote, on_progress=progress.append).observe()
+        Engine(EngineOptions.from_config(config), catalog, remote, on_progress=progress.append).observe()
         assert progress[-1].to_hash == 1500 and progress[-1].hashed == 1500  # only what was lost
         assert len(catalog.files()) == 2500

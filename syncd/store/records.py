@@ -1,4 +1,5 @@
-"""Records of the mirror and the search index, as the catalog returns them. No I/O."""
+"""Records of the mirror and the search index, as the catalog returns them (the store owns
+them; the mirror and the UI read them). No I/O."""
 
 from __future__ import annotations
 
