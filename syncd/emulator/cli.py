@@ -15,10 +15,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from syncd.emulator.config import FAILABLE_PIPELINES, EmulatorConfig, Faults
-from syncd.emulator.emulator import Emulator
+from syncd.emulator.config import Faults
 from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 from syncd.emulator.memories.config import PUBLISHED_RATE_LIMITS
+from syncd.emulator.mikshi.config import FAILABLE_PIPELINES, EmulatorConfig
+from syncd.emulator.mikshi.emulator import Emulator
 
 ENV_KEYS = "SYNCD_EMULATOR_API_KEYS"
 

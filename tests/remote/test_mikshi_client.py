@@ -12,7 +12,7 @@ from typing import BinaryIO
 import httpx
 import pytest
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.errors import (
     AuthError,
     BadRequestError,

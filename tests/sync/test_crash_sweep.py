@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import (
     MiB,
     admin_videos,
