@@ -213,8 +213,11 @@ class App:
                         elapsed_ms)
         if kind == ADMIN:
             return
+        # ``time`` is when the request arrived, not when it was answered: a thread delayed
+        # after answering must not make a client's wait before its next request look short.
+        arrived = self.ctx.now() - elapsed_ms / 1000
         self.ctx.requests.add(LogEntry(
-            seq=self.ctx.requests.next_seq(), time=self.ctx.now(), method=req.method,
+            seq=self.ctx.requests.next_seq(), time=arrived, method=req.method,
             path=req.path, status=status, user_id=user_id, retry_after=retry_after,
             fault=decision.kind, bytes_in=req.body.bytes_read, duration_ms=elapsed_ms,
             code=resp.code if resp is not None else None))

@@ -73,7 +73,8 @@ Choices where the API doc is silent (the emulator is meant to be at least as str
 * Faults: 429 body ``{"detail": "Rate limit exceeded. Retry later."}`` with a
   ``Retry-After`` in whole seconds (``Faults.retry_after`` rounded up; 0 for fast tests);
   on the object store, 503 SlowDown without one, as S3 does; injected 500/503
-  alternate. Idle keep-alive connections close after ``keepalive_seconds`` (5 s).
+  alternate (``Faults.error_statuses`` picks). Idle keep-alive connections close after
+  ``keepalive_seconds`` (5 s).
 * Auth errors: ``{"message": "Missing API key. ..."}`` / ``{"message": "Invalid API key."}``.
 """
 
