@@ -43,7 +43,7 @@ import yaml
 from _common import REPO, emit, machine
 
 from syncd.store.catalog import Catalog
-from syncd.emulator import Emulator, EmulatorConfig
+from syncd.emulator.mikshi import Emulator, EmulatorConfig
 
 KEY = "sk_bench_daemon_0123456789"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -43,7 +43,7 @@ import yaml
 from _common import REPO, emit, machine
 
 from syncd.store.catalog import Catalog
-from syncd.emulator import Emulator, EmulatorConfig
+from syncd.emulator.mikshi import Emulator, EmulatorConfig
 from syncd.models import PROCESSING_STEPS
 
 KEY = "sk_bench_scale_0123456789"

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from syncd.emulator import Emulator, EmulatorConfig, Faults
+from syncd.emulator.mikshi import Emulator, EmulatorConfig, Faults
 from syncd.remote.http import RetryPolicy
 from syncd.remote.mikshi import MikshiClient
 

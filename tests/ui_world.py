@@ -11,7 +11,7 @@ import httpx
 
 from syncd.media.clips import make_clip
 from syncd.config import Config, load_config
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import KEY, emulator_config, run_syncd, write_config
 
 CLIPS = {

@@ -24,7 +24,7 @@ from syncd.store.catalog import Catalog
 from syncd.media.clips import make_clip
 from syncd.config import Config, load_config
 from syncd.service.daemon import Daemon, Timings
-from syncd.emulator import Emulator, EmulatorConfig
+from syncd.emulator.mikshi import Emulator, EmulatorConfig
 from syncd.mirror.index import SEARCH_DIR, SearchIndex
 from syncd.mirror.search import SearchFilter, format_hits, query_source, run_search
 from syncd.mirror.sidecars import SidecarLayout, read_metadata

@@ -1,137 +1,33 @@
-"""The admin API under ``/_admin/``: inspection and control for tests. No API key, never
-faulted, not recorded in the request log. Never exposes API keys or URL signatures.
+"""The admin API under ``/_admin/`` that every emulator serves, and the pieces its backends'
+own admin routes are built from. No API key, never faulted, not recorded in the request log;
+never exposes API keys or URL signatures.
 
     GET    /_admin/health
-    GET    /_admin/videos                  all users' videos
-    GET    /_admin/videos/{id}             one video + segments (start/end/caption)
-    GET    /_admin/videos/{id}/bytes       the raw object bytes
-    DELETE /_admin/videos/{id}             delete it as another client would
-    PATCH  /_admin/videos/{id}             {"name": ...}: rename it as the web app could
-    GET    /_admin/uploads                 open multipart uploads with their parts
-    GET    /_admin/objects                 completed objects (including never-preprocessed)
-    GET    /_admin/collections             collections with member video ids
-    GET    /_admin/users                   known users and their credits
-    POST   /_admin/users/{user_id}/credits {"credits": n | null}
     GET    /_admin/requests?since=SEQ      request log
     POST   /_admin/requests/clear
     GET    /_admin/faults                  current Faults as JSON
     POST   /_admin/faults                  replace Faults (omitted fields take defaults)
     POST   /_admin/clock/advance           {"seconds": s}: move the emulator clock forward
-    POST   /_admin/videos/register         {"user_id"?, "videos": [{"name", "size", "sha256", "md5"}]}:
-                                           finished videos (processed, both pipelines done) without
-                                           bytes, for benchmarks; answers their video ids in order
+
+Each backend adds its records (videos, users, ...) in its own ``admin.py``.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
-from syncd.emulator import hls, media, timeline
 from syncd.emulator.config import Faults
-from syncd.emulator.context import Clock, Context
+from syncd.emulator.context import Clock
 from syncd.emulator.errors import detail
 from syncd.emulator.faults import FaultInjector
 from syncd.emulator.requestlog import RequestLog
 from syncd.emulator.routing import ADMIN, Route
-from syncd.emulator.store import ObjectRecord, RunRecord, VideoRecord
-from syncd.emulator.views import iso
 from syncd.emulator.wire import FileStream, Request, Response, json_response
 
 
-def video_info(ctx: Context, video: VideoRecord, with_segments: bool = False) -> dict[str, Any]:
-    now = ctx.now()
-    obj = ctx.store.get_object(video.object_name)
-    states = timeline.upload_states(video, now)
-    runs = {p: timeline.run_state(ctx.store.get_run(video.video_id, p), now)
-            for p in timeline.PIPELINES}
-    info: dict[str, Any] = {
-        "video_id": video.video_id,
-        "user_id": video.user_id,
-        "name": video.name,
-        "object_name": video.object_name,
-        "source": video.source,
-        "size_bytes": obj.size if obj else None,
-        "sha256": obj.sha256 if obj else None,
-        "created_at": iso(video.created_at),
-        "created_at_epoch": video.created_at,
-        "duration_seconds": video.duration_seconds,
-        "width": video.width,
-        "height": video.height,
-        "probed": video.probed,
-        "use_dynamic_hls": video.use_dynamic_hls,
-        "thumbnail_generation_status": states["thumbnail"].status,
-        "transcoding_status": states["transcoding"].status,
-        "hls_generation_status": states["hls"].status,
-        "error_message": timeline.upload_error(video, now),
-        "analyse_status": runs["analyse"].status,
-        "analyse_error": runs["analyse"].error,
-        "search_process_status": runs["search-process"].status,
-        "search_process_error": runs["search-process"].error,
-        "collections": ctx.store.collections_of_video(video.video_id),
-    }
-    if with_segments:
-        info["segments"] = [{
-            "index": s.index, "segment_id": s.segment_id, "start": s.start_hms,
-            "end": s.end_hms, "start_seconds": s.start, "end_seconds": s.end,
-            "caption": s.caption,
-        } for s in ctx.embedder.segments(video.video_id, video.name, video.duration_seconds,
-                                         video.segment_seconds)]
-    return info
-
-
-def videos(ctx: Context) -> list[dict[str, Any]]:
-    return [video_info(ctx, v) for v in ctx.store.list_videos()]
-
-
-def video(ctx: Context, video_id: str) -> dict[str, Any] | None:
-    rec = ctx.store.get_video(video_id)
-    return None if rec is None else video_info(ctx, rec, with_segments=True)
-
-
-def uploads(ctx: Context) -> list[dict[str, Any]]:
-    return [{
-        "upload_id": u.upload_id, "user_id": u.user_id, "object_name": u.object_name,
-        "video_id": u.video_id, "filename": u.filename, "content_type": u.content_type,
-        "created_at": iso(u.created_at),
-        "parts": [{"part_number": p.part_number, "size": p.size, "etag": p.etag}
-                  for p in ctx.store.list_parts(u.upload_id)],
-    } for u in ctx.store.list_uploads()]
-
-
-def objects(ctx: Context) -> list[dict[str, Any]]:
-    return [{"object_name": o.object_name, "user_id": o.user_id, "video_id": o.video_id,
-             "size": o.size, "sha256": o.sha256, "etag": o.etag, "created_at": iso(o.created_at)}
-            for o in ctx.store.list_objects()]
-
-
-def collections(ctx: Context) -> list[dict[str, Any]]:
-    return [{"collection_id": c.collection_id, "user_id": c.user_id, "name": c.name,
-             "description": c.description, "created_at": iso(c.created_at),
-             "video_ids": ctx.store.collection_video_ids(c.collection_id)}
-            for c in ctx.store.list_collections()]
-
-
-def users(ctx: Context) -> list[dict[str, Any]]:
-    known = {u.user_id: u.credits for u in ctx.store.list_users()}
-    for user_id in ctx.keys.user_ids():
-        known.setdefault(user_id, ctx.config.credits)
-    return [{"user_id": k, "credits": v} for k, v in sorted(known.items())]
-
-
-def delete_video(ctx: Context, video_id: str) -> bool:
-    ok = ctx.store.delete_video(video_id)
-    ctx.embedder.forget(video_id)
-    hls.remove(ctx.store.data_dir, video_id)  # as the API's delete does
-    return ok
-
-
-# -- HTTP handlers -----------------------------------------------------------------------
-
-
 class AdminContext(Protocol):
-    """What the service-neutral admin routes need (both emulators' contexts have it)."""
+    """What the service-neutral admin routes need (every emulator's context has it)."""
 
     faults: FaultInjector
     requests: RequestLog
@@ -139,75 +35,23 @@ class AdminContext(Protocol):
     stopping: threading.Event
 
 
-def _json(req: Request) -> dict[str, Any]:
-    return req.json_body()
-
-
-
-def h_health(ctx: AdminContext, req: Request) -> Response:
-    return json_response(200, {"status": "ok"})
-
-
-def h_videos(ctx: Context, req: Request) -> Response:
-    return json_response(200, videos(ctx))
-
-
-def h_video(ctx: Context, req: Request) -> Response:
-    info = video(ctx, req.params["video_id"])
-    if info is None:
-        raise detail(404, "Video not found")
-    return json_response(200, info)
-
-
-def h_video_bytes(ctx: Context, req: Request) -> Response:
-    rec = ctx.store.get_video(req.params["video_id"])
-    opened = ctx.store.open_object(rec.object_name) if rec else None
-    if opened is None:
-        raise detail(404, "Video not found")
-    obj, fh = opened
+def bytes_response(fh: BinaryIO, size: int) -> Response:
+    """A stored file streamed back whole (``GET /_admin/videos/{id}/bytes``)."""
     return Response(200, b"", {"Content-Type": "application/octet-stream"},
-                    stream=FileStream(fh, 0, obj.size), length=obj.size)
+                    stream=FileStream(fh, 0, size), length=size)
 
 
-def h_delete_video(ctx: Context, req: Request) -> Response:
-    if not delete_video(ctx, req.params["video_id"]):
-        raise detail(404, "Video not found")
-    return json_response(200, {"message": "Video deleted successfully."})
-
-
-def h_rename_video(ctx: Context, req: Request) -> Response:
-    name = _json(req).get("name")
-    if not isinstance(name, str) or not name:
-        raise detail(400, "name must be a non-empty string")
-    if not ctx.store.rename_video(req.params["video_id"], name):
-        raise detail(404, "Video not found")
-    return json_response(200, {"video_id": req.params["video_id"], "name": name})
-
-
-def h_uploads(ctx: Context, req: Request) -> Response:
-    return json_response(200, uploads(ctx))
-
-
-def h_objects(ctx: Context, req: Request) -> Response:
-    return json_response(200, objects(ctx))
-
-
-def h_collections(ctx: Context, req: Request) -> Response:
-    return json_response(200, collections(ctx))
-
-
-def h_users(ctx: Context, req: Request) -> Response:
-    return json_response(200, users(ctx))
-
-
-def h_set_credits(ctx: Context, req: Request) -> Response:
-    body = _json(req)
+def credits_value(body: dict[str, Any]) -> int | None:
+    """``body["credits"]``: a non-negative integer or null (unlimited), else a 400."""
     credits = body.get("credits", "missing")
     if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)
                                 or credits < 0):
         raise detail(400, "credits must be a non-negative integer or null")
-    ctx.store.set_credits(req.params["user_id"], credits, ctx.now())
-    return json_response(200, {"user_id": req.params["user_id"], "credits": credits})
+    return credits
+
+
+def h_health(ctx: AdminContext, req: Request) -> Response:
+    return json_response(200, {"status": "ok"})
 
 
 def h_requests(ctx: AdminContext, req: Request) -> Response:
@@ -229,7 +73,7 @@ def h_get_faults(ctx: AdminContext, req: Request) -> Response:
 
 def h_set_faults(ctx: AdminContext, req: Request) -> Response:
     try:
-        faults = Faults.from_dict(_json(req))
+        faults = Faults.from_dict(req.json_body())
     except (TypeError, ValueError) as exc:
         raise detail(400, str(exc)) from None
     ctx.faults.set(faults)
@@ -237,48 +81,11 @@ def h_set_faults(ctx: AdminContext, req: Request) -> Response:
 
 
 def h_advance_clock(ctx: AdminContext, req: Request) -> Response:
-    seconds = _json(req).get("seconds")
+    seconds = req.json_body().get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise detail(400, "seconds must be a non-negative number")
     return json_response(200, {"offset_seconds": ctx.clock.advance(float(seconds))})
 
-
-def h_register_videos(ctx: Context, req: Request) -> Response:
-    """Finished videos by name, size and content hashes, no bytes: the object's sha256 and
-    ETag (the MD5 of its bytes, as a direct upload gets) are the caller's, so a client
-    that proves content by hash or ETag sees what it would after real uploads."""
-    body = _json(req)
-    user_ids = ctx.keys.user_ids()
-    user_id = body.get("user_id") or (user_ids[0] if user_ids else None)
-    entries = body.get("videos")
-    if not isinstance(user_id, str) or not isinstance(entries, list):
-        raise detail(400, "need videos: [{name, size, sha256, md5}] (and user_id with several keys)")
-    done_at = ctx.now() - 86_400.0  # long finished: every step reads as done
-    items: list[tuple[ObjectRecord, VideoRecord]] = []
-    runs: list[RunRecord] = []
-    for entry in entries:
-        name, size, sha256, md5 = (entry.get(k) if isinstance(entry, dict) else None
-                                   for k in ("name", "size", "sha256", "md5"))
-        if not (isinstance(name, str) and name and isinstance(size, int) and size > 0
-                and isinstance(sha256, str) and isinstance(md5, str)):
-            raise detail(400, "each video needs name, size > 0, sha256 and md5")
-        video_id = str(uuid.uuid4())
-        info = media.fallback(size)
-        obj = ObjectRecord(f"uploads/{user_id}/{video_id}/video", user_id, video_id, size, sha256,
-                           f'"{md5}"', ctx.store.new_blob_name(), done_at)
-        items.append((obj, VideoRecord(
-            video_id=video_id, user_id=user_id, name=name, object_name=obj.object_name, source="direct",
-            use_dynamic_hls=False, created_at=done_at, duration_seconds=info.duration_seconds,
-            width=info.width, height=info.height, probed=False, processing_started_at=done_at,
-            processing_seconds=0.0, segment_seconds=ctx.config.segment_seconds,
-            fail_pipeline=None, fail_error=None,
-        )))
-        runs += [RunRecord(video_id, p, 1, done_at, 0.0, False, None) for p in timeline.PIPELINES]
-    ctx.store.register_videos(items, runs)
-    return json_response(200, {"video_ids": [v.video_id for _, v in items]})
-
-
-_VID = r"(?P<video_id>[^/]+)"
 
 #: Routes every emulator serves, whatever the service.
 COMMON_ROUTES = [
@@ -288,19 +95,4 @@ COMMON_ROUTES = [
     Route("GET", r"/_admin/faults", h_get_faults, ADMIN),
     Route("POST", r"/_admin/faults", h_set_faults, ADMIN),
     Route("POST", r"/_admin/clock/advance", h_advance_clock, ADMIN),
-]
-
-ROUTES = [
-    *COMMON_ROUTES,
-    Route("GET", r"/_admin/videos", h_videos, ADMIN),
-    Route("POST", r"/_admin/videos/register", h_register_videos, ADMIN),
-    Route("GET", rf"/_admin/videos/{_VID}", h_video, ADMIN),
-    Route("GET", rf"/_admin/videos/{_VID}/bytes", h_video_bytes, ADMIN),
-    Route("DELETE", rf"/_admin/videos/{_VID}", h_delete_video, ADMIN),
-    Route("PATCH", rf"/_admin/videos/{_VID}", h_rename_video, ADMIN),
-    Route("GET", r"/_admin/uploads", h_uploads, ADMIN),
-    Route("GET", r"/_admin/objects", h_objects, ADMIN),
-    Route("GET", r"/_admin/collections", h_collections, ADMIN),
-    Route("GET", r"/_admin/users", h_users, ADMIN),
-    Route("POST", r"/_admin/users/(?P<user_id>[^/]+)/credits", h_set_credits, ADMIN),
 ]

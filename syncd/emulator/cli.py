@@ -11,14 +11,15 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from types import FrameType
 
-from syncd.emulator.config import FAILABLE_PIPELINES, EmulatorConfig, Faults
-from syncd.emulator.emulator import Emulator
+from syncd.emulator.config import Faults
 from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 from syncd.emulator.memories.config import PUBLISHED_RATE_LIMITS
+from syncd.emulator.mikshi.config import FAILABLE_PIPELINES, EmulatorConfig
+from syncd.emulator.mikshi.emulator import Emulator
 
 ENV_KEYS = "SYNCD_EMULATOR_API_KEYS"
 
@@ -153,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             else config_from_args(args))
     except ValueError as exc:
         parser.error(str(exc))
-    stop = threading.Event()
+    # The handler only records the signal. It must take no lock: Python runs it in the main
+    # thread between two bytecodes, possibly while that thread holds the very lock (an
+    # Event's, inside Event.wait), and then it would wait for itself forever.
+    received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        received.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     emulator: Emulator | MemoriesEmulator = (
@@ -169,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         print(f"emulator listening on {emulator.base_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
+        while not received:
+            time.sleep(0.2)  # stops at most this long after the signal
     finally:
         emulator.stop()
         for signum, handler in previous.items():

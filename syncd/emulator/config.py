@@ -1,19 +1,14 @@
-"""Emulator settings: the static ``EmulatorConfig`` and the runtime-changeable ``Faults``.
-
-Defaults are faithful to the API doc; tests lower the timings.
-"""
+"""Settings both emulators share: ``Faults``, the misbehaviour that can be changed at runtime."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-MiB = 1024 * 1024
 
-#: Pipelines a failure can be injected into (upload processing + the two optional ones).
-FAILABLE_PIPELINES = ("thumbnail", "transcoding", "hls", "analyse", "search-process")
+#: The server errors a fault can be.
+ERROR_STATUSES = (500, 503)
 
 
 def _check_share(name: str, value: float) -> None:
@@ -26,7 +21,9 @@ class Faults:
     """Injected misbehaviour. Applies to API and object-store requests, never to ``/_admin/``.
 
     ``drop_share``, ``rate_limit_share`` and ``error_share`` partition one random draw per
-    request, so their sum must not exceed 1. ``path_glob`` (an extension) limits all faults
+    request, so their sum must not exceed 1. Injected errors cycle through
+    ``error_statuses`` (500 and 503 by default; ``[503]`` when every request, also a
+    non-repeatable POST, must survive them). ``path_glob`` (an extension) limits all faults
     to request paths matching an ``fnmatch`` pattern, e.g. ``"/s3/*"``.
     """
 
@@ -37,8 +34,12 @@ class Faults:
     drop_share: float = 0.0
     stream_error_share: float = 0.0
     path_glob: str | None = None
+    error_statuses: tuple[int, ...] = ERROR_STATUSES
 
     def __post_init__(self) -> None:
+        self.error_statuses = tuple(self.error_statuses)
+        if not self.error_statuses or not set(self.error_statuses) <= set(ERROR_STATUSES):
+            raise ValueError("error_statuses must be some of 500, 503")
         for name in ("rate_limit_share", "error_share", "drop_share", "stream_error_share"):
             _check_share(name, float(getattr(self, name)))
         if self.rate_limit_share + self.error_share + self.drop_share > 1.0 + 1e-9:
@@ -47,7 +48,8 @@ class Faults:
             raise ValueError("retry_after and latency_ms must not be negative")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As JSON has it (the statuses as a list)."""
+        return {**asdict(self), "error_statuses": list(self.error_statuses)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -62,61 +64,13 @@ class Faults:
                 if value is not None and not isinstance(value, str):
                     raise ValueError("path_glob must be a string or null")
                 clean[key] = value
+            elif key == "error_statuses":
+                if not isinstance(value, list) or any(
+                        isinstance(v, bool) or not isinstance(v, int) for v in value):
+                    raise ValueError("error_statuses must be a list of HTTP statuses")
+                clean[key] = tuple(value)
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{key} must be a number")
             else:
                 clean[key] = float(value)
         return cls(**clean)
-
-
-@dataclass
-class EmulatorConfig:
-    """Everything fixed for the life of one emulator process.
-
-    ``api_keys`` is excluded from ``repr`` so keys never reach logs by accident.
-    """
-
-    data_dir: Path
-    api_keys: list[str] = field(default_factory=list, repr=False)
-    host: str = "127.0.0.1"
-    port: int = 0
-    min_part_size: int = 5 * MiB
-    processing_seconds: float = 6.0
-    pipeline_seconds: float = 6.0
-    url_ttl_seconds: int = 900
-    direct_upload_max_bytes: int = 100 * 1000 * 1000
-    collections_cache_seconds: float = 300.0
-    segment_seconds: float = 5.0
-    fail_share: float = 0.0
-    fail_pipeline: str = "analyse"
-    fail_name_glob: str | None = None
-    credits: int | None = None
-    seed: int = 0
-    faults: Faults = field(default_factory=Faults)
-    #: A finished analyse/search-process run's progress stays in "Redis" this long; after
-    #: that its status endpoint falls back to the database: percentage and error are null.
-    status_cache_seconds: float = 3600.0
-    #: Idle keep-alive connections are closed after this long (uvicorn's default is 5 s).
-    keepalive_seconds: float = 5.0
-    bucket: str = "mikshi-dev-uploads"
-
-    def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        self.api_keys = list(self.api_keys)
-        if any(not k for k in self.api_keys):
-            raise ValueError("API keys must not be empty")
-        if self.fail_pipeline not in FAILABLE_PIPELINES:
-            raise ValueError(f"fail_pipeline must be one of {', '.join(FAILABLE_PIPELINES)}")
-        _check_share("fail_share", self.fail_share)
-        if self.min_part_size < 0 or self.direct_upload_max_bytes < 0:
-            raise ValueError("sizes must not be negative")
-        for name in ("processing_seconds", "pipeline_seconds", "collections_cache_seconds",
-                     "status_cache_seconds"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if self.segment_seconds <= 0:
-            raise ValueError("segment_seconds must be positive")
-        if self.url_ttl_seconds < 1:
-            raise ValueError("url_ttl_seconds must be at least 1")
-        if self.credits is not None and self.credits < 0:
-            raise ValueError("credits must not be negative")

@@ -52,8 +52,9 @@ class FaultInjector:
             elif u < f.drop_share + f.rate_limit_share:
                 kind = "rate_limit"
             elif u < f.drop_share + f.rate_limit_share + f.error_share:
-                self._errors += 1  # alternate so both codes show up even at small shares
-                kind = "error_500" if self._errors % 2 else "error_503"
+                # Cycle so every status shows up even at small shares.
+                kind = f"error_{f.error_statuses[self._errors % len(f.error_statuses)]}"
+                self._errors += 1
             retry = format_retry_after(f.retry_after) if kind == "rate_limit" else None
             return Decision(kind, f.latency_ms / 1000.0, retry)
 

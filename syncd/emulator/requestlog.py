@@ -14,8 +14,8 @@ from typing import Any
 
 @dataclass
 class LogEntry:
-    seq: int
-    time: float
+    seq: int  # in the order requests were answered
+    time: float  # when the request arrived (emulator clock)
     method: str
     path: str
     status: int | None  # None when the connection was dropped without an answer

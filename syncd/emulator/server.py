@@ -3,9 +3,9 @@ sockets (dropped connections, Content-Length checks, chunked/streamed bodies).
 
 Per request: route → faults (not for ``/_admin/``) → auth (API routes) → handler → response,
 then one request-log entry. What differs between emulated services (how a key is sent, how
-faults, unknown paths and crashes are worded) comes from a ``ServerHooks`` object: the
-Mikshi one is ``MikshiHooks`` below, the memories.ai one lives in ``emulator/memories/``. Bodies a handler left unread are drained when small, otherwise
-the connection is closed after the answer (``Connection: close``), as real servers do.
+faults, unknown paths and crashes are worded) comes from a ``ServerHooks`` object: each
+backend package has its own (``mikshi/hooks.py``, ``memories/hooks.py``). Bodies a handler
+left unread are drained when small, otherwise the connection is closed after the answer (``Connection: close``), as real servers do.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from syncd.emulator.auth import KeyRing
-from syncd.emulator.errors import ApiError, ClientGone, S3Error, detail, message
+from syncd.emulator.errors import ApiError, ClientGone, S3Error
 from syncd.emulator.faults import Decision, FaultInjector
 from syncd.emulator.requestlog import LogEntry, RequestLog
-from syncd.emulator.routing import ADMIN, API, S3, Router
+from syncd.emulator.routing import ADMIN, API, Router
 from syncd.emulator.wire import BodyReader, Request, Response, api_error_response, json_response
 
 log = logging.getLogger("syncd.emulator")
@@ -42,7 +41,7 @@ def _scrub(text: str) -> str:
     return _QUERY.sub("?…", text)
 
 
-def _xml_response(err: S3Error) -> Response:
+def xml_response(err: S3Error) -> Response:
     return Response(err.status, err.xml(), {"Content-Type": "application/xml", **err.headers})
 
 
@@ -73,59 +72,6 @@ class ServerHooks(Protocol):
 
     def internal_error(self, kind: str, req: Request) -> Response:
         """The answer when a handler crashed."""
-
-
-class MikshiHooks:
-    """Mikshi: ``X-API-Key``, FastAPI-style JSON errors, S3-style XML on the object store."""
-
-    def __init__(self, keys: KeyRing) -> None:
-        self.keys = keys
-
-    def user_of(self, req: Request) -> str | None:
-        key = req.header("X-API-Key")
-        return self.keys.user_for(key) if key else None
-
-    def authenticate(self, req: Request) -> str:
-        key = req.header("X-API-Key")
-        if not key:
-            raise message(401, "Missing API key. Send it in the X-API-Key header.")
-        user_id = self.keys.user_for(key)
-        if user_id is None:
-            raise message(401, "Invalid API key.")
-        return user_id
-
-    def no_route(self, kind: str, other_method: bool, req: Request) -> Response:
-        if kind == S3:
-            if other_method:
-                return _xml_response(S3Error(405, "MethodNotAllowed", "The specified method is "
-                                             "not allowed against this resource."))
-            return _xml_response(S3Error(404, "NoSuchBucket", "The specified bucket does not "
-                                         "exist"))
-        if other_method:
-            return api_error_response(detail(405, "Method Not Allowed"))
-        return api_error_response(detail(404, "Not Found"))
-
-    def fault_response(self, kind: str, decision: Decision, req: Request) -> Response:
-        retry = {"Retry-After": decision.retry_after} if decision.retry_after else {}
-        if kind == S3:
-            # S3 never answers 429: throttling is 503 SlowDown, without a Retry-After (the
-            # client backs off on its own).
-            if decision.kind in ("rate_limit", "error_503"):
-                return _xml_response(S3Error(503, "SlowDown", "Please reduce your request "
-                                             "rate."))
-            return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
-                                         "error. Please try again."))
-        if decision.kind == "rate_limit":
-            return json_response(429, {"detail": "Rate limit exceeded. Retry later."}, retry)
-        if decision.kind == "error_503":
-            return json_response(503, {"detail": "Service Unavailable"})
-        return json_response(500, {"detail": "Internal Server Error"})
-
-    def internal_error(self, kind: str, req: Request) -> Response:
-        if kind == S3:
-            return _xml_response(S3Error(500, "InternalError", "We encountered an internal "
-                                         "error. Please try again."))
-        return json_response(500, {"detail": "Internal Server Error"})
 
 
 class App:
@@ -182,7 +128,7 @@ class App:
         except ApiError as err:
             resp = api_error_response(err)
         except S3Error as err:
-            resp = _xml_response(err)
+            resp = xml_response(err)
         except ClientGone:
             h.close_connection = True
             self._record(req, kind, None, user_id, decision, started, None)
@@ -267,8 +213,11 @@ class App:
                         elapsed_ms)
         if kind == ADMIN:
             return
+        # ``time`` is when the request arrived, not when it was answered: a thread delayed
+        # after answering must not make a client's wait before its next request look short.
+        arrived = self.ctx.now() - elapsed_ms / 1000
         self.ctx.requests.add(LogEntry(
-            seq=self.ctx.requests.next_seq(), time=self.ctx.now(), method=req.method,
+            seq=self.ctx.requests.next_seq(), time=arrived, method=req.method,
             path=req.path, status=status, user_id=user_id, retry_after=retry_after,
             fault=decision.kind, bytes_in=req.body.bytes_read, duration_ms=elapsed_ms,
             code=resp.code if resp is not None else None))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import MiB, admin_videos, free_port, run_syncd, set_faults, syncd_env, write_config, write_random
 
 ESCAPE = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import free_port, run_syncd, syncd_env, write_config, write_random
 
 

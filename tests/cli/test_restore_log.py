@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import admin_videos, run_syncd, write_config, write_random
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.emulator import Emulator, Faults
+from syncd.emulator.mikshi import Emulator, Faults
 from syncd.emulator.memories import MemoriesEmulator
 from syncd.remote.base import Remote
 from syncd.remote.http import RetryPolicy

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from emu_helpers import KEY_A, KEY_B, Api, make_config
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 
 @pytest.fixture

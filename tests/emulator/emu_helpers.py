@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from syncd.emulator import Emulator, EmulatorConfig
+from syncd.emulator.mikshi import Emulator, EmulatorConfig
 
 KEY_A = "sk_test_key-a_0123456789"
 KEY_B = "sk_test_key-b_9876543210"

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 from emu_helpers import CHAT, COL, KEY_A, Api, make_config
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 
 def _vec(client: httpx.Client, text: str) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from emu_helpers import COL, Api, make_config
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 
 def test_create_update_delete(client: httpx.Client, client_b: httpx.Client) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from emu_helpers import CHAT, COL, KEY_A, VID, Api, make_config
 
-from syncd.emulator import Emulator, Faults
+from syncd.emulator.mikshi import Emulator, Faults
 
 
 def test_rate_limit_carries_retry_after(emu: Emulator, client: httpx.Client,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from emu_helpers import CHAT, COL, KEY_A, UP, VID, make_config, raw_request
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 
 def test_missing_and_wrong_key_are_401_with_message(emu: Emulator) -> None:

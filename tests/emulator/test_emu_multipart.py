@@ -11,7 +11,7 @@ import httpx
 import pytest
 from emu_helpers import KEY_A, MIN_PART, UP, Api, raw_request
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 
 def _with_param(url: str, **changes: str) -> str:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from emu_helpers import KEY_A, KEY_B, MIN_PART, UP, VID, Api, make_config
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 REPO = Path(__file__).resolve().parents[2]
 

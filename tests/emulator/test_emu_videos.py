@@ -13,7 +13,7 @@ import httpx
 import pytest
 from emu_helpers import COL, KIB, UP, VID, Api, make_config, wait_for
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 
 HLS = "/api/backend/v1/videos/hls-playlist"
 

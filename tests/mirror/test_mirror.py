@@ -23,7 +23,7 @@ import pytest
 from syncd.store.catalog import Catalog
 from syncd.media.clips import make_clip
 from syncd.config import load_config
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.sync.engine import Engine, EngineOptions
 from syncd.mirror.sidecars import read_embeddings
 from syncd.models import SIDECAR_SUFFIXES, TRASH_DIR

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from syncd.media.clips import make_clip
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.remote.base import parse_timestamp
 from syncd.remote.mikshi import MikshiClient
 from tests.conftest import (

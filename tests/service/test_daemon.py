@@ -22,7 +22,7 @@ from typing import Any, Self
 import httpx
 import pytest
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import (
     KEY,
     OTHER_KEY,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import admin_videos, run_syncd, syncd_env, wait_for, write_config, write_random
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import (
     MiB,
     admin_videos,
@@ -24,14 +24,47 @@ from tests.conftest import (
     write_random,
 )
 
+# Files upload in parallel, so when ``step`` returns in one thread another may be inside the
+# one window the API cannot close (its upload created, the id not yet recorded): a kill
+# then leaves an empty upload nobody can name, whatever the step. The kill waits until no
+# other thread is in that window; the window itself is swept as ``multipart_initiate``.
 KILLED_AFTER = """
-import os, signal, sys
+import os, signal, sys, threading
 from syncd.remote.mikshi import MikshiClient
+from syncd.sync.executor import _CatalogJournal
 from syncd.cli.main import main
 step = sys.argv[1]
+window = threading.Condition()
+unrecorded = set()  # threads whose upload exists on the remote but not yet in the catalog
+
+def leave_window():
+    with window:
+        unrecorded.discard(threading.get_ident())
+        window.notify_all()
+
+initiate = MikshiClient.multipart_initiate
+def counted_initiate(self, *args, **kwargs):
+    with window:
+        unrecorded.add(threading.get_ident())
+    try:
+        return initiate(self, *args, **kwargs)
+    except BaseException:
+        leave_window()
+        raise
+MikshiClient.multipart_initiate = counted_initiate
+
+record = _CatalogJournal.session_started
+def recorded(self, *args, **kwargs):
+    record(self, *args, **kwargs)
+    leave_window()
+_CatalogJournal.session_started = recorded
+
 original = getattr(MikshiClient, step)
 def answered_then_killed(self, *args, **kwargs):
     answer = original(self, *args, **kwargs)
+    me = threading.get_ident()
+    with window:
+        window.wait_for(lambda: not unrecorded - {me}, timeout=30)
     os.kill(os.getpid(), signal.SIGKILL)
     return answer
 setattr(MikshiClient, step, answered_then_killed)

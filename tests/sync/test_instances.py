@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.remote.mikshi import MikshiClient, _object_name, _video_id
 from tests.conftest import (
     FAST_RETRY,

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.models import SIDECAR_SUFFIXES
 from tests.conftest import (
     admin_videos,

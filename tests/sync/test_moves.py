@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import (
     FAST_RETRY,
     KEY,

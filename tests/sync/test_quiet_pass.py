@@ -12,7 +12,7 @@ import httpx
 from syncd.store.catalog import Catalog
 from syncd.config import ScheduleConfig, load_config
 from syncd.service.daemon import _rescan_trigger
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.sync.engine import Engine, EngineOptions
 from syncd.remote.mikshi import MikshiClient
 from tests.conftest import FAST_RETRY, KEY, admin_videos, write_config, write_random

@@ -15,7 +15,7 @@ import pytest
 
 from syncd.store.catalog import Catalog
 from syncd.config import Config, load_config
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from syncd.sync.engine import Engine, EngineOptions, file_statuses
 from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
 from syncd.remote.mikshi import MikshiClient

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from syncd.emulator import Emulator
+from syncd.emulator.mikshi import Emulator
 from tests.conftest import (
     KEY,
     OTHER_KEY,

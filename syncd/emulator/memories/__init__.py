@@ -1,6 +1,7 @@
 """A local emulator of the memories.ai Visual Search API (v1) and its v2 host (download,
-live streams), on one loopback port, sharing the Mikshi emulator's plumbing (HTTP server,
-router, multipart parser, request log, fault injection, clock, shared admin routes)::
+live streams), on one loopback port, on the shared plumbing in ``syncd.emulator`` (HTTP
+server and lifecycle, router, multipart parser, request log, fault injection, clock, shared
+admin routes)::
 
     from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 
@@ -22,7 +23,7 @@ Modules:
     api_tasks.py  scraper_url, get_video_ids_by_task_id
     api_v2.py     download, stream/start, stream/stop
     admin.py      /_admin/ routes for this service
-    emulator.py   MemoriesEmulator: start/stop and Python-side admin helpers
+    emulator.py   MemoriesEmulator: its store, context, routes and hooks; admin helpers
 
 Choices where the pages are silent or ambiguous (each is at least as strict as the doc):
 

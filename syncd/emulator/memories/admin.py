@@ -19,13 +19,13 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from syncd.emulator.admin import COMMON_ROUTES
+from syncd.emulator.admin import COMMON_ROUTES, bytes_response, credits_value
 from syncd.emulator.errors import detail
 from syncd.emulator.memories import videos
 from syncd.emulator.memories.context import MemoriesContext
 from syncd.emulator.memories.store import Video
 from syncd.emulator.routing import ADMIN, Route
-from syncd.emulator.wire import FileStream, Request, Response, json_response
+from syncd.emulator.wire import Request, Response, json_response
 
 
 def video_info(ctx: MemoriesContext, video: Video) -> dict[str, Any]:
@@ -65,8 +65,7 @@ def h_video_bytes(ctx: MemoriesContext, req: Request) -> Response:
         fh = ctx.store.file_path(video).open("rb")
     except FileNotFoundError:
         raise detail(404, "Video file not found") from None
-    return Response(200, b"", {"Content-Type": "application/octet-stream"},
-                    stream=FileStream(fh, 0, video.size), length=video.size)
+    return bytes_response(fh, video.size)
 
 
 def h_delete_video(ctx: MemoriesContext, req: Request) -> Response:
@@ -87,11 +86,7 @@ def h_update_user(ctx: MemoriesContext, req: Request) -> Response:
     body = req.json_body()
     changes: dict[str, Any] = {}
     if "credits" in body:
-        credits = body["credits"]
-        if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int)
-                                    or credits < 0):
-            raise detail(400, "credits must be a non-negative integer or null")
-        changes["credits"] = credits
+        changes["credits"] = credits_value(body)
     for flag in ("disabled", "streams_enabled"):
         if flag in body:
             if not isinstance(body[flag], bool):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 
-from syncd.emulator import timeline
-from syncd.emulator.context import Context
 from syncd.emulator.errors import detail
+from syncd.emulator.mikshi import timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.store import CollectionRecord, Duplicate
+from syncd.emulator.mikshi.views import collection_record, owned_collection, video_record
 from syncd.emulator.routing import Route
-from syncd.emulator.store import CollectionRecord, Duplicate
 from syncd.emulator.validation import Fields, require_path_uuid
-from syncd.emulator.views import collection_record, owned_collection, video_record
 from syncd.emulator.wire import Request, Response, json_response
 
 PREFIX = "/api/backend/v1/developer/collections"

@@ -7,14 +7,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from syncd.emulator import hls, timeline
-from syncd.emulator.context import Context
 from syncd.emulator.errors import detail
-from syncd.emulator.failures import doom
-from syncd.emulator.routing import Route
-from syncd.emulator.store import RunRecord, VideoRecord
-from syncd.emulator.validation import require_path_uuid
-from syncd.emulator.views import (
+from syncd.emulator.mikshi import hls, timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.failures import doom
+from syncd.emulator.mikshi.store import RunRecord, VideoRecord
+from syncd.emulator.mikshi.views import (
     HLS_PATH,
     hls_url,
     iso,
@@ -24,6 +22,8 @@ from syncd.emulator.views import (
     pipeline_status,
     video_status,
 )
+from syncd.emulator.routing import Route
+from syncd.emulator.validation import require_path_uuid
 from syncd.emulator.wire import FileStream, Request, Response, json_response
 
 PREFIX = "/api/backend/v1/developer/videos"

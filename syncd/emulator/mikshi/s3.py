@@ -25,12 +25,12 @@ import re
 import uuid
 from email.utils import formatdate
 
-from syncd.emulator import timeline
-from syncd.emulator.context import Context
 from syncd.emulator.errors import S3Error
 from syncd.emulator.media import thumbnail_png
+from syncd.emulator.mikshi import timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.store import PartRecord
 from syncd.emulator.routing import S3, Route
-from syncd.emulator.store import PartRecord
 from syncd.emulator.wire import FileStream, Request, Response
 
 MAX_PART_BYTES = 5 * 1024 ** 3

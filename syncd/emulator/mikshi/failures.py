@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 
-from syncd.emulator.config import EmulatorConfig
+from syncd.emulator.mikshi.config import EmulatorConfig
 
 
 def doom(config: EmulatorConfig, video_id: str, name: str, pipeline: str,

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from syncd.emulator import timeline
-from syncd.emulator.context import Context
 from syncd.emulator.embeddings import Segment, projection, to_json
 from syncd.emulator.errors import detail, field_error
+from syncd.emulator.mikshi import timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.store import VideoRecord
+from syncd.emulator.mikshi.views import hls_url, object_url, owned_video, thumbnail_key
 from syncd.emulator.routing import Route
-from syncd.emulator.store import VideoRecord
 from syncd.emulator.validation import Fields, parse_uuid
-from syncd.emulator.views import hls_url, object_url, owned_video, thumbnail_key
 from syncd.emulator.wire import Request, Response, json_response
 
 PREFIX = "/api/chat/v1/developer"

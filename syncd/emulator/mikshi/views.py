@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from syncd.emulator import timeline
-from syncd.emulator.context import Context
 from syncd.emulator.errors import detail
-from syncd.emulator.store import CollectionRecord, RunRecord, VideoRecord
+from syncd.emulator.mikshi import timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.store import CollectionRecord, RunRecord, VideoRecord
 from syncd.emulator.wire import Request
 
 HLS_PATH = "/api/backend/v1/videos/hls-playlist"

@@ -14,15 +14,16 @@ import secrets
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.emulator import formdata, media, timeline
-from syncd.emulator.context import Context
+from syncd.emulator import formdata, media
 from syncd.emulator.errors import boto_detail, detail, field_error, message, validation
-from syncd.emulator.failures import doom
+from syncd.emulator.mikshi import timeline
+from syncd.emulator.mikshi.context import Context
+from syncd.emulator.mikshi.failures import doom
+from syncd.emulator.mikshi.s3 import NO_SUCH_UPLOAD
+from syncd.emulator.mikshi.store import Duplicate, ObjectRecord, PartRecord, UploadRecord, VideoRecord
+from syncd.emulator.mikshi.views import owned_video, signed_url
 from syncd.emulator.routing import Route
-from syncd.emulator.s3 import NO_SUCH_UPLOAD
-from syncd.emulator.store import Duplicate, ObjectRecord, PartRecord, UploadRecord, VideoRecord
 from syncd.emulator.validation import Fields, require_path_uuid
-from syncd.emulator.views import owned_video, signed_url
 from syncd.emulator.wire import Request, Response, json_response
 
 PREFIX = "/api/backend/v1/developer/uploads"

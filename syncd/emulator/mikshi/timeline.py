@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syncd.emulator.store import RunRecord, VideoRecord
+from syncd.emulator.mikshi.store import RunRecord, VideoRecord
 
 UPLOAD_TASKS = ("thumbnail", "transcoding", "hls")
 PIPELINES = ("analyse", "search-process")
