@@ -45,7 +45,8 @@ MEMORIES_RATE_LIMITS: dict[str, str | None] = {
     "stream": "1/s",
 }
 MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
-                    direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS)
+                    direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS,
+                    video_names="stem")  # the service names a video by its file, less the extension
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

@@ -26,10 +26,10 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import httpx
@@ -51,9 +51,12 @@ from syncd.errors import (
     UnavailableError,
     error_for_status,
 )
+from syncd.models import Capture
 from syncd.remote.base import (
+    ContentEvidence,
     Features,
     ImportTask,
+    Marks,
     Pipeline,
     ProcessingStatus,
     RemoteVideo,
@@ -695,6 +698,16 @@ def _step_state(video: MemoriesVideo) -> StepState:
     return "failed" if video.failed else _PARSE_STATES.get(video.status, "pending")
 
 
+def _processing(video: MemoriesVideo) -> ProcessingStatus:
+    step = StepStatus(_step_state(video), error=(video.cause or "parsing failed") if video.failed else None)
+    return ProcessingStatus(video.video_no, {PARSE_STEP: step}, step.error)
+
+
+#: The tags syncd writes at upload (``syncd.sync.instances.upload_labels``), read back here.
+SHA256_TAG = "sha256:"
+INSTANCE_TAG = "syncd-instance:"
+
+
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
@@ -719,11 +732,12 @@ class MemoriesRemote:
     def features(self) -> Features:
         return replace(
             FACTS, tags=self, processing=self, search=self, url_import=self, streams=self,
+            proof=self, marks=self, status_batch=self, batch_delete=self,
         )
 
     # ------------------------------------------------------------ required
     def upload(self, path: Path, name: str) -> str:
-        return self.client.upload(path, name=name).video_no
+        return self.upload_tagged(path, name, ())
 
     def list_videos(self) -> list[RemoteVideo]:
         return [self._listed(v) for v in self.client.list_videos(page_size=self.page_size)]
@@ -765,17 +779,82 @@ class MemoriesRemote:
         return f"{self.client.check()} video(s)"
 
     # ------------------------------------------------------------ tags
-    def upload_tagged(self, path: Path, name: str, tags: Sequence[str]) -> str:
-        return self.client.upload(path, name=name, tags=tags).video_no
+    def upload_tagged(self, path: Path, name: str, tags: Sequence[str], capture: Capture | None = None) -> str:
+        """One upload request; the service keeps the file's own name (no folders), and the
+        capture metadata its list filters and search read."""
+        capture = capture or Capture()
+        taken = (None if capture.taken_at is None
+                 else datetime.fromtimestamp(capture.taken_at, UTC))
+        located = capture.latitude is not None and capture.longitude is not None
+        return self.client.upload(
+            path, name=PurePosixPath(name).name, tags=[t for t in tags if t.strip()],
+            datetime_taken=taken, camera_model=capture.camera_model,
+            latitude=capture.latitude if located else None,
+            longitude=capture.longitude if located else None).video_no
 
     def video_tags(self, video_id: str) -> tuple[str, ...]:
         return self._metadata(video_id).tags
 
+    # ------------------------------------------------------------ many at once
+    def processing_statuses(self, video_ids: Collection[str]) -> dict[str, ProcessingStatus]:
+        """From list_videos pages, newest first (uploads in progress are recent): one
+        request covers a page of videos; reading stops once every id was seen."""
+        wanted = set(video_ids)
+        found: dict[str, ProcessingStatus] = {}
+        page, seen = 1, 0
+        while wanted - found.keys():
+            result = self.client.list_videos_page(page, self.page_size)
+            for video in result.videos:
+                if video.video_no in wanted:
+                    found[video.video_no] = _processing(video)
+            seen += len(result.videos)
+            if not result.videos or seen >= result.total:
+                break
+            page += 1
+        return found
+
+    def delete_videos(self, video_ids: Sequence[str]) -> None:
+        self.client.delete_videos(video_ids)  # batches of 100; 0409 (already gone) is success
+
+    # ------------------------------------------------------------ proof and instance marks
+    def content_evidence(self, video_id: str) -> ContentEvidence:
+        """The ``sha256:<hex>`` tag syncd writes at upload (and the stored size)."""
+        video = self._metadata(video_id)
+        digest = next((t[len(SHA256_TAG):] for t in video.tags if t.startswith(SHA256_TAG)), None)
+        return ContentEvidence(size=video.size, sha256=digest)
+
+    def read_marks(self) -> Marks:
+        """The ``syncd-instance:<name>`` tags of every video: from the complete listing, and
+        from get_metadata for videos not parsed yet (their listing shows no tags)."""
+        videos: dict[str, frozenset[str]] = {}
+        for video in self.client.list_videos(page_size=self.page_size):
+            tags = video.tags if video.parsed else self._metadata_tags(video.video_no)
+            names = frozenset(t[len(INSTANCE_TAG):] for t in tags if t.startswith(INSTANCE_TAG))
+            if names:
+                videos[video.video_no] = names
+        return Marks(frozenset().union(*videos.values()) if videos else frozenset(), videos)
+
+    def _metadata_tags(self, video_id: str) -> tuple[str, ...]:
+        video = self.client.get_metadata(video_id)
+        return () if video is None else video.tags
+
+    def add_mark(self, instance: str, video_id: str) -> bool:
+        """Tags are given at upload only: True if the video was uploaded with our tag."""
+        return f"{INSTANCE_TAG}{instance}" in self._metadata_tags(video_id)
+
+    def remove_mark(self, instance: str, video_id: str) -> None:
+        """Tags cannot be removed: the tag stays (another syncd then keeps holding the video
+        for us too: it is never deleted wrongly, at worst kept)."""
+
+    def write_note(self, instance: str, note: str) -> str | None:
+        return None  # the service keeps no per-instance text: no clash warnings on this backend
+
+    def read_note(self, instance: str) -> str | None:
+        return None
+
     # ------------------------------------------------------------ processing
     def processing_status(self, video_id: str) -> ProcessingStatus:
-        video = self._metadata(video_id)
-        step = StepStatus(_step_state(video), error=video.cause if video.failed else None)
-        return ProcessingStatus(video.video_no, {PARSE_STEP: step}, step.error)
+        return _processing(self._metadata(video_id))
 
     def start_pipeline(self, video_id: str, pipeline: Pipeline) -> None:
         raise RemoteError(f"memories.ai has no pipeline {pipeline!r} to start (parsing starts by itself)")

@@ -104,6 +104,7 @@ def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, d
         remove_empty_collections=folder.remove_empty_collections,
         processing_steps=facts.processing_steps,
         collection_pipelines=facts.collection_pipelines,
+        tag_subfolders=folder.collections == "subfolder" and facts.grouping == "tag",
     )
 
 
