@@ -418,12 +418,12 @@ class MemoriesClient:
         path = Path(path)
         ctype = VIDEO_EXTENSIONS.get(path.suffix.lower())
         if ctype is None:
-            raise BadRequestError(f"{path.name}: memories.ai takes only "
-                                  f"{', '.join(VIDEO_EXTENSIONS)} files", endpoint="/upload")
+            raise BadRequestError(f"memories.ai takes only {', '.join(VIDEO_EXTENSIONS)} files",
+                                  label="not sent")
         size = path.stat().st_size
         if size > max_bytes:
-            raise PayloadTooLargeError(f"{path.name}: {size} bytes is over the service's "
-                                       f"{max_bytes}-byte upload cap", endpoint="/upload")
+            raise PayloadTooLargeError(f"{size:,} bytes is over memories.ai's upload cap of "
+                                       f"{max_bytes:,} bytes", label="not sent")
         if (latitude is None) != (longitude is None):
             raise ValueError("latitude and longitude must be given together")
         if any(not t.strip() for t in tags):

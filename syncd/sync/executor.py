@@ -524,7 +524,7 @@ class Executor:
                                     attempts=max(self.options.max_attempts, content.attempts + 1))
         self.catalog.log("upload", str(action.path), f"refused: {exc}")
         with self._lock:
-            result.failed.append(f"{action.path}: not uploaded: {exc}")
+            result.failed.append(f"{action.path}: {exc}")  # the words `syncd status` shows
 
     def _out_of_credits(self, content: ContentRecord, action: Upload, exc: RemoteError, result: ExecResult) -> None:
         """No upload can succeed until credits are bought: hold every upload for
