@@ -86,7 +86,7 @@ class RemoteConfig:
     v2_base_url: str | None = None  # memories: download/streams host; None = its default
     unique_id: str | None = None  # memories: the namespace; None = "default"
     #: Overrides of the backend's published rates, group -> "count/period" or None (unpaced).
-    rate_limits: Mapping[str, str | None] = field(default_factory=dict)
+    rate_limits: Mapping[str, str | None] = field(default_factory=dict, hash=False)  # a dict: left out of the hash
 
 
 @dataclass(frozen=True, slots=True)

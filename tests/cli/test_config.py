@@ -284,7 +284,7 @@ ERRORS: list[tuple[str, str, str]] = [
     (
         "unknown-backend",
         "remote:\n  backend: s3\n  base_url: http://127.0.0.1:8765\nfolders:\n  - path: ./drop\n",
-        ":2: remote.backend: unknown backend 's3' (known: mikshi)",
+        ":2: remote.backend: unknown backend 's3' (known: mikshi, memories)",
     ),
     (
         "base-url-ftp",
