@@ -17,7 +17,7 @@ from syncd.media.clips import make_clip
 from syncd.remote.memories import MemoriesRemote
 from syncd.store.catalog import Catalog
 from syncd.sync.executor import ExecOptions, Executor
-from tests.conftest import run_syncd, write_config
+from tests.conftest import run_syncd, wait_for, write_config
 from tests.memories_support import NO_LIMITS, V1, advance_past_parsing, logged, make_client, memories_config
 
 #: Parsing takes a moment of emulator time, so `sync --wait` sees UNPARSE and then PARSE.
@@ -251,3 +251,37 @@ def test_pipelines_are_a_config_error_naming_the_key(tmp_path: Path, memu: Memor
     result = run_syncd(config, "sync")
     assert result.returncode == 2
     assert "folders[0].pipelines" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_trash_and_restore_bring_a_remotely_deleted_file_back(tmp_path: Path, memu: MemoriesEmulator) -> None:
+    video = tmp_path / "drop" / "cam1" / "a.mp4"
+    make_clip(video, seed=1)
+    config = mem_config(tmp_path, memu)
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    memu.admin_delete_video(status_json(config)["a.mp4"]["video_id"])
+    assert run_syncd(config, "sync").returncode == 0
+    trashed = tmp_path / "drop" / ".syncd-trash" / "cam1" / "a.mp4"
+    assert trashed.exists() and not video.exists()
+    assert str(trashed) in run_syncd(config, "trash", "list").stdout
+    restored = run_syncd(config, "restore", str(trashed))
+    assert restored.returncode == 0, restored.stderr
+    assert video.exists() and not trashed.exists()
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    assert len(calls(memu, "upload")) == 2  # uploaded again, once, with its subfolder's tag
+    again = next(v for v in memu.admin_videos() if v["filename"] == "a.mp4")
+    assert again["tags"][0] == "cam1" and status_json(config)["a.mp4"]["state"] == "done"
+
+
+def test_the_daemon_syncs_to_memories(tmp_path: Path, memu: MemoriesEmulator) -> None:
+    from tests.service.test_daemon import SyncdDaemon
+
+    config = mem_config(tmp_path, memu, schedule={"rescan": "5s", "remote_poll": "2s"})
+    with SyncdDaemon(config) as daemon:
+        make_clip(tmp_path / "drop" / "cam1" / "a.mp4", seed=1)
+        wait_for(lambda: status_json(config).get("a.mp4", {}).get("state") == "done", 60, "a.mp4 done",
+                 daemon.log)
+        (tmp_path / "drop" / "cam1" / "a.mp4").unlink()
+        wait_for(lambda: not memu.admin_videos(), 60, "the remote video deleted", daemon.log)
+        assert daemon.stop() == 0
+    assert [r["code"] for r in calls(memu, "upload")] == ["0000"]
+    assert [r["code"] for r in calls(memu, "delete_videos")] == ["0000"]
