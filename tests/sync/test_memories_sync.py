@@ -285,3 +285,35 @@ def test_the_daemon_syncs_to_memories(tmp_path: Path, memu: MemoriesEmulator) ->
         assert daemon.stop() == 0
     assert [r["code"] for r in calls(memu, "upload")] == ["0000"]
     assert [r["code"] for r in calls(memu, "delete_videos")] == ["0000"]
+
+
+def test_refusals_for_rate_wait_and_go_on(tmp_path: Path) -> None:
+    """The config lets uploads go faster than the account may: the service answers 0429,
+    syncd waits and goes on, and every file ends uploaded once."""
+    with MemoriesEmulator(memories_config(tmp_path / "memories", parse_seconds=PARSE_SECONDS,
+                                          rate_limits={**NO_LIMITS, "upload": "2/s"})) as emu:
+        for i in range(6):
+            make_clip(tmp_path / "drop" / f"c{i}.mp4", seed=i, seconds=0.5)
+        config = mem_config(tmp_path, emu, limits={**NO_LIMITS, "upload": "20/s"})
+        result = run_syncd(config, "sync", "--wait")
+        assert result.returncode == 0, result.stdout + result.stderr
+        codes = [r["code"] for r in calls(emu, "upload")]
+        assert codes.count("0000") == 6 and set(codes) <= {"0000", "0429"}
+        assert "0429" in codes  # refused, then waited for
+        assert len(emu.admin_videos()) == 6
+
+
+def test_a_delete_of_a_video_already_gone_counts_as_done(tmp_path: Path, memu: MemoriesEmulator) -> None:
+    for i in range(2):
+        make_clip(tmp_path / "drop" / f"c{i}.mp4", seed=i)
+    config = mem_config(tmp_path, memu, safety={"max_delete_percent": 100})
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    ids = [s["video_id"] for s in status_json(config).values()]
+    memu.admin_delete_video(ids[0])  # gone on the remote in between: the batch answers 0409
+    for i in range(2):
+        (tmp_path / "drop" / f"c{i}.mp4").unlink()
+    result = run_syncd(config, "sync")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [r["code"] for r in calls(memu, "delete_videos")] == ["0409"]  # one batch; 0409 means gone too
+    assert memu.admin_videos() == []
+    assert run_syncd(config, "status", "--json").stdout.strip() == "[]"
