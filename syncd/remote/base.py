@@ -454,6 +454,8 @@ class Features:
     #: ("path"), or only the file's name without its extension ("stem"). Catalog recovery
     #: picks candidates by it.
     video_names: Literal["path", "stem"] = "path"
+    #: ``InstanceMarks`` keeps each instance's note (so two syncds sharing a name show).
+    instance_notes: bool = True
     #: Published request rates per endpoint group ("5/s", "1/min"); the config's
     #: ``remote.rate_limits`` may override any of them. Empty: the service publishes none.
     rate_limits: Mapping[str, str | None] = field(default_factory=dict)

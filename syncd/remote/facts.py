@@ -46,7 +46,9 @@ MEMORIES_RATE_LIMITS: dict[str, str | None] = {
 }
 MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
                     direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS,
-                    video_names="stem")  # the service names a video by its file, less the extension
+                    # The service names a video by its file, less the extension; it keeps
+                    # no per-instance text (instance marks are tags).
+                    video_names="stem", instance_notes=False)
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

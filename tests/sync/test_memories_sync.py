@@ -83,6 +83,11 @@ def test_sync_uploads_once_with_tags_and_capture_metadata(tmp_path: Path, memu: 
 
     again = run_syncd(config, "sync")
     assert again.returncode == 0 and len(calls(memu, "upload")) == 2  # nothing new: nothing sent
+    log = run_syncd(config, "log").stdout
+    assert f"ok       {drop / 'cam1' / 'gate.mp4'}  (video {gate['video_no']}" in log
+    doctor = run_syncd(config, "doctor")
+    assert doctor.returncode == 0 and "API key accepted (2 video(s))" in doctor.stdout, doctor.stdout
+    assert "keeps no per-instance note, so another syncd using this name cannot be detected" in doctor.stdout
 
 
 def _instance(config: Path) -> str:
