@@ -322,3 +322,36 @@ def test_a_delete_of_a_video_already_gone_counts_as_done(tmp_path: Path, memu: M
     assert [r["code"] for r in calls(memu, "delete_videos")] == ["0409"]  # one batch; 0409 means gone too
     assert memu.admin_videos() == []
     assert run_syncd(config, "status", "--json").stdout.strip() == "[]"
+
+
+# A small process forks and execs syncd and reports wait4's peak RSS for it: the peak of a
+# direct child of pytest would include pytest's own size (Linux carries it over at exec).
+_PEAK_RSS = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
+def test_a_large_upload_streams_from_disk(tmp_path: Path, memu: MemoriesEmulator) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import syncd_env
+
+    size = 512 * 2**20
+    make_clip(tmp_path / "drop" / "big.mp4", seed=1)
+    with open(tmp_path / "drop" / "big.mp4", "r+b") as fh:  # a real clip, padded sparsely
+        fh.truncate(size)
+    config = mem_config(tmp_path, memu)
+    child = subprocess.run([sys.executable, "-c", _PEAK_RSS, sys.executable, "-m", "syncd", "-c", str(config), "sync"],
+                           env=syncd_env(), capture_output=True, text=True, timeout=600)
+    peak = json.loads(child.stdout.splitlines()[-1])
+    assert peak["exit"] == 0, child.stdout + child.stderr
+    uploads = calls(memu, "upload")
+    assert len(uploads) == 1 and uploads[0]["bytes_in"] > size  # the whole file, in one request
+    assert memu.admin_videos()[0]["size"] == size
+    assert peak["maxrss_kib"] * 1024 < 150 * 10**6  # never the whole file in memory
