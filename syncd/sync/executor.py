@@ -62,7 +62,7 @@ from syncd.sync.instances import upload_labels
 from syncd.sync.progress import NullProgress, SyncProgress
 from syncd.media.probe import probe_capture
 from syncd.remote.base import (BatchDelete, ChunkedUploader, Collections, Processing, ProcessingStatus, Remote,
-                               RemoteVideo, Tags, UploadSession)
+                               RemoteVideo, UploadSession)
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.sync.executor")
@@ -395,16 +395,13 @@ class Executor:
 
     # ---------------------------------------------------------- uploads
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
-        if not uploads:
-            return
+        if not uploads or self.clock() < self._uploads_held_until:
+            return  # held: out of credits, said when it happened
         self.options.progress.uploads_planned([(str(a.path), a.size) for a in uploads])
         chunked = self.features.chunked
         slots = None if chunked is None else _SharedPartSlots(chunked, max(1, self.options.concurrency))
         workers = max(1, min(self.options.concurrency, len(uploads)))
         fatal: list[BaseException] = []
-
-        if self.clock() < self._uploads_held_until:
-            return  # out of credits, said when it happened
 
         def one(action: Upload) -> None:
             if fatal or self.options.should_stop() or result.stopped:
