@@ -26,6 +26,7 @@ import hashlib
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -366,7 +367,9 @@ class MemoriesClient:
         if not unique_id:
             raise ValueError("unique_id must not be empty")
         self.unique_id = unique_id
-        self.limiter = limiter or RateLimiter({**DEFAULT_RATE_LIMITS, **(rate_limits or {})})
+        # The daemon's ``sleep`` is cut short by a stop: a minute's wait for an upload slot too.
+        self.limiter = limiter or RateLimiter({**DEFAULT_RATE_LIMITS, **(rate_limits or {})},
+                                              sleep=sleep or time.sleep)
         extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self.v1 = HttpClient(base_url, api_key, timeout=timeout, retry=retry,
                              transport=transport, auth_headers=authorization,
