@@ -367,3 +367,12 @@ def test_a_large_upload_streams_from_disk(tmp_path: Path, memu: MemoriesEmulator
     assert len(uploads) == 1 and uploads[0]["bytes_in"] > size  # the whole file, in one request
     assert memu.admin_videos()[0]["size"] == size
     assert peak["maxrss_kib"] * 1024 < 150 * 10**6  # never the whole file in memory
+
+
+def test_the_sync_path_imports_pyav_only_when_probing() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, syncd.sync.engine; print('av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
