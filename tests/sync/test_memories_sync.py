@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from syncd.emulator import Faults
 from syncd.emulator.memories import MemoriesEmulator
 from syncd.media.clips import make_clip
 from syncd.remote.memories import MemoriesRemote
@@ -198,6 +199,24 @@ def test_remote_deletion_needs_a_complete_listing_and_data_null(tmp_path: Path, 
     asked = [r for r in calls(memu, "get_metadata")]
     assert asked, "the deletion was confirmed by get_metadata answering data: null"
     assert (tmp_path / "drop" / "kept.mp4").exists()
+
+
+def test_a_failed_listing_deletes_nothing_locally(tmp_path: Path, memu: MemoriesEmulator) -> None:
+    make_clip(tmp_path / "drop" / "gone.mp4", seed=1)
+    config = mem_config(tmp_path, memu)
+    assert run_syncd(config, "sync", "--wait").returncode == 0
+    memu.admin_delete_video(status_json(config)["gone.mp4"]["video_id"])
+    memu.set_faults(Faults(error_share=1.0, path_glob=f"{V1}/list_videos"))  # every listing fails
+    data = yaml.safe_load(config.read_text())
+    data["remote"]["max_retries"] = 0
+    config.write_text(yaml.safe_dump(data))
+    result = run_syncd(config, "sync")
+    assert result.returncode == 1  # the pass could not confirm the remote
+    assert (tmp_path / "drop" / "gone.mp4").exists()
+    assert not (tmp_path / "drop" / ".syncd-trash").exists()
+    memu.set_faults(Faults())
+    assert run_syncd(config, "sync").returncode == 0  # a complete listing, and data: null: now it goes
+    assert (tmp_path / "drop" / ".syncd-trash" / "gone.mp4").exists()
 
 
 def test_catalog_loss_relinks_by_name_and_sha256_tag_never_uploads(tmp_path: Path, memu: MemoriesEmulator) -> None:
