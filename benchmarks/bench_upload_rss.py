@@ -14,6 +14,9 @@ folder with a fresh state dir: the same process doing everything except the uplo
 (start-up, scan, sha256 of the file, remote listing, plan). The difference is what the
 upload itself costs in memory.
 
+``--backend memories``: the same against the memories.ai emulator (one multipart/form-data
+request per file, no parts; rate limits lifted on both sides).
+
 MB = 10^6 bytes. Nothing is asserted: ``target_met`` says whether the peak is under 150 MB.
 """
 
@@ -30,12 +33,52 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
 from _common import MB, REPO, emit, machine
 from bench_ingest import KEY, EmulatorProcess, make_dataset, phases, warm, write_config
 
 from syncd.units import parse_size
 
 TARGET_BYTES = 150 * MB
+V1 = "/serve/api/v1"
+
+
+class MemoriesEmulatorProcess(EmulatorProcess):
+    """``syncd emulator --backend memories`` in its own process, every rate limit lifted."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:  # noqa: D107 - the parent's fields
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        lifted = [arg for group in ("upload", "list", "delete", "metadata", "search")
+                  for arg in ("--rate-limit", f"{group}=off")]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "emulator", "--backend", "memories", "--data-dir", str(data_dir),
+             "--api-key", KEY, "--port", "0", "--parse-seconds", "0.2", *lifted, "--log-level", "WARNING"],
+            stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("emulator listening on "):
+            self.stop()
+            raise SystemExit(f"emulator did not start: {line!r} (see {log_path})")
+        self.base_url = line.rsplit(" ", 1)[1]
+        self.admin = httpx.Client(base_url=f"{self.base_url}/_admin", timeout=60)
+
+    def object_shas(self) -> dict[str, str]:
+        response = self.admin.get("/videos")
+        response.raise_for_status()
+        body = response.json()
+        return {v["video_no"]: v["sha256"] for v in (body["videos"] if isinstance(body, dict) else body)}
+
+
+def memories_config(work: Path, base_url: str, drop: Path) -> Path:
+    path = write_config(work, base_url + V1, drop, 16 * 2**20, 1)
+    data = yaml.safe_load(path.read_text())
+    data["remote"].update(backend="memories", v2_base_url=base_url + "/serve/api/v2",
+                          rate_limits={g: None for g in ("upload", "list", "delete", "metadata", "search")})
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -122,6 +165,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="syncd upload.concurrency (default 4)")
     parser.add_argument("--interval", type=float, default=0.05, help="sampling interval in s (default 0.05)")
     parser.add_argument("--dir", default=None, help="parent of the temp work dir (default: system temp)")
+    parser.add_argument("--backend", choices=("mikshi", "memories"), default="mikshi",
+                        help="which service's emulator to upload to (default: mikshi)")
     args = parser.parse_args()
     host = machine()  # before any work: includes the load average at start
     size, part_size = parse_size(args.size), parse_size(args.part_size)
@@ -136,10 +181,13 @@ def main() -> None:
         files = make_dataset(drop, size, 0, 0, "video")
         os.sync()
         warm([drop / rel for rel in files])
-        emu = EmulatorProcess(work / "emulator", work / "emulator.log", 0.2)
+        memories = args.backend == "memories"
+        emu = (MemoriesEmulatorProcess(work / "emulator", work / "emulator.log") if memories
+               else EmulatorProcess(work / "emulator", work / "emulator.log", 0.2))
         try:
             for label, extra in (("reference_dry_run", ["--dry-run"]), ("syncd", [])):
-                config = write_config(work, emu.base_url, drop, part_size, args.concurrency)
+                config = (memories_config(work, emu.base_url, drop) if memories
+                          else write_config(work, emu.base_url, drop, part_size, args.concurrency))
                 os.sync()
                 emu.clear_requests()
                 cmd = [sys.executable, "-m", "syncd", "-c", str(config), "sync", *extra]
@@ -149,7 +197,8 @@ def main() -> None:
             shas = set(emu.object_shas().values())
             if shas != set(files.values()):
                 raise SystemExit("the uploaded object does not match the file")
-            results["syncd"]["upload"] = phases(log)
+            results["syncd"]["upload"] = (
+                {"requests": sum(1 for r in log if r["path"] == V1 + "/upload")} if memories else phases(log))
         finally:
             emu.stop()
             shutil.rmtree(work / "emulator", ignore_errors=True)
@@ -157,6 +206,7 @@ def main() -> None:
     peak = results["syncd"]["ru_maxrss_bytes"]
     emit({
         "benchmark": "upload_rss",
+        "backend": args.backend,
         "machine": host,
         "file_bytes": size,
         "syncd_settings": {"part_size": part_size, "concurrency": args.concurrency,

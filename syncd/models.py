@@ -187,6 +187,17 @@ class JournalEntry:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Capture:
+    """When, with what and where a video was shot, as far as its file says (``media.probe``);
+    a backend that takes capture metadata at upload sends it."""
+
+    taken_at: float | None = None  # Unix time: the container's creation_time, else the file's mtime
+    camera_model: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
 # --------------------------------------------------------------------- actions
 @dataclass(frozen=True)
 class Action:
@@ -208,6 +219,7 @@ class Upload(Action):
     size: int
     replaces_video: str | None = None  # a failed remote video to delete first
     mtime_ns: int | None = None  # the hashed version: a file changed since is not uploaded
+    tag: str | None = None  # the subfolder, sent as a tag by a backend grouping by tag
 
     def describe(self) -> str:
         again = " again (processing failed)" if self.replaces_video else ""

@@ -41,12 +41,17 @@ WAIT = 40.0  # seconds per phase; the whole demo stays under a minute
 SEARCH_QUERY = "forklift gate"
 
 
-def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print, *, keep: bool = False) -> int:
-    """Run the demo; afterwards remove what it made (unless ``keep``)."""
+def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print, *, keep: bool = False,
+             backend: str = "mikshi") -> int:
+    """Run the demo against ``backend``'s emulator; afterwards remove what it made (unless ``keep``)."""
     made_root = workdir is None or not workdir.exists()
     root = Path(workdir or tempfile.mkdtemp(prefix="syncd-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
+        if backend == "memories":  # which emulator to start: the demo's choice, not the sync code's
+            from syncd.cli.demo_memories import demo_memories
+
+            return demo_memories(root, say, keep)
         return _demo(root, say, keep)
     finally:
         if not keep:

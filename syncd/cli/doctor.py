@@ -157,6 +157,9 @@ def check_instance(config: Config, now: float | None = None) -> Check:
         marks = remote.features().marks
         if marks is None:
             return Check(True, f"instance {name!r}: this backend keeps no instance markers")
+        if not remote.features().instance_notes:
+            return Check(True, f"instance {name!r}: this backend keeps no per-instance note, so another syncd "
+                               "using this name cannot be detected (give each syncd its own `instance`)")
         note = marks.read_note(name)
     except RemoteError as exc:
         return Check(False, f"instance {name!r}: cannot read its marker ({exc})")

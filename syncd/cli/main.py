@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", metavar="DIR", help="work in this directory (default: a new temporary one)")
     p.add_argument("--keep", action="store_true",
                    help="keep the demo's files and state afterwards (default: remove them)")
+    p.add_argument("--backend", choices=("mikshi", "memories"), default="mikshi",
+                   help="which service's emulator to run against (default: mikshi)")
 
     sub.add_parser("emulator", help="run the local emulator of the remote API (see `syncd emulator --help`)",
                    add_help=False)
@@ -607,7 +609,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from syncd.cli.demo import run_demo
 
     setup_logging("debug" if args.verbose else "warning")
-    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep)
+    return run_demo(Path(args.dir) if args.dir else None, keep=args.keep, backend=args.backend)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

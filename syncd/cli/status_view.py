@@ -20,6 +20,9 @@ from syncd.sync.report import STATE_WORDS, FileStatus
 from syncd.units import format_size
 
 
+MOVED_SHOWN = 10  # files listed by name whose remote tag is not their subfolder now
+
+
 @dataclass(frozen=True)
 class FolderHealth:
     path: str
@@ -67,7 +70,20 @@ def render(facts: StatusFacts, width: int) -> list[str]:
             f", {f.empty} empty file(s) skipped" if f.empty else "",
         ])
         lines.append(f"  ✓ {f.path}: {f.tracked} file(s) tracked{extra}")
-    if facts.collections:
+    tagged = [s for s in facts.statuses if s.tagged]
+    if tagged:
+        tags = Counter(s.remote_tag for s in tagged if s.remote_tag)
+        shown = ", ".join(f"{name} ({n})" for name, n in sorted(tags.items())) or "none yet"
+        lines.append(f"tags (subfolders when uploaded; the remote cannot change them): {shown}")
+        moved = [s for s in tagged if s.tag_differs]
+        if moved:
+            lines.append(f"{len(moved)} file(s) moved since upload keep their remote tag:")
+            for s in moved[:MOVED_SHOWN]:
+                lines.append(f"  {middle(s.path, max(12, width - 40))}: remote tag {s.remote_tag or '(none)'}, "
+                             f"now in {s.current_subfolder or '(top level)'}")
+            if len(moved) > MOVED_SHOWN:
+                lines.append(f"  … and {len(moved) - MOVED_SHOWN} more (`syncd status --json`: remote_tag, subfolder)")
+    elif facts.collections:
         shown = ", ".join(f"{name} ({n})" for name, n in sorted(facts.collections.items()))
         lines.append(f"collections: {shown}")
     else:

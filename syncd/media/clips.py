@@ -11,9 +11,11 @@ import numpy as np
 
 
 def make_clip(path: Path, *, seconds: float = 2.0, width: int = 160, height: int = 120,
-              fps: int = 10, seed: int = 0, keyframe_every: int | None = None) -> Path:
+              fps: int = 10, seed: int = 0, keyframe_every: int | None = None,
+              tags: dict[str, str] | None = None) -> Path:
     """Write a clip of moving coloured bars; ``seed`` makes each clip's bytes distinct;
-    ``keyframe_every`` frames a keyframe (else the encoder's default, a few per clip at most).
+    ``keyframe_every`` frames a keyframe (else the encoder's default, a few per clip at most);
+    ``tags``: container metadata (e.g. ``creation_time``, ``location``, ``model``).
 
     Written to a temporary name and renamed, so a watcher never sees half a clip.
     """
@@ -21,7 +23,8 @@ def make_clip(path: Path, *, seconds: float = 2.0, width: int = 160, height: int
     base = np.array([rng.randrange(256) for _ in range(3)], dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with av.open(str(tmp), "w", format="mp4") as container:
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "use_metadata_tags"} if tags else None) as container:
+        container.metadata.update(tags or {})
         stream = container.add_stream("h264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if keyframe_every:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, TypeVar, runtime_checkable
 
 from syncd.errors import UnsupportedError
+from syncd.models import Capture
 
 # A pipeline's name, as its backend declares it (``Features.pipelines``) and the user
 # writes it in a folder's ``pipelines``.
@@ -338,7 +339,10 @@ class Collections(Protocol):
 class Tags(Protocol):
     """Labels set at upload and read back (``grouping: tag``); they cannot be changed later."""
 
-    def upload_tagged(self, path: Path, name: str, tags: Sequence[str]) -> str: ...
+    def upload_tagged(self, path: Path, name: str, tags: Sequence[str], capture: Capture | None = None) -> str:
+        """``Remote.upload`` with ``tags`` and, where the backend keeps it, ``capture``
+        metadata (when, with what and where the video was shot)."""
+        ...
 
     def video_tags(self, video_id: str) -> tuple[str, ...]: ...
 
@@ -355,6 +359,26 @@ class Processing(Protocol):
         ...
 
     def pipeline_status(self, video_id: str, pipeline: Pipeline) -> StepStatus: ...
+
+
+@runtime_checkable
+class StatusBatch(Protocol):
+    """Processing states of many videos in few requests (a listing's pages), instead of one
+    ``processing_status`` request per video."""
+
+    def processing_statuses(self, video_ids: Collection[str]) -> dict[str, ProcessingStatus]:
+        """The state of each of ``video_ids`` the remote shows; an id it does not list is
+        left out (the complete listing, and details, decide whether it is gone)."""
+        ...
+
+
+@runtime_checkable
+class BatchDelete(Protocol):
+    """Deleting many videos per request."""
+
+    def delete_videos(self, video_ids: Sequence[str]) -> None:
+        """Delete every one of ``video_ids``; safe to repeat (ids already gone count as deleted)."""
+        ...
 
 
 @runtime_checkable
@@ -432,6 +456,12 @@ class Features:
     search_library: bool = False
     #: Largest file ``Remote.upload`` sends in one request (0: no limit of its own).
     direct_upload_max_bytes: int = 0
+    #: The name a listing shows for a video uploaded as ``<subfolder>/<file>.<ext>``: that path
+    #: ("path"), or only the file's name without its extension ("stem"). Catalog recovery
+    #: picks candidates by it.
+    video_names: Literal["path", "stem"] = "path"
+    #: ``InstanceMarks`` keeps each instance's note (so two syncds sharing a name show).
+    instance_notes: bool = True
     #: Published request rates per endpoint group ("5/s", "1/min"); the config's
     #: ``remote.rate_limits`` may override any of them. Empty: the service publishes none.
     rate_limits: Mapping[str, str | None] = field(default_factory=dict)
@@ -449,11 +479,14 @@ class Features:
     proof: ContentProof | None = None
     marks: InstanceMarks | None = None
     newest: NewestListing | None = None
+    status_batch: StatusBatch | None = None
+    batch_delete: BatchDelete | None = None
 
 
 #: The optional abilities of :class:`Features` (the fields that hold a protocol).
 ABILITIES = ("chunked", "collections", "tags", "processing", "embeddings", "search", "chat",
-             "visualize", "url_import", "streams", "media", "proof", "marks", "newest")
+             "visualize", "url_import", "streams", "media", "proof", "marks", "newest",
+             "status_batch", "batch_delete")
 
 
 class Remote(Protocol):

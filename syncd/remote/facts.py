@@ -46,7 +46,10 @@ MEMORIES_RATE_LIMITS: dict[str, str | None] = {
 }
 MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
                     direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS,
-                    search_library=True)
+                    search_library=True,
+                    # The service names a video by its file, less the extension; it keeps
+                    # no per-instance text (instance marks are tags).
+                    video_names="stem", instance_notes=False)
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

@@ -26,10 +26,11 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import httpx
@@ -51,9 +52,12 @@ from syncd.errors import (
     UnavailableError,
     error_for_status,
 )
+from syncd.models import Capture
 from syncd.remote.base import (
+    ContentEvidence,
     Features,
     ImportTask,
+    Marks,
     Pipeline,
     ProcessingStatus,
     RemoteVideo,
@@ -367,7 +371,9 @@ class MemoriesClient:
         if not unique_id:
             raise ValueError("unique_id must not be empty")
         self.unique_id = unique_id
-        self.limiter = limiter or RateLimiter({**DEFAULT_RATE_LIMITS, **(rate_limits or {})})
+        # The daemon's ``sleep`` is cut short by a stop: a minute's wait for an upload slot too.
+        self.limiter = limiter or RateLimiter({**DEFAULT_RATE_LIMITS, **(rate_limits or {})},
+                                              sleep=sleep or time.sleep)
         extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
         self.v1 = HttpClient(base_url, api_key, timeout=timeout, retry=retry,
                              transport=transport, auth_headers=authorization,
@@ -419,12 +425,12 @@ class MemoriesClient:
         path = Path(path)
         ctype = VIDEO_EXTENSIONS.get(path.suffix.lower())
         if ctype is None:
-            raise BadRequestError(f"{path.name}: memories.ai takes only "
-                                  f"{', '.join(VIDEO_EXTENSIONS)} files", endpoint="/upload")
+            raise BadRequestError(f"memories.ai takes only {', '.join(VIDEO_EXTENSIONS)} files",
+                                  label="not sent")
         size = path.stat().st_size
         if size > max_bytes:
-            raise PayloadTooLargeError(f"{path.name}: {size} bytes is over the service's "
-                                       f"{max_bytes}-byte upload cap", endpoint="/upload")
+            raise PayloadTooLargeError(f"{size:,} bytes is over memories.ai's upload cap of "
+                                       f"{max_bytes:,} bytes", label="not sent")
         if (latitude is None) != (longitude is None):
             raise ValueError("latitude and longitude must be given together")
         if any(not t.strip() for t in tags):
@@ -699,6 +705,16 @@ def _step_state(video: MemoriesVideo) -> StepState:
     return "failed" if video.failed else _PARSE_STATES.get(video.status, "pending")
 
 
+def _processing(video: MemoriesVideo) -> ProcessingStatus:
+    step = StepStatus(_step_state(video), error=(video.cause or "parsing failed") if video.failed else None)
+    return ProcessingStatus(video.video_no, {PARSE_STEP: step}, step.error)
+
+
+#: The tags syncd writes at upload (``syncd.sync.instances.upload_labels``), read back here.
+SHA256_TAG = "sha256:"
+INSTANCE_TAG = "syncd-instance:"
+
+
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
@@ -756,11 +772,12 @@ class MemoriesRemote:
     def features(self) -> Features:
         return replace(
             FACTS, tags=self, processing=self, search=self, url_import=self, streams=self,
+            proof=self, marks=self, status_batch=self, batch_delete=self,
         )
 
     # ------------------------------------------------------------ required
     def upload(self, path: Path, name: str) -> str:
-        return self.client.upload(path, name=name).video_no
+        return self.upload_tagged(path, name, ())
 
     def list_videos(self) -> list[RemoteVideo]:
         videos = self.client.list_videos(page_size=self.page_size)
@@ -828,17 +845,82 @@ class MemoriesRemote:
         return f"{self.client.check()} video(s)"
 
     # ------------------------------------------------------------ tags
-    def upload_tagged(self, path: Path, name: str, tags: Sequence[str]) -> str:
-        return self.client.upload(path, name=name, tags=tags).video_no
+    def upload_tagged(self, path: Path, name: str, tags: Sequence[str], capture: Capture | None = None) -> str:
+        """One upload request; the service keeps the file's own name (no folders), and the
+        capture metadata its list filters and search read."""
+        capture = capture or Capture()
+        taken = (None if capture.taken_at is None
+                 else datetime.fromtimestamp(capture.taken_at, UTC))
+        located = capture.latitude is not None and capture.longitude is not None
+        return self.client.upload(
+            path, name=PurePosixPath(name).name, tags=[t for t in tags if t.strip()],
+            datetime_taken=taken, camera_model=capture.camera_model,
+            latitude=capture.latitude if located else None,
+            longitude=capture.longitude if located else None).video_no
 
     def video_tags(self, video_id: str) -> tuple[str, ...]:
         return self._metadata(video_id).tags
 
+    # ------------------------------------------------------------ many at once
+    def processing_statuses(self, video_ids: Collection[str]) -> dict[str, ProcessingStatus]:
+        """From list_videos pages, newest first (uploads in progress are recent): one
+        request covers a page of videos; reading stops once every id was seen."""
+        wanted = set(video_ids)
+        found: dict[str, ProcessingStatus] = {}
+        page, seen = 1, 0
+        while wanted - found.keys():
+            result = self.client.list_videos_page(page, self.page_size)
+            for video in result.videos:
+                if video.video_no in wanted:
+                    found[video.video_no] = _processing(video)
+            seen += len(result.videos)
+            if not result.videos or seen >= result.total:
+                break
+            page += 1
+        return found
+
+    def delete_videos(self, video_ids: Sequence[str]) -> None:
+        self.client.delete_videos(video_ids)  # batches of 100; 0409 (already gone) is success
+
+    # ------------------------------------------------------------ proof and instance marks
+    def content_evidence(self, video_id: str) -> ContentEvidence:
+        """The ``sha256:<hex>`` tag syncd writes at upload (and the stored size)."""
+        video = self._metadata(video_id)
+        digest = next((t[len(SHA256_TAG):] for t in video.tags if t.startswith(SHA256_TAG)), None)
+        return ContentEvidence(size=video.size, sha256=digest)
+
+    def read_marks(self) -> Marks:
+        """The ``syncd-instance:<name>`` tags of every video: from the complete listing, and
+        from get_metadata for videos not parsed yet (their listing shows no tags)."""
+        videos: dict[str, frozenset[str]] = {}
+        for video in self.client.list_videos(page_size=self.page_size):
+            tags = video.tags if video.parsed else self._metadata_tags(video.video_no)
+            names = frozenset(t[len(INSTANCE_TAG):] for t in tags if t.startswith(INSTANCE_TAG))
+            if names:
+                videos[video.video_no] = names
+        return Marks(frozenset().union(*videos.values()) if videos else frozenset(), videos)
+
+    def _metadata_tags(self, video_id: str) -> tuple[str, ...]:
+        video = self.client.get_metadata(video_id)
+        return () if video is None else video.tags
+
+    def add_mark(self, instance: str, video_id: str) -> bool:
+        """Tags are given at upload only: True if the video was uploaded with our tag."""
+        return f"{INSTANCE_TAG}{instance}" in self._metadata_tags(video_id)
+
+    def remove_mark(self, instance: str, video_id: str) -> None:
+        """Tags cannot be removed: the tag stays (another syncd then keeps holding the video
+        for us too: it is never deleted wrongly, at worst kept)."""
+
+    def write_note(self, instance: str, note: str) -> str | None:
+        return None  # the service keeps no per-instance text: no clash warnings on this backend
+
+    def read_note(self, instance: str) -> str | None:
+        return None
+
     # ------------------------------------------------------------ processing
     def processing_status(self, video_id: str) -> ProcessingStatus:
-        video = self._metadata(video_id)
-        step = StepStatus(_step_state(video), error=video.cause if video.failed else None)
-        return ProcessingStatus(video.video_no, {PARSE_STEP: step}, step.error)
+        return _processing(self._metadata(video_id))
 
     def start_pipeline(self, video_id: str, pipeline: Pipeline) -> None:
         raise RemoteError(f"memories.ai has no pipeline {pipeline!r} to start (parsing starts by itself)")

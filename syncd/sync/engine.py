@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from syncd.store.catalog import Catalog
@@ -497,7 +497,7 @@ class Engine:
             if content is None or content.state != "new":
                 continue
             undecided: list[str] = []
-            for video_id in listing.names.get(file.rel_path, ()):
+            for video_id in listing.names.get(self._listed_name(file.rel_path), ()):
                 if video_id in linked:
                     continue
                 verdict = self._prove(file, video_id)
@@ -516,6 +516,10 @@ class Engine:
             else:
                 notes += undecided
         return found, notes
+
+    def _listed_name(self, rel_path: str) -> str:
+        """The name the remote's listing shows for a file uploaded from ``rel_path``."""
+        return PurePosixPath(rel_path).stem if self.features.video_names == "stem" else rel_path
 
     def _prove(self, file: FileRecord, video_id: str) -> Verdict:
         proof = self.features.proof
@@ -555,7 +559,7 @@ class Engine:
             report = self.run_pass()
             reports.append(report)
             statuses = self.statuses()
-            if not wait or self.dry_run or report.plan.blocked or self.stop_event.is_set():
+            if not wait or self.dry_run or report.plan.blocked or report.result.stopped or self.stop_event.is_set():
                 return SyncOutcome(statuses, reports)
             busy = any(not s.terminal for s in statuses) or self._work_left(report)
             if not busy:

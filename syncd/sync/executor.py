@@ -28,6 +28,7 @@ from syncd.errors import (
     ForbiddenError,
     LinkExpiredError,
     NotFoundError,
+    OutOfCreditsError,
     PayloadTooLargeError,
     RemoteError,
     SyncdError,
@@ -57,8 +58,11 @@ from syncd.models import (
     UnlinkVideo,
     Upload,
 )
+from syncd.sync.instances import upload_labels
 from syncd.sync.progress import NullProgress, SyncProgress
-from syncd.remote.base import ChunkedUploader, Collections, Processing, Remote, RemoteVideo, UploadSession
+from syncd.media.probe import probe_capture
+from syncd.remote.base import (BatchDelete, ChunkedUploader, Collections, Processing, ProcessingStatus, Remote,
+                               RemoteVideo, UploadSession)
 from syncd.remote.multipart import ResumeState, SourceChanged, UploadInterrupted, upload_file
 
 log = logging.getLogger("syncd.sync.executor")
@@ -102,6 +106,8 @@ class ExecResult:
     notes: list[str] = field(default_factory=list)
     uploaded_bytes: int = 0
     uploaded_files: int = 0
+    #: Why uploads stopped for a while (the account is out of credits): waiting cannot help.
+    stopped: str | None = None
 
 
 class _CatalogJournal:
@@ -151,6 +157,7 @@ class Executor:
         self._lock = threading.Lock()
         self._last_listing: tuple[list[RemoteVideo], RemoteView] | None = None  # see read_listing
         self._direct_below = options.direct_upload_below  # lowered by a 413 (the server's cap)
+        self._uploads_held_until = 0.0  # out of credits: no upload is tried before then
 
     # ======================================================== reads
     def read_listing(self) -> RemoteView | None:
@@ -210,12 +217,16 @@ class Executor:
         steps = self.features.processing_steps
         if processing is None:
             return notes
+        batch = self._batch_statuses(contents, notes)
         for content in contents:
             if content.state != "uploaded" or not content.video_id:
                 continue
             try:
                 if not content.processed(steps) and not content.processing_failed(steps):
-                    self._refresh_processing(processing, content, now)
+                    if batch is None:
+                        self._record_processing(content, processing.processing_status(content.video_id), now)
+                    elif content.video_id in batch:
+                        self._record_processing(content, batch[content.video_id], now)
                 for name, step in content.steps.items():
                     started = step.state == "running" or (step.state == "pending" and step.attempts > 0)
                     if name not in steps and started:
@@ -233,9 +244,30 @@ class Executor:
                 notes.append(f"status of video {content.video_id}: {exc}")
         return notes
 
-    def _refresh_processing(self, processing: Processing, content: ContentRecord, now: float) -> None:
-        assert content.video_id is not None
-        status = processing.processing_status(content.video_id)
+    def _batch_statuses(self, contents: Sequence[ContentRecord], notes: list[str]) -> dict[str, ProcessingStatus] | None:
+        """With a backend that reads many states per request (``status_batch``): the states of
+        every video still processing, in one go; None: ask per video."""
+        batch = self.features.status_batch
+        if batch is None:
+            return None
+        steps = self.features.processing_steps
+        ids = [c.video_id for c in contents if c.state == "uploaded" and c.video_id
+               and not c.processed(steps) and not c.processing_failed(steps)]
+        if not ids:
+            return {}
+        try:
+            found = batch.processing_statuses(ids)
+        except RemoteError as exc:
+            if key_refused(exc):
+                raise self._fatal(exc) from exc
+            notes.append(f"processing states: {exc}")
+            return {}
+        for video_id in ids:
+            if video_id not in found:
+                notes.append(f"video {video_id} is not listed; the remote listing will tell if it was deleted")
+        return found
+
+    def _record_processing(self, content: ContentRecord, status: ProcessingStatus, now: float) -> None:
         for name in self.features.processing_steps:
             step = status.steps.get(name)
             if step is not None:
@@ -246,7 +278,7 @@ class Executor:
                 content.sha256, error=status.failure, attempts=attempts,
                 next_attempt_at=now + retry_delay(attempts, self.options.retry_base),
             )
-            self.catalog.log("processing", content.video_id, f"failed: {status.failure}")
+            self.catalog.log("processing", status.video_id, f"failed: {status.failure}")
 
     def confirm_deleted(self, video_id: str) -> bool:
         """A listing said the video is gone; its details must answer 404 too."""
@@ -272,6 +304,11 @@ class Executor:
             self._run(quick, result)
         self._run_uploads(uploads, result)
         unavailable: set[str] = set()
+        batch_delete = self.features.batch_delete
+        if batch_delete is not None:
+            deletes = [a for a in later if isinstance(a, DeleteRemote)]
+            later = [a for a in later if not isinstance(a, DeleteRemote)]
+            self._delete_batch(batch_delete, deletes, result)
         for action in later:
             if self.options.should_stop():
                 break
@@ -358,8 +395,8 @@ class Executor:
 
     # ---------------------------------------------------------- uploads
     def _run_uploads(self, uploads: list[Upload], result: ExecResult) -> None:
-        if not uploads:
-            return
+        if not uploads or self.clock() < self._uploads_held_until:
+            return  # held: out of credits, said when it happened
         self.options.progress.uploads_planned([(str(a.path), a.size) for a in uploads])
         chunked = self.features.chunked
         slots = None if chunked is None else _SharedPartSlots(chunked, max(1, self.options.concurrency))
@@ -367,7 +404,7 @@ class Executor:
         fatal: list[BaseException] = []
 
         def one(action: Upload) -> None:
-            if fatal or self.options.should_stop():
+            if fatal or self.options.should_stop() or result.stopped:
                 return
             progress = self.options.progress
             progress.file_started(str(action.path), action.size)
@@ -402,7 +439,7 @@ class Executor:
             # for small files; otherwise the backend's own upload, in one go.
             if record is None and (uploader is None or 0 < action.size < self._direct_below):
                 try:
-                    video_id = self.remote.upload(action.path, action.name)
+                    video_id = self._upload_whole(action)
                     parts, sent = 1, action.size
                     try:
                         _check_unchanged(action)
@@ -411,6 +448,8 @@ class Executor:
                         self._delete_remote_video(video_id, "its file changed during the upload")
                         raise
                 except PayloadTooLargeError:
+                    if uploader is None:
+                        raise  # nothing else can send it: refused below
                     # The cap is the server's, set per environment: over it, multipart (as the
                     # doc says), now and for every file this size or larger.
                     self._direct_below = min(self._direct_below, action.size)
@@ -431,6 +470,15 @@ class Executor:
                 video_id, parts, sent = outcome.video_id, outcome.parts_sent, outcome.bytes_sent
             if video_id is None:
                 raise PayloadTooLargeError(f"{action.path}: over the remote's upload cap", endpoint="upload")
+        except (BadRequestError, PayloadTooLargeError) as exc:
+            if uploader is not None:
+                self._upload_failed(content, action, exc, result)
+            else:
+                self._upload_refused(content, action, exc, result)
+            return False
+        except OutOfCreditsError as exc:
+            self._out_of_credits(content, action, exc, result)
+            return False
         except UploadInterrupted:
             self.catalog.log("upload", str(action.path), "interrupted; resumable")
             return False
@@ -448,12 +496,45 @@ class Executor:
             self._upload_failed(content, action, exc, result)
             return False
         self.catalog.video_registered(sha, video_id, action.name)
+        if self.features.tags is not None and self.features.marks is not None and uploader is None:
+            self.catalog.set_marked(sha, True)  # our instance tag went with the upload
         self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {parts} part(s), {sent} bytes sent")
         with self._lock:
             result.uploaded_files += 1
             result.uploaded_bytes += sent
             result.done.append(action.describe())
         return True
+
+    def _upload_whole(self, action: Upload) -> str:
+        """One request. A backend whose labels are given at upload only (``tags``) gets the
+        subfolder's tag, the proof and owner tags (``upload_labels``) and the capture metadata."""
+        tags = self.features.tags
+        if tags is None:
+            return self.remote.upload(action.path, action.name)
+        labels = ((action.tag,) if action.tag else ()) + upload_labels(action.sha256, self.options.instance)
+        return tags.upload_tagged(action.path, action.name, labels, probe_capture(action.path))
+
+    def _upload_refused(self, content: ContentRecord, action: Upload, exc: RemoteError, result: ExecResult) -> None:
+        """The remote will never take this file as it is (too large, a type it does not
+        accept): one line, no retries; the same path with other bytes is a new content."""
+        self.catalog.update_content(content.sha256, state="failed", error=str(exc),
+                                    attempts=max(self.options.max_attempts, content.attempts + 1))
+        self.catalog.log("upload", str(action.path), f"refused: {exc}")
+        with self._lock:
+            result.failed.append(f"{action.path}: {exc}")  # the words `syncd status` shows
+
+    def _out_of_credits(self, content: ContentRecord, action: Upload, exc: RemoteError, result: ExecResult) -> None:
+        """No upload can succeed until credits are bought: hold every upload for
+        ``CREDITS_WAIT`` (no attempt counted against the file), say so once."""
+        now = self.clock()
+        self.catalog.update_content(content.sha256, state="failed", error=str(exc), next_attempt_at=now + CREDITS_WAIT)
+        self.catalog.log("upload", str(action.path), f"failed: {exc}")
+        with self._lock:
+            self._uploads_held_until = now + CREDITS_WAIT
+            if result.stopped is None:
+                result.stopped = (f"uploads stopped: the remote account is out of credits ({exc}); "
+                                  f"syncd tries again in {int(CREDITS_WAIT // 60)} minutes or on the next `syncd sync`")
+                result.failed.append(result.stopped)
 
     def _sent(self, action: Upload, n: int) -> None:
         self.options.on_bytes(n)
@@ -626,8 +707,31 @@ class Executor:
             pass
         self.catalog.log("delete-remote", video_id, "ok", reason)
 
+    def _delete_batch(self, remote: BatchDelete, actions: list[DeleteRemote], result: ExecResult) -> None:
+        """Every ``DeleteRemote`` of the plan, many videos per request (the backend batches):
+        each journalled before and after, like one by one."""
+        for start in range(0, len(actions), DELETE_BATCH):
+            if self.options.should_stop():
+                return
+            batch = actions[start:start + DELETE_BATCH]
+            for action in batch:
+                self.catalog.log("delete-remote", action.video_id, "started", _delete_reason(action))
+            try:
+                remote.delete_videos([a.video_id for a in batch])
+            except RemoteError as exc:
+                if key_refused(exc):
+                    raise self._fatal(exc) from exc
+                for action in batch:
+                    self.catalog.log("delete-remote", action.video_id, f"failed: {exc}")
+                    result.failed.append(f"{action.describe()}: {exc}")
+                continue
+            for action in batch:
+                self.catalog.log("delete-remote", action.video_id, "ok", _delete_reason(action))
+                self.catalog.content_gone(action.sha256, "deleted", drop_files="all")
+                result.done.append(action.describe())
+
     def _do_DeleteRemote(self, action: DeleteRemote, result: ExecResult) -> None:
-        self._delete_remote_video(action.video_id, f"local copies deleted: {', '.join(action.paths)}")
+        self._delete_remote_video(action.video_id, _delete_reason(action))
         self.catalog.content_gone(action.sha256, "deleted", drop_files="all")  # no copy is left
         result.done.append(action.describe())
 
@@ -653,6 +757,16 @@ class Executor:
         self.catalog.content_gone(action.sha256, "remote_deleted", drop_files=moved_away)
         self.catalog.log("remote-deleted", action.video_id, "ok", action.policy)
         result.done.append(action.describe())
+
+
+#: Video ids per delete request where the backend deletes many at once (memories.ai: 100).
+DELETE_BATCH = 100
+#: Out of credits: how long uploads wait before one is tried again.
+CREDITS_WAIT = 3600.0
+
+
+def _delete_reason(action: DeleteRemote) -> str:
+    return f"local copies deleted: {', '.join(action.paths)}"
 
 
 def _check_unchanged(action: Upload) -> None:

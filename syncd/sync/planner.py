@@ -72,6 +72,9 @@ class FolderPolicy:
     # after upload, and the pipelines a video needs before a collection accepts it.
     processing_steps: tuple[str, ...] = ()
     collection_pipelines: tuple[str, ...] = ()
+    #: The backend groups by tag and the folder by subfolder: each upload carries its subfolder's
+    #: name as a tag (fixed at upload: a file moved later keeps the tag it was sent with).
+    tag_subfolders: bool = False
 
     @property
     def effective_pipelines(self) -> tuple[str, ...]:
@@ -212,7 +215,8 @@ def _plan_uploads(
             replaces = content.video_id
         else:
             continue
-        result.actions.append(Upload(sha, source.path, source.rel_path, source.size, replaces, source.mtime_ns))
+        tag = source.subfolder if policies[source.folder].tag_subfolders else None
+        result.actions.append(Upload(sha, source.path, source.rel_path, source.size, replaces, source.mtime_ns, tag))
 
 
 # --------------------------------------------------------------- pipelines

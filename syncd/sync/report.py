@@ -48,6 +48,16 @@ class FileStatus:
     steps: dict[str, tuple[str, float | None]] = field(default_factory=dict)
     error: str | None = None
     processing_steps: tuple[str, ...] = ()  # which of ``steps`` are the backend's processing (the rest: pipelines)
+    #: A backend grouping by tag (``tagged``): the tag the remote video carries (its subfolder
+    #: when it was uploaded; tags never change), which may differ from ``current_subfolder``.
+    remote_tag: str | None = None
+    current_subfolder: str | None = None  # the first-level subfolder the file is in now
+    tagged: bool = False
+
+    @property
+    def tag_differs(self) -> bool:
+        """Moved to another subfolder since upload: the remote keeps the old tag."""
+        return self.tagged and self.video_id is not None and self.remote_tag != self.current_subfolder
 
     @property
     def terminal(self) -> bool:
@@ -87,6 +97,8 @@ class FileStatus:
             "collection": self.collection,
             "steps": {k: {"state": s, "percentage": p} for k, (s, p) in self.steps.items()},
             "error": self.error,
+            "subfolder": self.current_subfolder,
+            "remote_tag": self.remote_tag,
         }
 
 
@@ -104,6 +116,7 @@ def folder_policy(folder: FolderConfig, facts: Features, scan_ok: bool = True, d
         remove_empty_collections=folder.remove_empty_collections,
         processing_steps=facts.processing_steps,
         collection_pipelines=facts.collection_pipelines,
+        tag_subfolders=folder.collections == "subfolder" and facts.grouping == "tag",
     )
 
 
@@ -147,8 +160,10 @@ def file_status(
     # Strings, not Path objects: ``syncd status`` builds one of these per tracked file.
     path = f"{file.folder}/{file.rel_path}"
     collection = _subfolder(file.rel_path) if policy.collections else None
+    here = _subfolder(file.rel_path)
+    tagged = policy.tag_subfolders
     if content is None:
-        return FileStatus(path, file.sha256, None, "new", collection)
+        return FileStatus(path, file.sha256, None, "new", collection, current_subfolder=here, tagged=tagged)
     pipelines = policy.effective_pipelines
     steps: dict[str, tuple[str, float | None]] = {
         name: (content.step(name).state, content.step(name).percentage)
@@ -158,6 +173,9 @@ def file_status(
     return FileStatus(
         path, content.sha256, content.video_id, state, collection, steps, error or content.error,
         policy.processing_steps,
+        # The name a video was uploaded under is the file's path then: its subfolder was the tag.
+        remote_tag=_subfolder(content.name) if tagged and content.video_id and content.name else None,
+        current_subfolder=here, tagged=tagged,
     )
 
 

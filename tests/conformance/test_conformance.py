@@ -42,7 +42,8 @@ PROTOCOLS = {"chunked": base.ChunkedUploader, "collections": base.Collections, "
              "processing": base.Processing, "embeddings": base.Embeddings, "search": base.RemoteSearch,
              "chat": base.Chat, "visualize": base.Visualizer, "url_import": base.UrlImporter,
              "streams": base.LiveStreams, "media": base.MediaSource, "proof": base.ContentProof,
-             "marks": base.InstanceMarks, "newest": base.NewestListing}
+             "marks": base.InstanceMarks, "newest": base.NewestListing,
+             "status_batch": base.StatusBatch, "batch_delete": base.BatchDelete}
 
 
 def test_features_are_one_record_of_protocols(backend: Backend) -> None:
