@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: The emulators stand beside the product: they may use the base layer, and only these
 #: modules of the product may import them (`syncd emulator`, `syncd demo`).
 EMULATOR = "emulator"
-EMULATOR_USERS = frozenset({"syncd.cli.main", "syncd.cli.demo"})
+EMULATOR_USERS = frozenset({"syncd.cli.main", "syncd.cli.demo", "syncd.cli.demo_memories"})
 
 
 def _module(path: Path) -> str:
