@@ -721,8 +721,9 @@ def _iso(ms: int | None) -> str | None:
 
 def _keywords(video: MemoriesVideo) -> tuple[str, ...]:
     """What describes the video beyond its name, for the local full-text search: its tags
-    and capture metadata (camera, when and where it was taken, resolution)."""
-    words = [*video.tags]
+    and capture metadata (camera, when and where it was taken, resolution). syncd's own
+    bookkeeping tags (proof of content, instance marks) describe nothing: left out."""
+    words = [tag for tag in video.tags if not tag.startswith((SHA256_TAG, INSTANCE_TAG))]
     if video.camera_model:
         words.append(video.camera_model)
     if video.datetime_taken_ms is not None:
