@@ -27,6 +27,8 @@ MIKSHI = Features(
     collection_pipelines=MIKSHI_PIPELINES,
     embeddings_after=("search-process",),
     progress_step="transcoding",
+    abilities=frozenset({"chunked", "collections", "processing", "embeddings", "search", "chat",
+                         "visualize", "url_import", "media", "proof", "marks", "newest"}),
 )
 
 # ---------------------------------------------------------------- memories.ai
@@ -45,7 +47,8 @@ MEMORIES_RATE_LIMITS: dict[str, str | None] = {
     "stream": "1/s",
 }
 MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
-                    direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS)
+                    direct_upload_max_bytes=3 * 1000 ** 3, rate_limits=MEMORIES_RATE_LIMITS,
+                    abilities=frozenset({"tags", "processing", "search", "url_import", "streams"}))
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

@@ -79,7 +79,7 @@ ERRORS: list[tuple[str, str, str]] = [
         "unknown-key-no-match",
         MINIMAL + "zzz: 1\n",
         ":5: zzz: unknown key (known keys: instance, remote, state_dir, folders, upload, safety, schedule, "
-        "mirror, metrics, ui, log_level)",
+        "mirror, metrics, ui, streams, log_level)",
     ),
     (
         "api-key-in-file",
