@@ -57,9 +57,9 @@ def _render(item: Key | Section, pad: str, out: list[str]) -> None:
         return
     if item.optional:
         # A list that may be left out: shown commented out, so the sample loads on every backend.
-        shown: list[str] = []
-        _render_entries(item, pad, shown)
-        out.extend(f"{pad}# {line[len(pad):]}" for line in shown)
+        lines: list[str] = []
+        _render_entries(item, pad, lines)
+        out.extend(f"{pad}# {line[len(pad):]}" for line in lines)
         return
     _render_entries(item, pad, out)
 

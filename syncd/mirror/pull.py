@@ -41,6 +41,7 @@ log = logging.getLogger("syncd.mirror")
 
 RETRY_BASE = 60.0  # seconds before a failed download is tried again; doubles each time
 MAX_RETRY = 6 * 3600.0
+IMPORT_WAIT = 60.0  # seconds before pulling again while an import may still claim remote videos
 _TEMP_SUFFIX = ".syncd-pull"
 
 
@@ -81,6 +82,7 @@ class Puller:
     def candidates(self, listing: RemoteView) -> list[str]:
         """Listed videos that no content, open upload or earlier pull accounts for."""
         known: set[str | None] = {c.video_id for c in self.catalog.contents() if c.video_id}
+        known |= self.catalog.import_video_ids()  # ``syncd import`` lands these where it was asked to
         chunked = self.features.chunked
         if chunked is not None:  # registered, perhaps, and not yet recorded
             known |= {chunked.upload_video_id(UploadSession(u.upload_id, u.token)) for u in self.catalog.uploads()}
@@ -99,6 +101,11 @@ class Puller:
         run again without a new listing: now if work was left (folder unavailable, a
         stop), a failed pull's retry time, or None."""
         todo = self.candidates(listing)
+        if todo and any(not r.complete for r in self.catalog.imports(unfinished=True)):
+            # An import still finding its videos may own some of these (memories.ai reports a
+            # task's videos one by one): ``syncd import`` lands them where it was asked to.
+            report.notes.append(f"not pulling {len(todo)} remote video(s) yet: an import is still finding its videos")
+            return self.clock() + IMPORT_WAIT
         if todo:
             folder = self._folder()
             problem = folder_problem(folder.path, folder.require_marker)
