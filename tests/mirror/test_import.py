@@ -120,7 +120,7 @@ def test_memories_import_prints_task_and_videos_and_lands_them(tmp_path: Path,
     assert result.returncode == 1, out + result.stderr  # one video failed on the remote
     videos = {v["name"]: v for v in emu.admin_videos()}
     assert set(videos) == {"7001", "7002", "private-7003"}
-    task_id = emu.requests()[0]
+    first = emu.requests()[0]
     assert "task " in out and "started: 3 URL(s) into " + str(drop / "kitchen") in out
     for video in videos.values():
         assert f"video {video['video_no']} appeared" in out
@@ -130,7 +130,7 @@ def test_memories_import_prints_task_and_videos_and_lands_them(tmp_path: Path,
     assert sorted(landed) == ["kitchen/7001.mp4", "kitchen/7002.mp4"]
     for name in ("7001", "7002"):
         assert sha(landed[f"kitchen/{name}.mp4"]) == sha(emu.admin_video_bytes(videos[name]["video_no"]) or b"")
-    assert task_id["path"].endswith("/scraper_url")
+    assert first["path"].endswith("/scraper_url")
 
     since = len(emu.requests())
     synced = run_syncd(config, "sync")
@@ -226,3 +226,24 @@ def test_pull_remote_leaves_imported_videos_to_the_import(tmp_path: Path, quick_
     assert files_in(drop) == {}
     assert run_syncd(config, "import").returncode == 0
     assert list(files_in(drop)) == ["in/9001.mp4"]
+
+
+def test_the_daemon_resumes_an_unfinished_import(tmp_path: Path, quick_memories: MemoriesEmulator) -> None:
+    from tests.service.test_daemon import FAST, SyncdDaemon
+
+    emu = quick_memories
+    drop = tmp_path / "drop"
+    config = memories_syncd_config(tmp_path, emu, **FAST)
+    urls = ["https://www.youtube.com/shorts/aa1", "https://youtu.be/bb2"]
+    result = run_syncd(config, "import", *urls, "--into", f"{drop}/yt", "--timeout", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    with SyncdDaemon(config) as daemon:
+        daemon.wait_log("done: 2 video(s) landed")
+        assert daemon.stop() == 0
+    landed = files_in(drop)
+    assert sorted(landed) == ["yt/aa1.mp4", "yt/bb2.mp4"]
+    for video in emu.admin_videos():
+        assert sha(landed[f"yt/{video['name']}.mp4"]) == sha(emu.admin_video_bytes(video["video_no"]) or b"")
+    assert [p for p in paths_of(emu) if p.endswith("/scraper_url")] == ["/serve/api/v1/scraper_url"]
+    assert run_syncd(config, "sync").returncode == 0
+    assert not [p for p in paths_of(emu) if p.endswith("/upload")]  # known content: adopted, not sent
