@@ -19,7 +19,7 @@ import yaml
 from syncd.emulator import Emulator
 from syncd.emulator.memories import MemoriesEmulator
 from syncd.store.catalog import Catalog
-from tests.conftest import admin_videos, run_syncd, wait_for, write_config
+from tests.conftest import KEY, admin_videos, run_syncd, wait_for, write_config
 from tests.memories_support import NO_LIMITS, memories_config
 
 YT = "https://www.youtube.com/watch?v="
@@ -183,7 +183,7 @@ def test_a_task_that_never_brings_a_video_is_given_up(tmp_path: Path, quick_memo
     from syncd.mirror.imports import Importer, Timing
     from syncd.remote import open_remote
 
-    config = load_config(memories_syncd_config(tmp_path, quick_memories), {"SYNCD_TEST_KEY": "x"} | _key_env())
+    config = load_config(memories_syncd_config(tmp_path, quick_memories), {"SYNCD_TEST_KEY": KEY})
     now = [1000.0]
     lines: list[str] = []
     with Catalog.open(config.state_dir) as catalog:
@@ -204,12 +204,6 @@ def test_a_task_that_never_brings_a_video_is_given_up(tmp_path: Path, quick_memo
     assert polls == 2  # the backoff (1 s, then 1.5x up to 4 s) within 10 s of silence
     assert [p for p in paths_of(quick_memories) if p.endswith("/get_video_ids_by_task_id")] == \
         ["/serve/api/v1/get_video_ids_by_task_id"] * 2
-
-
-def _key_env() -> dict[str, str]:
-    from tests.conftest import KEY
-
-    return {"SYNCD_TEST_KEY": KEY}
 
 
 def test_pull_remote_leaves_imported_videos_to_the_import(tmp_path: Path, quick_memories: MemoriesEmulator) -> None:
