@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("urls", nargs="*", metavar="URL",
                    help="up to 50 post URLs of one platform (none: follow the imports in progress)")
     p.add_argument("--into", metavar="FOLDER[/SUBFOLDER]",
-                   help="a watched folder (its path, or its name), optionally a subfolder of it")
+                   help="a watched folder (its path, or its name), optionally a subfolder of it "
+                        "(no default: required with URLs)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="stop waiting after SECONDS; the daemon or the next `syncd import` carries on "
                         "(default: until every video landed or failed)")
