@@ -30,8 +30,9 @@ def sha(data: bytes) -> str:
 
 
 def files_in(folder: Path) -> dict[str, bytes]:
+    """The videos in a folder (not hidden files, not the mirror's sidecars)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+            if p.is_file() and not p.name.startswith(".") and ".syncd." not in p.name}
 
 
 def plain(path: Path) -> list[dict[str, Any]]:
