@@ -20,7 +20,7 @@ from syncd.emulator import Emulator
 from syncd.emulator.memories import MemoriesEmulator
 from syncd.store.catalog import Catalog
 from tests.conftest import KEY, admin_videos, run_syncd, wait_for, write_config
-from tests.memories_support import NO_LIMITS, memories_config
+from tests.memories_support import NO_LIMITS, memories_config, memories_emu  # noqa: F401 - a fixture
 
 YT = "https://www.youtube.com/watch?v="
 
@@ -242,3 +242,43 @@ def test_the_daemon_resumes_an_unfinished_import(tmp_path: Path, quick_memories:
     assert [p for p in paths_of(emu) if p.endswith("/scraper_url")] == ["/serve/api/v1/scraper_url"]
     assert run_syncd(config, "sync").returncode == 0
     assert not [p for p in paths_of(emu) if p.endswith("/upload")]  # known content: adopted, not sent
+
+
+def test_a_landing_cut_short_is_finished_at_the_next_start(tmp_path: Path, memories_emu: MemoriesEmulator,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed between placing the file and recording it: the next start records the file
+    (no second download, no upload), as a pull's recovery does."""
+    from syncd.config import load_config
+    from syncd.mirror.imports import Importer, Timing
+    from syncd.remote import open_remote
+    from tests.memories_support import advance_past_parsing
+
+    emu = memories_emu
+    config = load_config(memories_syncd_config(tmp_path, emu), {"SYNCD_TEST_KEY": KEY})
+    now = [1000.0]
+    with Catalog.open(config.state_dir) as catalog:
+        remote = open_remote(config.remote)
+        try:
+            importer = Importer(config, catalog, remote, timing=Timing(poll_start=1), clock=lambda: now[0])
+            importer.start(["https://www.tiktok.com/@a/video/5001"], "drop")
+            advance_past_parsing(emu)
+
+            def killed(*args: object, **kwargs: object) -> None:
+                raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this runs
+
+            monkeypatch.setattr(catalog, "import_video_landed", killed)
+            now[0] += 2
+            with pytest.raises(KeyboardInterrupt):
+                importer.poll_due()
+            monkeypatch.undo()
+            assert [v.state for v in catalog.import_videos()] == ["placing"]
+            assert list(files_in(tmp_path / "drop")) == ["5001.mp4"]
+
+            Importer(config, catalog, remote, clock=lambda: now[0]).recover()
+            video = catalog.import_videos()[0]
+            assert video.state == "landed" and video.sha256 is not None
+            content = catalog.content(video.sha256)
+            assert content is not None and content.video_id == video.video_id
+        finally:
+            remote.close()
+    assert sum(1 for r in emu.requests() if r["path"].endswith("/download")) == 1
