@@ -490,8 +490,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         finally:
             remote.close()
         records = [r for r in catalog.imports() if r.import_id in ours]
-        failed = [v for r in records for v in catalog.import_videos(r.import_id) if v.state == "failed"]
-    return EXIT_OK if all(r.state == "done" for r in records) and not failed else EXIT_FAILED
+        # Every URL brought a video, and every video landed (or was here already).
+        complete = all(r.state == "done" and len(r.urls) == sum(v.state in ("landed", "duplicate")
+                                                                for v in catalog.import_videos(r.import_id))
+                       for r in records)
+    return EXIT_OK if complete else EXIT_FAILED
 
 
 def cmd_streams(args: argparse.Namespace) -> int:

@@ -282,3 +282,15 @@ def test_a_landing_cut_short_is_finished_at_the_next_start(tmp_path: Path, memor
         finally:
             remote.close()
     assert sum(1 for r in emu.requests() if r["path"].endswith("/download")) == 1
+
+
+def test_mikshi_a_refused_url_among_others_is_reported(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """One request per URL: a video the service refuses after another went through is one
+    line, the other still lands, and the exit status says not everything came."""
+    drop = tmp_path / "drop"
+    config = write_config(tmp_path, emu.base_url, plain(drop))
+    result = run_syncd(config, "import", YT + "good1", YT + "private-2", "--into", str(drop))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"refused: {YT}private-2: YOUTUBE_VIDEO_PRIVATE" in result.stdout
+    assert "done: 1 video(s) landed; 1 URL(s) brought no video" in result.stdout
+    assert list(files_in(drop)) == ["YouTube video good1.mp4"]
