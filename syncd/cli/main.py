@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history", metavar="FILE", help="the conversation so far (JSON list of role/content); "
                    "the question and answer are appended to it (default: none)")
 
+    p = command("import", help="have the remote fetch videos from web URLs, then download them into a folder")
+    p.add_argument("urls", nargs="*", metavar="URL",
+                   help="up to 50 post URLs of one platform (none: follow the imports in progress)")
+    p.add_argument("--into", metavar="FOLDER[/SUBFOLDER]",
+                   help="a watched folder (its path, or its name), optionally a subfolder of it "
+                        "(no default: required with URLs)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop waiting after SECONDS; the daemon or the next `syncd import` carries on "
+                        "(default: until every video landed or failed)")
+
+    command("streams", help="the live camera streams: configured, running, task id, since")
+
     p = command("run", help="run as a daemon: watch the folders, sync on change and on a schedule")
     p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
 
@@ -392,7 +404,8 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         waiting=catalog.get_meta("deferred") or "",
         trashed=len(list_trash([f.path for f in config.folders])),
         header_extra=[*_binding_line(config, catalog), _instance_line(config.instance, catalog.get_meta("other_instances")),
-                      _deletion_check_line(config, catalog.get_meta("listing_read_at"))],
+                      _deletion_check_line(config, catalog.get_meta("listing_read_at")),
+                      *_import_lines(catalog)],
     )
 
 
@@ -431,6 +444,79 @@ def _print_json_array(items: Iterable[object]) -> None:
         sys.stdout.write(f"[\n  {body}" if first else f",\n  {body}")
         first = False
     print("[]" if first else "\n]")
+
+
+def _import_lines(catalog: Catalog) -> list[str]:
+    """``syncd status``: one line per import still in progress."""
+    lines = []
+    for record in catalog.imports(unfinished=True):
+        videos = catalog.import_videos(record.import_id)
+        landed = sum(v.state == "landed" for v in videos)
+        where = record.folder / record.subdir if record.subdir else record.folder
+        lines.append(f"import {record.import_id} in progress: task {record.task_id or '(not answered)'}, "
+                     f"{len(record.urls)} URL(s) into {where}; {len(videos)} video(s) seen, {landed} landed")
+    return lines
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from syncd.mirror.imports import BadImport, Importer
+    from syncd.remote import open_remote, remote_identity
+
+    if args.urls and not args.into:
+        print("syncd: import: --into FOLDER[/SUBFOLDER] is required with URLs", file=sys.stderr)
+        return EXIT_CONFIG
+    config = _config(args)
+    started = time.monotonic()
+    with StateLock(config.state_dir), Catalog.open(config.state_dir) as catalog:
+        catalog.bind_remote(remote_identity(config.remote))
+        remote = open_remote(config.remote, config.upload.direct_upload_below)
+        try:
+            importer = Importer(config, catalog, remote, say=lambda line: print(line, flush=True))
+            try:
+                ours = [importer.start(args.urls, args.into).import_id] if args.urls else []
+            except BadImport as exc:
+                print(f"syncd: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            importer.recover()
+            if not ours:
+                ours = [r.import_id for r in importer.unfinished()]
+                if not ours:
+                    print("no imports in progress")
+                    return EXIT_OK
+            while (due := importer.poll_due()) is not None and any(
+                    r.import_id in ours for r in importer.unfinished()):
+                wait = max(0.0, due - time.time())
+                if args.timeout is not None and time.monotonic() - started + wait > args.timeout:
+                    print(f"TIMEOUT: still importing after {args.timeout:g}s; the daemon (syncd run) or the "
+                          "next `syncd import` carries on", file=sys.stderr)
+                    return EXIT_FAILED
+                time.sleep(wait)
+        finally:
+            remote.close()
+        records = [r for r in catalog.imports() if r.import_id in ours]
+        # Every URL brought a video, and every video landed (or was here already).
+        complete = all(r.state == "done" and len(r.urls) == sum(v.state in ("landed", "duplicate")
+                                                                for v in catalog.import_videos(r.import_id))
+                       for r in records)
+    return EXIT_OK if complete else EXIT_FAILED
+
+
+def cmd_streams(args: argparse.Namespace) -> int:
+    from syncd.service.streams import stream_rows
+
+    config = _config(args, require_key=False)
+    with Catalog.open(config.state_dir) as catalog:
+        rows = stream_rows(config, catalog)
+    if not rows:
+        print("no live streams configured (streams: in the config) or running")
+        return EXIT_OK
+    print(f"{'CAMERA':<44} {'CONFIGURED':<10} {'RUNNING':<7} {'TASK ID':<36} SINCE")
+    for row in rows:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.since)) if row.since else "-"
+        print(f"{row.url:<44} {'yes' if row.configured else 'no':<10} {'yes' if row.running else 'no':<7} "
+              f"{row.task_id or '-':<36} {since}" + (f"  ({row.note})" if row.note else ""))
+    print("running: as recorded in the catalog when syncd started the stream (the service lists none)")
+    return EXIT_OK
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -657,4 +743,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init-folder": cmd_init_folder,
     "search": cmd_search,
     "ask": cmd_ask,
+    "import": cmd_import,
+    "streams": cmd_streams,
 }

@@ -40,15 +40,16 @@ from syncd.config.model import (
     SafetyConfig,
     ScheduleConfig,
     Secret,
+    StreamConfig,
     UiConfig,
     UploadConfig,
     is_loopback,
 )
-from syncd.config.schema import parse_listen
+from syncd.config.schema import parse_listen, shown_stream_url
 
 __all__ = [
     "BACKENDS", "CONFIG_ENV", "CREDENTIAL_NAME", "DEFAULT_CONFIG_NAME", "MAX_PART_SIZE", "MIN_PART_SIZE",
     "UI_DEFAULT_LISTEN", "Config", "FolderConfig", "MetricsConfig", "MirrorConfig", "RemoteConfig",
-    "SafetyConfig", "ScheduleConfig", "Secret", "UiConfig", "UploadConfig", "is_loopback", "load_config",
-    "parse_listen", "render_example", "resolve_config_path",
+    "SafetyConfig", "ScheduleConfig", "Secret", "StreamConfig", "UiConfig", "UploadConfig", "is_loopback", "load_config",
+    "parse_listen", "render_example", "shown_stream_url", "resolve_config_path",
 ]

@@ -55,6 +55,16 @@ def _render(item: Key | Section, pad: str, out: list[str]) -> None:
         shown = item.sample if item.default is REQUIRED else item.default
         out.append(f"{pad}{item.name}: {_yaml_scalar(shown)}")
         return
+    if item.optional:
+        # A list that may be left out: shown commented out, so the sample loads on every backend.
+        lines: list[str] = []
+        _render_entries(item, pad, lines)
+        out.extend(f"{pad}# {line[len(pad):]}" for line in lines)
+        return
+    _render_entries(item, pad, out)
+
+
+def _render_entries(item: Section, pad: str, out: list[str]) -> None:
     out.append(f"{pad}{item.name}:")
     if not item.many:
         for child in item.keys:

@@ -25,6 +25,7 @@ from syncd.config.model import (
     SafetyConfig,
     ScheduleConfig,
     Secret,
+    StreamConfig,
     UiConfig,
     UploadConfig,
     is_loopback,
@@ -165,11 +166,15 @@ class _Loader:
     def many(self, spec: Section, found: tuple[Node, Node] | None, dotted: str) -> list[dict[str, Any]]:
         needed = f"at least one {spec.many} is required"
         if found is None:
+            if spec.optional:
+                return []
             self.fail(dotted, needed)
         key_node, node = found
         if (isinstance(node, ScalarNode) and node.tag == _NULL_TAG) or (
             isinstance(node, SequenceNode) and not node.value
         ):
+            if spec.optional:
+                return []
             self.fail(dotted, needed, _line(key_node))
         if not isinstance(node, SequenceNode):
             got = "a mapping" if isinstance(node, MappingNode) else describe(self.construct(node, dotted))
@@ -220,6 +225,20 @@ class _Loader:
                 self.fail(f"{key}[{at}]", f"unknown pipeline {quote(name)} (known: {', '.join(facts.pipelines)})",
                           self.lines.get(key))
         return names
+
+    def streams(self, entries: list[dict[str, Any]], backend: str, facts: Features) -> tuple[StreamConfig, ...]:
+        """Live streams: only for a backend that declares them; each camera once."""
+        if entries and "streams" not in facts.abilities:
+            self.fail("streams", f"the {backend} backend has no live streams; remove this section",
+                      self.lines.get("streams"))
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            url = entry["url"]
+            if url in seen:
+                self.fail(f"streams[{index}].url", f"the same camera as streams[{seen[url]}]",
+                          self.lines.get(f"streams[{index}].url"))
+            seen[url] = index
+        return tuple(StreamConfig(**entry) for entry in entries)
 
     def check_folders(self, folders: tuple[FolderConfig, ...], facts: Features) -> None:
         needed = facts.collection_pipelines if facts.grouping == "collection" else ()
@@ -437,7 +456,10 @@ def load_config(
         pull_into=loader.pull_into(mirror_raw["pull_into"], folders),
     )
 
+    streams = loader.streams(raw["streams"], remote_raw["backend"], facts)
+
     return Config(
+        streams=streams,
         remote=remote,
         state_dir=state_dir,
         folders=folders,

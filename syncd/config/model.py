@@ -164,6 +164,22 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """One live camera stream (``streams:``); the options are sent as they are at start."""
+
+    url: str
+    enable_content_moderation: bool = False
+    enable_logo_detection: bool = False
+    fps: int = 1
+    max_logos: int = 5
+
+    def options(self) -> dict[str, object]:
+        return {"enable_content_moderation": self.enable_content_moderation,
+                "enable_logo_detection": self.enable_logo_detection, "fps": self.fps,
+                "max_logos": self.max_logos}
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     remote: RemoteConfig
     state_dir: Path
@@ -177,6 +193,7 @@ class Config:
     log_level: str  # "debug" | "info" | "warning" | "error"
     source: Path  # the config file, absolute
     instance: str = "syncd"  # this syncd's name on a (possibly shared) account
+    streams: tuple[StreamConfig, ...] = ()  # live camera streams the daemon keeps running
 
     def folder_for(self, path: Path | str) -> FolderConfig | None:
         """The watched folder that contains ``path`` (or is it), else None.

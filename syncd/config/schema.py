@@ -245,6 +245,34 @@ def _optional_url(value: object, env: Env) -> str | None:
     return None if value is None else _url(value, env)
 
 
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")  # http(s): an HLS playlist
+
+
+def _stream_url(value: object, env: Env) -> str:
+    text = _want_str(value, "a camera URL (rtsp://, rtmp:// or an https:// HLS playlist)").strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise Invalid(f"not a valid URL: {quote(shown_stream_url(text))}") from None
+    if parts.scheme not in STREAM_SCHEMES or not parts.hostname or not text.isprintable() or " " in text:
+        raise Invalid(f"expected an rtsp://, rtmp:// or http(s):// (HLS) URL, got {quote(shown_stream_url(text))}")
+    return text
+
+
+def shown_stream_url(url: str) -> str:
+    """A camera URL fit to print: a password in it (rtsp://user:pass@cam/...) becomes ***."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.split("@")[-1]
+    if password is None:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def _unique_id(value: object, env: Env) -> str | None:
     if value is None:
         return None
@@ -355,6 +383,7 @@ class Section:
     doc: str
     keys: tuple[Key | Section, ...]
     many: str = ""  # non-empty: a list of these mappings, at least one; the word for one entry
+    optional: bool = False  # a list that may be left out or empty (shown commented out in the sample)
 
 
 _DEFAULT_INCLUDE = ["*.mp4", "*.mov", "*.mkv", "*.avi", "*.webm", "*.m4v"]
@@ -650,6 +679,24 @@ SCHEMA = Section(
                 Key("password_file", _path(optional=True), "File holding the UI password; wins over password_env.",
                      None),
             ),
+        ),
+        Section(
+            "streams",
+            "Live camera streams the service watches (memories.ai; a backend without live streams refuses "
+            "this section). The daemon starts each listed stream that is not running, stops a stream "
+            "removed from this list, and leaves running streams alone across restarts. Empty or left "
+            "out: none.",
+            (
+                Key("url", _stream_url, "The camera: rtsp://, rtmp:// or an http(s):// HLS playlist.",
+                    sample="rtsp://camera.local:554/stream1"),
+                Key("enable_content_moderation", _boolean, "Flag unsafe content in each 5-second segment.",
+                    False),
+                Key("enable_logo_detection", _boolean, "Detect logos in each segment.", False),
+                Key("fps", _integer(1, 30), "Frames per second analysed, 1..30.", 1),
+                Key("max_logos", _integer(1, 50), "Most logos reported per segment, 1..50.", 5),
+            ),
+            many="stream",
+            optional=True,
         ),
         Key("log_level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error.", "info"),
     ),

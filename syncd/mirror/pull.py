@@ -41,6 +41,7 @@ log = logging.getLogger("syncd.mirror")
 
 RETRY_BASE = 60.0  # seconds before a failed download is tried again; doubles each time
 MAX_RETRY = 6 * 3600.0
+IMPORT_WAIT = 60.0  # seconds before pulling again while an import may still claim remote videos
 _TEMP_SUFFIX = ".syncd-pull"
 
 
@@ -95,6 +96,7 @@ class Puller:
     def candidates(self, listing: RemoteView) -> list[str]:
         """Listed videos that no content, open upload or earlier pull accounts for."""
         known: set[str | None] = {c.video_id for c in self.catalog.contents() if c.video_id}
+        known |= self.catalog.import_video_ids()  # ``syncd import`` lands these where it was asked to
         chunked = self.features.chunked
         if chunked is not None:  # registered, perhaps, and not yet recorded
             known |= {chunked.upload_video_id(UploadSession(u.upload_id, u.token)) for u in self.catalog.uploads()}
@@ -114,6 +116,11 @@ class Puller:
         stop), a failed pull's retry time, or None."""
         todo = self.candidates(listing)
         folder = self.options.into
+        if todo and folder is not None and any(not r.complete for r in self.catalog.imports(unfinished=True)):
+            # An import still finding its videos may own some of these (memories.ai reports a
+            # task's videos one by one): ``syncd import`` lands them where it was asked to.
+            report.notes.append(f"not pulling {len(todo)} remote video(s) yet: an import is still finding its videos")
+            return self.clock() + IMPORT_WAIT
         if todo and folder is not None:
             problem = folder_problem(folder.path, folder.require_marker)
             if problem:

@@ -190,6 +190,8 @@ class ImportTask:
     task_id: str
     video_ids: tuple[str, ...] = ()
     done: bool = False
+    #: URLs the service refused after the task started (one line each: "URL: reason").
+    failed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -415,6 +417,11 @@ class Visualizer(Protocol):
 class UrlImporter(Protocol):
     """Import videos the service fetches itself from web URLs."""
 
+    def check_urls(self, urls: Sequence[str]) -> str | None:
+        """What is wrong with ``urls`` for this service (too many, a URL it cannot fetch,
+        platforms mixed in one task), in one line; None if they may be sent. No request."""
+        ...
+
     def import_urls(self, urls: Sequence[str]) -> ImportTask: ...
 
     def import_status(self, task: ImportTask) -> ImportTask: ...
@@ -465,6 +472,9 @@ class Features:
     #: Published request rates per endpoint group ("5/s", "1/min"); the config's
     #: ``remote.rate_limits`` may override any of them. Empty: the service publishes none.
     rate_limits: Mapping[str, str | None] = field(default_factory=dict)
+    #: The names (from ``ABILITIES``) of the abilities a connected remote fills in: for
+    #: checks made without a connection (config validation: a ``streams:`` section).
+    abilities: frozenset[str] = frozenset()
     chunked: ChunkedUploader | None = None
     collections: Collections | None = None
     tags: Tags | None = None

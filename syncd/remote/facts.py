@@ -27,6 +27,8 @@ MIKSHI = Features(
     collection_pipelines=MIKSHI_PIPELINES,
     embeddings_after=("search-process",),
     progress_step="transcoding",
+    abilities=frozenset({"chunked", "collections", "processing", "embeddings", "search", "chat",
+                         "visualize", "url_import", "media", "proof", "marks", "newest"}),
 )
 
 # ---------------------------------------------------------------- memories.ai
@@ -49,7 +51,8 @@ MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
                     search_library=True,
                     # The service names a video by its file, less the extension; it keeps
                     # no per-instance text (instance marks are tags).
-                    video_names="stem", instance_notes=False)
+                    video_names="stem", instance_notes=False,
+                    abilities=frozenset({"tags", "processing", "search", "url_import", "streams"}))
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 

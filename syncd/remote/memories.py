@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -738,6 +739,26 @@ def _keywords(video: MemoriesVideo) -> tuple[str, ...]:
 
 FACTS = MEMORIES
 
+#: The platforms ``scraper_url`` imports from, by host (one platform per task).
+_PLATFORMS: dict[str, tuple[str, ...]] = {
+    "tiktok": ("tiktok.com",),
+    "youtube": ("youtube.com", "youtu.be"),
+    "instagram": ("instagram.com",),
+    "x": ("x.com", "twitter.com"),
+    "facebook": ("facebook.com", "fb.watch"),
+}
+
+
+def _platform(url: str) -> str | None:
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not parts.path.strip("/"):
+        return None
+    for name, domains in _PLATFORMS.items():
+        if any(host == d or host.endswith("." + d) for d in domains):
+            return name
+    return None
+
 
 @dataclass(frozen=True)
 class _Where:
@@ -945,6 +966,19 @@ class MemoriesRemote:
                 for i, h in enumerate(hits[:top_k], start=1)]
 
     # ------------------------------------------------------------ import, streams
+    def check_urls(self, urls: Sequence[str]) -> str | None:
+        if not 1 <= len(urls) <= MAX_SCRAPER_URLS:
+            return f"give 1 to {MAX_SCRAPER_URLS} URLs per import (got {len(urls)})"
+        platforms: set[str] = set()
+        for url in urls:
+            platform = _platform(url)
+            if platform is None:
+                return (f"not a post URL memories.ai can import ({', '.join(_PLATFORMS)}): {url}")
+            platforms.add(platform)
+        if len(platforms) > 1:
+            return f"one import takes URLs of one platform; these mix {' and '.join(sorted(platforms))}"
+        return None
+
     def import_urls(self, urls: Sequence[str]) -> ImportTask:
         return ImportTask(self.client.scraper_url(urls))
 

@@ -632,10 +632,30 @@ class MikshiClient:
         # The API names what it did not find: "Collection not found" vs "Video not found".
         return isinstance(exc, NotFoundError) and "collection" in exc.message.lower()
 
+    def check_urls(self, urls: Sequence[str]) -> str | None:
+        if not 1 <= len(urls) <= MAX_IMPORT_URLS:
+            return f"give 1 to {MAX_IMPORT_URLS} URLs per import (got {len(urls)})"
+        for url in urls:
+            if _youtube_id(url) is None:
+                return f"not a YouTube video URL (Mikshi imports only from YouTube): {url}"
+        return None
+
     def import_urls(self, urls: Sequence[str]) -> ImportTask:
-        """YouTube import: one video per URL, known at once."""
-        ids = tuple(self.youtube_import(url) for url in urls)
-        return ImportTask(",".join(ids), ids, done=True)
+        """YouTube import: one request and one video per URL, known at once. A URL the
+        service refuses (a private video...) after others went through is reported in
+        ``failed``, so the videos already created are not lost from sight."""
+        ids: list[str] = []
+        failed: list[str] = []
+        for url in urls:
+            try:
+                ids.append(self.youtube_import(url))
+            except BadRequestError as exc:
+                failed.append(f"{url}: {exc.code or exc.message}")
+            except RemoteError as exc:
+                if not ids:
+                    raise
+                failed.append(f"{url}: {exc}")
+        return ImportTask(",".join(ids) or "none", tuple(ids), done=True, failed=tuple(failed))
 
     def import_status(self, task: ImportTask) -> ImportTask:
         return task
@@ -821,6 +841,23 @@ class MikshiClient:
 def _token(object_name: str, video_id: str) -> str:
     """An upload's resume token: the object it assembles and the video id it will have."""
     return json.dumps({"object_name": object_name, "video_id": video_id}, separators=(",", ":"))
+
+
+MAX_IMPORT_URLS = 50  # no documented cap; one request per URL, so a sane one
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"})
+
+
+def _youtube_id(url: str) -> str | None:
+    """The video id of a YouTube URL (watch?v=, youtu.be/, /shorts/), or None."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or host not in _YOUTUBE_HOSTS:
+        return None
+    if host == "youtu.be":
+        found = parts.path.strip("/")
+    else:
+        found = (parse_qs(parts.query).get("v") or [""])[0] or parts.path.rstrip("/").rsplit("/", 1)[-1]
+    return found if found and found not in ("watch", "shorts") else None
 
 
 def _object_name(session: UploadSession) -> str:

@@ -441,6 +441,9 @@ class Daemon:
         for name in fired - {"probe"}:
             del self._timers[name]
         self.metrics.queue_depth.set(self.pending.depth)
+        if self._remote is RemoteState.UP and ("listing" in demands or fired & {"imports", "streams"}):
+            self._tend_extras(streams="listing" in demands or "streams" in fired)
+        fired -= {"imports", "streams"}  # theirs alone: no pass for them
         if not (demands or changed or fired):
             return
         # Before the walk, so that a folder's walk never precedes its watch.
@@ -500,6 +503,33 @@ class Daemon:
         if outage:
             self._went_away(str(self._guard.outage))
         self._after_pass(report, self._last_pass_end - started, outage, grace_ran_out)
+
+    def _tend_extras(self, *, streams: bool) -> None:
+        """Beside the passes: poll unfinished ``syncd import``s (landing their videos) and, on
+        start-up and reload, make the running live streams the configured ones."""
+        from syncd.mirror.imports import Importer
+        from syncd.service.streams import StreamKeeper
+
+        assert self._catalog is not None and self._guard is not None
+        remote = self._guard.remote
+        try:
+            if streams:
+                ok = StreamKeeper(self._catalog, remote).reconcile(self.config.streams)
+                self._set_timer("streams", None if ok else time.monotonic() + self.timings.internal_retry)
+            importer = Importer(self.config, self._catalog, remote)
+            if streams:
+                importer.recover()
+            due = importer.poll_due()
+            self._set_timer("imports", None if due is None else time.monotonic() + max(0.0, due - time.time()))
+        except (AuthError, ForbiddenError) as exc:
+            self._key_rejected(f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc})")
+        except Exception as exc:  # noqa: BLE001 - the remote, or local trouble: try again later, keep syncing
+            log.warning("imports/streams: %s; trying again in %s", exc, format_duration(self.timings.internal_retry))
+            log.debug("imports/streams failed", exc_info=True)
+            again = time.monotonic() + self.timings.internal_retry
+            self._set_timer("imports", again)
+            if streams:
+                self._set_timer("streams", again)
 
     def _observe_only(self) -> None:
         """Remote away: still scan, hash and record, so catching up later uploads at once."""

@@ -30,6 +30,7 @@ from syncd.store.records import (
     PullRecord,
     SegmentInfo,
 )
+from syncd.store.records import ImportRecord, ImportVideoRecord, StreamRecord
 from syncd.models import (
     CollectionRecord,
     ContentRecord,
@@ -299,9 +300,51 @@ def _m_upload_token(db: Database) -> None:
     )
 
 
+def _m_imports_streams(db: Database) -> None:
+    """``syncd import`` tasks and the videos they produced (tracked until each lands in its
+    folder, across restarts), and the live streams this syncd started (the service lists
+    none: this table is the only record of what runs)."""
+    db.executescript(
+        """
+        CREATE TABLE imports (
+            import_id TEXT PRIMARY KEY,
+            task_id TEXT,
+            urls TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            subdir TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            started_at REAL NOT NULL,
+            progress_at REAL NOT NULL,
+            next_poll_at REAL NOT NULL DEFAULT 0,
+            polls INTEGER NOT NULL DEFAULT 0,
+            complete INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE import_videos (
+            import_id TEXT NOT NULL REFERENCES imports (import_id) ON DELETE CASCADE,
+            video_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            path TEXT,
+            sha256 TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL,
+            PRIMARY KEY (import_id, video_id)
+        );
+        CREATE TABLE streams (
+            url TEXT PRIMARY KEY,
+            task_id TEXT,
+            options TEXT NOT NULL,
+            started_at REAL NOT NULL
+        );
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
+    _m_imports_streams,
 ]
 
 
@@ -1246,6 +1289,115 @@ class Catalog:
                    VALUES (?, 'pulled', ?, ?, '', 0, 0, ?)""",
                 [video_id, str(file.path), sha256, now],
             )
+
+    # ---------------------------------------------------------------- imports
+    def import_started(self, import_id: str, urls: Sequence[str], folder: Path, subdir: str,
+                       now: float) -> None:
+        """Before the request: an import whose answer is lost is still on record."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO imports (import_id, urls, folder, subdir, state, started_at, progress_at,
+                   next_poll_at) VALUES (?, ?, ?, ?, 'sending', ?, ?, ?)""",
+                [import_id, json.dumps(list(urls)), str(folder), subdir, now, now, now],
+            )
+
+    def import_update(self, import_id: str, **fields: Any) -> None:
+        """Set columns of one import (task_id, state, detail, progress_at, next_poll_at, polls)."""
+        allowed = {"task_id", "state", "detail", "progress_at", "next_poll_at", "polls", "complete"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown import fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE imports SET {assignments} WHERE import_id = ?", [*fields.values(), import_id])
+
+    def imports(self, *, unfinished: bool = False) -> list[ImportRecord]:
+        where = "WHERE state NOT IN ('done', 'failed')" if unfinished else ""
+        return [
+            ImportRecord(r["import_id"], r["task_id"], tuple(json.loads(r["urls"])), Path(r["folder"]), r["subdir"],
+                         r["state"], r["detail"], r["started_at"], r["progress_at"], r["next_poll_at"], r["polls"],
+                         bool(r["complete"]))
+            for r in self._rows(f"SELECT * FROM imports {where} ORDER BY started_at, import_id")
+        ]
+
+    def import_videos(self, import_id: str | None = None) -> list[ImportVideoRecord]:
+        where, params = ("WHERE import_id = ?", [import_id]) if import_id is not None else ("", [])
+        return [
+            ImportVideoRecord(r["import_id"], r["video_id"], r["state"], r["name"], r["path"], r["sha256"],
+                              r["detail"])
+            for r in self._rows(f"SELECT * FROM import_videos {where} ORDER BY at, video_id", params)
+        ]
+
+    def import_video_ids(self) -> set[str]:
+        """Remote videos of imports: not remote-only videos to pull, whatever their state."""
+        return {r["video_id"] for r in self._rows("SELECT video_id FROM import_videos")}
+
+    def import_video_seen(self, import_id: str, video_ids: Iterable[str], now: float) -> list[str]:
+        """Record the videos a task reports; the ids not seen before, in order."""
+        new: list[str] = []
+        with self._tx() as db:
+            for video_id in video_ids:
+                cursor = db.execute(
+                    """INSERT OR IGNORE INTO import_videos (import_id, video_id, state, at)
+                       VALUES (?, ?, 'waiting', ?)""", [import_id, video_id, now])
+                if cursor.rowcount:
+                    new.append(video_id)
+            if new:
+                db.execute("UPDATE imports SET progress_at = ? WHERE import_id = ?", [now, import_id])
+        return new
+
+    def import_video_update(self, import_id: str, video_id: str, state: str, now: float, *, name: str | None = None,
+                            path: str | None = None, sha256: str | None = None, detail: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                """UPDATE import_videos SET state = ?, name = coalesce(?, name), path = coalesce(?, path),
+                   sha256 = coalesce(?, sha256), detail = ?, at = ? WHERE import_id = ? AND video_id = ?""",
+                [state, name, path, sha256, detail, now, import_id, video_id],
+            )
+
+    def import_video_landed(self, import_id: str, video_id: str, file: LocalFile, sha256: str, name: str,
+                            steps: Iterable[str], now: float) -> None:
+        """An imported video is now a file in its folder: its content recorded as uploaded (and
+        ours: this syncd asked for it) with ``steps`` done, so no pass uploads it again; in one
+        transaction with the file row and the import's video."""
+        with self._tx() as db:
+            db.execute(
+                """INSERT INTO contents (sha256, size, state, video_id, name, created_at, updated_at, owned)
+                   VALUES (?, ?, 'uploaded', ?, ?, ?, ?, 1)""",
+                [sha256, file.size, video_id, name, now, now],
+            )
+            db.conn.executemany(
+                """INSERT OR REPLACE INTO steps (sha256, name, state, percentage, updated_at)
+                   VALUES (?, ?, 'done', 100, ?)""", [(sha256, step, now) for step in steps])
+            db.execute(
+                """INSERT OR REPLACE INTO files (folder, rel_path, size, mtime_ns, inode, sha256, present,
+                   first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)""",
+                [str(file.folder), file.rel_path, file.size, file.mtime_ns, file.inode, sha256, now, now],
+            )
+            db.execute(
+                """UPDATE import_videos SET state = 'landed', path = ?, sha256 = ?, detail = '', at = ?
+                   WHERE import_id = ? AND video_id = ?""",
+                [str(file.path), sha256, now, import_id, video_id],
+            )
+
+    # ---------------------------------------------------------------- streams
+    def streams(self) -> list[StreamRecord]:
+        return [StreamRecord(r["url"], r["task_id"], r["options"], r["started_at"])
+                for r in self._rows("SELECT * FROM streams ORDER BY started_at, url")]
+
+    def stream_starting(self, url: str, options: str, now: float) -> None:
+        """Before the start request: a lost answer leaves a row without a task id."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO streams (url, task_id, options, started_at) VALUES (?, NULL, ?, ?)",
+                       [url, options, now])
+
+    def stream_started(self, url: str, task_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE streams SET task_id = ? WHERE url = ?", [task_id, url])
+
+    def stream_stopped(self, url: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM streams WHERE url = ?", [url])
 
     def _cache_aside(self, source: str, text: str, vector: bytes, now: float) -> None:
         """A read-only catalog's one write: cache a query's embedding (it costs a remote call)

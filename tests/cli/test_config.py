@@ -79,7 +79,7 @@ ERRORS: list[tuple[str, str, str]] = [
         "unknown-key-no-match",
         MINIMAL + "zzz: 1\n",
         ":5: zzz: unknown key (known keys: instance, remote, state_dir, folders, upload, safety, schedule, "
-        "mirror, metrics, ui, log_level)",
+        "mirror, metrics, ui, streams, log_level)",
     ),
     (
         "api-key-in-file",
@@ -892,3 +892,52 @@ def test_format_size(size: int, text: str) -> None:
 def test_format_duration_round_trips(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
+
+
+# ------------------------------------------------------------------ live streams (issue 13)
+MEMORIES_MINIMAL = """\
+remote:
+  backend: memories
+  base_url: http://127.0.0.1:8765/serve/api/v1
+folders:
+  - path: ./drop
+"""
+
+STREAM_ERRORS = [
+    ("mikshi-has-none", MINIMAL + "streams:\n  - url: rtsp://cam/1\n",
+     ":5: streams: the mikshi backend has no live streams; remove this section"),
+    ("bad-scheme", MEMORIES_MINIMAL + "streams:\n  - url: ftp://cam/1\n",
+     ":7: streams[0].url: expected an rtsp://, rtmp:// or http(s):// (HLS) URL, got 'ftp://cam/1'"),
+    ("password-never-echoed", MEMORIES_MINIMAL + "streams:\n  - url: udp://me:pw123@cam/1\n",
+     ":7: streams[0].url: expected an rtsp://, rtmp:// or http(s):// (HLS) URL, got 'udp://me:***@cam/1'"),
+    ("no-url", MEMORIES_MINIMAL + "streams:\n  - fps: 2\n", ":7: streams[0].url: required key is missing"),
+    ("fps-range", MEMORIES_MINIMAL + "streams:\n  - url: rtsp://cam/1\n    fps: 0\n",
+     ":8: streams[0].fps: must be between 1 and 30 (got 0)"),
+    ("max-logos-range", MEMORIES_MINIMAL + "streams:\n  - url: rtsp://cam/1\n    max_logos: 51\n",
+     ":8: streams[0].max_logos: must be between 1 and 50 (got 51)"),
+    ("same-camera-twice", MEMORIES_MINIMAL + "streams:\n  - url: rtsp://cam/1\n  - url: rtsp://cam/1\n",
+     ":8: streams[1].url: the same camera as streams[0]"),
+    ("unknown-option", MEMORIES_MINIMAL + "streams:\n  - url: rtsp://cam/1\n    callback: x\n",
+     ":8: streams[0].callback: unknown key (known keys: url, enable_content_moderation, enable_logo_detection, "
+     "fps, max_logos)"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in STREAM_ERRORS],
+                         ids=[i for i, _, _ in STREAM_ERRORS])
+def test_stream_config_errors(tmp_path: Path, text: str, expected: str) -> None:
+    assert error_of(write(tmp_path, text)) == expected
+
+
+def test_streams_load_with_their_defaults(tmp_path: Path) -> None:
+    from syncd.config import StreamConfig
+
+    assert load(tmp_path, MINIMAL + "streams: []\n").streams == ()  # empty: fine on any backend
+    config = load(tmp_path, MEMORIES_MINIMAL + "streams:\n  - url: rtsp://cam/1\n"
+                  "  - url: https://cdn.example/live.m3u8?token=x\n    fps: 3\n    enable_logo_detection: true\n")
+    assert config.streams == (
+        StreamConfig("rtsp://cam/1"),
+        StreamConfig("https://cdn.example/live.m3u8?token=x", enable_logo_detection=True, fps=3),
+    )
+    assert config.streams[1].options() == {"enable_content_moderation": False, "enable_logo_detection": True,
+                                           "fps": 3, "max_logos": 5}
