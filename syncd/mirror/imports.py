@@ -32,13 +32,12 @@ from pathlib import Path
 from syncd.config import Config, FolderConfig
 from syncd.errors import AuthError, NotFoundError, RemoteError
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
-from syncd.mirror.pull import _free_path, _HashingSink, _place
+from syncd.mirror.pull import _free_path, _HashingSink, _place, file_sha256
 from syncd.models import LocalFile
 from syncd.remote.base import Features, ImportTask, Remote, UrlImporter
 from syncd.store.catalog import Catalog
 from syncd.store.records import ImportRecord, ImportVideoRecord
-from syncd.sync.hashing import sha256_file
-from syncd.sync.scan import folder_problem
+from syncd.folders import folder_problem
 from syncd.units import format_duration, format_size
 
 log = logging.getLogger("syncd.mirror.imports")
@@ -285,7 +284,7 @@ class Importer:
                     continue
                 target = Path(video.path)
                 try:
-                    placed = folder is not None and sha256_file(target) == video.sha256
+                    placed = folder is not None and file_sha256(target) == video.sha256
                 except OSError:
                     placed = False
                 if placed and folder is not None and self.catalog.content(video.sha256) is None:

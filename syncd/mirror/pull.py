@@ -223,7 +223,7 @@ class Puller:
             target = Path(record.path)
             folder = next((f for f in self.options.folders if target.is_relative_to(f.path)), None)
             try:
-                placed = folder is not None and _sha256(target) == record.sha256
+                placed = folder is not None and file_sha256(target) == record.sha256
                 st = target.stat()
             except OSError:
                 placed = False
@@ -290,6 +290,7 @@ def _place(tmp: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file already on disk (a landed download checked again)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()

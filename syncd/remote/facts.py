@@ -52,7 +52,8 @@ MEMORIES = Features(grouping="tag", processing_steps=(MEMORIES_PARSE_STEP,),
                     # The service names a video by its file, less the extension; it keeps
                     # no per-instance text (instance marks are tags).
                     video_names="stem", instance_notes=False,
-                    abilities=frozenset({"tags", "processing", "search", "url_import", "streams"}))
+                    abilities=frozenset({"tags", "processing", "search", "url_import", "streams",
+                                         "batch_delete", "status_batch", "proof", "marks"}))
 
 _FACTS = {"mikshi": MIKSHI, "memories": MEMORIES}
 
