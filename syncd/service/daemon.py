@@ -49,12 +49,12 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -81,6 +81,8 @@ from syncd.service.watcher import SETTLE_MARGIN, Pending, Watcher
 if TYPE_CHECKING:
     from syncd.ui.server import UiServer
 
+#: How soon the main thread acts on a received signal (it polls; see ``_install_signals``).
+SIGNAL_POLL = 0.2
 log = logging.getLogger("syncd.service.daemon")
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -134,6 +136,7 @@ class Daemon:
         self.pending = Pending(config.upload.settle_seconds, self.timings.debounce)
         self.watcher = Watcher(self.pending)
         self._reload = threading.Event()
+        self._signals: deque[int] = deque()  # received by the handler, handled by the main thread
         # "scan": the rescan timer; "poll": the remote-poll timer; "listing": start-up
         # and reload.
         self._demands: set[str] = set()
@@ -221,18 +224,27 @@ class Daemon:
         return True
 
     def _install_signals(self) -> None:
-        def on_stop(signum: int, frame: FrameType | None) -> None:
-            if self.stop_event.is_set():
-                log.info("%s: already stopping", signal.Signals(signum).name)
-                return
-            log.info("stopping (%s): letting in-flight parts finish", signal.Signals(signum).name)
-            self.request_stop()
+        # The handler only records the signal; the main thread acts on it (``_handle_signals``).
+        # Python runs a handler in the main thread between bytecodes, possibly while that thread
+        # holds an Event's internal lock inside ``wait()``: setting an Event from the handler
+        # could then wait on that lock forever.
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self._signals.append(signum)  # deque.append takes no Python-level lock
 
-        def on_hup(signum: int, frame: FrameType | None) -> None:
-            self.request_reload()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
 
-        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
-            signal.signal(signum, handler)
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            name = signal.Signals(signum).name
+            if signum == signal.SIGHUP:
+                self.request_reload()
+            elif self.stop_event.is_set():
+                log.info("%s: already stopping", name)
+            else:
+                log.info("stopping (%s): letting in-flight parts finish", name)
+                self.request_stop()
 
     def _serve(self) -> bool:
         """Start everything, wait for a stop, shut down. False if the worker outlived the deadline."""
@@ -254,7 +266,8 @@ class Daemon:
                 cfg.state_dir,
             )
             self.notifier.ready(f"watching {len(cfg.folders)} folder(s); first pass")
-            self.stop_event.wait()
+            while not self.stop_event.wait(SIGNAL_POLL):
+                self._handle_signals()
         finally:
             self.request_stop()
             self.notifier.stopping()

@@ -69,11 +69,15 @@ def _server(config: Config) -> uvicorn.Server:
 def serve_until_stopped(config: Config, listen: tuple[str, int], ready: Callable[[], None]) -> None:
     """`syncd ui`: serve until SIGINT or SIGTERM, then stop cleanly (exit status 0)."""
     server = UiServer.start(config, listen)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # The handler only records the signal: setting an Event from it could wait forever on the
+    # Event's lock, held by this same (main) thread inside ``wait()``.
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ready()
-        while not stop.wait(1.0):
+        while not received:
+            time.sleep(0.2)
             if not server.thread.is_alive():
                 raise SyncdError("the web UI stopped unexpectedly (see the log)")
     finally:
