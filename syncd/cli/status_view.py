@@ -42,7 +42,7 @@ class StatusFacts:
     statuses: list[FileStatus]
     sizes: dict[str, int]  # path → size in bytes
     sent: dict[str, int]  # sha256 → bytes the remote holds of an open upload
-    blocked: str = ""  # the mass-delete guard's refusal, if the last pass was refused
+    blocked: str = ""  # why the last pass held back (the mass-delete guard, a listing that failed)
     trashed: int = 0  # files in the folders' trash (their videos were deleted on the remote)
     # Deletions held while unsettled files could hold their content: a summary line, then one per deletion.
     waiting: str = ""
@@ -140,9 +140,11 @@ def attention_items(facts: StatusFacts) -> list[str]:
     if facts.trashed:
         items.append(f"{facts.trashed} file(s) in the trash, deleted on the remote (`syncd trash list`; "
                      "`syncd restore PATH` uploads one again)")
-    if facts.blocked:
+    if facts.blocked and "--allow-mass-delete" in facts.blocked:
         items.append("the mass-delete guard refused the last pass (see BLOCKED above; "
                      "`syncd sync --allow-mass-delete` once you have checked)")
+    elif facts.blocked:
+        items.append("the last pass was held back (see BLOCKED above); the next sync tries again")
     if facts.waiting:
         items.append("deletions wait for files still being written (see WAITING above; they go ahead once "
                      "those files settle, or after safety.delete_wait)")

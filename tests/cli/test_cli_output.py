@@ -269,3 +269,17 @@ def test_an_unreadable_subfolder_blocks_deletions_but_not_uploads(tmp_path: Path
     # Readable again: the deletion held back goes through.
     assert run_syncd(config, "sync", "--wait").returncode == 0
     assert sorted(v["name"] for v in admin_videos(admin)) == ["cam1/c.mp4", "locked/b.mp4"]
+
+
+def test_attention_names_the_guard_only_when_the_guard_refused() -> None:
+    from syncd.cli.status_view import StatusFacts, attention_items
+
+    def facts(blocked: str) -> StatusFacts:
+        return StatusFacts(backend="mikshi", base_url="http://127.0.0.1:1", key_source="$K", folders=[],
+                           collections={}, statuses=[], sizes={}, sent={}, blocked=blocked)
+
+    guard = "Refusing to delete 9 remote video(s) ... rerun with `syncd sync --allow-mass-delete` or raise the limit."
+    assert any("mass-delete guard" in item for item in attention_items(facts(guard)))
+    listing = "the remote listing could not be read; a new catalog uploads nothing until it sees what the remote holds"
+    items = attention_items(facts(listing))
+    assert items == ["the last pass was held back (see BLOCKED above); the next sync tries again"]
