@@ -434,13 +434,13 @@ class Executor:
             record = self.catalog.upload_for(sha)
             _check_unchanged(action)  # hashed, then changed: not this content any more
             self.catalog.log("upload", str(action.path), "started", f"sha256 {sha}")
-            video_id = None
+            video_id, whole = None, False
             # Resumable parts (journalled in the catalog) where the backend chunks, except
             # for small files; otherwise the backend's own upload, in one go.
             if record is None and (uploader is None or 0 < action.size < self._direct_below):
                 try:
                     video_id = self._upload_whole(action)
-                    parts, sent = 1, action.size
+                    parts, sent, whole = 1, action.size, True
                     try:
                         _check_unchanged(action)
                     except SourceChanged:
@@ -498,7 +498,8 @@ class Executor:
         self.catalog.video_registered(sha, video_id, action.name)
         if self.features.tags is not None and self.features.marks is not None and uploader is None:
             self.catalog.set_marked(sha, True)  # our instance tag went with the upload
-        self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {parts} part(s), {sent} bytes sent")
+        how = "one request, " if whole else f"{parts} part(s), "
+        self.catalog.log("upload", str(action.path), "ok", f"video {video_id}, {how}{sent} bytes sent")
         with self._lock:
             result.uploaded_files += 1
             result.uploaded_bytes += sent
