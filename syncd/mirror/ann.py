@@ -166,14 +166,22 @@ class AnnIndex:
 
     def views(self) -> tuple[Manifest, Matrix | None, list[tuple[Part, Index]]]:
         """The current parts, memory-mapped, and the projection; kept while the manifest stays the same."""
-        text = self._manifest_text()
-        if self._views is not None and self._views[0] == text:
-            return self._views[1:]
-        manifest = self._parse(text)
-        projection = self._load_projection(manifest)
-        parts = [(p, _open_part(self.directory / p.file, p, manifest.ndim, view=True)) for p in manifest.parts()]
-        self._views = (text, manifest, projection, parts)
-        return manifest, projection, parts
+        for attempt in range(2):
+            text = self._manifest_text()
+            if self._views is not None and self._views[0] == text:
+                return self._views[1:]
+            manifest = self._parse(text)
+            try:
+                projection = self._load_projection(manifest)
+                parts = [(p, _open_part(self.directory / p.file, p, manifest.ndim, view=True))
+                         for p in manifest.parts()]
+            except AnnUnavailable:
+                if attempt or self._manifest_text() == text:
+                    raise
+                continue  # the writer replaced a file between our reads: read the new manifest
+            self._views = (text, manifest, projection, parts)
+            return manifest, projection, parts
+        raise AnnUnavailable("the index kept changing")
 
     def _load_projection(self, manifest: Manifest) -> Matrix | None:
         if not manifest.projection:
@@ -197,10 +205,13 @@ class AnnIndex:
         for part, index in parts:
             if part.size == 0:
                 continue
-            matches = index.search(query, count, threads=1)
-            keys = np.asarray(matches.keys, dtype=np.int64)
+            if count >= part.size:
+                # All of it: a graph walk may not reach every node, the key list does.
+                found.append(np.asarray(index.keys, dtype=np.int64))
+                continue
+            keys = np.asarray(index.search(query, count, threads=1).keys, dtype=np.int64)
             found.append(keys)
-            more = more or (len(keys) >= count and part.size > count)
+            more = more or len(keys) >= count
         rows = np.concatenate(found) if found else np.zeros(0, np.int64)
         return manifest, rows, more
 

@@ -409,10 +409,10 @@ class SearchIndex:
         while True:
             manifest, found, more = self._ann.candidates(query, fetch)
             found = found[is_live(found)]
-            if len(found) >= min(k, live - len(tail)) or not more:
+            if len(found) >= min(k, live - len(tail)):
                 break
-            if fetch >= manifest.size():
-                return None
+            if not more or fetch >= manifest.size():
+                return None  # the graph gave no more: only a scan makes the top-k complete
             fetch *= 4  # the filter admitted fewer than expected: ask again, wider
         rows = np.unique(np.concatenate([found, _rows_from(snap, manifest.rows)]))
         if rows.size == 0:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import syncd.mirror.ann as ann
+import syncd.mirror.index as search_index
 from syncd.mirror.ann import AnnIndex
 from syncd.mirror.index import SearchIndex, VectorHit
 from syncd.mirror.records import SegmentInfo
@@ -64,7 +65,11 @@ class Library:
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Iterator[Library]:
+def lib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Library]:
+    # Candidates enough to cover these small sets: the re-rank then makes the answer exact,
+    # whatever the (multi-threaded, so not reproducible) graph and int8 distances proposed.
+    # Recall with the shipped widths is the benchmark's to measure.
+    monkeypatch.setattr(search_index, "MIN_CANDIDATES", 10_000)
     library = Library(tmp_path)
     yield library
     library.catalog.close()
@@ -201,18 +206,21 @@ def test_filters_return_a_complete_top_k(lib: Library) -> None:
         assert len(lib.index.query(q, 50, narrow)) == PER_VIDEO
 
 
-def test_a_filter_emptied_by_removals_over_fetches_until_complete(lib: Library) -> None:
-    """Most indexed rows dead (dropped videos still in a sealed shard): the live ones are
-    still found, the over-fetch widening until the top-k is complete."""
+def test_a_filter_emptied_by_removals_over_fetches_until_complete(lib: Library,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most indexed rows dead (dropped videos still in the index): the live ones are still
+    found, the over-fetch widening until the top-k is complete."""
+    monkeypatch.setattr(search_index, "MIN_CANDIDATES", 1)
+    monkeypatch.setattr(search_index, "RERANK", 1)
     for v in range(60):
         lib.add(f"video-{v:03d}")
     lib.index.refresh_ann()
     for v in range(50):
-        lib.index.drop(f"video-{v:03d}")
-    q = lib.queries(1)[0]
-    found = lib.index.query(q, 10)
-    assert len(found) == 10 and all(int(h.video_id.split("-")[1]) >= 50 for h in found)
-    same(found, lib.exact(q, 10))
+        lib.catalog.mirror_drop_video(f"video-{v:03d}")  # dead rows, still in the ANN index
+    for q in lib.queries(5):
+        found = lib.index.query(q, 10)  # widened, or (if the graph gives no more) scanned
+        assert len(found) == 10 and all(int(h.video_id.split("-")[1]) >= 50 for h in found)
+        assert len({(h.video_id, h.index) for h in found}) == 10
 
 
 def test_a_small_library_keeps_no_ann_index(lib: Library) -> None:
