@@ -17,12 +17,21 @@ Why float32 and not float16 storage: numpy has no fast float16 matrix-vector pro
 (float16 → float32 conversion costs ~2 s per query over 200,000 x 1024 here), while a
 float32 memory-mapped matrix-vector product over the same rows takes ~60-90 ms.
 
+Ranking: below ``EXACT_ROWS`` live rows (or when the rows a filter admits are few) an
+exact float32 scan; above, the approximate index of ``ann.py`` (usearch, int8, memory-
+mapped) proposes candidates, over-fetched in proportion to the share of indexed rows a
+filter admits, and they are re-ranked exactly against the float32 rows. Rows appended
+since the ANN index was last refreshed are scanned exactly, so a query never waits for
+the index and never misses a new video; a missing or corrupt ANN index means an exact scan
+until the mirror job (the one writer, ``refresh_ann``) has rebuilt it.
+
 Full text (names, paths, collections, metadata) is an FTS5 table in the catalog.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import os
 import re
@@ -36,6 +45,7 @@ import numpy.typing as npt
 
 from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
+from syncd.mirror.ann import AnnIndex, AnnUnavailable
 from syncd.mirror.atomic import fsync_dir
 from syncd.store.records import IndexSnapshot, SegmentInfo
 from syncd.remote.base import Segment
@@ -46,7 +56,12 @@ SEARCH_DIR = "search"
 DTYPE = np.dtype("<f4")
 COMPACT_SHARE = 0.25  # compact once dead rows pass this share of the file...
 COMPACT_MIN_ROWS = 4096  # ...and this many rows (a few videos' churn is not worth a rewrite)
+EXACT_ROWS = 20_000  # at or below this many live (or admitted) rows, rank exactly: ~10 ms
+RERANK = 20  # candidates re-ranked exactly per result wanted, from each part (top-10: 200)...
+MIN_CANDIDATES = 200  # ...and at least this many
+MAX_OVERFETCH = 50  # a filter admitting under 1/50 of the indexed rows: scan its rows exactly
 _GENERATION = re.compile(r"^vectors-(\d+)\.(f32|norm)$")
+_ANY_GENERATION = re.compile(r"^(vectors-\d+)\.")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Matrix = npt.NDArray[np.float32]
@@ -151,11 +166,17 @@ class SearchIndex:
     """Segment vectors + full text for every mirrored video. Readers (``syncd search``)
     only call ``query``/``text_query``; the mirror job is the one writer."""
 
-    def __init__(self, catalog: Catalog, directory: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, catalog: Catalog, directory: Path, *, clock: Callable[[], float] = time.time,
+                 exact_rows: int = EXACT_ROWS) -> None:
         self.catalog = catalog
         self.directory = directory
         self.clock = clock
+        self.exact_rows = exact_rows  # rank exactly at or below this many rows (and keep no ANN index)
+        self.last_method = ""  # how the last query was ranked: "exact" or "ann" (for tests and benchmarks)
         self._mapped: tuple[str, Matrix, Matrix] | None = None  # kept across queries
+        self._lazy: tuple[str, Matrix, Matrix] | None = None  # mapped without MAP_POPULATE: rows re-ranked
+        self._ann: AnnIndex | None = None
+        self._snap: tuple[tuple[int, int], IndexSnapshot, dict[str, int]] | None = None
         # Full-text rows as last written (the mirror job is the one writer): read once, so
         # checking 10,000 quiet videos' rows costs one query, not one each.
         self._texts: dict[str, tuple[str, str, str, str]] | None = None
@@ -170,6 +191,7 @@ class SearchIndex:
         base = f"vectors-{_generation(current.base if current else None) + 1}"
         files = VectorFiles(self.directory, base, dim)
         files.remove()  # a crashed compaction may have left a partial one
+        AnnIndex(self.directory, base, dim).remove()
         files.directory.mkdir(parents=True, exist_ok=True)
         files.vectors.touch()
         files.norms.touch()
@@ -242,6 +264,7 @@ class SearchIndex:
         )
         self.catalog.mirror_relocate(dict(zip(snap.video_ids, firsts, strict=True)), new.base, new.dim)
         old.remove()
+        AnnIndex(self.directory, old.base, old.dim).remove()  # row numbers changed: the next refresh builds anew
         log.info("search index compacted: %d live rows kept, %d dead rows dropped", live, dead)
         return True
 
@@ -256,6 +279,26 @@ class SearchIndex:
         for name in names:
             if _GENERATION.match(name) and name not in keep:
                 (self.directory / name).unlink(missing_ok=True)
+            generation = _ANY_GENERATION.match(name)
+            if generation and ".ann" in name and (current is None or generation.group(1) != current.base):
+                (self.directory / name).unlink(missing_ok=True)  # the ANN index of another generation
+        if current is not None:
+            AnnIndex(self.directory, current.base, current.dim).remove_unlisted()
+
+    def refresh_ann(self, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Bring the ANN index up to the vector files (the mirror job calls this after its
+        changes): index new live rows, forget dead ones, rebuild a missing or corrupt index.
+        Below ``exact_rows`` live rows there is none (an exact scan is as quick)."""
+        snap = self.catalog.mirror_index_snapshot()
+        if not snap.vectors:
+            return False
+        ann = AnnIndex(self.directory, snap.vectors, snap.dim)
+        if sum(snap.counts) <= self.exact_rows:
+            if ann.manifest_path.exists():
+                ann.remove()
+            return False
+        vectors, _ = VectorFiles(self.directory, snap.vectors, snap.dim).open()
+        return ann.refresh(vectors, _live_rows(snap), should_stop=should_stop)
 
     def set_text(self, video_id: str, *, name: str, paths: Sequence[str], collections: Collection[str],
                  metadata: str) -> None:
@@ -281,7 +324,7 @@ class SearchIndex:
               video_ids: Collection[str] | None = None) -> list[VectorHit]:
         """The ``k`` segments most cosine-similar to ``vector``, best first (ties: by row)."""
         for _attempt in range(3):
-            snap = self.catalog.mirror_index_snapshot(video_ids)
+            snap = self._snapshot(video_ids)
             if not snap.vectors or not snap.video_ids or k <= 0:
                 return []
             try:
@@ -298,22 +341,90 @@ class SearchIndex:
         if length == 0.0:
             return []
         query = query / length
+        if sum(snap.counts) > self.exact_rows:
+            try:
+                hits = self._ann_top_k(matrix, norms, query, snap, k)
+            except AnnUnavailable as exc:
+                log.debug("search: exact scan (%s)", exc)
+                hits = None
+            if hits is not None:
+                self.last_method = "ann"
+                return hits
+        self.last_method = "exact"
         return _top_k(matrix, norms, query, snap, k)
 
+    def _snapshot(self, video_ids: Collection[str] | None) -> IndexSnapshot:
+        """The catalog's live row ranges, read again only after a commit; a filter picks
+        from them (one SQL query with thousands of ids costs more than a dict lookup each)."""
+        version = self.catalog.mirror_index_version()
+        if self._snap is None or self._snap[0] != version:
+            full = self.catalog.mirror_index_snapshot()
+            self._snap = (version, full, {v: i for i, v in enumerate(full.video_ids)})
+        _, full, position = self._snap
+        if video_ids is None:
+            return full
+        chosen = sorted(position[v] for v in video_ids if v in position)
+        return IndexSnapshot(full.vectors, full.dim, tuple(full.video_ids[i] for i in chosen),
+                             tuple(full.starts[i] for i in chosen), tuple(full.counts[i] for i in chosen))
+
     def _open(self, snap: IndexSnapshot) -> tuple[Matrix, Matrix]:
-        """The mapped vector files, reused while they still hold every row ``snap`` names."""
+        """The mapped vector files, reused while they still hold every row ``snap`` names.
+        Mapped whole up front (MAP_POPULATE) only for an exact scan: above ``exact_rows``
+        an ANN re-rank reads a few hundred rows, and every process would otherwise read
+        gigabytes first."""
         assert snap.vectors is not None
         needed = snap.starts[-1] + snap.counts[-1]  # ranges come in row order
-        if self._mapped is not None:
-            base, matrix, norms = self._mapped
-            if base == snap.vectors and matrix.shape[0] >= needed:
-                return matrix, norms
-        matrix, norms = VectorFiles(self.directory, snap.vectors, snap.dim).open(populate=True)
+        populate = sum(snap.counts) <= self.exact_rows
+        for cached in (self._mapped, self._lazy if not populate else None):
+            if cached is not None and cached[0] == snap.vectors and cached[1].shape[0] >= needed:
+                return cached[1], cached[2]
+        matrix, norms = VectorFiles(self.directory, snap.vectors, snap.dim).open(populate=populate)
         if matrix.shape[0] < needed:
             raise SearchIndexError("the search index vectors are shorter than the catalog says; "
                                    "run `syncd sync` to repair them")
-        self._mapped = (snap.vectors, matrix, norms)
+        if populate:
+            self._mapped = (snap.vectors, matrix, norms)
+        else:
+            self._lazy = (snap.vectors, matrix, norms)
         return matrix, norms
+
+    def _ann_top_k(self, matrix: Matrix, norms: Matrix, query: Matrix, snap: IndexSnapshot,
+                   k: int) -> list[VectorHit] | None:
+        """Top ``k`` by ANN candidates re-ranked exactly; None: scan exactly instead (the
+        filter admits too few of the indexed rows for over-fetching to pay)."""
+        assert snap.vectors is not None
+        if self._ann is None or self._ann.base != snap.vectors or self._ann.dim != snap.dim:
+            self._ann = AnnIndex(self.directory, snap.vectors, snap.dim)
+        live = sum(snap.counts)
+        is_live = _live_rows(snap)
+        manifest = self._ann.views()[0]
+        share = live / max(manifest.size(), 1)  # of the indexed rows, how many may answer
+        if share * MAX_OVERFETCH < 1:
+            return None
+        # Rows appended since the last refresh are not in the ANN index: rank them exactly.
+        tail = _rows_from(snap, manifest.rows)
+        if len(tail) > EXACT_ROWS:
+            return None
+        fetch = math.ceil(max(k * RERANK, MIN_CANDIDATES) / min(share, 1.0))
+        while True:
+            manifest, found, more = self._ann.candidates(query, fetch)
+            found = found[is_live(found)]
+            if len(found) >= min(k, live - len(tail)):
+                break
+            if not more or fetch >= manifest.size():
+                return None  # the graph gave no more: only a scan makes the top-k complete
+            fetch *= 4  # the filter admitted fewer than expected: ask again, wider
+        rows = np.unique(np.concatenate([found, _rows_from(snap, manifest.rows)]))
+        if rows.size == 0:
+            return []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row_norms = norms[rows]
+            scores = np.where(row_norms > 0, (matrix[rows] @ query) / row_norms, 0.0).astype(np.float32)
+        best = np.lexsort((rows, -scores))[:k]
+        starts = np.asarray(snap.starts, dtype=np.int64)
+        which = np.searchsorted(starts, rows[best], side="right") - 1
+        return [VectorHit(snap.video_ids[w], int(row - starts[w]), float(scores[b]))
+                for b, row, w in zip(best, rows[best], which, strict=True)]
 
     def text_query(self, text: str, k: int, video_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
         """(video_id, score) by full text over names, paths, collections, metadata."""
@@ -347,3 +458,23 @@ def _top_k(matrix: Matrix, norms: Matrix, query: Matrix, snap: IndexSnapshot, k:
         VectorHit(snap.video_ids[w], int(pos - offsets[w]), float(scores[pos]))
         for pos, w in zip(best, which, strict=True)
     ]
+
+
+def _live_rows(snap: IndexSnapshot) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]]:
+    """A test of row numbers against the snapshot's live ranges."""
+    starts = np.asarray(snap.starts, dtype=np.int64)
+    ends = starts + np.asarray(snap.counts, dtype=np.int64)
+
+    def is_live(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        which = np.searchsorted(starts, rows, side="right") - 1
+        inside = which >= 0
+        return inside & (rows < ends[np.where(inside, which, 0)])
+
+    return is_live
+
+
+def _rows_from(snap: IndexSnapshot, first: int) -> npt.NDArray[np.int64]:
+    """Live rows numbered ``first`` or above."""
+    pieces = [np.arange(max(s, first), s + c, dtype=np.int64)
+              for s, c in zip(snap.starts, snap.counts, strict=True) if s + c > first]
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)

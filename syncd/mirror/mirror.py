@@ -217,6 +217,7 @@ class Mirror:
             videos = self._mirror_targets(targets, contents, check, touched, verify, report)
         self._drop_stale(contents, videos)
         self.index.compact()
+        self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
         if check is not None and not self.should_stop():
             self._checked_listing, self._next_check = check, now + self.options.interval
         self._remember(report, targets)

@@ -1139,6 +1139,12 @@ class Catalog:
         video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
         return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)
 
+    def mirror_index_version(self) -> tuple[int, int]:
+        """Differs after any commit, by this connection or another: a query may keep its
+        index snapshot while this stays the same (reading 100,000s of row ranges is not free)."""
+        with self._lock:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0]), self.db.conn.total_changes
+
     def mirror_relocate(self, starts: Mapping[str, int], vectors: str, dim: int) -> None:
         """Compaction: every video's new first row, and the new vector files, at once."""
         with self._tx() as db:
