@@ -37,7 +37,7 @@ from _common import emit, machine
 
 from syncd.store.catalog import Catalog
 from syncd.mirror.index import SearchIndex, VectorFiles
-from syncd.mirror.records import SegmentInfo
+from syncd.store.records import SegmentInfo
 from syncd.mirror.search import search_local
 from syncd.remote.base import Segment
 

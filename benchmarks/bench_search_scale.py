@@ -40,7 +40,7 @@ from _common import emit, machine
 import syncd.mirror.index as search_index
 from syncd.mirror.ann import AnnIndex
 from syncd.mirror.index import SearchIndex, VectorFiles
-from syncd.mirror.records import SegmentInfo
+from syncd.store.records import SegmentInfo
 from syncd.store.catalog import Catalog
 
 TOPICS = 2000

@@ -21,7 +21,7 @@ import syncd.mirror.ann as ann
 import syncd.mirror.index as search_index
 from syncd.mirror.ann import AnnIndex
 from syncd.mirror.index import SearchIndex, VectorHit
-from syncd.mirror.records import SegmentInfo
+from syncd.store.records import SegmentInfo
 from syncd.store.catalog import Catalog
 from tests.conftest import syncd_env, write_config
 
