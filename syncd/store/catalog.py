@@ -1262,6 +1262,88 @@ class Catalog:
         except sqlite3.Error as exc:
             log.debug("query embedding not cached: %s", exc)
 
+    # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
+    def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
+                       *, marks: bool, whole_folders: Collection[str] = ()) -> set[str]:
+        """Contents the planner may have something to do for: not uploaded and finished (a step
+        not done, a processing step or a present file's folder's pipeline missing, an open
+        upload, unmarked while markers are kept), a vanished or rewritten path, and every
+        content of ``whole_folders`` (collection folders: their members are planned as a set).
+        A content at rest, all of whose paths are as recorded, is in none of them."""
+        queries: list[tuple[str, list[Any]]] = [
+            ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL"
+             + (" OR (owned = 1 AND marked = 0)" if marks else ""), []),
+            ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
+            ("SELECT sha256 FROM files WHERE present = 0 AND sha256 IS NOT NULL", []),
+            ("SELECT sha256 FROM superseded", []),
+            ("SELECT sha256 FROM uploads", []),
+        ]
+        if processing:
+            queries.append((
+                f"""SELECT sha256 FROM contents WHERE sha256 NOT IN (
+                      SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({", ".join("?" for _ in processing)})
+                      GROUP BY sha256 HAVING count(*) = {len(processing)})""", list(processing)))
+        for folder, names in pipelines.items():
+            if names:
+                queries.append((
+                    f"""SELECT DISTINCT sha256 FROM files WHERE folder = ? AND present = 1 AND sha256 IS NOT NULL
+                          AND sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done'
+                                             AND name IN ({", ".join("?" for _ in names)})
+                                             GROUP BY sha256 HAVING count(*) = {len(names)})""",
+                    [folder, *names]))
+        if whole_folders:
+            queries.append(("SELECT sha256 FROM files WHERE sha256 IS NOT NULL "
+                            "AND folder IN (SELECT value FROM json_each(?))", [json.dumps(sorted(whole_folders))]))
+            queries.append(("SELECT sha256 FROM memberships", []))
+        sql = " UNION ".join(q for q, _ in queries)
+        with self._lock:
+            rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
+        return {row[0] for row in rows}
+
+    def videos_not_in(self, listed: Collection[str]) -> set[str]:
+        """Uploaded contents whose video a complete listing lacks (remote deletions to judge),
+        read row by row: nothing per video is kept but the missing ones."""
+        missing: set[str] = set()
+        with self._lock:
+            for sha256, video_id in self.db.conn.execute(
+                    "SELECT sha256, video_id FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL"):
+                if video_id not in listed:
+                    missing.add(sha256)
+        return missing
+
+    def files_of_contents(self, shas: Collection[str]) -> list[FileRecord]:
+        """Every file row (present or not) holding one of these contents."""
+        columns = "folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen, missing_since"
+        with self._lock:
+            rows = self.db.conn.execute(
+                f"""SELECT {columns} FROM files WHERE sha256 IN (SELECT value FROM json_each(?))
+                    ORDER BY folder, rel_path""", [json.dumps(sorted(shas))]).fetchall()
+        folders: dict[str, Path] = {}
+        return [
+            FileRecord(folders.get(r[0]) or folders.setdefault(r[0], Path(r[0])), r[1], r[2], r[3], r[4], r[5],
+                       bool(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def contents_of(self, shas: Collection[str]) -> list[ContentRecord]:
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since,
+                          owned, marked
+                   FROM contents WHERE sha256 IN (SELECT value FROM json_each(?)) ORDER BY created_at, sha256""",
+                [json.dumps(sorted(shas))]).fetchall()
+            steps = self._steps_of(shas)
+        return [ContentRecord(*r[:9], steps=steps.get(r[0], {}), owned=bool(r[9]), marked=bool(r[10]))  # type: ignore[misc]
+                for r in rows]
+
+    def tracked_videos(self) -> dict[str, int]:
+        """Per folder, how many distinct linked videos its file rows hold (the mass-delete guard's base)."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT f.folder, count(DISTINCT f.sha256) FROM files f JOIN contents c ON c.sha256 = f.sha256
+                   WHERE c.video_id IS NOT NULL GROUP BY f.folder""").fetchall()
+        return {row[0]: row[1] for row in rows}
+
     # --- web UI (syncd/ui/): pages of files by keyset, so page N costs what page 1 does --------
     def files_page(
         self, *, after: tuple[str, str] | None, limit: int, folders: Collection[str],

@@ -36,7 +36,7 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorReport
 from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
-from syncd.sync.planner import Adoptable, RemoteView, Settings, Snapshot, plan
+from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import Features, Marks, Remote
@@ -342,7 +342,7 @@ class Engine:
             mark_videos=self.features.marks is not None,
             delete_wait=self.config.safety.delete_wait,
         )
-        snapshot = self.snapshot(scans, remote, adoptable)
+        snapshot = self.snapshot(scans, remote, adoptable, whole=adopt)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
         the_plan = plan(snapshot, settings)
         if marks is None and marks_error is None and the_plan.of(DeleteRemote):
@@ -437,14 +437,28 @@ class Engine:
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
-                 adoptable: dict[str, Adoptable]) -> Snapshot:
+                 adoptable: dict[str, Adoptable], *, whole: bool = False) -> Snapshot:
+        """What the planner decides from. ``whole``: every file and content (catalog
+        recovery); otherwise only the contents something could happen to (``_in_play``)
+        with all their files, and the mass-delete guard's counts from the catalog."""
         ok = {s.folder: s.ok for s in scans}
-        whole = {s.folder: not s.unreadable for s in scans}
+        readable = {s.folder: not s.unreadable for s in scans}
+        folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
+                        for f in self.config.folders)
+        tracked: dict[Path, int] | None = None
+        superseded = self.catalog.superseded()
+        if whole:
+            files, contents = self.catalog.files(), self.catalog.contents()
+        else:
+            shas, gone = self._in_play(folders, remote)
+            files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
+            if gone or superseded or any(not f.present for f in files):  # a deletion is possible: the guard counts
+                tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}
         return Snapshot(
-            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True), whole.get(f.path, True))
-                          for f in self.config.folders),
-            files=tuple(self.catalog.files()),
-            contents={c.sha256: c for c in self.catalog.contents()},
+            folders=folders,
+            files=tuple(files),
+            contents={c.sha256: c for c in contents},
+            tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
             collections=tuple(self.catalog.collections()),
             memberships=frozenset(self.catalog.memberships()),
@@ -453,8 +467,23 @@ class Engine:
             adoptable=adoptable,
             instance=self.config.instance,
             unknown=tuple(u for s in scans for u in s.unknown),
-            superseded=tuple(self.catalog.superseded()),
+            superseded=tuple(superseded),
         )
+
+    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: RemoteView | None) -> tuple[set[str], set[str]]:
+        """Contents a plan could act on: not finished (or a folder wants more of them), a path
+        vanished or rewritten, an upload open, a video missing from the complete listing,
+        members of collection folders (planned as a set). A content at rest whose paths are
+        as recorded is none of these: an unchanged tree plans nothing, file by file.
+        Also, apart, those missing from the listing."""
+        shas = self.catalog.unsettled_shas(
+            self.features.processing_steps,
+            {str(f.path): f.effective_pipelines for f in folders if not f.collections},
+            marks=self.features.marks is not None,
+            whole_folders=[str(f.path) for f in folders if f.collections],
+        )
+        gone = self.catalog.videos_not_in(remote.video_ids) if remote is not None else set()
+        return shas | gone, gone
 
     def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
         """Catalog recovery: remote videos proved to hold a local file's bytes.
