@@ -36,8 +36,9 @@ class StatusFacts:
     key_source: str
     folders: list[FolderHealth]
     collections: dict[str, int]  # name → videos in it
-    statuses: list[FileStatus]
-    sizes: dict[str, int]  # path → size in bytes
+    counts: Counter[str]  # files by state (done ones counted in SQL)
+    pending: list[FileStatus]  # the files not done
+    sizes: dict[str, int]  # path → size in bytes, of the pending files
     sent: dict[str, int]  # sha256 → bytes the remote holds of an open upload
     blocked: str = ""  # the mass-delete guard's refusal, if the last pass was refused
     trashed: int = 0  # files in the folders' trash (their videos were deleted on the remote)
@@ -73,17 +74,17 @@ def render(facts: StatusFacts, width: int) -> list[str]:
     else:
         lines.append("collections: none yet")
     lines.append("")
-    counts = Counter(s.state for s in facts.statuses)
-    lines.append(f"{len(facts.statuses)} tracked file(s)")
+    counts = facts.counts
+    lines.append(f"{sum(counts.values())} tracked file(s)")
     word_width = max((len(STATE_WORDS.get(state, state)) for state in counts), default=0)
-    for state, n in sorted(counts.items()):
+    for state, n in sorted((state, n) for state, n in counts.items() if n):
         lines.append(f"  {STATE_WORDS.get(state, state):<{word_width}}  {n}")
     if facts.blocked:
         lines += ["", f"BLOCKED: {facts.blocked}"]
     if facts.waiting:
         summary, *details = facts.waiting.splitlines()
         lines += ["", f"WAITING: {summary}", *(f"  {line}" for line in details)]
-    pending = [s for s in facts.statuses if s.state != "done"]
+    pending = facts.pending
     if pending:
         lines += ["", *_table(pending, facts, width)]
     attention = attention_items(facts)
@@ -115,7 +116,7 @@ def _table(pending: list[FileStatus], facts: StatusFacts, width: int) -> list[st
 def attention_items(facts: StatusFacts) -> list[str]:
     bad = sum(f.problem is not None for f in facts.folders)
     items = [f"{bad} folder(s) cannot be synced (see folders above)"] if bad else []
-    states = Counter(s.state for s in facts.statuses)
+    states = facts.counts
     if states["failed"]:
         items.append(f"{states['failed']} file(s) failed for good (see the errors above; `syncd log` has the history)")
     if states["remote-deleted"]:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -522,21 +523,28 @@ class Catalog:
             for r in rows
         ]
 
-    def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+    def iter_present(self, batch: int = 2000, *, not_done: DoneRule | None = None
+                     ) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
         """Every present file with its content and steps, by folder and path, streamed: one
         statement (steps by the primary key), read a batch at a time, so ``syncd status``
-        over a million files holds a batch of rows, not the catalog."""
+        over a million files holds a batch of rows, not the catalog. ``not_done``: only one
+        folder's files that rule does not count done (see ``count_done``)."""
+        where, params = "", list[Any]()
+        if not_done is not None:
+            done, params = _done_sql(not_done)
+            where = f" AND f.folder = ? AND NOT coalesce({done}, 0)"
+            params = [str(not_done.folder), *params]
         cursor = self.db.conn.cursor()
         with self._lock:
             cursor.execute(
-                """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+                f"""SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
                           f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
                           c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
                           (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
                                                               s.attempts, s.next_attempt_at))
                            FROM steps s WHERE s.sha256 = c.sha256)
                    FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
-                   WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
+                   WHERE f.present = 1{where} ORDER BY f.folder, f.rel_path""", params
             )
         folders: dict[str, Path] = {}
         try:
@@ -556,6 +564,20 @@ class Catalog:
                                               owned=bool(r[17]), marked=bool(r[18]))
         finally:
             cursor.close()
+
+    def count_done(self, rules: Iterable[DoneRule]) -> dict[Path, tuple[int, int]]:
+        """Per folder: (present files, of them done by the folder's rule), counted in SQL
+        (``syncd status`` and the web UI over a million files build no row per file)."""
+        out: dict[Path, tuple[int, int]] = {}
+        with self._lock:
+            for rule in rules:
+                done, params = _done_sql(rule)
+                row = self.db.conn.execute(
+                    f"""SELECT count(*), coalesce(sum(coalesce({done}, 0)), 0)
+                        FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                        WHERE f.present = 1 AND f.folder = ?""", [*params, str(rule.folder)]).fetchone()
+                out[rule.folder] = (row[0], row[1])
+        return out
 
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
@@ -1264,20 +1286,25 @@ class Catalog:
 
     # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
     def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                       *, marks: bool, whole_folders: Collection[str] = ()) -> set[str]:
+                       *, marks: Sequence[str] | None, whole_folders: Collection[str] = ()) -> set[str]:
         """Contents the planner may have something to do for: not uploaded and finished (a step
         not done, a processing step or a present file's folder's pipeline missing, an open
-        upload, unmarked while markers are kept), a vanished or rewritten path, and every
+        upload, unmarked once ``marks``' steps are done, when markers are kept), a vanished or
+        rewritten path, and every
         content of ``whole_folders`` (collection folders: their members are planned as a set).
         A content at rest, all of whose paths are as recorded, is in none of them."""
         queries: list[tuple[str, list[Any]]] = [
-            ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL"
-             + (" OR (owned = 1 AND marked = 0)" if marks else ""), []),
+            ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL", []),
             ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
             ("SELECT sha256 FROM files WHERE present = 0 AND sha256 IS NOT NULL", []),
             ("SELECT sha256 FROM superseded", []),
             ("SELECT sha256 FROM uploads", []),
         ]
+        if marks is not None:
+            ready = (f"""AND sha256 IN (SELECT sha256 FROM steps WHERE state = 'done'
+                         AND name IN ({", ".join("?" for _ in marks)}) GROUP BY sha256 HAVING count(*) = {len(marks)})"""
+                     if marks else "")
+            queries.append((f"SELECT sha256 FROM contents WHERE owned = 1 AND marked = 0 {ready}", list(marks)))
         if processing:
             queries.append((
                 f"""SELECT sha256 FROM contents WHERE sha256 NOT IN (
@@ -1408,6 +1435,32 @@ class Catalog:
         """Every file row (present or not) holding a content."""
         rows = self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path", [sha256])
         return [_file(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class DoneRule:
+    """When a folder's file is done (``syncd.sync.report``'s ``done`` state, in SQL): its
+    content uploaded, every one of ``steps`` done, and with ``collections`` a file in a
+    subfolder a member of the subfolder's collection."""
+
+    folder: Path
+    steps: tuple[str, ...]
+    collections: bool
+
+
+def _done_sql(rule: DoneRule) -> tuple[str, list[Any]]:
+    """An expression over ``f`` (files) and ``c`` (contents, left-joined): 1 if done."""
+    steps = tuple(dict.fromkeys(rule.steps))
+    sql = "(c.state = 'uploaded'"
+    params: list[Any] = []
+    if steps:
+        sql += (f" AND (SELECT count(*) FROM steps s WHERE s.sha256 = c.sha256 AND s.state = 'done' "
+                f"AND s.name IN ({', '.join('?' for _ in steps)})) = {len(steps)}")
+        params += steps
+    if rule.collections:
+        sql += (" AND (instr(f.rel_path, '/') = 0 OR EXISTS (SELECT 1 FROM memberships m WHERE m.sha256 = c.sha256 "
+                "AND m.collection = substr(f.rel_path, 1, instr(f.rel_path, '/') - 1)))")
+    return sql + ")", params
 
 
 def _file(r: dict[str, Any], folder: Path | None = None) -> FileRecord:

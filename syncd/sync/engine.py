@@ -479,7 +479,9 @@ class Engine:
         shas = self.catalog.unsettled_shas(
             self.features.processing_steps,
             {str(f.path): f.effective_pipelines for f in folders if not f.collections},
-            marks=self.features.marks is not None,
+            # A video is marked once ready for a collection (``planner.ready_for_collection``).
+            marks=None if self.features.marks is None else tuple(dict.fromkeys(
+                (*self.features.processing_steps, *self.features.collection_pipelines))),
             whole_folders=[str(f.path) for f in folders if f.collections],
         )
         gone = self.catalog.videos_not_in(remote.video_ids) if remote is not None else set()

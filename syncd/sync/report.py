@@ -8,6 +8,7 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,6 +125,46 @@ def iter_file_statuses(config: Config, catalog: Catalog, facts: Features | None 
         policy = policies.get(file.folder)
         if policy is not None:
             yield file_status(file, content, policy, memberships, config.upload.max_attempts)
+
+
+@dataclass
+class StatusOverview:
+    """``syncd status`` and the web UI over a million files: counts by state from SQL,
+    rows only for the files not done. ``sizes``: path → size of those files."""
+
+    counts: Counter[str]
+    tracked: dict[str, int]  # folder → present files
+    pending: list[FileStatus]
+    sizes: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def status_overview(config: Config, catalog: Catalog, facts: Features | None = None,
+                    pending_limit: int | None = None) -> StatusOverview:
+    """Done files counted in SQL per folder (one statement each); the others' statuses
+    built from streamed rows, all counted, the first ``pending_limit`` kept."""
+    from syncd.store.catalog import DoneRule  # here: status imports the catalog lazily
+
+    facts = facts or backend_facts(config.remote.backend)
+    memberships = catalog.memberships() if any(f.collections == "subfolder" for f in config.folders) else set()
+    overview = StatusOverview(Counter(), {}, [], {})
+    for folder in config.folders:
+        policy = folder_policy(folder, facts)
+        rule = DoneRule(folder.path, (*policy.processing_steps, *policy.effective_pipelines), policy.collections)
+        present, done = catalog.count_done([rule])[folder.path]
+        overview.tracked[str(folder.path)] = present
+        if done:
+            overview.counts["done"] += done
+        for file, content in catalog.iter_present(not_done=rule):
+            status = file_status(file, content, policy, memberships, config.upload.max_attempts)
+            overview.counts[status.state] += 1
+            if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
+                overview.pending.append(status)
+                overview.sizes[status.path] = file.size
+    return overview
 
 
 def file_status(
