@@ -129,7 +129,6 @@ class Engine:
         self._pulls_recovered = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
-        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -430,7 +429,9 @@ class Engine:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            return self.mirror.run(self.statuses(), listing, unavailable, newest)
+            # Streamed: the mirror keeps only the done files' targets, not a status per file.
+            statuses = iter_file_statuses(self.config, self.catalog, self.features)
+            return self.mirror.run(statuses, listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc}); stopping"
@@ -547,11 +548,8 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
-        changes = self.catalog.changes
-        if self._statuses is None or self._statuses[0] != changes:
-            self._statuses = (changes, file_statuses(self.config, self.catalog, self.features))
-        return self._statuses[1]
+        """Every file's status (``sync`` reports them); built when asked, never kept."""
+        return file_statuses(self.config, self.catalog, self.features)
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
