@@ -211,7 +211,10 @@ class Daemon:
 
     @property
     def statuses(self) -> list[FileStatus]:
-        """Every file's status, read from the catalog when asked (the demo asks)."""
+        """Every file's status, read from the catalog when asked (the demo asks); none
+        before the first pass (the catalog may not exist yet)."""
+        if self.passes == 0:
+            return []
         with Catalog.open_readonly(self.config.state_dir) as catalog:
             return file_statuses(self.config, catalog)
 
