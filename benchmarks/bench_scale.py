@@ -165,7 +165,9 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     try:
         start = time.monotonic()
         quiet, last = 0, 0.0
-        while quiet < 5:  # the start-up pass is work, not idleness: five quiet seconds in a row
+        # The start-up pass is work, not idleness: wait for the daemon to say it watches,
+        # then for five quiet seconds in a row.
+        while quiet < 5 or "running: watching" not in log_path.read_text():
             time.sleep(1)
             if proc.poll() is not None:
                 raise SystemExit(f"syncd run exited: {log_path.read_text()[-2000:]}")
@@ -185,21 +187,30 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
                                                                                        (time.monotonic() - t0), 5),
                 "worst_minute_cpu_share": round(max(minutes), 5) if minutes else None,
                 "rss_start_mb": rss[0], "rss_end_mb": rss[-1], "rss_max_mb": max(rss)}
-        changed = drop / "cam0000" / "clip0000000.mp4"
-        changed.write_bytes(b"clip 0, rewritten by the benchmark\n")
-        written = time.time()
         state_dir = Path(settings["state_dir"])
-        latency = None
-        deadline = time.monotonic() + 600
-        while latency is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            with Catalog.open_readonly(state_dir) as catalog:
-                started = [e.time for e in catalog.journal(50) if e.action == "upload" and e.outcome == "started"
-                           and e.target == str(changed)]
-            latency = round(min(started) - written, 3) if started else None
+
+        def upload_start(path: Path, content: bytes) -> float | None:
+            """Write ``path``; seconds until the daemon journals its upload as started."""
+            path.write_bytes(content)
+            written = time.time()
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                with Catalog.open_readonly(state_dir) as catalog:
+                    started = [e.time for e in catalog.journal(50) if e.action == "upload"
+                               and e.outcome == "started" and e.target == str(path)]
+                if started:
+                    return round(min(started) - written, 3)
+            return None
+
+        # A new clip among N; then one rewritten in place (a path that changes after it had
+        # settled waits twice the settle time: a slow writer's pause).
+        new = upload_start(drop / "cam0000" / "new-clip.mp4", b"a new clip from the benchmark\n")
+        time.sleep(5)
+        rewritten = upload_start(drop / "cam0000" / "clip0000000.mp4", b"clip 0, rewritten by the benchmark\n")
         out = {"startup_pass": startup, "idle": idle, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
-               "changed_file_upload_start_s": latency, "settle_s": 1}
-        if latency is None or latency > 3:
+               "changed_file_upload_start_s": new, "rewritten_file_upload_start_s": rewritten, "settle_s": 1}
+        if new is None or new > 3:
             out["log_tail"] = log_path.read_text()[-3000:]
         return out
     finally:
