@@ -129,6 +129,10 @@ class Engine:
         self._pulls_recovered = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
+        # ``sync`` reports every file's status after the mirror read them all: it holds them
+        # (by catalog.changes) while it runs; a daemon's passes hold none.
+        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None
+        self._hold_statuses = False
         self.mirror = Mirror(config, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -429,8 +433,9 @@ class Engine:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            # Streamed: the mirror keeps only the done files' targets, not a status per file.
-            statuses = iter_file_statuses(self.config, self.catalog, self.features)
+            # Streamed unless ``sync`` holds them: the mirror keeps only the done files' targets.
+            statuses = (self.statuses() if self._hold_statuses
+                        else iter_file_statuses(self.config, self.catalog, self.features))
             return self.mirror.run(statuses, listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
@@ -548,8 +553,13 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        """Every file's status (``sync`` reports them); built when asked, never kept."""
-        return file_statuses(self.config, self.catalog, self.features)
+        """Every file's status (``sync`` reports them); kept only while ``sync`` runs."""
+        changes = self.catalog.changes
+        if self._statuses is not None and self._statuses[0] == changes:
+            return self._statuses[1]
+        statuses = file_statuses(self.config, self.catalog, self.features)
+        self._statuses = (changes, statuses) if self._hold_statuses else None
+        return statuses
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
@@ -558,6 +568,14 @@ class Engine:
         """One pass, or with ``wait`` passes until every file is terminal (or timeout).
         ``before_pass`` runs before each pass after the first (the CLI lets a remote
         that was down be tried again)."""
+        self._hold_statuses = True
+        try:
+            return self._sync(wait, timeout, poll_start, poll_max, before_pass)
+        finally:
+            self._hold_statuses, self._statuses = False, None
+
+    def _sync(self, wait: bool, timeout: float | None, poll_start: float, poll_max: float,
+              before_pass: Callable[[], None]) -> SyncOutcome:
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
