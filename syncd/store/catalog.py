@@ -528,7 +528,7 @@ class Catalog:
         """Every present file with its content and steps, by folder and path, streamed: one
         statement (steps by the primary key), read a batch at a time, so ``syncd status``
         over a million files holds a batch of rows, not the catalog. ``not_done``: only one
-        folder's files that rule does not count done (see ``count_done``)."""
+        folder's files that rule does not count done (see ``DoneRule``)."""
         where, params = "", list[Any]()
         if not_done is not None:
             done, params = _done_sql(not_done)
@@ -565,19 +565,11 @@ class Catalog:
         finally:
             cursor.close()
 
-    def count_done(self, rules: Iterable[DoneRule]) -> dict[Path, tuple[int, int]]:
-        """Per folder: (present files, of them done by the folder's rule), counted in SQL
-        (``syncd status`` and the web UI over a million files build no row per file)."""
-        out: dict[Path, tuple[int, int]] = {}
+    def present_counts(self) -> dict[str, int]:
+        """Present files per folder, one ``GROUP BY`` (the primary key's order: no join)."""
         with self._lock:
-            for rule in rules:
-                done, params = _done_sql(rule)
-                row = self.db.conn.execute(
-                    f"""SELECT count(*), coalesce(sum(coalesce({done}, 0)), 0)
-                        FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
-                        WHERE f.present = 1 AND f.folder = ?""", [*params, str(rule.folder)]).fetchone()
-                out[rule.folder] = (row[0], row[1])
-        return out
+            rows = self.db.conn.execute("SELECT folder, count(*) FROM files WHERE present = 1 GROUP BY folder")
+            return {row[0]: row[1] for row in rows}
 
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])

@@ -144,26 +144,29 @@ class StatusOverview:
 
 def status_overview(config: Config, catalog: Catalog, facts: Features | None = None,
                     pending_limit: int | None = None) -> StatusOverview:
-    """Done files counted in SQL per folder (one statement each); the others' statuses
-    built from streamed rows, all counted, the first ``pending_limit`` kept."""
+    """Present files counted per folder in SQL; rows streamed and statuses built only for
+    the files SQL does not find done (``DoneRule``), all counted, the first
+    ``pending_limit`` kept. The rest are done: present minus streamed."""
     from syncd.store.catalog import DoneRule  # here: status imports the catalog lazily
 
     facts = facts or backend_facts(config.remote.backend)
     memberships = catalog.memberships() if any(f.collections == "subfolder" for f in config.folders) else set()
+    present = catalog.present_counts()
     overview = StatusOverview(Counter(), {}, [], {})
     for folder in config.folders:
         policy = folder_policy(folder, facts)
         rule = DoneRule(folder.path, (*policy.processing_steps, *policy.effective_pipelines), policy.collections)
-        present, done = catalog.count_done([rule])[folder.path]
-        overview.tracked[str(folder.path)] = present
-        if done:
-            overview.counts["done"] += done
+        tracked = overview.tracked[str(folder.path)] = present.get(str(folder.path), 0)
+        streamed = 0
         for file, content in catalog.iter_present(not_done=rule):
+            streamed += 1
             status = file_status(file, content, policy, memberships, config.upload.max_attempts)
             overview.counts[status.state] += 1
             if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
                 overview.pending.append(status)
                 overview.sizes[status.path] = file.size
+        if tracked > streamed:
+            overview.counts["done"] += tracked - streamed
     return overview
 
 
