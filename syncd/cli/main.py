@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from syncd.sync.engine import Engine, SyncOutcome
     from syncd.remote.base import Remote
     from syncd.remote.outage import OutageGuard
-    from syncd.sync.report import FileStatus
+    from syncd.sync.report import FileStatus, StatusOverview
     from syncd.cli.status_view import StatusFacts
 
 log = logging.getLogger("syncd")
@@ -360,15 +360,16 @@ def gave_up_on(outcome: SyncOutcome) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from syncd.sync.report import iter_file_statuses
+    from syncd.sync.report import iter_file_statuses, status_overview
 
     config = _config(args, require_key=False)
-    # --json is streamed: a million tracked files are never in memory at once.
+    # --json is streamed: a million tracked files are never in memory at once; the text
+    # counts the done files in SQL and builds rows for the others only.
     with Catalog.open(config.state_dir) as catalog:
         if args.json:
             _print_json_array(s.as_json() for s in iter_file_statuses(config, catalog))
             return EXIT_OK
-        facts = _status_facts(config, catalog, list(iter_file_statuses(config, catalog)))
+        facts = _status_facts(config, catalog, status_overview(config, catalog))
     from syncd.cli.status_view import render
 
     width = shutil.get_terminal_size((100, 24)).columns
@@ -377,12 +378,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if facts.folders_ok else EXIT_FAILED
 
 
-def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) -> StatusFacts:
+def _tag_summary(config: Config, catalog: Catalog) -> tuple[Counter[str] | None, list[FileStatus]]:
+    """Videos per remote tag and the files moved since upload, for a backend that groups by
+    tag (a streamed pass over the present files; such a backend uploads about one file a
+    minute, so its libraries stay far below the million files a pass must not touch)."""
+    from syncd.remote.facts import backend_facts
+    from syncd.sync.report import iter_statuses_of
+
+    facts = backend_facts(config.remote.backend)
+    if facts.grouping != "tag" or not any(f.collections == "subfolder" for f in config.folders):
+        return None, []
+    tags: Counter[str] = Counter()
+    moved: list[FileStatus] = []
+    for status in iter_statuses_of(config.folders, config.upload.max_attempts, catalog, facts):
+        if status.remote_tag:
+            tags[status.remote_tag] += 1
+        if status.tag_differs:
+            moved.append(status)
+    return tags, moved
+
+
+def _status_facts(config: Config, catalog: Catalog, overview: StatusOverview) -> StatusFacts:
     from syncd.sync.scan import ScanRules, scan_folder, unreadable_problem
     from syncd.cli.status_view import FolderHealth, StatusFacts
     from syncd.sync.trash import list_trash
 
-    tracked = Counter(str(f.folder) for f in catalog.files() if f.present)
+    tracked = overview.tracked
     folders = []
     for folder in config.folders:
         rules = ScanRules(folder.include, folder.exclude, config.upload.settle_seconds, folder.require_marker)
@@ -390,16 +411,18 @@ def _status_facts(config: Config, catalog: Catalog, statuses: list[FileStatus]) 
         problem = (scan.error or f"{folder.path}: cannot scan") if not scan.ok else unreadable_problem(scan)
         folders.append(FolderHealth(
             str(folder.path), problem,
-            tracked[str(folder.path)],
+            tracked.get(str(folder.path), 0),
             empty=sum(1 for f in scan.files if f.size == 0),
             settling=sum(1 for f in scan.files if not f.settled and f.size > 0),
         ))
     in_collection = Counter(name for name, _sha in catalog.memberships())
     collections = {c.name: in_collection[c.name] for c in catalog.collections()}
-    sizes = {str(f.path): f.size for f in catalog.files() if f.present}
+    tags, moved = _tag_summary(config, catalog)
     return StatusFacts(
+        tags=tags, moved=moved,
         backend=config.remote.backend, base_url=config.remote.base_url, key_source=config.remote.api_key_source,
-        folders=folders, collections=collections, statuses=statuses, sizes=sizes,
+        folders=folders, collections=collections, counts=overview.counts, pending=overview.pending,
+        sizes=overview.sizes,
         sent=catalog.uploaded_bytes(), blocked=catalog.get_meta("blocked") or "",
         waiting=catalog.get_meta("deferred") or "",
         trashed=len(list_trash([f.path for f in config.folders])),

@@ -39,8 +39,9 @@ class StatusFacts:
     key_source: str
     folders: list[FolderHealth]
     collections: dict[str, int]  # name → videos in it
-    statuses: list[FileStatus]
-    sizes: dict[str, int]  # path → size in bytes
+    counts: Counter[str]  # files by state (done ones counted in SQL)
+    pending: list[FileStatus]  # the files not done
+    sizes: dict[str, int]  # path → size in bytes, of the pending files
     sent: dict[str, int]  # sha256 → bytes the remote holds of an open upload
     blocked: str = ""  # why the last pass held back (the mass-delete guard, a listing that failed)
     trashed: int = 0  # files in the folders' trash (their videos were deleted on the remote)
@@ -48,6 +49,10 @@ class StatusFacts:
     waiting: str = ""
     # Extra header lines ("instance: …") and attention items ("3 deletion(s) wait for
     # 2 unsettled files") that other parts of syncd add.
+    # A backend grouping by tag: videos per remote tag (None: the folders group otherwise), and
+    # the files moved to another subfolder since upload (their tag stays).
+    tags: Counter[str] | None = None
+    moved: list[FileStatus] = field(default_factory=list)
     header_extra: list[str] = field(default_factory=list)
     attention_extra: list[str] = field(default_factory=list)
 
@@ -70,12 +75,10 @@ def render(facts: StatusFacts, width: int) -> list[str]:
             f", {f.empty} empty file(s) skipped" if f.empty else "",
         ])
         lines.append(f"  ✓ {f.path}: {f.tracked} file(s) tracked{extra}")
-    tagged = [s for s in facts.statuses if s.tagged]
-    if tagged:
-        tags = Counter(s.remote_tag for s in tagged if s.remote_tag)
-        shown = ", ".join(f"{name} ({n})" for name, n in sorted(tags.items())) or "none yet"
+    if facts.tags is not None:
+        shown = ", ".join(f"{name} ({n})" for name, n in sorted(facts.tags.items())) or "none yet"
         lines.append(f"tags (subfolders when uploaded; the remote cannot change them): {shown}")
-        moved = [s for s in tagged if s.tag_differs]
+        moved = facts.moved
         if moved:
             lines.append(f"{len(moved)} file(s) moved since upload keep their remote tag:")
             for s in moved[:MOVED_SHOWN]:
@@ -89,17 +92,17 @@ def render(facts: StatusFacts, width: int) -> list[str]:
     else:
         lines.append("collections: none yet")
     lines.append("")
-    counts = Counter(s.state for s in facts.statuses)
-    lines.append(f"{len(facts.statuses)} tracked file(s)")
+    counts = facts.counts
+    lines.append(f"{sum(counts.values())} tracked file(s)")
     word_width = max((len(STATE_WORDS.get(state, state)) for state in counts), default=0)
-    for state, n in sorted(counts.items()):
+    for state, n in sorted((state, n) for state, n in counts.items() if n):
         lines.append(f"  {STATE_WORDS.get(state, state):<{word_width}}  {n}")
     if facts.blocked:
         lines += ["", f"BLOCKED: {facts.blocked}"]
     if facts.waiting:
         summary, *details = facts.waiting.splitlines()
         lines += ["", f"WAITING: {summary}", *(f"  {line}" for line in details)]
-    pending = [s for s in facts.statuses if s.state != "done"]
+    pending = facts.pending
     if pending:
         lines += ["", *_table(pending, facts, width)]
     attention = attention_items(facts)
@@ -131,7 +134,7 @@ def _table(pending: list[FileStatus], facts: StatusFacts, width: int) -> list[st
 def attention_items(facts: StatusFacts) -> list[str]:
     bad = sum(f.problem is not None for f in facts.folders)
     items = [f"{bad} folder(s) cannot be synced (see folders above)"] if bad else []
-    states = Counter(s.state for s in facts.statuses)
+    states = facts.counts
     if states["failed"]:
         items.append(f"{states['failed']} file(s) failed for good (see the errors above; `syncd log` has the history)")
     if states["remote-deleted"]:

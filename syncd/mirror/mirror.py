@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -182,7 +182,7 @@ class Mirror:
         """The report of a skipped run: failures that gave up are still reported."""
         return MirrorReport(problems=list(self._given_up))
 
-    def run(self, statuses: Sequence[FileState], listing: RemoteView | None,
+    def run(self, statuses: Iterable[FileState], listing: RemoteView | None,
             unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
@@ -267,7 +267,7 @@ class Mirror:
         self._changes_after_run = self.catalog.changes
 
     @staticmethod
-    def _targets(statuses: Sequence[FileState], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
+    def _targets(statuses: Iterable[FileState], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:
         by_path = {str(f.path): f for f in files.values()}
         targets: dict[str, list[_Target]] = defaultdict(list)
         for status in statuses:

@@ -74,7 +74,7 @@ from syncd.service.health import RemoteHealth, RemoteState
 from syncd.remote import open_remote, remote_identity
 from syncd.remote.base import Remote
 from syncd.remote.outage import OutageGuard
-from syncd.sync.report import FileStatus
+from syncd.sync.report import TERMINAL, FileStatus, file_statuses, status_overview
 from syncd.units import format_duration, format_size
 from syncd.service.watcher import SETTLE_MARGIN, Pending, Watcher
 
@@ -143,7 +143,9 @@ class Daemon:
         self._demand_lock = threading.Lock()
         self._progress = threading.Condition()
         self.passes = 0
-        self.statuses: list[FileStatus] = []
+        # Files by state after the last pass (done ones counted in SQL): no status object per
+        # file is kept, so a million tracked files cost the daemon nothing between passes.
+        self.counts: Counter[str] = Counter()
         self.crashed = False
         # Owned by the worker once running.
         self._catalog: Catalog | None = None
@@ -211,6 +213,15 @@ class Daemon:
     def request_reload(self) -> None:
         self._reload.set()
         self.pending.wake.set()
+
+    @property
+    def statuses(self) -> list[FileStatus]:
+        """Every file's status, read from the catalog when asked (the demo asks); none
+        before the first pass (the catalog may not exist yet)."""
+        if self.passes == 0:
+            return []
+        with Catalog.open_readonly(self.config.state_dir) as catalog:
+            return file_statuses(self.config, catalog)
 
     def wait_until(self, predicate: Callable[[list[FileStatus]], bool], timeout: float) -> bool:
         """Block until a pass leaves statuses for which ``predicate`` holds (for the demo)."""
@@ -562,17 +573,17 @@ class Daemon:
     def _after_pass(self, report: PassReport, seconds: float, outage: bool, grace_ran_out: bool) -> None:
         assert self._engine is not None
         # A status is made of catalog rows and the config alone: a pass over a settled
-        # tree that changed no row (the usual poll or rescan) reuses the last statuses
-        # rather than rebuild them for every file.
+        # tree that changed no row (the usual poll or rescan) reuses the last counts
+        # rather than count again.
         version = self._engine.catalog.changes
         quiet = (version == self._statuses_at and not report.plan.actions and not report.hashed
-                 and not report.result.failed and all(s.terminal for s in self.statuses))
+                 and not report.result.failed and _all_terminal(self.counts))
         if quiet:
-            log.debug("quiet pass in %.1fs: %d file(s), nothing changed", seconds, len(self.statuses))
+            log.debug("quiet pass in %.1fs: %d file(s), nothing changed", seconds, sum(self.counts.values()))
+            counts = self.counts
         else:
-            self._statuses_at = version  # read before building: a later write builds again
-        statuses = self.statuses if quiet else self._engine.statuses()
-        counts = Counter(s.state for s in statuses)
+            self._statuses_at = version  # read before counting: a later write counts again
+            counts = status_overview(self.config, self._engine.catalog, self._engine.features, pending_limit=0).counts
         result = report.result
         # During an outage every remote step fails the same way: one line said so already.
         for line in result.failed:
@@ -603,11 +614,11 @@ class Daemon:
         if not quiet or grace_ran_out or "grace" in self._timers:
             self._schedule_grace()
         mirror = getattr(report, "mirror", None)  # the mirror step's report, when it ran
-        self._schedule_followup(statuses, bool(changes or report.hashed), bool(mirror and mirror.pending))
+        self._schedule_followup(_all_terminal(counts), bool(changes or report.hashed), bool(mirror and mirror.pending))
         self.notifier.status(self._status_line(counts))
         with self._progress:
             self.passes += 1
-            self.statuses = statuses
+            self.counts = counts
             self._progress.notify_all()
 
     def _status_line(self, counts: Counter[str]) -> str:
@@ -659,9 +670,9 @@ class Daemon:
         due = min((r for r in ready if r > wall), default=None)
         self._set_timer("grace", None if due is None else time.monotonic() + (due - wall))
 
-    def _schedule_followup(self, statuses: list[FileStatus], progressed: bool, mirror_pending: bool) -> None:
+    def _schedule_followup(self, all_terminal: bool, progressed: bool, mirror_pending: bool) -> None:
         """While videos are uploading or processing remotely, poll again, slowing down while idle."""
-        if all(s.terminal for s in statuses) and not mirror_pending:
+        if all_terminal and not mirror_pending:
             self._followup = self.timings.followup_start
             self._set_timer("followup", None)
             return
@@ -737,3 +748,8 @@ class Daemon:
 def run_daemon(config: Config, *, keep_log_level: bool = False, rebind: bool = False) -> int:
     """``syncd run``: the daemon in this process, signals included."""
     return Daemon(config, keep_log_level=keep_log_level, rebind=rebind).run()
+
+
+def _all_terminal(counts: Counter[str]) -> bool:
+    """Every file done, failed for good or deleted on the remote (nothing to poll for)."""
+    return all(state in TERMINAL for state, n in counts.items() if n)

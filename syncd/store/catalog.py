@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -566,21 +567,28 @@ class Catalog:
             for r in rows
         ]
 
-    def iter_present(self, batch: int = 2000) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+    def iter_present(self, batch: int = 2000, *, not_done: DoneRule | None = None
+                     ) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
         """Every present file with its content and steps, by folder and path, streamed: one
         statement (steps by the primary key), read a batch at a time, so ``syncd status``
-        over a million files holds a batch of rows, not the catalog."""
+        over a million files holds a batch of rows, not the catalog. ``not_done``: only one
+        folder's files that rule does not count done (see ``DoneRule``)."""
+        where, params = "", list[Any]()
+        if not_done is not None:
+            done, params = _done_sql(not_done)
+            where = f" AND f.folder = ? AND NOT coalesce({done}, 0)"
+            params = [str(not_done.folder), *params]
         cursor = self.db.conn.cursor()
         with self._lock:
             cursor.execute(
-                """SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+                f"""SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
                           f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
                           c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
                           (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
                                                               s.attempts, s.next_attempt_at))
                            FROM steps s WHERE s.sha256 = c.sha256)
                    FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
-                   WHERE f.present = 1 ORDER BY f.folder, f.rel_path"""
+                   WHERE f.present = 1{where} ORDER BY f.folder, f.rel_path""", params
             )
         folders: dict[str, Path] = {}
         try:
@@ -600,6 +608,12 @@ class Catalog:
                                               owned=bool(r[17]), marked=bool(r[18]))
         finally:
             cursor.close()
+
+    def present_counts(self) -> dict[str, int]:
+        """Present files per folder, one ``GROUP BY`` (the primary key's order: no join)."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT folder, count(*) FROM files WHERE present = 1 GROUP BY folder")
+            return {row[0]: row[1] for row in rows}
 
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
@@ -1421,6 +1435,93 @@ class Catalog:
         except sqlite3.Error as exc:
             log.debug("query embedding not cached: %s", exc)
 
+    # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
+    def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
+                       *, marks: Sequence[str] | None, whole_folders: Collection[str] = ()) -> set[str]:
+        """Contents the planner may have something to do for: not uploaded and finished (a step
+        not done, a processing step or a present file's folder's pipeline missing, an open
+        upload, unmarked once ``marks``' steps are done, when markers are kept), a vanished or
+        rewritten path, and every
+        content of ``whole_folders`` (collection folders: their members are planned as a set).
+        A content at rest, all of whose paths are as recorded, is in none of them."""
+        queries: list[tuple[str, list[Any]]] = [
+            ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL", []),
+            ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
+            ("SELECT sha256 FROM files WHERE present = 0 AND sha256 IS NOT NULL", []),
+            ("SELECT sha256 FROM superseded", []),
+            ("SELECT sha256 FROM uploads", []),
+        ]
+        if marks is not None:
+            ready = (f"""AND sha256 IN (SELECT sha256 FROM steps WHERE state = 'done'
+                         AND name IN ({", ".join("?" for _ in marks)}) GROUP BY sha256 HAVING count(*) = {len(marks)})"""
+                     if marks else "")
+            queries.append((f"SELECT sha256 FROM contents WHERE owned = 1 AND marked = 0 {ready}", list(marks)))
+        if processing:
+            queries.append((
+                f"""SELECT sha256 FROM contents WHERE sha256 NOT IN (
+                      SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({", ".join("?" for _ in processing)})
+                      GROUP BY sha256 HAVING count(*) = {len(processing)})""", list(processing)))
+        for folder, names in pipelines.items():
+            if names:
+                queries.append((
+                    f"""SELECT DISTINCT sha256 FROM files WHERE folder = ? AND present = 1 AND sha256 IS NOT NULL
+                          AND sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done'
+                                             AND name IN ({", ".join("?" for _ in names)})
+                                             GROUP BY sha256 HAVING count(*) = {len(names)})""",
+                    [folder, *names]))
+        if whole_folders:
+            queries.append(("SELECT sha256 FROM files WHERE sha256 IS NOT NULL "
+                            "AND folder IN (SELECT value FROM json_each(?))", [json.dumps(sorted(whole_folders))]))
+            queries.append(("SELECT sha256 FROM memberships", []))
+        sql = " UNION ".join(q for q, _ in queries)
+        with self._lock:
+            rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
+        return {row[0] for row in rows}
+
+    def videos_not_in(self, listed: Collection[str]) -> set[str]:
+        """Uploaded contents whose video a complete listing lacks (remote deletions to judge),
+        read row by row: nothing per video is kept but the missing ones."""
+        missing: set[str] = set()
+        with self._lock:
+            for sha256, video_id in self.db.conn.execute(
+                    "SELECT sha256, video_id FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL"):
+                if video_id not in listed:
+                    missing.add(sha256)
+        return missing
+
+    def files_of_contents(self, shas: Collection[str]) -> list[FileRecord]:
+        """Every file row (present or not) holding one of these contents."""
+        columns = "folder, rel_path, size, mtime_ns, inode, sha256, present, first_seen, last_seen, missing_since"
+        with self._lock:
+            rows = self.db.conn.execute(
+                f"""SELECT {columns} FROM files WHERE sha256 IN (SELECT value FROM json_each(?))
+                    ORDER BY folder, rel_path""", [json.dumps(sorted(shas))]).fetchall()
+        folders: dict[str, Path] = {}
+        return [
+            FileRecord(folders.get(r[0]) or folders.setdefault(r[0], Path(r[0])), r[1], r[2], r[3], r[4], r[5],
+                       bool(r[6]), r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def contents_of(self, shas: Collection[str]) -> list[ContentRecord]:
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256, size, state, video_id, name, error, attempts, next_attempt_at, orphaned_since,
+                          owned, marked
+                   FROM contents WHERE sha256 IN (SELECT value FROM json_each(?)) ORDER BY created_at, sha256""",
+                [json.dumps(sorted(shas))]).fetchall()
+            steps = self._steps_of(shas)
+        return [ContentRecord(*r[:9], steps=steps.get(r[0], {}), owned=bool(r[9]), marked=bool(r[10]))  # type: ignore[misc]
+                for r in rows]
+
+    def tracked_videos(self) -> dict[str, int]:
+        """Per folder, how many distinct linked videos its file rows hold (the mass-delete guard's base)."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT f.folder, count(DISTINCT f.sha256) FROM files f JOIN contents c ON c.sha256 = f.sha256
+                   WHERE c.video_id IS NOT NULL GROUP BY f.folder""").fetchall()
+        return {row[0]: row[1] for row in rows}
+
     # --- web UI (syncd/ui/): pages of files by keyset, so page N costs what page 1 does --------
     def files_page(
         self, *, after: tuple[str, str] | None, limit: int, folders: Collection[str],
@@ -1485,6 +1586,32 @@ class Catalog:
         """Every file row (present or not) holding a content."""
         rows = self._rows("SELECT * FROM files WHERE sha256 = ? ORDER BY present DESC, folder, rel_path", [sha256])
         return [_file(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class DoneRule:
+    """When a folder's file is done (``syncd.sync.report``'s ``done`` state, in SQL): its
+    content uploaded, every one of ``steps`` done, and with ``collections`` a file in a
+    subfolder a member of the subfolder's collection."""
+
+    folder: Path
+    steps: tuple[str, ...]
+    collections: bool
+
+
+def _done_sql(rule: DoneRule) -> tuple[str, list[Any]]:
+    """An expression over ``f`` (files) and ``c`` (contents, left-joined): 1 if done."""
+    steps = tuple(dict.fromkeys(rule.steps))
+    sql = "(c.state = 'uploaded'"
+    params: list[Any] = []
+    if steps:
+        sql += (f" AND (SELECT count(*) FROM steps s WHERE s.sha256 = c.sha256 AND s.state = 'done' "
+                f"AND s.name IN ({', '.join('?' for _ in steps)})) = {len(steps)}")
+        params += steps
+    if rule.collections:
+        sql += (" AND (instr(f.rel_path, '/') = 0 OR EXISTS (SELECT 1 FROM memberships m WHERE m.sha256 = c.sha256 "
+                "AND m.collection = substr(f.rel_path, 1, instr(f.rel_path, '/') - 1)))")
+    return sql + ")", params
 
 
 def _file(r: dict[str, Any], folder: Path | None = None) -> FileRecord:

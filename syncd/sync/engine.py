@@ -36,11 +36,11 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
-from syncd.sync.planner import Adoptable, RemoteView, Settings, Snapshot, plan
+from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import Features, Marks, Remote
-from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses, statuses_of
+from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses, iter_statuses_of, statuses_of
 from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_folder, unreadable_problem
 
 log = logging.getLogger("syncd.sync.engine")
@@ -146,7 +146,10 @@ class Engine:
         self._pulls_recovered = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
-        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None  # by catalog.changes
+        # ``sync`` reports every file's status after the mirror read them all: it holds them
+        # (by catalog.changes) while it runs; a daemon's passes hold none.
+        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None
+        self._hold_statuses = False
         self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -359,7 +362,7 @@ class Engine:
             mark_videos=self.features.marks is not None,
             delete_wait=self.options.safety.delete_wait,
         )
-        snapshot = self.snapshot(scans, remote, adoptable)
+        snapshot = self.snapshot(scans, remote, adoptable, whole=adopt)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
         the_plan = plan(snapshot, settings)
         if marks is None and marks_error is None and the_plan.of(DeleteRemote):
@@ -447,21 +450,39 @@ class Engine:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            return self.mirror.run(self.statuses(), listing, unavailable, newest)
+            # Streamed unless ``sync`` holds them: the mirror keeps only the done files' targets.
+            statuses = (self.statuses() if self._hold_statuses
+                        else iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
+                                              self.catalog, self.features))
+            return self.mirror.run(statuses, listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
-                 adoptable: dict[str, Adoptable]) -> Snapshot:
+                 adoptable: dict[str, Adoptable], *, whole: bool = False) -> Snapshot:
+        """What the planner decides from. ``whole``: every file and content (catalog
+        recovery); otherwise only the contents something could happen to (``_in_play``)
+        with all their files, and the mass-delete guard's counts from the catalog."""
         ok = {s.folder: s.ok for s in scans}
-        whole = {s.folder: not s.unreadable for s in scans}
+        readable = {s.folder: not s.unreadable for s in scans}
+        folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
+                        for f in self.options.folders)
+        tracked: dict[Path, int] | None = None
+        superseded = self.catalog.superseded()
+        if whole:
+            files, contents = self.catalog.files(), self.catalog.contents()
+        else:
+            shas, gone = self._in_play(folders, remote)
+            files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
+            if gone or superseded or any(not f.present for f in files):  # a deletion is possible: the guard counts
+                tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}
         return Snapshot(
-            folders=tuple(folder_policy(f, self.features, ok.get(f.path, True), whole.get(f.path, True))
-                          for f in self.options.folders),
-            files=tuple(self.catalog.files()),
-            contents={c.sha256: c for c in self.catalog.contents()},
+            folders=folders,
+            files=tuple(files),
+            contents={c.sha256: c for c in contents},
+            tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
             collections=tuple(self.catalog.collections()),
             memberships=frozenset(self.catalog.memberships()),
@@ -470,8 +491,25 @@ class Engine:
             adoptable=adoptable,
             instance=self.options.instance,
             unknown=tuple(u for s in scans for u in s.unknown),
-            superseded=tuple(self.catalog.superseded()),
+            superseded=tuple(superseded),
         )
+
+    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: RemoteView | None) -> tuple[set[str], set[str]]:
+        """Contents a plan could act on: not finished (or a folder wants more of them), a path
+        vanished or rewritten, an upload open, a video missing from the complete listing,
+        members of collection folders (planned as a set). A content at rest whose paths are
+        as recorded is none of these: an unchanged tree plans nothing, file by file.
+        Also, apart, those missing from the listing."""
+        shas = self.catalog.unsettled_shas(
+            self.features.processing_steps,
+            {str(f.path): f.effective_pipelines for f in folders if not f.collections},
+            # A video is marked once ready for a collection (``planner.ready_for_collection``).
+            marks=None if self.features.marks is None else tuple(dict.fromkeys(
+                (*self.features.processing_steps, *self.features.collection_pipelines))),
+            whole_folders=[str(f.path) for f in folders if f.collections],
+        )
+        gone = self.catalog.videos_not_in(remote.video_ids) if remote is not None else set()
+        return shas | gone, gone
 
     def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
         """Catalog recovery: remote videos proved to hold a local file's bytes.
@@ -537,11 +575,13 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        """Built again only once the catalog changed (the mirror and ``sync`` both ask)."""
+        """Every file's status (``sync`` reports them); kept only while ``sync`` runs."""
         changes = self.catalog.changes
-        if self._statuses is None or self._statuses[0] != changes:
-            self._statuses = (changes, statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features))
-        return self._statuses[1]
+        if self._statuses is not None and self._statuses[0] == changes:
+            return self._statuses[1]
+        statuses = statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
+        self._statuses = (changes, statuses) if self._hold_statuses else None
+        return statuses
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
@@ -550,6 +590,14 @@ class Engine:
         """One pass, or with ``wait`` passes until every file is terminal (or timeout).
         ``before_pass`` runs before each pass after the first (the CLI lets a remote
         that was down be tried again)."""
+        self._hold_statuses = True
+        try:
+            return self._sync(wait, timeout, poll_start, poll_max, before_pass)
+        finally:
+            self._hold_statuses, self._statuses = False, None
+
+    def _sync(self, wait: bool, timeout: float | None, poll_start: float, poll_max: float,
+              before_pass: Callable[[], None]) -> SyncOutcome:
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start

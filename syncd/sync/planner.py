@@ -129,6 +129,9 @@ class Snapshot:
     unknown: tuple[UnknownFile, ...] = ()
     # Contents paths held before they were rewritten with other bytes.
     superseded: tuple[Superseded, ...] = ()
+    # Linked videos per folder, counted by the catalog, when ``files`` holds only the files
+    # that changed or are in flight (the engine plans in proportion to change); None: count ``files``.
+    tracked: dict[Path, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -450,18 +453,23 @@ def _guard_mass_delete(
 ) -> None:
     if not deletions or settings.allow_mass_delete:
         return
-    tracked: dict[Path, set[str]] = defaultdict(set)
-    for f in snap.files:
-        content = snap.contents.get(f.sha256 or "")
-        if content is not None and content.video_id:
-            tracked[f.folder].add(content.sha256)
+    tracked: dict[Path, int] = defaultdict(int)
+    if snap.tracked is not None:
+        tracked.update(snap.tracked)
+    else:
+        linked: dict[Path, set[str]] = defaultdict(set)
+        for f in snap.files:
+            content = snap.contents.get(f.sha256 or "")
+            if content is not None and content.video_id:
+                linked[f.folder].add(content.sha256)
+        tracked.update({folder: len(shas) for folder, shas in linked.items()})
     counts: dict[Path, int] = defaultdict(int)
     for folder, _ in deletions:
         counts[folder] += 1
     over = [
-        (folder, n, len(tracked[folder]))
+        (folder, n, tracked[folder])
         for folder, n in counts.items()
-        if n > 1 and n * 100 > settings.max_delete_percent * max(len(tracked[folder]), 1)
+        if n > 1 and n * 100 > settings.max_delete_percent * max(tracked[folder], 1)
     ]
     if not over:
         return

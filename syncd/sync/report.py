@@ -8,6 +8,7 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -148,6 +149,49 @@ def iter_statuses_of(folders: Sequence[FolderConfig], max_attempts: int, catalog
         policy = policies.get(file.folder)
         if policy is not None:
             yield file_status(file, content, policy, memberships, max_attempts)
+
+
+@dataclass
+class StatusOverview:
+    """``syncd status`` and the web UI over a million files: counts by state from SQL,
+    rows only for the files not done. ``sizes``: path → size of those files."""
+
+    counts: Counter[str]
+    tracked: dict[str, int]  # folder → present files
+    pending: list[FileStatus]
+    sizes: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def status_overview(config: Config, catalog: Catalog, facts: Features | None = None,
+                    pending_limit: int | None = None) -> StatusOverview:
+    """Present files counted per folder in SQL; rows streamed and statuses built only for
+    the files SQL does not find done (``DoneRule``), all counted, the first
+    ``pending_limit`` kept. The rest are done: present minus streamed."""
+    from syncd.store.catalog import DoneRule  # here: status imports the catalog lazily
+
+    facts = facts or backend_facts(config.remote.backend)
+    memberships = catalog.memberships() if any(f.collections == "subfolder" for f in config.folders) else set()
+    present = catalog.present_counts()
+    overview = StatusOverview(Counter(), {}, [], {})
+    for folder in config.folders:
+        policy = folder_policy(folder, facts)
+        rule = DoneRule(folder.path, (*policy.processing_steps, *policy.effective_pipelines), policy.collections)
+        tracked = overview.tracked[str(folder.path)] = present.get(str(folder.path), 0)
+        streamed = 0
+        for file, content in catalog.iter_present(not_done=rule):
+            streamed += 1
+            status = file_status(file, content, policy, memberships, config.upload.max_attempts)
+            overview.counts[status.state] += 1
+            if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
+                overview.pending.append(status)
+                overview.sizes[status.path] = file.size
+        if tracked > streamed:
+            overview.counts["done"] += tracked - streamed
+    return overview
 
 
 def file_status(

@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ MAX_QUESTION = 2000
 MAX_HISTORY = 40  # messages resent with a question (the remote is stateless)
 JOURNAL_SCAN, JOURNAL_SHOWN = 200, 25
 TRASH_SHOWN = 100
+PENDING_SHOWN = 500  # files not done listed on the status page (all are counted)
 MAX_FORM = 65536  # bytes of a posted form read
 MAX_ASK_BODY = 1 << 20  # a question with its history
 
@@ -250,14 +250,15 @@ def _watch_context(ui: UiState, n: int, rel: str) -> dict[str, Any]:
 
 
 def status(request: Request) -> Response:
-    from syncd.sync.engine import file_statuses
+    from syncd.sync.report import status_overview
     from syncd.sync.trash import list_trash
 
     ui = _state(request)
     config = ui.config
-    statuses = file_statuses(config, ui.catalog)
-    counts = Counter(s.state for s in statuses)
-    pending = [s for s in statuses if s.state != "done"]
+    # Counts from SQL, rows only for the first PENDING_SHOWN files not done: the page
+    # refreshes every 10 s, and a library of a million files must not rebuild each one.
+    overview = status_overview(config, ui.catalog, pending_limit=PENDING_SHOWN)
+    counts, pending = overview.counts, overview.pending
     folders = []
     for n, f in enumerate(config.folders):
         problem = ""
@@ -265,7 +266,7 @@ def status(request: Request) -> Response:
             problem = "missing or not a directory (unmounted?)"
         elif f.require_marker and not (f.path / ".syncd-folder").exists():
             problem = "marker file .syncd-folder missing: not syncing"
-        folders.append({"index": n, "path": str(f.path), "files": sum(1 for s in statuses if Path(s.path).is_relative_to(f.path)),
+        folders.append({"index": n, "path": str(f.path), "files": overview.tracked.get(str(f.path), 0),
                         "problem": problem})
     trash = list_trash([f.path for f in config.folders])
     # The outcomes of recent actions, newest first ("started" rows are the before-records).
@@ -278,7 +279,7 @@ def status(request: Request) -> Response:
             host = host_name(request.headers.get("host", "127.0.0.1"))
         metrics = f"http://{'[' + host + ']' if ':' in host else host}:{port}/metrics"
     data = {
-        "counts": dict(sorted(counts.items())), "total": len(statuses),
+        "counts": dict(sorted((k, n) for k, n in counts.items() if n)), "total": overview.total,
         "blocked": ui.catalog.get_meta("blocked") or "",
         "pending": [s.as_json() for s in pending], "folders": folders,
         "trash": len(trash), "journal": journal, "metrics": metrics,

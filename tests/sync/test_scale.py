@@ -12,11 +12,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from syncd.store.catalog import Catalog
 from syncd.config import Config, load_config
 from syncd.emulator.mikshi import Emulator
+from syncd.models import Plan
+from syncd.sync import engine as engine_module
 from syncd.sync.engine import Engine, EngineOptions, file_statuses
+from syncd.sync.planner import Settings, Snapshot, plan
+from syncd.sync.report import status_overview
+from syncd.ui.app import create_app
 from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
 from syncd.remote.mikshi import MikshiClient
 from syncd.sync.scan import ScanProgress
@@ -65,9 +71,35 @@ def statements(config: Config, emu: Emulator, what: str) -> Counter[str]:
         if what == "pass":
             report = Engine(EngineOptions.from_config(config), catalog, remote).run_pass()
             assert report.plan.actions == [] and report.hashed == 0
+        elif what == "status":
+            overview = status_overview(config, catalog)
+            assert overview.counts == Counter(done=overview.total) and overview.pending == []
         else:
             assert {s.state for s in file_statuses(config, catalog)} == {"done"}
     return seen
+
+
+def ui_statements(config: Config) -> Counter[str]:
+    """SQL statements the web UI's status page (refreshed every 10 s) sends."""
+    seen: Counter[str] = Counter()
+    app = create_app(config, open_remote=None)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        app.state.ui.catalog.db.conn.set_trace_callback(lambda sql: seen.update([" ".join(sql.split())[:80]]))
+        page = client.get("/status.json").json()
+        assert page["counts"] == {"done": page["total"]} and page["pending"] == []
+    return seen
+
+
+class Planned:
+    """Counts what reaches the planner: the snapshots ``plan`` is called with."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.snapshots: list[Snapshot] = []
+        monkeypatch.setattr(engine_module, "plan", self)
+
+    def __call__(self, snap: Snapshot, settings: Settings) -> Plan:
+        self.snapshots.append(snap)
+        return plan(snap, settings)
 
 
 def test_unchanged_pass_and_status_issue_no_per_file_queries(tmp_path: Path, emu: Emulator,
@@ -78,6 +110,31 @@ def test_unchanged_pass_and_status_issue_no_per_file_queries(tmp_path: Path, emu
         few, many = statements(small, emu, what), statements(large, emu, what)
         assert sum(many.values()) == sum(few.values()), (what, many - few)
         assert sum(few.values()) < 150, few.most_common(5)
+    few, many = ui_statements(small), ui_statements(large)
+    assert sum(many.values()) == sum(few.values()), many - few
+
+
+def test_the_planner_gets_only_what_changed(tmp_path: Path, emu: Emulator, admin: httpx.Client,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged pass hands the planner no file and no content; a rewritten file, a
+    deleted one and a new one reach it, and nothing else of the 2,000."""
+    config = synced_tree(tmp_path, emu, admin, 2000)
+    planned = Planned(monkeypatch)
+    drop = config.folders[0].path
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        assert Engine(EngineOptions.from_config(config), catalog, remote, dry_run=True).run_pass().plan.actions == []
+        snap = planned.snapshots[-1]
+        assert (len(snap.files), len(snap.contents)) == (0, 0)
+        (drop / "cam03" / "clip00300.mp4").write_bytes(b"other bytes\n")
+        (drop / "cam04" / "clip00400.mp4").unlink()
+        (drop / "cam05" / "new.mp4").write_bytes(b"a new clip\n")
+        report = Engine(EngineOptions.from_config(config), catalog, remote, dry_run=True).run_pass()
+        snap = planned.snapshots[-1]
+        assert sorted((f.rel_path, f.present) for f in snap.files) == [
+            ("cam03/clip00300.mp4", True), ("cam04/clip00400.mp4", False), ("cam05/new.mp4", True)]
+        assert len(snap.contents) == 4  # the rewritten file's old and new bytes, the deleted, the new
+        kinds = Counter(type(a).__name__ for a in report.plan.actions)
+        assert kinds == Counter(Upload=2, DeleteRemote=2), report.plan.actions
 
 
 def test_status_imports_no_heavy_modules(tmp_path: Path) -> None:
