@@ -272,11 +272,13 @@ def test_an_unreadable_subfolder_blocks_deletions_but_not_uploads(tmp_path: Path
 
 
 def test_attention_names_the_guard_only_when_the_guard_refused() -> None:
+    from collections import Counter
+
     from syncd.cli.status_view import StatusFacts, attention_items
 
     def facts(blocked: str) -> StatusFacts:
         return StatusFacts(backend="mikshi", base_url="http://127.0.0.1:1", key_source="$K", folders=[],
-                           collections={}, statuses=[], sizes={}, sent={}, blocked=blocked)
+                           collections={}, counts=Counter(), pending=[], sizes={}, sent={}, blocked=blocked)
 
     guard = "Refusing to delete 9 remote video(s) ... rerun with `syncd sync --allow-mass-delete` or raise the limit."
     assert any("mass-delete guard" in item for item in attention_items(facts(guard)))

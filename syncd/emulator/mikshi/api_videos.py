@@ -95,7 +95,6 @@ def _query_video_id(req: Request) -> str:
 def details(ctx: Context, req: Request) -> Response:
     video = owned_video(ctx, req, _query_video_id(req))
     media = media_fields(ctx, req, video)
-    obj = ctx.store.get_object(video.object_name)
     return json_response(200, {
         "video_id": video.video_id,
         "name": video.name,
