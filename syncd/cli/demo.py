@@ -95,16 +95,8 @@ def _demo(root: Path, say: Callable[[str], None], keep: bool) -> int:
             say(f"\n{f'all {count} clips done in {took:.1f}s' if ok else f'NOT all done after {took:.1f}s'}:")
             _show(daemon.statuses, emu, drop, say)
 
-            gone = drop / "parking-north" / "truck-at-barrier.mp4"
-            gone.unlink()
-            make_clip(drop / "warehouse-cam3" / "person-at-door.mp4", seconds=6, seed=99)
-            say(f"\nthe daemon keeps watching: deleted {gone.relative_to(drop)}, "
-                "added warehouse-cam3/person-at-door.mp4")
-            changed = time.monotonic()
-            ok = ok and _wait(lambda: _propagated(daemon.statuses, emu), WAIT)
-            took = time.monotonic() - changed
-            say(f"{f'both changes reached the remote in {took:.1f}s' if ok else f'NOT on the remote after {took:.1f}s'}:")
-            _show(daemon.statuses, emu, drop, say)
+            ok = watch_a_change(drop, ok, lambda: _propagated(daemon.statuses, emu),
+                                lambda: _show(daemon.statuses, emu, drop, say), say)
             say("\nthe remote now holds: " + ", ".join(sorted(v["name"] for v in emu.admin_videos())))
             ok = ok and _wait(lambda: _mirrored(daemon.statuses, config), WAIT)
             _show_mirror(daemon.statuses, config, say)
@@ -116,6 +108,23 @@ def _demo(root: Path, say: Callable[[str], None], keep: bool) -> int:
     removed = "" if keep else f"; {root} is removed now (`syncd demo --keep` keeps it to look around)"
     say("\ndemo " + ("finished" if ok and not daemon.crashed else "FAILED") + removed)
     return 0 if ok and not daemon.crashed else 1
+
+
+def watch_a_change(drop: Path, ok: bool, propagated: Callable[[], bool], show: Callable[[], None],
+                   say: Callable[[str], None]) -> bool:
+    """The second act of every demo: delete one clip, add another, wait (if all went well so
+    far) for both changes to reach the remote, and show the files."""
+    gone = drop / "parking-north" / "truck-at-barrier.mp4"
+    gone.unlink()
+    make_clip(drop / "warehouse-cam3" / "person-at-door.mp4", seconds=6, seed=99)
+    say(f"\nthe daemon keeps watching: deleted {gone.relative_to(drop)}, "
+        "added warehouse-cam3/person-at-door.mp4")
+    changed = time.monotonic()
+    ok = ok and _wait(propagated, WAIT)
+    took = time.monotonic() - changed
+    say(f"{f'both changes reached the remote in {took:.1f}s' if ok else f'NOT on the remote after {took:.1f}s'}:")
+    show()
+    return ok
 
 
 def _mirrored(statuses: list[FileStatus], config: Config) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from syncd.cli.demo import CLIPS, WAIT, _wait
+from syncd.cli.demo import CLIPS, WAIT, watch_a_change
 from syncd.config import Config, load_config
 from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 from syncd.media.clips import make_clip
@@ -65,16 +65,8 @@ def demo_memories(root: Path, say: Callable[[str], None], keep: bool) -> int:
             say(f"\n{f'all {count} clips parsed in {took:.1f}s' if ok else f'NOT all parsed after {took:.1f}s'}:")
             _show(daemon.statuses, emu, say)
 
-            gone = drop / "parking-north" / "truck-at-barrier.mp4"
-            gone.unlink()
-            make_clip(drop / "warehouse-cam3" / "person-at-door.mp4", seconds=6, seed=99)
-            say(f"\nthe daemon keeps watching: deleted {gone.relative_to(drop)}, "
-                "added warehouse-cam3/person-at-door.mp4")
-            changed = time.monotonic()
-            ok = ok and _wait(lambda: _propagated(daemon.statuses, emu), WAIT)
-            took = time.monotonic() - changed
-            say(f"{f'both changes reached the remote in {took:.1f}s' if ok else f'NOT on the remote after {took:.1f}s'}:")
-            _show(daemon.statuses, emu, say)
+            ok = watch_a_change(drop, ok, lambda: _propagated(daemon.statuses, emu),
+                                lambda: _show(daemon.statuses, emu, say), say)
             if keep:
                 say(f"\nkept: config {config.source}, state {config.state_dir}")
         finally:

@@ -146,6 +146,18 @@ class _SharedPartSlots:
             return self._remote.put_part(session, part_number, source, offset, length)
 
 
+def _view_of(videos: Sequence[RemoteVideo]) -> RemoteView:
+    """The planner's view of listed videos: ids, names (a name may be several videos), facts."""
+    names: dict[str, list[str]] = {}
+    for v in videos:
+        names.setdefault(v.name, []).append(v.video_id)
+    listed = {
+        v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
+        for v in videos
+    }
+    return RemoteView(frozenset(listed), {k: tuple(v) for k, v in names.items()}, listed)
+
+
 class Executor:
     def __init__(self, remote: Remote, catalog: Catalog, options: ExecOptions,
                  clock: Callable[[], float] = time.time) -> None:
@@ -175,14 +187,7 @@ class Executor:
             return None
         if self._last_listing is not None and self._last_listing[0] == videos:
             return self._last_listing[1]  # a quiet remote: the same records, the same view
-        names: dict[str, list[str]] = {}
-        for v in videos:
-            names.setdefault(v.name, []).append(v.video_id)
-        listed = {
-            v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
-            for v in videos
-        }
-        view = RemoteView(frozenset(v.video_id for v in videos), {k: tuple(v) for k, v in names.items()}, listed)
+        view = _view_of(videos)
         self._last_listing = (videos, view)
         return view
 
@@ -200,14 +205,7 @@ class Executor:
                 raise self._fatal(exc) from exc
             log.info("reading the newest remote videos failed: %s", exc)
             return None
-        names: dict[str, list[str]] = {}
-        for v in videos:
-            names.setdefault(v.name, []).append(v.video_id)
-        listed = {
-            v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
-            for v in videos
-        }
-        return RemoteView(frozenset(listed), {k: tuple(v) for k, v in names.items()}, listed)
+        return _view_of(videos)
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""
