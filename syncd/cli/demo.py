@@ -105,9 +105,14 @@ def _demo(root: Path, say: Callable[[str], None], keep: bool) -> int:
         finally:
             daemon.request_stop()
             thread.join()
+    return the_end(root, keep, ok and not daemon.crashed, say)
+
+
+def the_end(root: Path, keep: bool, ok: bool, say: Callable[[str], None]) -> int:
+    """The last line of every demo, and its exit status."""
     removed = "" if keep else f"; {root} is removed now (`syncd demo --keep` keeps it to look around)"
-    say("\ndemo " + ("finished" if ok and not daemon.crashed else "FAILED") + removed)
-    return 0 if ok and not daemon.crashed else 1
+    say("\ndemo " + ("finished" if ok else "FAILED") + removed)
+    return 0 if ok else 1
 
 
 def watch_a_change(drop: Path, ok: bool, propagated: Callable[[], bool], show: Callable[[], None],

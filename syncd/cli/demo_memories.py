@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from syncd.cli.demo import CLIPS, WAIT, watch_a_change
+from syncd.cli.demo import CLIPS, WAIT, the_end, watch_a_change
 from syncd.config import Config, load_config
 from syncd.emulator.memories import MemoriesConfig, MemoriesEmulator
 from syncd.media.clips import make_clip
@@ -72,9 +72,7 @@ def demo_memories(root: Path, say: Callable[[str], None], keep: bool) -> int:
         finally:
             daemon.request_stop()
             thread.join()
-    removed = "" if keep else f"; {root} is removed now (`syncd demo --keep` keeps it to look around)"
-    say("\ndemo " + ("finished" if ok and not daemon.crashed else "FAILED") + removed)
-    return 0 if ok and not daemon.crashed else 1
+    return the_end(root, keep, ok and not daemon.crashed, say)
 
 
 def _write_config(root: Path, drop: Path, emu: MemoriesEmulator, key: str) -> Config:
