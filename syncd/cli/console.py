@@ -1,13 +1,14 @@
 """Progress displays for ``syncd sync`` (the ``SyncProgress`` interface of
 ``syncd.sync.progress``), and log lines that never land on top of them.
 
-* On a terminal: a live display drawn by ``rich``. One line per file in flight
+* On a terminal: a live display drawn by ``rich``. While new files are hashed, a
+  line with files seen, hashed, bytes, rate and ETA. One line per file in flight
   (bytes of total, %, rate, ETA), a total line (bytes, %, rate, ETA, files done
   and left), and, while ``sync --wait`` waits for the remote, one line per file
   still processing. Log records are printed through the same console, so they
   appear above the live lines instead of over them.
 * Elsewhere (a pipe, journald, CI): plain lines, one per finished upload and at
-  most one per ``interval`` seconds in between.
+  most one per ``interval`` seconds in between (the scan's and the hashing's too).
 
 Everything goes to stderr: stdout carries only the command's result.
 """
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.progress import (
@@ -37,10 +38,14 @@ from rich.progress import (
 from rich.text import Text
 
 from syncd.cli.messages import middle
-from syncd.sync.progress import NullProgress, SyncProgress, Waiting
+from syncd.sync.progress import NullProgress, ScanMeter, SyncProgress, Waiting
 from syncd.units import format_duration, format_size
 
+if TYPE_CHECKING:
+    from syncd.sync.scan import ScanProgress
+
 SHOWN_WAITING = 8  # files listed while waiting; the rest are counted
+SCAN_REDRAW = 0.1  # seconds: a first pass hashes thousands of small files a second
 FINISHING = "finishing: writing sidecars and the search index"
 
 
@@ -138,6 +143,8 @@ class TerminalProgress:
         )
         self.total_task: TaskID | None = None
         self.tasks: dict[str, TaskID] = {}
+        self.hash_task: TaskID | None = None
+        self._scan_drawn = 0.0
 
     def __enter__(self) -> TerminalProgress:
         self.live.start()
@@ -192,6 +199,30 @@ class TerminalProgress:
             self.live.waiting_lines = [text]
             self.live.refresh()
 
+    def scanning(self, counts: ScanProgress) -> None:
+        """A 'hashing' bar (bytes, rate, ETA from rich's columns) while there is hashing
+        to do; the files seen in its description."""
+        now = time.monotonic()
+        done = counts.hashed >= counts.to_hash
+        if not done and now - self._scan_drawn < SCAN_REDRAW:
+            return
+        self._scan_drawn = now
+        with self.totals.lock:
+            if done:
+                if self.hash_task is not None:
+                    self.live.remove_task(self.hash_task)
+                    self.hash_task = None
+                self.live.waiting_lines = [f"scanning: {counts.files_seen:,} file(s) seen"]
+                return
+            description = middle(f"hashing {counts.hashed:,} of {counts.to_hash:,} "
+                                 f"({counts.files_seen:,} seen)", self._name_width())
+            if self.hash_task is None:
+                self.live.waiting_lines = []
+                self.hash_task = self.live.add_task(description, total=counts.bytes_to_hash)
+                self.live.refresh()  # drawn at once, however short the hashing
+            self.live.update(self.hash_task, description=description, total=counts.bytes_to_hash,
+                             completed=counts.bytes_hashed)
+
     def waiting(self, files: Sequence[Waiting]) -> None:
         width = max(20, self.console.width - 40)
         lines = [
@@ -216,6 +247,7 @@ class PlainProgress:
         self.started = time.monotonic()
         self._last_line = time.monotonic()  # the first periodic line comes after one interval
         self._last_waiting: tuple[tuple[str, str], ...] = ()
+        self._scan: tuple[ScanProgress, ScanMeter] | None = None
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -264,6 +296,15 @@ class PlainProgress:
         with self.totals.lock:
             if time.monotonic() - self._last_line >= self.interval:
                 self._say(text)
+
+    def scanning(self, counts: ScanProgress) -> None:
+        if self._scan is None or self._scan[0] is not counts:  # a new pass's scan
+            self._scan = (counts, ScanMeter())
+        meter = self._scan[1]
+        meter.update(counts)
+        with self.totals.lock:
+            if time.monotonic() - self._last_line >= self.interval:
+                self._say(meter.line(counts))
 
     def waiting(self, files: Sequence[Waiting]) -> None:
         # A new line when a file moves on to another step, else once per interval:

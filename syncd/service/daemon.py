@@ -65,6 +65,7 @@ from syncd.config import Config, ScheduleConfig, load_config
 from syncd.sync.engine import Engine, EngineOptions, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.sync.executor import FatalRemoteError
+from syncd.sync.progress import ScanLog
 from syncd.service.lock import StateLock
 from syncd.service.logs import setup_logging
 from syncd.service.metrics import Metrics, MetricsServer
@@ -355,6 +356,7 @@ class Daemon:
             delete_grace=cfg.safety.delete_grace,  # a move's other half may show up late
             on_bytes=self.metrics.add_bytes,
             stop_event=self.stop_event,
+            on_progress=ScanLog(),  # a long first pass says how far it got, once a minute
         )
 
     def _close_remote(self) -> None:

@@ -127,7 +127,7 @@ class Engine:
         stop_event: threading.Event | None = None,
         sidecar_hook: Callable[[str, Path, Path | None], None] | None = None,
         progress: SyncProgress | None = None,
-        on_progress: Callable[[ScanProgress], None] = lambda p: None,
+        on_progress: Callable[[ScanProgress], None] | None = None,
     ) -> None:
         self.options = options
         self.catalog = catalog
@@ -139,7 +139,8 @@ class Engine:
         self.clock = clock
         self.stop_event = stop_event or threading.Event()
         self.progress = progress or NullProgress()
-        self.on_progress = on_progress  # scan and hash counters, as they grow
+        # Scan and hash counters, as they grow: to the display unless the caller wants them.
+        self.on_progress = on_progress or self.progress.scanning
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes

@@ -5,16 +5,26 @@ plugs in a display (``syncd.cli.console``: a live bar on a terminal, plain perio
 lines otherwise); the daemon and the tests use ``NullProgress``. Calls may come
 from upload worker threads, so a display must be thread-safe.
 
-Order within a pass: ``phase`` for the steps before uploading, ``uploads_planned`` once (every upload of the pass, with its
+Order within a pass: ``scanning`` as the walks and the hashing of new files go
+(a first pass over a large tree spends most of its time there), ``phase`` for the steps before uploading, ``uploads_planned`` once (every upload of the pass, with its
 size), then per file ``file_started`` → ``file_bytes``… → ``file_finished``; while
 ``sync --wait`` waits for the remote, ``waiting`` with the files not yet done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from syncd.units import format_duration, format_size
+
+if TYPE_CHECKING:
+    from syncd.sync.scan import ScanProgress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,9 @@ class SyncProgress(Protocol):
     def phase(self, text: str) -> None:
         """What the pass is busy with before any upload, in words ("hashing 12 new file(s)")."""
 
+    def scanning(self, counts: ScanProgress) -> None:
+        """The walks and the hashing so far (called after each folder's walk and each hashed file)."""
+
 
 class NullProgress:
     """Shows nothing: the daemon, the tests, ``sync -q``."""
@@ -67,3 +80,55 @@ class NullProgress:
 
     def phase(self, text: str) -> None:
         pass
+
+    def scanning(self, counts: ScanProgress) -> None:
+        pass
+
+
+class ScanMeter:
+    """Rate and time left of one observe's hashing, in one line of words. Fed every
+    update; the rate counts from the first update with something to hash, so the walks
+    before it do not dilute it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.hashing_since: float | None = None
+
+    def update(self, counts: ScanProgress) -> None:
+        if self.hashing_since is None and counts.to_hash:
+            self.hashing_since = self.clock()
+
+    def line(self, counts: ScanProgress) -> str:
+        seen = f"{counts.files_seen:,} file(s) seen"
+        if counts.to_hash == 0:
+            return f"scanning: {seen}"
+        elapsed = 0.0 if self.hashing_since is None else self.clock() - self.hashing_since
+        rate = counts.bytes_hashed / elapsed if elapsed > 0 else 0.0
+        left = counts.bytes_to_hash - counts.bytes_hashed
+        eta = f", about {format_duration(max(1, round(left / rate)))} left" if rate > 0 and left > 0 else ""
+        return (f"scanning: {seen}; hashed {counts.hashed:,} of {counts.to_hash:,} new or changed, "
+                f"{format_size(counts.bytes_hashed)} of {format_size(counts.bytes_to_hash)}, "
+                f"{format_size(int(rate))}/s{eta}")
+
+
+class ScanLog:
+    """The daemon's progress of a long scan (its first pass over a large tree): a log
+    line at most once per ``interval``, the first after one interval, so short passes
+    say nothing. Under journald this is the only progress there is. Each observe hands
+    over a fresh ``ScanProgress``: a new one starts the count again."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.meter = ScanMeter(clock)
+        self._counts: ScanProgress | None = None
+        self._last = 0.0
+
+    def __call__(self, counts: ScanProgress) -> None:
+        now = self.clock()
+        if counts is not self._counts:  # another pass
+            self._counts, self._last, self.meter = counts, now, ScanMeter(self.clock)
+        self.meter.update(counts)
+        if now - self._last >= self.interval:
+            self._last = now
+            log.info("%s", self.meter.line(counts))
