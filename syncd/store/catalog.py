@@ -582,12 +582,12 @@ class Catalog:
         return [row[0] for row in rows]
 
     def known_video_ids(self) -> set[str]:
-        """Every remote video id the catalog accounts for: linked contents, uploads under
-        way (registered, not yet recorded) and pulls."""
+        """The remote video ids the catalog records: linked contents and pulls. (An upload
+        under way keeps its video id inside the backend's opaque token, which the puller
+        reads through ``chunked.upload_video_id``; ``uploads`` has no such column.)"""
         with self._lock:
             rows = self.db.conn.execute(
-                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
-                   UNION SELECT video_id FROM uploads UNION SELECT video_id FROM pulls"""
+                "SELECT video_id FROM contents WHERE video_id IS NOT NULL UNION SELECT video_id FROM pulls"
             ).fetchall()
         return {row[0] for row in rows}
 
@@ -909,7 +909,7 @@ class Catalog:
         key = self.get_meta("instance_key")
         if key is None:
             key = uuid.uuid4().hex[:12]
-            self.set_meta("instance_key", key)
+            self.set_info("instance_key", key)  # an identity: no decision changes
         return key
 
     def link_finished(self, videos: Iterable[tuple[str, str, str]], steps: Iterable[str]) -> None:

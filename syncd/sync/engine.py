@@ -406,7 +406,7 @@ class Engine:
         problem = clash(parse_note(before), key, now)
         if problem is not None:
             log.warning("%s", problem)
-            self.catalog.set_meta("instance_clash", f"{int(now)} {problem}")
+            self.catalog.set_info("instance_clash", f"{int(now)} {problem}")
         if not with_marks:
             return
         marks, _ = read_marks(self.features.marks)
