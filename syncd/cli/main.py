@@ -30,7 +30,7 @@ from syncd.service.lock import StateLock
 from syncd.service.logs import setup_logging
 from syncd.cli.messages import DOCTOR_HINT, remote_trouble
 from syncd.models import MARKER_FILE
-from syncd.units import format_duration, format_size, parse_duration
+from syncd.units import format_size, parse_duration
 
 if TYPE_CHECKING:
     from syncd.sync.engine import Engine, SyncOutcome
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give up after SECONDS in all, saying which files were not done (default: no limit)")
     p.add_argument("--dry-run", action="store_true", help="print every change the pass would make; make none")
     p.add_argument("--allow-mass-delete", action="store_true", help="override safety.max_delete_percent once")
+    p.add_argument("--check-deletions", action="store_true",
+                   help="read the remote's complete listing now, to find videos deleted there "
+                        "(default: once every schedule.deletion_check)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress display, no per-action lines, no info log lines: the summary and problems only")
     p.add_argument("--rebind", action="store_true", help=REBIND_HELP)
@@ -292,7 +295,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 down_since.append(guard.since)
             guard.reset()
 
-        outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again)
+        outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again,
+                              check_deletions=args.check_deletions)
         entries = final_entries(catalog.journal(1_000_000, after_id=first))
         outage, since = guard.outage, min([*down_since, guard.since or time.time()])
     timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
@@ -311,6 +315,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(journal_line(entry, paths.get(entry.target), with_time=False))
     print(sync_summary(outcome))
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
+    if outcome.deletion_check is not None:
+        notes.append(outcome.deletion_check)
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
     waiting = last.plan.waiting_summary()
@@ -330,7 +336,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if timed_out:
         for line in gave_up_on(outcome):
             print(f"TIMEOUT: {line}", file=sys.stderr)
-    unconfirmed = not args.dry_run and not last.listing_ok
+    unconfirmed = not args.dry_run and last.listing_asked and not last.listing_ok
     return EXIT_FAILED if failures or timed_out or outage is not None or unconfirmed else EXIT_OK
 
 
@@ -427,7 +433,7 @@ def _status_facts(config: Config, catalog: Catalog, overview: StatusOverview) ->
         waiting=catalog.get_meta("deferred") or "",
         trashed=len(list_trash([f.path for f in config.folders])),
         header_extra=[*_binding_line(config, catalog), _instance_line(config.instance, catalog.get_meta("other_instances")),
-                      _deletion_check_line(config, catalog.get_meta("listing_read_at")),
+                      _deletion_check_line(config, catalog.listing_read_at()),
                       *_import_lines(catalog)],
     )
 
@@ -453,10 +459,10 @@ def _instance_line(instance: str, recorded: str | None) -> str:
     return f"instance: {instance}; {count} remote video(s) belong to other syncd instances ({names}as of {when})"
 
 
-def _deletion_check_line(config: Config, listing_at: str | None) -> str:
-    checked = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(listing_at))) if listing_at else "never"
-    return (f"remote deletions: last checked {checked} (the daemon checks every "
-            f"{format_duration(config.schedule.deletion_check)}: schedule.deletion_check)")
+def _deletion_check_line(config: Config, listing_at: float | None) -> str:
+    from syncd.sync.deletion_check import deletion_check_words
+
+    return f"remote deletions: {deletion_check_words(listing_at, config.schedule.deletion_check, time.time())}"
 
 
 def _print_json_array(items: Iterable[object]) -> None:

@@ -26,6 +26,7 @@ the job only reports it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -143,6 +144,9 @@ class Mirror:
         self._pull_due: float | None = None
         self._given_up: list[str] = []
         self._checked_files = False
+        # What the mirror's result depends on besides the catalog: with the catalog's
+        # generation, the marker of a complete run (``_record_complete``).
+        self._settings = hashlib.sha256(repr(options).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------ executor hook
     def sidecar_hook(self, event: str, path: Path, new_path: Path | None) -> None:
@@ -172,6 +176,12 @@ class Mirror:
             pull_due = self._pull_due is not None and now >= self._pull_due
             if self.options.pull_remote and (listing != self._listing_after_run or pull_due):
                 return True
+        elif self._changes_after_run is None and self.catalog.mirror_complete() == self._marker():
+            # A new process (a one-shot `syncd sync`) whose catalog has not changed since a
+            # run left the mirror complete: nothing to do, and no sidecar to check until the
+            # catalog changes or a complete listing is read (which re-checks every sidecar).
+            self._changes_after_run, self._next_due = self.catalog.changes, float("inf")
+            return False
         return self._changes_after_run != self.catalog.changes or now >= self._next_due
 
     def recover_pulls(self) -> None:
@@ -221,6 +231,7 @@ class Mirror:
         if check is not None and not self.should_stop():
             self._checked_listing, self._next_check = check, now + self.options.interval
         self._remember(report, targets)
+        self._record_complete(report)
         if report.written or report.moved or report.removed:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
                      len(report.written), report.moved, report.removed)
@@ -265,6 +276,18 @@ class Mirror:
         self._next_due = now if report.pending or self.should_stop() else min(due)
         self._given_up = list(report.problems)
         self._changes_after_run = self.catalog.changes
+
+    def _marker(self) -> str:
+        return f"{self.catalog.generation} {self._settings}"
+
+    def _record_complete(self, report: MirrorReport) -> None:
+        """Record in the catalog whether this run left the mirror complete: nothing pending,
+        given up or due for a retry. A later process skips its run while the catalog's
+        generation (and the mirror's settings) are still those of the record (``due``)."""
+        complete = not (report.pending or report.problems or self.should_stop()) and self._next_due == float("inf")
+        marker = self._marker() if complete else None
+        if self.catalog.mirror_complete() != marker:
+            self.catalog.mirror_completed(marker)
 
     @staticmethod
     def _targets(statuses: Iterable[FileState], files: dict[tuple[Path, str], FileRecord]) -> dict[str, list[_Target]]:

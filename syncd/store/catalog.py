@@ -442,12 +442,23 @@ class Catalog:
     def _tx(self) -> Iterator[Database]:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
+            before = self.db.conn.total_changes - self._bookkeeping
             try:
                 yield self.db
+                if self.db.conn.total_changes - self._bookkeeping != before:
+                    self._bump_generation()
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    def _bump_generation(self) -> None:
+        """Count a transaction that changed what decisions read (``changes``' rows), in the
+        catalog itself: ``generation`` tells a later process whether anything changed."""
+        self._bookkeeping += self.db.conn.execute(
+            """INSERT INTO meta (key, value) VALUES ('generation', '1')
+               ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"""
+        ).rowcount
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         # The plain cursor, not sqlite_utils' query (a savepoint and a generator per call):
@@ -523,6 +534,36 @@ class Catalog:
             else:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
+    @property
+    def generation(self) -> int:
+        """A persistent counter of the transactions that changed rows a decision reads
+        (not bookkeeping such as ``listing_read``): equal values in two processes mean
+        nothing such changed in between (``Catalog.changes`` is per connection)."""
+        return int(self.get_meta("generation") or 0)
+
+    def set_info(self, key: str, value: str | None) -> None:
+        """Meta that is only shown (``syncd status``), never decided on: bookkeeping, so
+        it is no change (see ``changes`` and ``generation``)."""
+        with self._tx() as db:
+            cursor = (db.conn.execute("DELETE FROM meta WHERE key = ?", [key]) if value is None else
+                      db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]))
+            self._bookkeeping += cursor.rowcount
+
+    def mirror_complete(self) -> str | None:
+        """What ``mirror_completed`` last recorded, or None."""
+        return self.get_meta("mirror_complete")
+
+    def mirror_completed(self, marker: str | None) -> None:
+        """The mirror was complete (every done video's sidecars and index rows as the catalog
+        says) as of ``marker`` (its catalog generation and settings); None: not known to be.
+        Bookkeeping: recording it changes no generation."""
+        self.set_info("mirror_complete", marker)
+
+    def listing_read_at(self) -> float | None:
+        """When a complete remote listing was last read (``listing_read``), or None."""
+        value = self.get_meta("listing_read_at")
+        return None if value is None else float(value)
+
     def listing_read(self, at: float) -> None:
         """When a complete remote listing was last read (``syncd status`` shows it). Nothing
         decides on it, so it does not count as a change (see ``changes``)."""
@@ -541,12 +582,12 @@ class Catalog:
         return [row[0] for row in rows]
 
     def known_video_ids(self) -> set[str]:
-        """Every remote video id the catalog accounts for: linked contents, uploads under
-        way (registered, not yet recorded) and pulls."""
+        """The remote video ids the catalog records: linked contents and pulls. (An upload
+        under way keeps its video id inside the backend's opaque token, which the puller
+        reads through ``chunked.upload_video_id``; ``uploads`` has no such column.)"""
         with self._lock:
             rows = self.db.conn.execute(
-                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
-                   UNION SELECT video_id FROM uploads UNION SELECT video_id FROM pulls"""
+                "SELECT video_id FROM contents WHERE video_id IS NOT NULL UNION SELECT video_id FROM pulls"
             ).fetchall()
         return {row[0] for row in rows}
 
@@ -868,7 +909,7 @@ class Catalog:
         key = self.get_meta("instance_key")
         if key is None:
             key = uuid.uuid4().hex[:12]
-            self.set_meta("instance_key", key)
+            self.set_info("instance_key", key)  # an identity: no decision changes
         return key
 
     def link_finished(self, videos: Iterable[tuple[str, str, str]], steps: Iterable[str]) -> None:

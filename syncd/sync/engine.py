@@ -32,6 +32,7 @@ from syncd.store.catalog import Catalog
 from syncd.config import Config, FolderConfig, SafetyConfig, UploadConfig
 from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.sync.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
+from syncd.sync.deletion_check import deletion_check_words, listing_due
 from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
@@ -69,11 +70,13 @@ class EngineOptions:
     instance: str  # this syncd's name on the account
     key_source: str  # where the API key came from, for messages
     mirror: MirrorOptions
+    deletion_check: float = 3600.0  # seconds between complete listings in ``sync`` (schedule.deletion_check)
 
     @classmethod
     def from_config(cls, config: Config) -> EngineOptions:
         return cls(config.folders, config.upload, config.safety, config.instance,
-                   config.remote.api_key_source, MirrorOptions.from_config(config))
+                   config.remote.api_key_source, MirrorOptions.from_config(config),
+                   config.schedule.deletion_check)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class PassReport:
     hashed: int = 0
     problems: list[str] = field(default_factory=list)  # folder and hashing problems
     mirror: MirrorReport | None = None  # None on a dry run
+    listing_asked: bool = True  # the pass meant to read the complete listing (``listing_ok``: it did)
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
@@ -97,6 +101,9 @@ class SyncOutcome:
     statuses: list[FileStatus]
     reports: list[PassReport]
     timed_out: bool = False
+    #: When no pass read the complete listing: when it was last read and is due next
+    #: (``deletion_check_words``); None when this sync read it.
+    deletion_check: str | None = None
 
     @property
     def failures(self) -> list[str]:
@@ -304,7 +311,8 @@ class Engine:
         remote = self.executor.read_listing() if with_listing else None
         if remote is not None:
             self._listed = remote.video_ids
-            self.catalog.listing_read(self.clock())
+            if not self.dry_run:  # a dry run acts on no deletion: the next sync still checks
+                self.catalog.listing_read(self.clock())
         fresh = self._read_newest() if newest and remote is None else None
         adopt = self.catalog.get_meta("adopt_remote") == "1"
         inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
@@ -324,7 +332,8 @@ class Engine:
         for line in the_plan.blocked:
             log.error("%s", line)
         if self.dry_run:
-            return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems)
+            return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems,
+                              listing_asked=with_listing)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
         self._record_deferred(the_plan)
         result = self.executor.execute(the_plan)
@@ -333,10 +342,13 @@ class Engine:
         for line in result.notes:
             log.info("%s", line)
         mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
-        self._write_note()  # last: a remote gone away meanwhile is reported by what came first
+        # Last: a remote gone away meanwhile is reported by what came first. Reading every
+        # instance's marks costs as much as the complete listing: only along with one.
+        self._write_note(with_marks=remote is not None)
         result.notes += mirrored.notes
         problems += mirrored.problems
-        return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored)
+        return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored,
+                          listing_asked=with_listing)
 
     def _plan(self, scans: list[FolderScan], remote: RemoteView | None, adopt: bool) -> tuple[Plan, bool]:
         """Plan, and whether catalog recovery (if pending) was done. The instance markers are
@@ -375,8 +387,9 @@ class Engine:
         the_plan.notes[:0] = notes
         return the_plan, adopt and remote is not None
 
-    def _write_note(self) -> None:
-        """Rewrite this instance's note every few minutes; warn if another syncd wrote it."""
+    def _write_note(self, *, with_marks: bool = True) -> None:
+        """Rewrite this instance's note every few minutes; warn if another syncd wrote it.
+        ``with_marks``: also count the remote videos other instances hold (``syncd status``)."""
         now = self.clock()
         markers = self.features.marks
         if markers is None or (self._noted_at is not None and now - self._noted_at < NOTE_EVERY):
@@ -394,7 +407,9 @@ class Engine:
         problem = clash(parse_note(before), key, now)
         if problem is not None:
             log.warning("%s", problem)
-            self.catalog.set_meta("instance_clash", f"{int(now)} {problem}")
+            self.catalog.set_info("instance_clash", f"{int(now)} {problem}")
+        if not with_marks:
+            return
         marks, _ = read_marks(self.features.marks)
         if marks is not None:
             self._record_marks(marks)
@@ -404,7 +419,7 @@ class Engine:
         me = self.options.instance
         theirs = sum(1 for holders in marks.videos.values() if holders - {me})
         others = ",".join(sorted(marks.others(me))) or "-"
-        self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
+        self.catalog.set_info("other_instances", f"{theirs} {int(self.clock())} {others}")
 
     def _record_deferred(self, the_plan: Plan) -> None:
         """What ``syncd status`` shows of deletions waiting for unsettled files (written only
@@ -587,38 +602,64 @@ class Engine:
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
              poll_start: float = 0.5, poll_max: float = 5.0,
-             before_pass: Callable[[], None] = lambda: None) -> SyncOutcome:
+             before_pass: Callable[[], None] = lambda: None, check_deletions: bool = False) -> SyncOutcome:
         """One pass, or with ``wait`` passes until every file is terminal (or timeout).
         ``before_pass`` runs before each pass after the first (the CLI lets a remote
-        that was down be tried again)."""
+        that was down be tried again). The complete listing is read when ``listing_due``
+        (``check_deletions``: now, until one read succeeds)."""
         self._hold_statuses = True
         try:
-            return self._sync(wait, timeout, poll_start, poll_max, before_pass)
+            return self._sync(wait, timeout, poll_start, poll_max, before_pass, check_deletions)
         finally:
             self._hold_statuses, self._statuses = False, None
 
     def _sync(self, wait: bool, timeout: float | None, poll_start: float, poll_max: float,
-              before_pass: Callable[[], None]) -> SyncOutcome:
+              before_pass: Callable[[], None], check_deletions: bool) -> SyncOutcome:
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
+
+        def outcome(statuses: list[FileStatus], timed_out: bool = False) -> SyncOutcome:
+            return SyncOutcome(statuses, reports, timed_out, self._deletion_check_note(reports))
+
         while True:
             if reports:
                 before_pass()
-            report = self.run_pass()
+            listing = self.listing_due(check_deletions=check_deletions and not any(r.listing_ok for r in reports))
+            report = self.run_pass(with_listing=listing, newest=not listing)
             reports.append(report)
             statuses = self.statuses()
             if not wait or self.dry_run or report.plan.blocked or report.result.stopped or self.stop_event.is_set():
-                return SyncOutcome(statuses, reports)
+                return outcome(statuses)
             busy = any(not s.terminal for s in statuses) or self._work_left(report)
             if not busy:
-                return SyncOutcome(statuses, reports)
+                return outcome(statuses)
             if deadline is not None and self.clock() + delay > deadline:
-                return SyncOutcome(statuses, reports, timed_out=True)
+                return outcome(statuses, timed_out=True)
             self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
             if self.stop_event.wait(delay):
-                return SyncOutcome(statuses, reports)
+                return outcome(statuses)
             delay = min(poll_max, delay * 1.5)
+
+    def listing_due(self, *, check_deletions: bool = False) -> bool:
+        """Whether a ``sync`` pass reads the complete remote listing, which is what proves
+        remote deletions and costs a request per page of the whole remote library. Like the
+        daemon, only once ``schedule.deletion_check`` has passed since the last one (the
+        catalog's ``listing_read_at``); also when never read, when catalog recovery waits
+        for it, when asked (``check_deletions``), and when pulling remote videos on a
+        backend that cannot list from the newest end. Otherwise a pass polls what is in
+        flight and, when pulling, the listing's newest end."""
+        if check_deletions or self.catalog.get_meta("adopt_remote") == "1":
+            return True
+        if self.options.mirror.pull_remote and self.features.newest is None:
+            return True
+        return listing_due(self.catalog.listing_read_at(), self.options.deletion_check, self.clock())
+
+    def _deletion_check_note(self, reports: list[PassReport]) -> str | None:
+        if any(r.listing_ok for r in reports):
+            return None
+        return "remote deletions " + deletion_check_words(self.catalog.listing_read_at(), self.options.deletion_check,
+                                                          self.clock())
 
     def _work_left(self, report: PassReport) -> bool:
         """Actions this pass planned that change something (a next pass may have more),

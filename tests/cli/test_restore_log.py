@@ -38,7 +38,7 @@ def test_restore_from_inside_the_trash_brings_video_and_sidecars_back(tmp_path: 
     video, trashed = drop / "cam1" / "a.mp4", drop / ".syncd-trash" / "cam1" / "a.mp4"
     assert sidecars(video) == ["a.mp4.syncd.emb", "a.mp4.syncd.json"]
     delete_on_remote(admin, "cam1/a.mp4")
-    out = synced(config)
+    out = synced(config, "--check-deletions")  # not waiting for schedule.deletion_check
     # The trash move is reported, once, with the same name `syncd log` uses.
     assert re.search(rf"^trash +ok +{re.escape(str(video))}  \({re.escape(str(trashed))}\)$", out, re.MULTILINE), out
     assert re.search(r"^remote-deleted +ok +", out, re.MULTILINE)
@@ -76,7 +76,7 @@ def test_the_readme_recipe_move_back_sync_restore_works_before_the_file_settles(
     config = write_config(tmp_path, emu.base_url, upload={"settle_seconds": 1})
     synced(config)
     delete_on_remote(admin, "cam1/a.mp4")
-    synced(config)
+    synced(config, "--check-deletions")
     video, trashed = drop / "cam1" / "a.mp4", drop / ".syncd-trash" / "cam1" / "a.mp4"
     assert trashed.exists()
     # mv drop/.syncd-trash/cam1/a.mp4 drop/cam1/ && syncd sync && syncd restore drop/cam1/a.mp4

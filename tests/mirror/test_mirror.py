@@ -59,8 +59,8 @@ def make_tree(tmp_path: Path, clips: dict[str, int] = CLIPS) -> Path:
     return drop
 
 
-def synced(config: Path) -> str:
-    result = run_syncd(config, *WAIT)
+def synced(config: Path, *extra: str) -> str:
+    result = run_syncd(config, *WAIT, *extra)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -169,7 +169,7 @@ def test_a_remote_deletion_trashes_the_sidecars_with_the_video(tmp_path: Path, e
     synced(config)
     victim = next(v for v in admin_videos(admin) if v["name"] == "cam1/forklift-loading-gate.mp4")
     admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
-    synced(config)
+    synced(config, "--check-deletions")  # not waiting for schedule.deletion_check
     trashed = drop / TRASH_DIR / "cam1/forklift-loading-gate.mp4"
     assert trashed.exists() and json_sidecar(trashed)["video_id"] == victim["video_id"]
     assert read_embeddings(emb_sidecar(trashed)).video_id == victim["video_id"]
@@ -202,7 +202,7 @@ def test_directory_mode_without_embeddings(tmp_path: Path, emu: Emulator, admin:
     assert requests(admin, "/embeddings/") == []
     # The trash is mirrored too.
     admin.delete(f"/videos/{meta['video_id']}").raise_for_status()
-    synced(config)
+    synced(config, "--check-deletions")
     assert json_sidecar(side / (drop / TRASH_DIR / "cam1/a.mp4").relative_to("/"))["video_id"] == meta["video_id"]
     assert not mirrored.with_name(mirrored.name + ".syncd.json").exists()
 
@@ -253,7 +253,7 @@ def test_409_is_retried_404_waits_for_the_listing_and_wait_covers_sidecars(
         assert mirrored.gone == [content.video_id]
         assert video.exists() and emb_sidecar(video).exists()
         # ...until a complete listing confirms it: then the video and its sidecars go to the trash.
-        engine.sync(wait=True, timeout=60)
+        engine.sync(wait=True, timeout=60, check_deletions=True)
         trashed = drop / TRASH_DIR / "a.mp4"
         assert trashed.exists() and emb_sidecar(trashed).exists() and not emb_sidecar(video).exists()
 

@@ -99,7 +99,7 @@ def test_remote_delete_moves_local_file_to_trash(tmp_path: Path, emu: Emulator, 
     synced(config)
     victim = next(v for v in admin_videos(admin) if v["name"] == "cam1/a.mp4")
     admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
-    synced(config)
+    synced(config, "--check-deletions")  # remote deletions: checked now, not on the schedule
     assert not (drop / "cam1/a.mp4").exists()
     assert (drop / ".syncd-trash/cam1/a.mp4").read_bytes() == original
     assert "cam1/a.mp4" in run_syncd(config, "trash", "list").stdout
@@ -111,7 +111,7 @@ def test_remote_delete_moves_local_file_to_trash(tmp_path: Path, emu: Emulator, 
     synced(config)
     again = next(v for v in admin_videos(admin) if v["name"] == "cam1/a.mp4")
     admin.delete(f"/videos/{again['video_id']}").raise_for_status()
-    synced(config)
+    synced(config, "--check-deletions")
     assert (drop / ".syncd-trash/cam1/a.mp4").read_bytes() == original
     assert (drop / ".syncd-trash/cam1/a.1.mp4").exists()
     emptied = run_syncd(config, "trash", "empty")
@@ -125,7 +125,7 @@ def test_keep_policy_tombstones_until_restore(tmp_path: Path, emu: Emulator, adm
     synced(config)
     victim = next(v for v in admin_videos(admin) if v["name"] == "a.mp4")
     admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
-    synced(config)
+    synced(config, "--check-deletions")
     synced(config)
     assert (drop / "a.mp4").exists()
     assert sorted(v["name"] for v in admin_videos(admin)) == ["b.mp4", "c.mp4"], "never silently re-uploaded"
@@ -152,7 +152,7 @@ def test_remote_delete_applies_each_folders_policy_to_its_own_copy(tmp_path: Pat
     synced(config)
     [video] = admin_videos(admin)
     admin.delete(f"/videos/{video['video_id']}").raise_for_status()
-    one_pass = run_syncd(config, "sync")
+    one_pass = run_syncd(config, "sync", "--check-deletions")
     assert one_pass.returncode == 0, one_pass.stdout + one_pass.stderr
     assert (trash / ".syncd-trash/a.mp4").exists() and not (trash / "a.mp4").exists()
     assert (keep / "a.mp4").exists()
@@ -203,7 +203,7 @@ def test_failing_remote_listing_deletes_nothing(tmp_path: Path, emu: Emulator, a
     victim = next(v for v in admin_videos(admin) if v["name"] == "a.mp4")
     admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
     set_faults(admin, error_share=1.0, path_glob="*/videos/list")
-    result = run_syncd(config, "sync")
+    result = run_syncd(config, "sync", "--check-deletions")
     set_faults(admin)
     # The pass could not confirm the remote: exit 1, and one line says why.
     assert result.returncode == 1, result.stderr
@@ -212,7 +212,7 @@ def test_failing_remote_listing_deletes_nothing(tmp_path: Path, emu: Emulator, a
     assert videos == ["a.mp4", "b.mp4", "c.mp4"]
     assert not (drop / ".syncd-trash").exists()
     # Once the listing answers in full, the deletion is honoured.
-    synced(config)
+    synced(config, "--check-deletions")
     assert (drop / ".syncd-trash" / "a.mp4").exists()
 
 
@@ -226,7 +226,7 @@ def test_dry_run_prints_every_change_and_makes_none(tmp_path: Path, emu: Emulato
     admin.delete(f"/videos/{victim['video_id']}").raise_for_status()
     before_videos = sorted(v["video_id"] for v in admin_videos(admin))
     admin.post("/requests/clear")
-    result = run_syncd(config, "sync", "--dry-run")
+    result = run_syncd(config, "sync", "--dry-run", "--check-deletions")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "would upload" in out and "cam2/new.mp4" in out

@@ -192,7 +192,7 @@ def test_remote_deletion_needs_a_complete_listing_and_data_null(tmp_path: Path, 
     assert run_syncd(config, "sync", "--wait").returncode == 0
     gone = status_json(config)["gone.mp4"]["video_id"]
     memu.admin_delete_video(gone)
-    result = run_syncd(config, "sync")
+    result = run_syncd(config, "sync", "--check-deletions")  # not waiting for schedule.deletion_check
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "drop" / "gone.mp4").exists()
     assert (tmp_path / "drop" / ".syncd-trash" / "gone.mp4").exists()
@@ -210,12 +210,12 @@ def test_a_failed_listing_deletes_nothing_locally(tmp_path: Path, memu: Memories
     data = yaml.safe_load(config.read_text())
     data["remote"]["max_retries"] = 0
     config.write_text(yaml.safe_dump(data))
-    result = run_syncd(config, "sync")
+    result = run_syncd(config, "sync", "--check-deletions")
     assert result.returncode == 1  # the pass could not confirm the remote
     assert (tmp_path / "drop" / "gone.mp4").exists()
     assert not (tmp_path / "drop" / ".syncd-trash").exists()
     memu.set_faults(Faults())
-    assert run_syncd(config, "sync").returncode == 0  # a complete listing, and data: null: now it goes
+    assert run_syncd(config, "sync", "--check-deletions").returncode == 0  # a complete listing, and data: null: now it goes
     assert (tmp_path / "drop" / ".syncd-trash" / "gone.mp4").exists()
 
 
@@ -293,7 +293,7 @@ def test_trash_and_restore_bring_a_remotely_deleted_file_back(tmp_path: Path, me
     config = mem_config(tmp_path, memu)
     assert run_syncd(config, "sync", "--wait").returncode == 0
     memu.admin_delete_video(status_json(config)["a.mp4"]["video_id"])
-    assert run_syncd(config, "sync").returncode == 0
+    assert run_syncd(config, "sync", "--check-deletions").returncode == 0
     trashed = tmp_path / "drop" / ".syncd-trash" / "cam1" / "a.mp4"
     assert trashed.exists() and not video.exists()
     assert str(trashed) in run_syncd(config, "trash", "list").stdout
