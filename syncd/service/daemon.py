@@ -7,19 +7,20 @@ Threads, and what each may do:
   remote is away, ``Engine.observe``), so one path writes the catalog. A burst of
   10,000 files is a few passes; uploads inside a pass share ``upload.concurrency``.
 * **watcher** (watchdog): files changed paths with due times in ``Pending``.
-* **scheduler** (APScheduler, ``max_instances=1``, ``coalesce``): rescan and remote
-  poll only *ask* the worker for a pass; it also pings the systemd watchdog. A rescan
-  walks the folders (the listing is the poll's job) and runs midway between two polls
-  (when ``rescan`` is a multiple of ``remote_poll``), so the walk and the listing do
-  not land in the same minute.
+* **scheduler** (APScheduler, ``timers.start_periodic``): rescan and remote poll only
+  *ask* the worker for a pass; it also pings the systemd watchdog. A rescan walks the
+  folders (the listing is the poll's job) and runs midway between two polls (when
+  ``rescan`` is a multiple of ``remote_poll``), so the walk and the listing do not
+  land in the same minute.
 * **supervisor** (the thread calling ``run``; the main thread under ``syncd run``):
   signals, start-up, shutdown.
 
 A remote poll with no event since the last pass does not walk the watched folders
-(``Watcher.intact``; the engine still checks each folder's guard): an idle daemon
-over 10,000 files spends a poll reading the listing, and little else.
+(``Watcher.intact``; the engine still checks each folder's guard), and an event walks
+only the folder it came from: an idle daemon over 100,000 files spends a poll on what
+is in flight remotely, and little else.
 
-The worker sleeps until the earliest of: a changed path's due time (not sooner
+The worker sleeps (``timers.Timers``) until the earliest of: a changed path's due time (not sooner
 than ``debounce`` after the previous pass), a request from a timer, an unsettled
 file's settle time (longer for a path that changed after it had settled), a
 vanished file's ``delete_grace`` expiry, the plan's own revisit time (a deletion's
@@ -43,7 +44,6 @@ config that does not load is refused and the old one keeps running.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import signal
@@ -57,11 +57,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd import __version__
 from syncd.store.catalog import Catalog
-from syncd.config import Config, ScheduleConfig, load_config
+from syncd.config import Config, load_config
 from syncd.sync.engine import Engine, EngineOptions, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.sync.executor import FatalRemoteError
@@ -69,7 +68,6 @@ from syncd.sync.progress import ScanLog
 from syncd.service.lock import StateLock
 from syncd.service.logs import setup_logging
 from syncd.service.metrics import Metrics, MetricsServer
-from syncd.models import FolderScan
 from syncd.service.notify import Notifier
 from syncd.service.health import RemoteHealth, RemoteState
 from syncd.remote import open_remote, remote_identity
@@ -77,7 +75,8 @@ from syncd.remote.base import Remote
 from syncd.remote.outage import OutageGuard
 from syncd.sync.report import TERMINAL, FileStatus, file_statuses, status_overview
 from syncd.units import format_duration, format_size
-from syncd.service.watcher import SETTLE_MARGIN, Pending, Watcher
+from syncd.service.timers import Timers, reschedule_periodic, start_periodic
+from syncd.service.watcher import Pending, Taken, Watcher
 
 if TYPE_CHECKING:
     from syncd.ui.server import UiServer
@@ -102,16 +101,6 @@ class Timings:
     followup_start: float = 1.0  # videos processing remotely: poll after this...
     followup_cap: float = 30.0  # ...growing 1.5x per idle pass up to this (and schedule.remote_poll)
     max_settle_checks: int = 10_000  # unsettled files stat'ed after a pass to time the next one
-
-
-def _rescan_trigger(schedule: ScheduleConfig) -> IntervalTrigger:
-    """Every ``rescan``, starting half a poll interval (at most half a rescan) after a
-    poll: the poll timer is added at the same moment. While ``rescan`` is a multiple of
-    ``remote_poll`` (the defaults: 10m, 2m), every rescan then falls midway between two
-    polls, and no minute pays for both the walk and the listing."""
-    offset = min(schedule.remote_poll, schedule.rescan) / 2
-    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=schedule.rescan + offset)
-    return IntervalTrigger(seconds=schedule.rescan, start_date=start, timezone=datetime.UTC)
 
 
 class Daemon:
@@ -153,9 +142,9 @@ class Daemon:
         self._guard: OutageGuard | None = None
         self._probe: Remote | None = None
         self._engine: Engine | None = None
-        self._timers: dict[str, float] = {}  # name → monotonic due time
+        self._timers = Timers(followup_start=self.timings.followup_start, followup_cap=self.timings.followup_cap,
+                              max_settle_checks=self.timings.max_settle_checks)
         self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
-        self._followup = self.timings.followup_start
         self._last_pass_end = float("-inf")
         self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
         # The catalog's change counter when ``statuses`` were last built (None: build anew).
@@ -312,21 +301,9 @@ class Daemon:
             log.error("%s", exc)
 
     def _start_scheduler(self) -> BackgroundScheduler:
-        scheduler = BackgroundScheduler(
-            timezone=datetime.UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            daemon=True,
-        )
-        # Timers only ask; the worker does the work (one writer of the catalog).
-        scheduler.add_job(self._demand, _rescan_trigger(self.config.schedule), args=["scan"], id="rescan")
-        scheduler.add_job(self._demand, "interval", args=["poll"], id="remote-poll",
-                          seconds=self.config.schedule.remote_poll)
         interval = self.notifier.watchdog_interval
-        if interval:
-            scheduler.add_job(self._ping_watchdog, "interval", id="watchdog", seconds=interval,
-                              next_run_time=datetime.datetime.now(datetime.UTC))
-        scheduler.start()
-        return scheduler
+        return start_periodic(self.config.schedule, self._demand,
+                              (interval, self._ping_watchdog) if interval else None)
 
     def _ping_watchdog(self) -> None:
         # A dead worker stops the pings, so systemd restarts a daemon that no longer syncs.
@@ -378,7 +355,7 @@ class Daemon:
             return False
         except RemoteError as exc:
             if self._remote is RemoteState.AWAY:
-                self._timers["probe"] = self._health.probe_failed(now).probe_at or now
+                self._timers.set_due("probe", self._health.probe_failed(now).probe_at or now)
                 log.debug("remote still unreachable (%s); next try in %s", exc, format_duration(self._health.backoff))
             else:
                 self._went_away(str(exc))
@@ -388,7 +365,7 @@ class Daemon:
             log.info("remote %s again after %s; catching up", "reachable" if back.was is RemoteState.AWAY
                      else "accepts the API key", format_duration(back.down_for))
         self._guard.reset()
-        self._timers.pop("probe", None)
+        self._timers.cancel("probe")
         self.metrics.remote_up.set(1)
         return True
 
@@ -407,7 +384,7 @@ class Daemon:
             log.warning("remote unreachable (%s); still watching and cataloguing; retrying with backoff", reason)
             self.notifier.status(f"remote unreachable since {time.strftime('%H:%M:%S')}; retrying")
         self.metrics.remote_up.set(0)
-        self._timers["probe"] = away.probe_at or now
+        self._timers.set_due("probe", away.probe_at or now)
 
     def _key_rejected(self, message: str) -> None:
         now = time.monotonic()
@@ -419,7 +396,7 @@ class Daemon:
                       format_duration(self.timings.key_rejected_retry))
             self.notifier.status("API key rejected by the remote; fix it and reload")
         self.metrics.remote_up.set(0)
-        self._timers["probe"] = rejected.probe_at or now
+        self._timers.set_due("probe", rejected.probe_at or now)
 
     # ================================================================= worker
     def _work(self) -> None:
@@ -441,31 +418,23 @@ class Daemon:
         with self._demand_lock:
             if self._demands:
                 return now
-        candidates = list(self._timers.values())
+        candidates = [t for t in (self._timers.earliest(),) if t is not None]
         due = self.pending.next_due()
         if due is not None:
             candidates.append(max(due, self._last_pass_end + self.timings.debounce))
         return min(candidates) if candidates else None
 
     def _sleep_until_due(self) -> None:
-        while not self.stop_event.is_set() and not self._reload.is_set():
-            self.pending.wake.clear()
-            now = time.monotonic()
-            due = self._next_due(now)
-            if due is not None and due <= now:
-                return
-            # No deadline at all: sleep until an event or a timer; an idle daemon costs nothing.
-            self.pending.wake.wait(None if due is None else due - now)
+        self._timers.sleep_until_due(self.pending.wake, self._next_due,
+                                     lambda: self.stop_event.is_set() or self._reload.is_set())
 
     def _step(self) -> None:
         now = time.monotonic()
         demands = self._take_demands()
         if "poll" in demands and now - self._last_listing_at < self.config.schedule.remote_poll / 2:
             demands.discard("poll")  # a pass just read the listing (the remote came back): nothing to add
-        changed = self.pending.take(now)  # whatever is due rides along with any pass
-        fired = {name for name, due in self._timers.items() if due <= now}
-        for name in fired - {"probe"}:
-            del self._timers[name]
+        changed = self.pending.take_paths(now)  # whatever is due rides along with any pass
+        fired = self._timers.fire(now)
         self.metrics.queue_depth.set(self.pending.depth)
         if self._remote is RemoteState.UP and ("listing" in demands or fired & {"imports", "streams"}):
             self._tend_extras(streams="listing" in demands or "streams" in fired)
@@ -485,12 +454,21 @@ class Daemon:
                     self._observe_only()
                 return
             with_listing = True  # back: catch up on remote deletions too
-        # No event came and no rescan is due: the watched folders need not be walked again
-        # (a remote poll over a quiet tree of 10,000 files then costs little but the listing).
-        # A folder watched only from now on (a disk mounted later) is walked all the same.
-        local_news = bool(changed) or "scan" in demands or bool(fired & {"settle", "retry", "revisit"})
-        self._pass(with_listing, frozenset() if local_news else self.watcher.intact() - fresh,
+        self._pass(with_listing, self._unchanged(demands, changed, fired, fresh),
                    grace_ran_out="grace" in fired, newest=newest)
+
+    def _unchanged(self, demands: set[str], changed: Taken, fired: set[str], fresh: frozenset[Path]) -> frozenset[Path]:
+        """The folders this pass need not walk again: watched, and no event came in them
+        (a remote poll over a quiet tree costs no walk; one new file walks its folder
+        only). A rescan, a retry or a revisit walks them all; a folder watched only from
+        now on (a disk mounted later) is walked all the same. The engine walks a folder
+        whose last scan left files unsettled anyway, which covers the settle timer."""
+        if "scan" in demands or fired & {"retry", "revisit"}:
+            return frozenset()
+        touched = changed.folders(f.path for f in self.config.folders)
+        if touched is None:  # more changes than Pending keeps by name: any folder may have changed
+            return frozenset()
+        return self.watcher.intact() - fresh - touched
 
     def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False,
               newest: bool = False) -> None:
@@ -510,7 +488,7 @@ class Daemon:
                 log.warning("pass stopped by the remote (%s); trying again in %s", exc,
                             format_duration(self.timings.internal_retry))
                 self.metrics.error("action")
-                self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+                self._timers.after("retry", self.timings.internal_retry)
             return
         except Exception:  # a bug or local trouble (disk full): log it, keep the daemon up
             if self.stop_event.is_set():
@@ -518,7 +496,7 @@ class Daemon:
                 return
             log.exception("pass failed; trying again in %s", format_duration(self.timings.internal_retry))
             self.metrics.error("internal")
-            self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+            self._timers.after("retry", self.timings.internal_retry)
             return
         finally:
             self._last_pass_end = time.monotonic()
@@ -541,21 +519,21 @@ class Daemon:
         try:
             if streams:
                 ok = StreamKeeper(self._catalog, remote).reconcile(self.config.streams)
-                self._set_timer("streams", None if ok else time.monotonic() + self.timings.internal_retry)
+                self._timers.set_due("streams", None if ok else time.monotonic() + self.timings.internal_retry)
             importer = Importer(self.config, self._catalog, remote)
             if streams:
                 importer.recover()
             due = importer.poll_due()
-            self._set_timer("imports", None if due is None else time.monotonic() + max(0.0, due - time.time()))
+            self._timers.set_due("imports", None if due is None else time.monotonic() + max(0.0, due - time.time()))
         except (AuthError, ForbiddenError) as exc:
             self._key_rejected(f"the remote rejected the API key from {self.config.remote.api_key_source} ({exc})")
         except Exception as exc:  # noqa: BLE001 - the remote, or local trouble: try again later, keep syncing
             log.warning("imports/streams: %s; trying again in %s", exc, format_duration(self.timings.internal_retry))
             log.debug("imports/streams failed", exc_info=True)
             again = time.monotonic() + self.timings.internal_retry
-            self._set_timer("imports", again)
+            self._timers.set_due("imports", again)
             if streams:
-                self._set_timer("streams", again)
+                self._timers.set_due("streams", again)
 
     def _observe_only(self) -> None:
         """Remote away: still scan, hash and record, so catching up later uploads at once."""
@@ -564,13 +542,13 @@ class Daemon:
             scans, _problems, hashed = self._engine.observe()
         except Exception:
             log.exception("scan failed; trying again in %s", format_duration(self.timings.internal_retry))
-            self._timers["retry"] = time.monotonic() + self.timings.internal_retry
+            self._timers.after("retry", self.timings.internal_retry)
             return
         finally:
             self._last_pass_end = time.monotonic()
         if hashed:
             log.info("catalogued %d new file version(s) while the remote is %s", hashed, self._remote.value)
-        self._schedule_settle(scans)
+        self._timers.schedule_settle(scans, self.config.upload.settle_seconds)
 
     def _after_pass(self, report: PassReport, seconds: float, outage: bool, grace_ran_out: bool) -> None:
         assert self._engine is not None
@@ -609,14 +587,17 @@ class Daemon:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(Counter(a.kind for a in changes).items()))
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
-        self._schedule_settle(report.scans)
-        self._schedule_revisit(report.plan.revisit_at)
+        timers = self._timers
+        timers.schedule_settle(report.scans, self.config.upload.settle_seconds)
+        timers.schedule_revisit(report.plan.revisit_at)
         # A quiet pass leaves the grace times as they were: look again only if the grace
         # timer is set, or fired for this pass (its pass may have come a moment early).
-        if not quiet or grace_ran_out or "grace" in self._timers:
-            self._schedule_grace()
+        grace = self.config.safety.delete_grace
+        if grace > 0 and (not quiet or grace_ran_out or "grace" in timers):
+            timers.schedule_grace(self._engine.catalog.missing_since(), grace)
         mirror = getattr(report, "mirror", None)  # the mirror step's report, when it ran
-        self._schedule_followup(_all_terminal(counts), bool(changes or report.hashed), bool(mirror and mirror.pending))
+        timers.schedule_followup(not _all_terminal(counts) or bool(mirror and mirror.pending),
+                                 bool(changes or report.hashed), self.config.schedule.remote_poll)
         self.notifier.status(self._status_line(counts))
         with self._progress:
             self.passes += 1
@@ -628,65 +609,6 @@ class Daemon:
         parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         remote = "" if self._remote is RemoteState.UP else f"; remote {self._remote.value}"
         return f"{total} file(s): {parts or 'none'}{remote}"
-
-    # ---------------------------------------------------------- next wake-ups
-    def _schedule_settle(self, scans: list[FolderScan]) -> None:
-        """Wake when the earliest unsettled file could have settled (an event may never come)."""
-        settle = self.config.upload.settle_seconds
-        wall, mono = time.time(), time.monotonic()
-        earliest: float | None = None
-        checked = 0
-        for scan in scans:
-            for file in scan.files:
-                if file.settled:
-                    continue
-                checked += 1
-                if checked > self.timings.max_settle_checks:
-                    earliest = wall + settle + SETTLE_MARGIN
-                    break
-                try:
-                    st = os.stat(file.path, follow_symlinks=False)
-                except OSError:
-                    continue
-                # A path that changed after it had settled waits longer (file.settle).
-                ready = max(st.st_mtime, st.st_ctime) + max(file.settle, settle) + SETTLE_MARGIN
-                # Empty files never settle, and ready-but-unsettled means "changed while hashing";
-                # waking for those would spin. A later write sends an event anyway.
-                if st.st_size > 0 and ready > wall and (earliest is None or ready < earliest):
-                    earliest = ready
-        self._set_timer("settle", None if earliest is None else mono + (earliest - wall))
-
-    def _schedule_revisit(self, at: float | None) -> None:
-        """Wake when the plan said time alone changes it (a deletion's wait for unsettled
-        files running out, a retry falling due), even if no event comes."""
-        wall = time.time()
-        self._set_timer("revisit", None if at is None or at <= wall else time.monotonic() + (at - wall) + SETTLE_MARGIN)
-
-    def _schedule_grace(self) -> None:
-        """Wake when a vanished file's delete_grace runs out, so its remote copy goes on time."""
-        grace = self.config.safety.delete_grace
-        if grace <= 0 or self._catalog is None:
-            return
-        wall = time.time()
-        ready = [since + grace + SETTLE_MARGIN for since in self._catalog.missing_since()]
-        due = min((r for r in ready if r > wall), default=None)
-        self._set_timer("grace", None if due is None else time.monotonic() + (due - wall))
-
-    def _schedule_followup(self, all_terminal: bool, progressed: bool, mirror_pending: bool) -> None:
-        """While videos are uploading or processing remotely, poll again, slowing down while idle."""
-        if all_terminal and not mirror_pending:
-            self._followup = self.timings.followup_start
-            self._set_timer("followup", None)
-            return
-        cap = max(self.timings.followup_start, min(self.timings.followup_cap, self.config.schedule.remote_poll))
-        self._followup = self.timings.followup_start if progressed else min(self._followup * 1.5, cap)
-        self._set_timer("followup", time.monotonic() + self._followup)
-
-    def _set_timer(self, name: str, due: float | None) -> None:
-        if due is None:
-            self._timers.pop(name, None)
-        else:
-            self._timers[name] = due
 
     # ================================================================= reload
     def _apply_reload(self) -> None:
@@ -712,15 +634,14 @@ class Daemon:
         self._open_remote()
         # Maybe a new key or address (and poll interval): count it as up and try at once.
         self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
-        self._timers.pop("probe", None)
+        self._timers.cancel("probe")
         self.metrics.remote_up.set(1)
         if new.upload.settle_seconds != old.upload.settle_seconds:
             self.pending.settle = new.upload.settle_seconds
             self.pending.clear()  # the full pass below covers whatever was pending
         self._statuses_at = None  # folders and policies may differ: build statuses anew
         if self._scheduler is not None:
-            self._scheduler.reschedule_job("rescan", trigger=_rescan_trigger(new.schedule))
-            self._scheduler.reschedule_job("remote-poll", trigger="interval", seconds=new.schedule.remote_poll)
+            reschedule_periodic(self._scheduler, new.schedule)
         if self._metrics_server is None:
             self._start_metrics()
         if self._ui_server is not None:  # the UI reads folders and policies from the config: serve the new one

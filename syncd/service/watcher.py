@@ -26,7 +26,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,30 @@ EVENTS: list[type[FileSystemEvent]] = [
     DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
 ]
 SETTLE_MARGIN = 0.05  # seconds past the settle time, so the scan surely sees the file as settled
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Changed paths a pass takes: by name, plus how many past ``max_paths`` were not kept."""
+
+    paths: tuple[str, ...] = ()
+    unnamed: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.paths) + self.unnamed
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def folders(self, folders: Iterable[Path]) -> frozenset[Path] | None:
+        """The folders these paths are in (a path may be in nested folders), or None when
+        some paths are not known by name: any folder may have changed."""
+        if self.unnamed:
+            return None
+        roots = [(folder, str(folder)) for folder in folders]
+        return frozenset(folder for folder, root in roots
+                         if any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for p in self.paths))
 
 
 class Pending:
@@ -110,18 +134,22 @@ class Pending:
             return self._earliest()
 
     def take(self, now: float | None = None) -> int:
-        """Forget every path due by ``now``; return how many. (The pass scans whole folders.)"""
+        """Forget every path due by ``now``; return how many."""
+        return self.take_paths(now).count
+
+    def take_paths(self, now: float | None = None) -> Taken:
+        """Forget every path due by ``now``; return them (the pass walks only their folders)."""
         now = self.clock() if now is None else now
-        taken = 0
+        paths: list[str] = []
+        overflowed = 0
         with self._lock:
             for queue in self._queues:
                 while queue and next(iter(queue.values())) <= now:
-                    queue.popitem(last=False)
-                    taken += 1
+                    paths.append(queue.popitem(last=False)[0])
             if self._overflow is not None and self._overflow <= now:
-                taken += self._overflowed
+                overflowed = self._overflowed
                 self._overflow, self._overflowed = None, 0
-        return taken
+        return Taken(tuple(paths), overflowed)
 
     def clear(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ import httpx
 
 from syncd.store.catalog import Catalog
 from syncd.config import ScheduleConfig, load_config
-from syncd.service.daemon import _rescan_trigger
+from syncd.service.timers import rescan_trigger as _rescan_trigger
 from syncd.emulator.mikshi import Emulator
 from syncd.sync.engine import Engine, EngineOptions
 from syncd.remote.mikshi import MikshiClient

@@ -1,0 +1,157 @@
+"""The daemon at scale (issue 15): its work in proportion to change, counted, never timed.
+
+The daemon runs in this process (a worker thread, short configured timings) against the
+emulator, over a tree reached "synced" cheaply (``tests.sync.test_scale.synced_tree``);
+SQL statements are counted through SQLite's trace callback, walks by wrapping the
+engine's ``scan_folder``, requests in the emulator's log. Each test runs at two sizes
+and asserts the counts do not grow with the library.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from syncd.config import Config, load_config
+from syncd.emulator.mikshi import Emulator
+from syncd.models import FolderScan
+from syncd.service.daemon import Daemon
+from syncd.sync import engine as engine_module
+from syncd.sync.engine import PassReport
+from tests.conftest import KEY, admin_videos, clear_requests, wait_for
+from tests.sync.test_scale import synced_tree
+
+
+class Counted:
+    """A ``Daemon`` in a thread; per pass: its SQL statements, the folders it walked, its actions."""
+
+    def __init__(self, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.daemon = Daemon(config)
+        self.statements: Counter[str] = Counter()
+        self.walked: list[Path] = []
+        self.passes: list[dict[str, Any]] = []  # one per pass once counting: statements, walked, actions
+        self.counting = threading.Event()
+        self._lock = threading.Lock()
+        real_scan = engine_module.scan_folder
+
+        def scan_folder(folder: Path, *args: Any, **kwargs: Any) -> FolderScan:
+            self.walked.append(folder)
+            return real_scan(folder, *args, **kwargs)
+
+        monkeypatch.setattr(engine_module, "scan_folder", scan_folder)
+        after_pass = self.daemon._after_pass
+
+        def counted(report: PassReport, *args: Any, **kwargs: Any) -> None:
+            after_pass(report, *args, **kwargs)
+            with self._lock:
+                if self.counting.is_set():
+                    self.passes.append({
+                        "statements": sum(self.statements.values()), "by_kind": +self.statements,
+                        "walked": list(self.walked),
+                        "actions": [type(a).__name__ for a in report.plan.actions],
+                    })
+                self.statements.clear()
+                self.walked.clear()
+
+        self.daemon._after_pass = counted  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False}, daemon=True)
+
+    def __enter__(self) -> Counted:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.request_stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        assert not self.daemon.crashed
+
+    def start_counting(self) -> None:
+        """From the next pass on (the start-up pass reads the listing and checks the mirror)."""
+        wait_for(lambda: self.daemon.passes >= 1, 120, "the start-up pass")
+        catalog = self.daemon._catalog
+        assert catalog is not None
+        with self._lock:
+            catalog.db.conn.set_trace_callback(lambda sql: self.statements.update([" ".join(sql.split())[:60]]))
+            self.statements.clear()
+            self.walked.clear()
+            self.counting.set()
+
+
+def config_for(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int, **schedule: str) -> Config:
+    """``files`` synced files in ``drop``, an empty watched folder ``other``, short timings."""
+    config = synced_tree(tmp_path, emu, admin, files)
+    assert config.source is not None
+    data = yaml.safe_load(config.source.read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    data["folders"].append({"path": str(other), "collections": "none", "pipelines": []})
+    data["upload"]["settle_seconds"] = "200ms"
+    data["schedule"] = {"rescan": "10m", "remote_poll": "10m", **schedule}
+    config.source.write_text(yaml.safe_dump(data))
+    return load_config(config.source, {"SYNCD_TEST_KEY": KEY})
+
+
+def listings(admin: httpx.Client) -> list[str]:
+    return [r["path"] for r in admin.get("/requests").json() if "/videos/list" in r["path"]]
+
+
+def idle_run(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int,
+             monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    config = config_for(tmp_path, emu, admin, files, remote_poll="1s", rescan="3s")
+    with Counted(config, monkeypatch) as counted:
+        counted.start_counting()
+        clear_requests(admin)
+        wait_for(lambda: len(counted.passes) >= 8 and any(p["walked"] for p in counted.passes), 120,
+                 "eight polls and a rescan")
+        assert listings(admin) == []  # the complete listing waits for schedule.deletion_check (1 h)
+        return list(counted.passes)
+
+
+def test_an_idle_daemon_does_work_that_does_not_grow_with_the_library(tmp_path: Path, emu: Emulator,
+                                                                      admin: httpx.Client,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls and rescans of a settled tree: no listing request (the deletion check is an
+    hour away), no action, and as many SQL statements a pass at 1,200 files as at 300."""
+    few = idle_run(tmp_path / "few", emu, admin, 300, monkeypatch)
+    many = idle_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
+    for passes in (few, many):
+        assert all(p["actions"] == [] for p in passes), passes
+        # A rescan walks both folders; a poll walks none.
+        assert {len(p["walked"]) for p in passes} <= {0, 2}, [p["walked"] for p in passes]
+    worst = max(few, key=lambda p: p["statements"])
+    assert max(p["statements"] for p in many) <= worst["statements"], (
+        max(many, key=lambda p: p["statements"])["by_kind"] - worst["by_kind"])
+    assert worst["statements"] < 60, worst["by_kind"].most_common(5)
+
+
+def change_run(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int,
+               monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    config = config_for(tmp_path, emu, admin, files)
+    before = {v["video_id"] for v in admin_videos(admin)}
+    with Counted(config, monkeypatch) as counted:
+        counted.start_counting()
+        clear_requests(admin)
+        (tmp_path / "other" / "new.mp4").write_bytes(b"one new clip among many\n")
+        wait_for(lambda: any("Upload" in p["actions"] for p in counted.passes), 60, "the upload")
+        new = [v["name"] for v in admin_videos(admin) if v["video_id"] not in before]
+        assert new == ["new.mp4"]
+        starts = [r for r in admin.get("/requests").json() if r["path"].endswith(("/multipart/initiate", "/upload"))]
+        assert len(starts) == 1, starts  # exactly that file
+        upload = next(p for p in counted.passes if "Upload" in p["actions"])
+        assert upload["actions"] == ["Upload"]
+        assert upload["walked"] == [tmp_path / "other"]  # not the folder of many files
+        return upload
+
+
+def test_one_new_file_walks_its_folder_only_and_costs_the_same_sql_at_any_size(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    few = change_run(tmp_path / "few", emu, admin, 300, monkeypatch)
+    many = change_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
+    assert many["statements"] <= few["statements"], many["by_kind"] - few["by_kind"]
