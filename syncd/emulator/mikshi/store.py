@@ -533,7 +533,8 @@ class Store:
         with self.lock:
             generation = int(self._conn.execute("SELECT n FROM videos_generation").fetchone()[0])
             mark = self._marks.nearest(generation, walk, skip)
-            sql, args = "SELECT * FROM videos WHERE user_id = ? ", (user_id,)
+            sql = "SELECT * FROM videos WHERE user_id = ? "
+            args: tuple[Any, ...] = (user_id,)
             offset = skip
             if mark is not None:  # first in the WHERE: SQLite then seeks the index to the key
                 position, key = mark
