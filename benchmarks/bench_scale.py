@@ -96,7 +96,12 @@ def measured(args: list[str], env: dict[str, str] | None = None) -> dict[str, An
         start = time.monotonic()
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         fired: list[bool] = []
-        killer = threading.Timer(TIMEOUT[0], lambda: (fired.append(True), proc.kill()))
+
+        def kill() -> None:
+            fired.append(True)
+            proc.kill()
+
+        killer = threading.Timer(TIMEOUT[0], kill)
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
