@@ -15,7 +15,7 @@ in syncd's figures nor competing with this script for a GIL):
 * ``synced`` (set-up, always run before the phases below): the "everything synced" state,
   reached cheaply. The emulator's admin ``videos/register`` creates N finished videos by
   name, size, sha256 and MD5 ETag (the real content hashes, worked out from the content
-  this script wrote, so adoption by proof could verify them), 10,000 a request; the
+  this script wrote, so adoption by proof could verify them), 5,000 a request; the
   catalog is then populated directly (``Catalog.link_finished``, a batch a transaction)
   rather than by adoption, which would ask the remote about every file;
 * ``dry_run``: ``syncd sync --dry-run`` twice over the synced tree before the mirror has
@@ -64,7 +64,7 @@ from syncd.store.catalog import Catalog
 
 KEY = "sk_bench_scale_0123456789"
 PER_DIR = 1000  # files per subfolder (a camera's day folder, say)
-REGISTER_BATCH = 10_000
+REGISTER_BATCH = 5000  # ~170 bytes of JSON each: under the emulator's 1 MiB body limit
 PHASES = ("walk", "first_pass", "dry_run", "mirror", "unchanged", "status", "daemon", "ingest")
 NEEDS_SYNCED = {"dry_run", "mirror", "unchanged", "status", "daemon"}
 NEEDS_MIRROR = {"unchanged", "daemon"}
@@ -220,7 +220,7 @@ def synced_state(config_path: Path, base_url: str, files: int) -> dict[str, Any]
             catalog.link_finished([(sha, video_id, rel_path(i)) for i, sha, video_id
                                    in zip(batch, shas, response.json()["video_ids"], strict=True)], PROCESSING_STEPS)
             link_s += time.monotonic() - t
-            if (first // REGISTER_BATCH) % 10 == 9:
+            if (first // REGISTER_BATCH) % 20 == 19:
                 say(f"  {first + len(batch)} of {files} registered and linked")
         catalog.set_meta("adopt_remote", "0")
     return {"videos": files, "seconds": round(time.monotonic() - start, 1),
