@@ -38,6 +38,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
 from syncd.mirror.ann import AnnIndex, AnnUnavailable
 from syncd.mirror.atomic import fsync_dir
-from syncd.store.records import IndexSnapshot, SegmentInfo
+from syncd.store.records import IndexHead, IndexSnapshot, SegmentInfo
 from syncd.remote.base import Segment
 
 log = logging.getLogger("syncd.mirror")
@@ -323,27 +324,28 @@ class SearchIndex:
     def query(self, vector: Sequence[float] | Matrix, k: int,
               video_ids: Collection[str] | None = None) -> list[VectorHit]:
         """The ``k`` segments most cosine-similar to ``vector``, best first (ties: by row)."""
+        if video_ids is None and k > 0 and not self._snap_current():
+            hits = self._fresh_ann_query(vector, k)
+            if hits is not None:
+                return hits
         for _attempt in range(3):
             snap = self._snapshot(video_ids)
             if not snap.vectors or not snap.video_ids or k <= 0:
                 return []
             try:
-                matrix, norms = self._open(snap)
+                matrix, norms = self._open(snap.vectors, snap.dim, snap.starts[-1] + snap.counts[-1],
+                                           sum(snap.counts))  # ranges come in row order
                 break
             except FileNotFoundError:
                 continue  # compacted between the snapshot and the open: read again
         else:
             raise SearchIndexError("the search index changed during the query; try again")
-        query = np.asarray(vector, dtype=DTYPE)
-        if query.shape != (snap.dim,):
-            raise SearchIndexError(f"query embedding has {query.size} dimensions, the index {snap.dim}")
-        length = float(np.linalg.norm(query))
-        if length == 0.0:
+        query = _unit(vector, snap.dim)
+        if query is None:
             return []
-        query = query / length
         if sum(snap.counts) > self.exact_rows:
             try:
-                hits = self._ann_top_k(matrix, norms, query, snap, k)
+                hits = self._ann_top_k(matrix, norms, query, SnapshotRanges(snap), k)
             except AnnUnavailable as exc:
                 log.debug("search: exact scan (%s)", exc)
                 hits = None
@@ -352,6 +354,33 @@ class SearchIndex:
                 return hits
         self.last_method = "exact"
         return _top_k(matrix, norms, query, snap, k)
+
+    def _snap_current(self) -> bool:
+        return self._snap is not None and self._snap[0] == self.catalog.mirror_index_version()
+
+    def _fresh_ann_query(self, vector: Sequence[float] | Matrix, k: int) -> list[VectorHit] | None:
+        """An unfiltered ANN query without reading every video's row range: the live
+        totals, then the owners of the candidate rows only (an index seek each), so a
+        one-shot ``syncd search`` costs the same at 1,000 or 1,000,000 videos. None: take
+        the snapshot path (few rows: exact; no usable ANN index; compacted meanwhile)."""
+        head = self.catalog.mirror_index_head()
+        if not head.vectors or head.live <= self.exact_rows:
+            return None
+        try:
+            matrix, norms = self._open(head.vectors, head.dim, head.end, head.live)
+        except FileNotFoundError:
+            return None
+        query = _unit(vector, head.dim)
+        if query is None:
+            return []
+        try:
+            hits = self._ann_top_k(matrix, norms, query, CatalogRanges(self.catalog, head), k)
+        except (AnnUnavailable, _Relocated) as exc:
+            log.debug("search: the snapshot path (%s)", exc)
+            return None
+        if hits is not None:
+            self.last_method = "ann"
+        return hits
 
     def _snapshot(self, video_ids: Collection[str] | None) -> IndexSnapshot:
         """The catalog's live row ranges, read again only after a commit; a filter picks
@@ -367,42 +396,39 @@ class SearchIndex:
         return IndexSnapshot(full.vectors, full.dim, tuple(full.video_ids[i] for i in chosen),
                              tuple(full.starts[i] for i in chosen), tuple(full.counts[i] for i in chosen))
 
-    def _open(self, snap: IndexSnapshot) -> tuple[Matrix, Matrix]:
-        """The mapped vector files, reused while they still hold every row ``snap`` names.
+    def _open(self, vectors: str, dim: int, needed: int, live: int) -> tuple[Matrix, Matrix]:
+        """The mapped vector files, reused while they still hold the ``needed`` rows.
         Mapped whole up front (MAP_POPULATE) only for an exact scan: above ``exact_rows``
         an ANN re-rank reads a few hundred rows, and every process would otherwise read
         gigabytes first."""
-        assert snap.vectors is not None
-        needed = snap.starts[-1] + snap.counts[-1]  # ranges come in row order
-        populate = sum(snap.counts) <= self.exact_rows
+        populate = live <= self.exact_rows
         for cached in (self._mapped, self._lazy if not populate else None):
-            if cached is not None and cached[0] == snap.vectors and cached[1].shape[0] >= needed:
+            if cached is not None and cached[0] == vectors and cached[1].shape[0] >= needed:
                 return cached[1], cached[2]
-        matrix, norms = VectorFiles(self.directory, snap.vectors, snap.dim).open(populate=populate)
+        matrix, norms = VectorFiles(self.directory, vectors, dim).open(populate=populate)
         if matrix.shape[0] < needed:
             raise SearchIndexError("the search index vectors are shorter than the catalog says; "
                                    "run `syncd sync` to repair them")
         if populate:
-            self._mapped = (snap.vectors, matrix, norms)
+            self._mapped = (vectors, matrix, norms)
         else:
-            self._lazy = (snap.vectors, matrix, norms)
+            self._lazy = (vectors, matrix, norms)
         return matrix, norms
 
-    def _ann_top_k(self, matrix: Matrix, norms: Matrix, query: Matrix, snap: IndexSnapshot,
+    def _ann_top_k(self, matrix: Matrix, norms: Matrix, query: Matrix, ranges: LiveRanges,
                    k: int) -> list[VectorHit] | None:
         """Top ``k`` by ANN candidates re-ranked exactly; None: scan exactly instead (the
         filter admits too few of the indexed rows for over-fetching to pay)."""
-        assert snap.vectors is not None
-        if self._ann is None or self._ann.base != snap.vectors or self._ann.dim != snap.dim:
-            self._ann = AnnIndex(self.directory, snap.vectors, snap.dim)
-        live = sum(snap.counts)
-        is_live = _live_rows(snap)
+        if self._ann is None or self._ann.base != ranges.vectors or self._ann.dim != ranges.dim:
+            self._ann = AnnIndex(self.directory, ranges.vectors, ranges.dim)
+        live = ranges.live
+        is_live = ranges.is_live
         manifest = self._ann.views()[0]
         share = live / max(manifest.size(), 1)  # of the indexed rows, how many may answer
         if share * MAX_OVERFETCH < 1:
             return None
         # Rows appended since the last refresh are not in the ANN index: rank them exactly.
-        tail = _rows_from(snap, manifest.rows)
+        tail = ranges.rows_from(manifest.rows)
         if len(tail) > EXACT_ROWS:
             return None
         fetch = math.ceil(max(k * RERANK, MIN_CANDIDATES) / min(share, 1.0))
@@ -414,17 +440,16 @@ class SearchIndex:
             if not more or fetch >= manifest.size():
                 return None  # the graph gave no more: only a scan makes the top-k complete
             fetch *= 4  # the filter admitted fewer than expected: ask again, wider
-        rows = np.unique(np.concatenate([found, _rows_from(snap, manifest.rows)]))
+        rows = np.unique(np.concatenate([found, ranges.rows_from(manifest.rows)]))
         if rows.size == 0:
             return []
         with np.errstate(divide="ignore", invalid="ignore"):
             row_norms = norms[rows]
             scores = np.where(row_norms > 0, (matrix[rows] @ query) / row_norms, 0.0).astype(np.float32)
         best = np.lexsort((rows, -scores))[:k]
-        starts = np.asarray(snap.starts, dtype=np.int64)
-        which = np.searchsorted(starts, rows[best], side="right") - 1
-        return [VectorHit(snap.video_ids[w], int(row - starts[w]), float(scores[b]))
-                for b, row, w in zip(best, rows[best], which, strict=True)]
+        owners = ranges.owners(rows[best])
+        return [VectorHit(video_id, int(row) - start, float(scores[b]))
+                for b, row, (video_id, start) in zip(best, rows[best], owners, strict=True)]
 
     def text_query(self, text: str, k: int, video_ids: Collection[str] | None = None) -> list[tuple[str, float]]:
         """(video_id, score) by full text over names, paths, collections, metadata."""
@@ -458,6 +483,91 @@ def _top_k(matrix: Matrix, norms: Matrix, query: Matrix, snap: IndexSnapshot, k:
         VectorHit(snap.video_ids[w], int(pos - offsets[w]), float(scores[pos]))
         for pos, w in zip(best, which, strict=True)
     ]
+
+
+class _Relocated(Exception):
+    """The vector files changed generation during a query (compaction): row numbers moved."""
+
+
+class LiveRanges(Protocol):
+    """Which rows are live and whose they are: from a snapshot of every range, or asked of
+    the catalog row by row (``CatalogRanges``)."""
+
+    vectors: str
+    dim: int
+    live: int
+
+    def is_live(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]: ...
+
+    def rows_from(self, first: int) -> npt.NDArray[np.int64]: ...
+
+    def owners(self, rows: npt.NDArray[np.int64]) -> list[tuple[str, int]]:
+        """(video_id, its first row) of each row, all live."""
+        ...
+
+
+class SnapshotRanges:
+    """Every live range, read at once (a long-running reader keeps it between commits)."""
+
+    def __init__(self, snap: IndexSnapshot) -> None:
+        assert snap.vectors is not None
+        self.vectors, self.dim, self.live = snap.vectors, snap.dim, sum(snap.counts)
+        self._snap = snap
+        self.is_live = _live_rows(snap)
+
+    def rows_from(self, first: int) -> npt.NDArray[np.int64]:
+        return _rows_from(self._snap, first)
+
+    def owners(self, rows: npt.NDArray[np.int64]) -> list[tuple[str, int]]:
+        starts = np.asarray(self._snap.starts, dtype=np.int64)
+        which = np.searchsorted(starts, rows, side="right") - 1
+        return [(self._snap.video_ids[w], int(starts[w])) for w in which]
+
+
+class CatalogRanges:
+    """Live rows asked of the catalog for the candidates only: one batched statement per
+    round of candidates (an index seek each), remembered for the rest of the query."""
+
+    def __init__(self, catalog: Catalog, head: IndexHead) -> None:
+        assert head.vectors is not None
+        self.vectors, self.dim, self.live = head.vectors, head.dim, head.live
+        self._catalog = catalog
+        self._owners: dict[int, tuple[str, int] | None] = {}
+
+    def _lookup(self, rows: npt.NDArray[np.int64]) -> None:
+        unknown = [int(r) for r in rows if int(r) not in self._owners]
+        if not unknown:
+            return
+        found = self._catalog.mirror_row_owners(self.vectors, unknown)
+        if found is None:
+            raise _Relocated(self.vectors)
+        for row in unknown:
+            self._owners[row] = found.get(row)
+
+    def is_live(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        self._lookup(rows)
+        return np.fromiter((self._owners[int(r)] is not None for r in rows), dtype=np.bool_, count=len(rows))
+
+    def rows_from(self, first: int) -> npt.NDArray[np.int64]:
+        ranges = self._catalog.mirror_ranges_from(first, EXACT_ROWS + 1)
+        for video_id, start, count in ranges:  # their owners are known now
+            for row in range(max(start, first), start + count):
+                self._owners[row] = (video_id, start)
+        pieces = [np.arange(max(s, first), s + c, dtype=np.int64) for _, s, c in ranges]
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+
+    def owners(self, rows: npt.NDArray[np.int64]) -> list[tuple[str, int]]:
+        self._lookup(rows)
+        return [owner for r in rows if (owner := self._owners[int(r)]) is not None]
+
+
+def _unit(vector: Sequence[float] | Matrix, dim: int) -> Matrix | None:
+    """The query as a unit vector; None for a zero vector (nothing is similar to it)."""
+    query = np.asarray(vector, dtype=DTYPE)
+    if query.shape != (dim,):
+        raise SearchIndexError(f"query embedding has {query.size} dimensions, the index {dim}")
+    length = float(np.linalg.norm(query))
+    return None if length == 0.0 else query / length
 
 
 def _live_rows(snap: IndexSnapshot) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]]:

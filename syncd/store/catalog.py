@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from syncd.errors import ConfigError, SyncdError
 from syncd.store.records import (
+    IndexHead,
     IndexSnapshot,
     MirrorFile,
     MirrorVideo,
@@ -342,10 +343,17 @@ def _m_imports_streams(db: Database) -> None:
     )
 
 
+def _m_vector_rows(db: Database) -> None:
+    """Live vector-row ranges by their first row: a search finds the owner of a candidate
+    row with one index seek (``mirror_row_owners``) instead of reading every video's range."""
+    db.execute("CREATE INDEX mirror_videos_rows ON mirror_videos (row_start, row_count, video_id) "
+               "WHERE row_count > 0")
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
-    _m_imports_streams,
+    _m_imports_streams, _m_vector_rows,
 ]
 
 
@@ -1193,6 +1201,56 @@ class Catalog:
                 self.db.execute("COMMIT")
         video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
         return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)
+
+    def mirror_index_head(self) -> IndexHead:
+        """The current vector files and the live rows' totals, without the ranges: what a
+        one-shot ANN query needs before it asks for the owners of its candidates. Two
+        statements (the totals from the partial index on row ranges), in one transaction."""
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                meta = dict(self.db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')"
+                ).fetchall())
+                live, end = self.db.execute(
+                    "SELECT coalesce(sum(row_count), 0), coalesce(max(row_start + row_count), 0) "
+                    "FROM mirror_videos WHERE row_count > 0").fetchone()
+            finally:
+                self.db.execute("COMMIT")
+        return IndexHead(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), int(live), int(end))
+
+    def mirror_row_owners(self, vectors: str, rows: Iterable[int]) -> dict[int, tuple[str, int]] | None:
+        """For each live row among ``rows``: (the video owning it, that video's first row),
+        one index seek per row in one statement. None if the vector files are no longer
+        ``vectors`` (compacted since: row numbers changed; read the head again)."""
+        wanted = json.dumps(sorted({int(r) for r in rows}))
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                current = self.db.execute("SELECT value FROM meta WHERE key = 'mirror_vectors'").fetchone()
+                found = self.db.execute(
+                    """SELECT j.value, v.video_id, v.row_start FROM json_each(?) j
+                       JOIN mirror_videos v ON v.rowid = (
+                           SELECT s.rowid FROM mirror_videos s WHERE s.row_count > 0 AND s.row_start <= j.value
+                           ORDER BY s.row_start DESC LIMIT 1)
+                       WHERE j.value < v.row_start + v.row_count""", [wanted]).fetchall()
+            finally:
+                self.db.execute("COMMIT")
+        if current is None or current[0] != vectors:
+            return None
+        return {int(row): (str(video_id), int(start)) for row, video_id, start in found}
+
+    def mirror_ranges_from(self, first: int, limit: int) -> list[tuple[str, int, int]]:
+        """Live ranges (video_id, row_start, row_count) holding rows numbered ``first`` or
+        above, in row order, at most ``limit`` of them: the rows an ANN index built up to
+        ``first`` has not seen yet."""
+        with self._lock:
+            rows = self.db.execute(
+                """SELECT video_id, row_start, row_count FROM mirror_videos
+                   WHERE row_count > 0 AND row_start >= coalesce(
+                       (SELECT max(row_start) FROM mirror_videos WHERE row_count > 0 AND row_start <= ?), 0)
+                   ORDER BY row_start LIMIT ?""", [first, limit + 1]).fetchall()
+        return [(str(v), int(s), int(c)) for v, s, c in rows if s + c > first][:limit]
 
     def mirror_index_version(self) -> tuple[int, int]:
         """Differs after any commit, by this connection or another: a query may keep its

@@ -55,6 +55,16 @@ class SegmentInfo:
 
 
 @dataclass(frozen=True)
+class IndexHead:
+    """The vector files and live-row totals, without the per-video ranges."""
+
+    vectors: str | None
+    dim: int
+    live: int  # live rows, all videos
+    end: int  # one past the last live row
+
+
+@dataclass(frozen=True)
 class IndexSnapshot:
     """A consistent view for one query: which vector files, and which rows are live.
 

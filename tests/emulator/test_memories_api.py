@@ -78,6 +78,18 @@ def test_list_pages_with_numbers_as_strings(mem: httpx.Client) -> None:
     assert _list(mem)["page_size"] == 20  # the documented default size
 
 
+def test_plain_pages_answer_what_a_filtered_listing_does(mem: httpx.Client) -> None:
+    """The unfiltered listing is counted and sliced in SQL; a ``video_nos`` filter naming
+    every video takes the filtering path: both answer the same pages, deleted videos left out."""
+    made = [uploaded(mem, content=b"\x01" * (1000 + i)) for i in range(7)]
+    ok_data(mem.post(V1 + "/delete_videos", json=[made[3]]))
+    for page in (1, 2, 3, 4):
+        plain = _list(mem, page=page, size=2)
+        filtered = _list(mem, page=page, size=2, video_nos=made)
+        assert plain == filtered and plain["total_count"] == "6"
+    assert made[3] not in {v["video_no"] for p in (1, 2, 3) for v in _list(mem, page=p, size=2)["videos"]}
+
+
 @pytest.mark.parametrize("body,needle", [
     ({"page": 0}, ">= 1"),
     ({"page": 1, "size": 0}, ">= 1"),

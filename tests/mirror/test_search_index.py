@@ -267,3 +267,55 @@ def test_the_manifest_names_every_part(lib: Library) -> None:
     raw = json.loads(lib.ann().manifest_path.read_text())
     assert raw["rows"] == 30 * PER_VIDEO and raw["dim"] == DIM
     assert all((lib.root / "search" / p["file"]).exists() for p in raw["shards"] + [raw["delta"]] if p)
+
+
+def test_a_fresh_query_asks_the_catalog_the_same_whatever_the_number_of_videos(lib: Library) -> None:
+    """A one-shot ``syncd search`` reads the live totals and the owners of its candidates,
+    not every video's row range: the statements it sends (counted with SQLite's trace
+    callback) are the same at 30 videos as at 300, and the answer is the exact one."""
+
+    def statements_of_a_fresh_query(query: np.ndarray) -> list[str]:
+        sent: list[str] = []
+        lib.catalog.db.conn.set_trace_callback(sent.append)
+        try:
+            reader = lib.fresh()
+            found = reader.query(query, 10)
+        finally:
+            lib.catalog.db.conn.set_trace_callback(None)
+        assert reader.last_method == "ann"
+        same(found, lib.exact(query, 10))
+        return sent
+
+    for v in range(30):
+        lib.add(f"video-{v:03d}")
+    assert lib.index.refresh_ann()
+    query = lib.queries(1)[0]
+    few = statements_of_a_fresh_query(query)
+    for v in range(30, 300):
+        lib.add(f"video-{v:03d}")
+    assert lib.index.refresh_ann()
+    lib.add("video-new")  # not in the ANN index yet: ranked exactly, its owner known too
+    lib.index.drop("video-007")  # dead rows: never an answer
+    many = statements_of_a_fresh_query(query)
+    assert len(many) == len(few) and len(many) <= 12  # BEGIN and COMMIT included
+    assert not any("ORDER BY row_start\n" in s or s.rstrip().endswith("ORDER BY row_start") for s in many)
+
+
+def test_a_compaction_during_a_fresh_query_falls_back_to_the_snapshot(lib: Library,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row numbers move when the vector files are compacted: owners asked of another
+    generation are refused (None), and the query answers from a consistent snapshot."""
+    for v in range(30):
+        lib.add(f"video-{v:03d}")
+    assert lib.index.refresh_ann()
+    asked: list[str] = []
+
+    def relocated(vectors: str, rows: object) -> None:
+        asked.append(vectors)
+        return None
+
+    monkeypatch.setattr(lib.catalog, "mirror_row_owners", relocated)
+    query = lib.queries(1)[0]
+    reader = lib.fresh()
+    same(reader.query(query, 10), lib.exact(query, 10))
+    assert asked and reader.last_method == "ann"

@@ -172,6 +172,13 @@ def list_videos(ctx: MemoriesContext, req: Request) -> Response:
     where = p.lat_lon()
     assert page is not None and size is not None
     now = ctx.now()
+    start = (page - 1) * size
+    if all(f is None for f in (video_name, video_no, video_nos, status, camera, tag, taken_min, where)):
+        # The plain listing (a client's complete walk): counted and sliced in SQL.
+        assert req.user_id is not None and unique_id is not None
+        total, sliced = ctx.store.videos_page(req.user_id, unique_id, now, start, size)
+        return envelope.v1_ok({"current_page": page, "page_size": size, "total_count": str(total),
+                               "videos": [videos.list_item(v, now, req.base_url) for v in sliced]})
     found = ctx.store.videos(req.user_id, unique_id, now)
     if video_name is not None:
         found = [v for v in found if v.name == video_name]
@@ -192,7 +199,6 @@ def list_videos(ctx: MemoriesContext, req: Request) -> Response:
                  and (where is None or (v.latitude is not None and v.longitude is not None
                                         and videos.within_km(where[0], where[1], v.latitude,
                                                              v.longitude, GEO_RADIUS_KM)))]
-    start = (page - 1) * size
     items = [videos.list_item(v, now, req.base_url) for v in found[start:start + size]]
     return envelope.v1_ok({"current_page": page, "page_size": size,
                            "total_count": str(len(found)), "videos": items})

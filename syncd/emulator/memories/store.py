@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS videos (
     deleted_at REAL                  -- tombstone: a repeated delete answers 0409
 );
 CREATE INDEX IF NOT EXISTS videos_scope ON videos (account_id, unique_id, created_ms);
+-- The unfiltered list_videos: its order, and what it filters on, in one covering index, so
+-- total_count and a page's offset are index steps in C, never a Python object per video.
+CREATE INDEX IF NOT EXISTS videos_listing
+    ON videos (account_id, unique_id, created_ms, video_no, deleted_at, visible_at);
 CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
@@ -259,6 +263,20 @@ class MemoriesStore:
             sql += " AND visible_at <= ?"
             args.append(now)
         return self._all(Video, sql + " ORDER BY created_ms DESC, video_no DESC", tuple(args))
+
+    def videos_page(self, account_id: str, unique_id: str, now: float, offset: int,
+                    size: int) -> tuple[int, list[Video]]:
+        """(how many live videos, one page of them newest first): what ``videos`` answers,
+        sliced, without reading every video into Python."""
+        where = ("account_id = ? AND unique_id = ? AND deleted_at IS NULL AND visible_at <= ?")
+        args = (account_id, unique_id, now)
+        with self.lock:  # one connection, this lock: no write between the count and the page
+            total = int(self._exec(f"SELECT count(*) FROM videos WHERE {where}", args).fetchone()[0])
+            page = self._all(Video, f"""SELECT * FROM videos WHERE video_no IN (
+                                           SELECT video_no FROM videos WHERE {where}
+                                           ORDER BY created_ms DESC, video_no DESC LIMIT ? OFFSET ?)
+                                       ORDER BY created_ms DESC, video_no DESC""", (*args, size, offset))
+        return total, page
 
     def task_videos(self, task_id: str, now: float) -> list[Video]:
         return self._all(Video, "SELECT * FROM videos WHERE task_id = ? AND visible_at <= ? "

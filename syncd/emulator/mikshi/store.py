@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -89,7 +89,19 @@ CREATE TABLE IF NOT EXISTS videos (
     fail_pipeline TEXT,              -- upload pipeline doomed to fail, if any
     fail_error TEXT
 );
-CREATE INDEX IF NOT EXISTS videos_user ON videos (user_id, created_at);
+DROP INDEX IF EXISTS videos_user;
+-- The listing order (created_at, then video_id): a page is an index range, never a sort.
+CREATE INDEX IF NOT EXISTS videos_user_order ON videos (user_id, created_at, video_id);
+-- Bumped by every change to which videos exist or their order, so a remembered position in
+-- the listing (PageMarks) is known stale by whichever connection made the change.
+CREATE TABLE IF NOT EXISTS videos_generation (n INTEGER NOT NULL);
+INSERT INTO videos_generation (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM videos_generation);
+CREATE TRIGGER IF NOT EXISTS videos_generation_insert AFTER INSERT ON videos
+    BEGIN UPDATE videos_generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS videos_generation_delete AFTER DELETE ON videos
+    BEGIN UPDATE videos_generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS videos_generation_update AFTER UPDATE OF user_id, created_at, video_id ON videos
+    BEGIN UPDATE videos_generation SET n = n + 1; END;
 CREATE TABLE IF NOT EXISTS pipeline_runs (
     video_id TEXT NOT NULL,
     pipeline TEXT NOT NULL,          -- analyse | search-process
@@ -218,6 +230,44 @@ def _insert_sql(table: str, record: Any) -> tuple[str, list[Any]]:
             values)
 
 
+class PageMarks:
+    """Where recent listing walks got to: (walk, position) -> the key of the row just before
+    that position, valid for one generation of the videos table. Bounded: a few walks, a
+    few thousand positions each (a million videos is 10,000 pages; the nearest earlier
+    mark still saves most of an offset)."""
+
+    WALKS = 16
+    PER_WALK = 4096
+
+    def __init__(self) -> None:
+        self._generation = -1
+        self._walks: dict[Hashable, dict[int, tuple[float, str]]] = {}
+
+    def nearest(self, generation: int, walk: Hashable, skip: int) -> tuple[int, tuple[float, str]] | None:
+        """The mark at ``skip`` or the nearest before it, if any is still valid."""
+        if generation != self._generation:
+            self._generation, self._walks = generation, {}
+            return None
+        marks = self._walks.get(walk)
+        if not marks or skip <= 0:
+            return None
+        if skip in marks:
+            return skip, marks[skip]
+        earlier = [p for p in marks if p < skip]
+        return (max(earlier), marks[max(earlier)]) if earlier else None
+
+    def remember(self, generation: int, walk: Hashable, position: int, key: tuple[float, str]) -> None:
+        if generation != self._generation:
+            self._generation, self._walks = generation, {}
+        marks = self._walks.pop(walk, {})  # re-inserted last: the dict is kept in LRU order
+        if len(marks) >= self.PER_WALK:
+            marks.pop(next(iter(marks)))
+        marks[position] = key
+        self._walks[walk] = marks
+        while len(self._walks) > self.WALKS:
+            self._walks.pop(next(iter(self._walks)))
+
+
 class Store:
     """SQLite records + blob files for one data directory."""
 
@@ -234,6 +284,7 @@ class Store:
         self.db_path = self.data_dir / "emulator.sqlite3"
         self.lock = threading.RLock()
         self._depth = 0
+        self._marks = PageMarks()
         self._conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -468,16 +519,34 @@ class Store:
 
     def page_videos(self, user_id: str, *, skip: int, limit: int, descending: bool,
                     start: float | None = None, end: float | None = None) -> list[VideoRecord]:
-        """One page by created_at (then video_id), filtered by created_at: the SQL way, so
-        walking 10,000 videos page by page is not quadratic."""
-        order = "DESC" if descending else "ASC"
-        return self._all(
-            VideoRecord,
-            f"SELECT * FROM videos WHERE user_id = ? AND created_at >= ? AND created_at <= ? "
-            f"ORDER BY created_at {order}, video_id {order} LIMIT ? OFFSET ?",
-            (user_id, float("-inf") if start is None else start, float("inf") if end is None else end,
-             limit, skip),
-        )
+        """One page by created_at (then video_id), filtered by created_at.
+
+        ``skip`` is an offset, which SQLite can only count off row by row; so the position
+        after each page served is remembered (``PageMarks``) and the next page of a walk
+        starts from its key: a page costs its own rows, not the ``skip`` before it, and a
+        walk over a million videos is linear. Same rows as a plain ``OFFSET``, always.
+        """
+        order, before = ("DESC", "<") if descending else ("ASC", ">")
+        low = float("-inf") if start is None else start
+        high = float("inf") if end is None else end
+        walk = (user_id, descending, low, high)
+        with self.lock:
+            generation = int(self._conn.execute("SELECT n FROM videos_generation").fetchone()[0])
+            mark = self._marks.nearest(generation, walk, skip)
+            sql = "SELECT * FROM videos WHERE user_id = ? "
+            args: tuple[Any, ...] = (user_id,)
+            offset = skip
+            if mark is not None:  # first in the WHERE: SQLite then seeks the index to the key
+                position, key = mark
+                sql += f"AND (created_at, video_id) {before} (?, ?) "
+                args, offset = (*args, *key), skip - position
+            rows = self._conn.execute(
+                sql + f"AND created_at >= ? AND created_at <= ? ORDER BY created_at {order}, video_id {order} "
+                "LIMIT ? OFFSET ?", (*args, low, high, limit, offset)).fetchall()
+            if rows:
+                self._marks.remember(generation, walk, skip + len(rows),
+                                     (rows[-1]["created_at"], rows[-1]["video_id"]))
+        return [_row_to(VideoRecord, r) for r in rows]
 
     def get_videos(self, video_ids: list[str]) -> dict[str, VideoRecord]:
         found: dict[str, VideoRecord] = {}
