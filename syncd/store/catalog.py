@@ -344,39 +344,46 @@ def _m_imports_streams(db: Database) -> None:
 
 # ``files.done`` of the row being written, under its folder's rule (``done_rules``): 1 if
 # its content is uploaded, every step the rule names is done and, for a folder of
-# subfolder collections, a nested file is a member of its subfolder's collection; NULL
-# while the folder has no rule recorded. The same test as ``_done_sql``, from stored rules.
-_DONE_OF_ROW = """(SELECT coalesce((
+# subfolder collections, a nested file is a member of its subfolder's collection; else 0
+# (also while the folder has no rule: nothing reads it then). ``_done_sql``'s test, from
+# the stored rule.
+_DONE_OF_ROW = """coalesce((SELECT (
         SELECT c.state = 'uploaded'
            AND NOT EXISTS (SELECT 1 FROM json_each(r.steps) j WHERE NOT EXISTS (
                  SELECT 1 FROM steps s WHERE s.sha256 = c.sha256 AND s.name = j.value AND s.state = 'done'))
            AND (r.collections = 0 OR instr(files.rel_path, '/') = 0 OR EXISTS (
                  SELECT 1 FROM memberships m WHERE m.sha256 = c.sha256
                     AND m.collection = substr(files.rel_path, 1, instr(files.rel_path, '/') - 1)))
-        FROM contents c WHERE c.sha256 = files.sha256), 0)
-    FROM done_rules r WHERE r.folder = files.folder)"""
+        FROM contents c WHERE c.sha256 = files.sha256)
+    FROM done_rules r WHERE r.folder = files.folder), 0)"""
 
 
 def _done_triggers() -> str:
     """Triggers keeping ``files.done`` current in the very statement's transaction, wherever
-    a file, content, step, membership or rule is written (no writer has to remember it).
-    A trigger's own update sets only ``done``: no ``UPDATE OF`` trigger fires again."""
+    a file, content, step or membership is written (no writer has to remember it); a new
+    rule recomputes its folder in ``set_done_rules``. A trigger's own update sets only
+    ``done``: no ``UPDATE OF`` trigger fires again. Only an uploaded content can be done,
+    so a first pass's new files and contents (never done) skip the work (``WHEN``)."""
     refresh = "UPDATE files SET done = " + _DONE_OF_ROW + " WHERE {where};"
-    out = []
-    for event, where in [("INSERT", "rowid = NEW.rowid"), ("UPDATE OF folder, rel_path, sha256", "rowid = NEW.rowid")]:
-        out.append(f"CREATE TRIGGER files_done_{event.split()[0].lower()} AFTER {event} ON files "
-                   f"BEGIN {refresh.format(where=where)} END;")
-    by_sha = {"NEW": "sha256 = NEW.sha256", "OLD": "sha256 = OLD.sha256"}
-    for table, columns in [("contents", "sha256, state"), ("steps", "sha256, name, state"),
-                           ("memberships", "collection, sha256")]:
-        for event, rows in [("INSERT", ("NEW",)), (f"UPDATE OF {columns}", ("OLD", "NEW")), ("DELETE", ("OLD",))]:
-            body = " ".join(refresh.format(where=by_sha[r]) for r in rows)
-            out.append(f"CREATE TRIGGER {table}_done_{event.split()[0].lower()} AFTER {event} ON {table} "
-                       f"BEGIN {body} END;")
-    for event, rows in [("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))]:
-        body = " ".join(refresh.format(where=f"folder = {r}.folder") for r in rows)
-        out.append(f"CREATE TRIGGER done_rules_{event.lower()} AFTER {event} ON done_rules BEGIN {body} END;")
-    return "\n".join(out)
+    uploaded = "(SELECT state FROM contents WHERE sha256 = NEW.sha256) = 'uploaded'"
+    this_row = refresh.format(where="rowid = NEW.rowid")
+    by_new, by_old = refresh.format(where="sha256 = NEW.sha256"), refresh.format(where="sha256 = OLD.sha256")
+    triggers = [
+        ("files_done_insert", f"AFTER INSERT ON files WHEN {uploaded}", this_row),
+        ("files_done_update", f"AFTER UPDATE OF folder, rel_path, sha256 ON files WHEN NEW.done OR {uploaded}",
+         this_row),
+        ("contents_done_insert", "AFTER INSERT ON contents WHEN NEW.state = 'uploaded'", by_new),
+        ("contents_done_update", "AFTER UPDATE OF sha256, state ON contents "
+                                 "WHEN OLD.state = 'uploaded' OR NEW.state = 'uploaded'", by_old + " " + by_new),
+        ("contents_done_delete", "AFTER DELETE ON contents WHEN OLD.state = 'uploaded'", by_old),
+    ]
+    for table, columns in [("steps", "sha256, name, state"), ("memberships", "collection, sha256")]:
+        triggers += [
+            (f"{table}_done_insert", f"AFTER INSERT ON {table}", by_new),
+            (f"{table}_done_update", f"AFTER UPDATE OF {columns} ON {table}", by_old + " " + by_new),
+            (f"{table}_done_delete", f"AFTER DELETE ON {table}", by_old),
+        ]
+    return "\n".join(f"CREATE TRIGGER {name} {when} BEGIN {body} END;" for name, when, body in triggers)
 
 
 def _m_status_at_scale(db: Database) -> None:
@@ -387,13 +394,13 @@ def _m_status_at_scale(db: Database) -> None:
     does not walk the folders."""
     db.executescript(
         """
-        ALTER TABLE files ADD COLUMN done INTEGER;
+        ALTER TABLE files ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE done_rules (
             folder TEXT PRIMARY KEY,
             steps TEXT NOT NULL,          -- JSON array of step names, sorted
             collections INTEGER NOT NULL  -- 1: a nested file must be in its subfolder's collection
         );
-        CREATE INDEX files_done ON files (folder, present, done);
+        CREATE INDEX files_done ON files (folder, present, done, rel_path);
         CREATE TABLE scan_summaries (
             folder TEXT PRIMARY KEY,
             scanned_at REAL NOT NULL,
@@ -682,16 +689,26 @@ class Catalog:
     # ------------------------------------------------ status at scale (issue 15)
     def set_done_rules(self, rules: Iterable[DoneRule]) -> None:
         """Record the rule each folder's ``files.done`` follows (the engine's config). A rule
-        that differs from the recorded one recomputes that folder's rows (triggers), once;
-        an unchanged rule writes nothing."""
+        that differs from the recorded one (or none: a catalog migrated from schema 7)
+        recomputes that folder's rows, once; an unchanged rule writes nothing."""
+        rules = list(rules)
         wanted = {str(r.folder): _rule_row(r) for r in rules}
         stored = self.done_rules()
         changed = [(folder, json.dumps(list(steps)), int(coll))
                    for folder, (steps, coll) in wanted.items() if stored.get(folder) != (steps, coll)]
-        if changed:
-            with self._tx() as db:
-                db.conn.executemany("INSERT OR REPLACE INTO done_rules (folder, steps, collections) VALUES (?, ?, ?)",
-                                    changed)
+        if not changed:
+            return
+        by_folder = {str(r.folder): r for r in rules}
+        with self._tx() as db:
+            db.conn.executemany("INSERT OR REPLACE INTO done_rules (folder, steps, collections) VALUES (?, ?, ?)",
+                                changed)
+            # One statement per folder with the rule's steps spelled out (the triggers'
+            # general form reads the rule per row: several times slower over a million).
+            for folder, *_ in changed:
+                done, params = _done_sql(by_folder[folder])
+                db.execute(f"""UPDATE files AS f SET done = coalesce((SELECT {done} FROM contents c
+                                                                   WHERE c.sha256 = f.sha256), 0)
+                               WHERE f.folder = ?""", [*params, folder])
 
     def done_rules(self) -> dict[str, tuple[tuple[str, ...], bool]]:
         """Recorded rules by folder: (sorted step names, subfolder collections)."""
@@ -733,7 +750,7 @@ class Catalog:
         done, params = _done_sql(rule)
         rows = self._rows(
             f"""SELECT f.rel_path AS rel_path FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
-                WHERE f.folder = ? AND f.done IS NOT coalesce({done}, 0) ORDER BY f.rel_path""",
+                WHERE f.folder = ? AND f.done != coalesce({done}, 0) ORDER BY f.rel_path""",
             [str(rule.folder), *params],
         )
         return [r["rel_path"] for r in rows]
