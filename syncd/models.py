@@ -95,6 +95,9 @@ class FolderScan:
     # still count, but nothing in the folder may be taken for deleted.
     unreadable: tuple[str, ...] = ()
     unknown: tuple[UnknownFile, ...] = ()  # files whose content this pass does not know (set by the engine)
+    # Files found exactly as the catalog records them (``scan_changes``), by relative path:
+    # not in ``files``, which then holds only the files that differ.
+    as_recorded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -405,23 +405,30 @@ def _tag_summary(config: Config, catalog: Catalog) -> tuple[Counter[str] | None,
 
 
 def _status_facts(config: Config, catalog: Catalog, overview: StatusOverview) -> StatusFacts:
-    from syncd.sync.scan import ScanRules, scan_folder, unreadable_problem
+    from syncd.folders import folder_problem
+    from syncd.models import FolderScan
+    from syncd.sync.scan import unreadable_problem
     from syncd.cli.status_view import FolderHealth, StatusFacts
     from syncd.sync.trash import list_trash
 
     tracked = overview.tracked
     folders = []
+    # The folder guard live (mounted, readable, marker); the rest as the last scan found it
+    # (recorded by the engine): a million files are not walked for a status line.
+    summaries = catalog.scan_summaries()
     for folder in config.folders:
-        rules = ScanRules(folder.include, folder.exclude, config.upload.settle_seconds, folder.require_marker)
-        scan = scan_folder(folder.path, rules, time.time())
-        problem = (scan.error or f"{folder.path}: cannot scan") if not scan.ok else unreadable_problem(scan)
+        summary = summaries.get(str(folder.path))
+        problem = folder_problem(folder.path, folder.require_marker)
+        if problem is None and summary is not None:
+            problem = unreadable_problem(FolderScan(folder.path, ok=True, unreadable=summary.unreadable))
         folders.append(FolderHealth(
             str(folder.path), problem,
             tracked.get(str(folder.path), 0),
-            empty=sum(1 for f in scan.files if f.size == 0),
-            settling=sum(1 for f in scan.files if not f.settled and f.size > 0),
+            empty=summary.empty if summary else 0,
+            settling=summary.settling if summary else 0,
+            scanned_ago=time.time() - summary.scanned_at if summary else None,
         ))
-    in_collection = Counter(name for name, _sha in catalog.memberships())
+    in_collection = Counter(catalog.membership_counts())
     collections = {c.name: in_collection[c.name] for c in catalog.collections()}
     tags, moved = _tag_summary(config, catalog)
     return StatusFacts(

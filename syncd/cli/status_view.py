@@ -30,6 +30,7 @@ class FolderHealth:
     tracked: int = 0
     empty: int = 0  # empty files, skipped
     settling: int = 0  # still being written
+    scanned_ago: float | None = None  # seconds since the scan that found ``empty`` and ``settling``
 
 
 @dataclass
@@ -74,6 +75,8 @@ def render(facts: StatusFacts, width: int) -> list[str]:
             f", {f.settling} still being written" if f.settling else "",
             f", {f.empty} empty file(s) skipped" if f.empty else "",
         ])
+        if extra and f.scanned_ago is not None:  # the engine's last scan: status walks no folder
+            extra += f" (as of the last scan, {_ago(f.scanned_ago)} ago)"
         lines.append(f"  ✓ {f.path}: {f.tracked} file(s) tracked{extra}")
     if facts.tags is not None:
         shown = ", ".join(f"{name} ({n})" for name, n in sorted(facts.tags.items())) or "none yet"
@@ -152,3 +155,12 @@ def attention_items(facts: StatusFacts) -> list[str]:
         items.append("deletions wait for files still being written (see WAITING above; they go ahead once "
                      "those files settle, or after safety.delete_wait)")
     return [i for i in items if i] + facts.attention_extra
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"

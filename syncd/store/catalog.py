@@ -343,6 +343,76 @@ def _m_imports_streams(db: Database) -> None:
     )
 
 
+# ``files.done`` of the row being written, under its folder's rule (``done_rules``): 1 if
+# its content is uploaded, every step the rule names is done and, for a folder of
+# subfolder collections, a nested file is a member of its subfolder's collection; else 0
+# (also while the folder has no rule: nothing reads it then). ``_done_sql``'s test, from
+# the stored rule.
+_DONE_OF_ROW = """coalesce((SELECT (
+        SELECT c.state = 'uploaded'
+           AND NOT EXISTS (SELECT 1 FROM json_each(r.steps) j WHERE NOT EXISTS (
+                 SELECT 1 FROM steps s WHERE s.sha256 = c.sha256 AND s.name = j.value AND s.state = 'done'))
+           AND (r.collections = 0 OR instr(files.rel_path, '/') = 0 OR EXISTS (
+                 SELECT 1 FROM memberships m WHERE m.sha256 = c.sha256
+                    AND m.collection = substr(files.rel_path, 1, instr(files.rel_path, '/') - 1)))
+        FROM contents c WHERE c.sha256 = files.sha256)
+    FROM done_rules r WHERE r.folder = files.folder), 0)"""
+
+
+def _done_triggers() -> str:
+    """Triggers keeping ``files.done`` current in the very statement's transaction, wherever
+    a file, content, step or membership is written (no writer has to remember it); a new
+    rule recomputes its folder in ``set_done_rules``. A trigger's own update sets only
+    ``done``: no ``UPDATE OF`` trigger fires again. Only an uploaded content can be done,
+    so a first pass's new files and contents (never done) skip the work (``WHEN``)."""
+    refresh = "UPDATE files SET done = " + _DONE_OF_ROW + " WHERE {where};"
+    uploaded = "(SELECT state FROM contents WHERE sha256 = NEW.sha256) = 'uploaded'"
+    this_row = refresh.format(where="rowid = NEW.rowid")
+    by_new, by_old = refresh.format(where="sha256 = NEW.sha256"), refresh.format(where="sha256 = OLD.sha256")
+    triggers = [
+        ("files_done_insert", f"AFTER INSERT ON files WHEN {uploaded}", this_row),
+        ("files_done_update", f"AFTER UPDATE OF folder, rel_path, sha256 ON files WHEN NEW.done OR {uploaded}",
+         this_row),
+        ("contents_done_insert", "AFTER INSERT ON contents WHEN NEW.state = 'uploaded'", by_new),
+        ("contents_done_update", "AFTER UPDATE OF sha256, state ON contents "
+                                 "WHEN OLD.state = 'uploaded' OR NEW.state = 'uploaded'", by_old + " " + by_new),
+        ("contents_done_delete", "AFTER DELETE ON contents WHEN OLD.state = 'uploaded'", by_old),
+    ]
+    for table, columns in [("steps", "sha256, name, state"), ("memberships", "collection, sha256")]:
+        triggers += [
+            (f"{table}_done_insert", f"AFTER INSERT ON {table}", by_new),
+            (f"{table}_done_update", f"AFTER UPDATE OF {columns} ON {table}", by_old + " " + by_new),
+            (f"{table}_done_delete", f"AFTER DELETE ON {table}", by_old),
+        ]
+    return "\n".join(f"CREATE TRIGGER {name} {when} BEGIN {body} END;" for name, when, body in triggers)
+
+
+def _m_status_at_scale(db: Database) -> None:
+    """``syncd status`` over a million files without reading them all (issue 15):
+    ``files.done`` kept by triggers under each folder's rule (the engine records the rules
+    its config gives, which computes it for an existing catalog), indexed so counts and the
+    files not done are index ranges; and each folder's last scan summary, so ``status``
+    does not walk the folders."""
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE done_rules (
+            folder TEXT PRIMARY KEY,
+            steps TEXT NOT NULL,          -- JSON array of step names, sorted
+            collections INTEGER NOT NULL  -- 1: a nested file must be in its subfolder's collection
+        );
+        CREATE INDEX files_done ON files (folder, present, done, rel_path);
+        CREATE TABLE scan_summaries (
+            folder TEXT PRIMARY KEY,
+            scanned_at REAL NOT NULL,
+            empty INTEGER NOT NULL,
+            settling INTEGER NOT NULL,
+            unreadable TEXT NOT NULL      -- JSON array of subfolders that could not be listed
+        );
+        """ + _done_triggers()
+    )
+
+
 def _m_vector_rows(db: Database) -> None:
     """Live vector-row ranges by their first row: a search finds the owner of a candidate
     row with one index seek (``mirror_row_owners``) instead of reading every video's range."""
@@ -353,7 +423,7 @@ def _m_vector_rows(db: Database) -> None:
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
-    _m_imports_streams, _m_vector_rows,
+    _m_imports_streams, _m_status_at_scale, _m_vector_rows,
 ]
 
 
@@ -630,39 +700,132 @@ class Catalog:
         cursor = self.db.conn.cursor()
         with self._lock:
             cursor.execute(
-                f"""SELECT f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
-                          f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
-                          c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
-                          (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error,
-                                                              s.attempts, s.next_attempt_at))
-                           FROM steps s WHERE s.sha256 = c.sha256)
+                f"""SELECT {_PRESENT_COLUMNS}, 0
                    FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
                    WHERE f.present = 1{where} ORDER BY f.folder, f.rel_path""", params
             )
-        folders: dict[str, Path] = {}
         try:
-            while True:
-                with self._lock:
-                    rows = cursor.fetchmany(batch)
-                if not rows:
-                    return
-                for r in rows:
-                    folder = folders.get(r[0]) or folders.setdefault(r[0], Path(r[0]))
-                    file = FileRecord(folder, r[1], r[2], r[3], r[4], r[5], True, r[6], r[7])
-                    if r[8] is None:
-                        yield file, None
-                        continue
-                    steps = {s[0]: StepRecord(*s) for s in json.loads(r[19])} if r[19] else {}
-                    yield file, ContentRecord(*r[8:17], steps=steps,  # type: ignore[misc]
-                                              owned=bool(r[17]), marked=bool(r[18]))
+            for file, content, _ in self._present_rows(cursor, batch):
+                yield file, content
         finally:
             cursor.close()
+
+    def _present_rows(self, cursor: sqlite3.Cursor, batch: int
+                      ) -> Iterator[tuple[FileRecord, ContentRecord | None, bool]]:
+        """Rows of ``_PRESENT_COLUMNS`` and one flag, read a batch at a time."""
+        folders: dict[str, Path] = {}
+        while True:
+            with self._lock:
+                rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            for r in rows:
+                folder = folders.get(r[0]) or folders.setdefault(r[0], Path(r[0]))
+                file = FileRecord(folder, r[1], r[2], r[3], r[4], r[5], True, r[6], r[7])
+                if r[8] is None:
+                    yield file, None, bool(r[20])
+                    continue
+                steps = {s[0]: StepRecord(*s) for s in json.loads(r[19])} if r[19] else {}
+                yield file, ContentRecord(*r[8:17], steps=steps,  # type: ignore[misc]
+                                          owned=bool(r[17]), marked=bool(r[18])), bool(r[20])
 
     def present_counts(self) -> dict[str, int]:
         """Present files per folder, one ``GROUP BY`` (the primary key's order: no join)."""
         with self._lock:
             rows = self.db.conn.execute("SELECT folder, count(*) FROM files WHERE present = 1 GROUP BY folder")
             return {row[0]: row[1] for row in rows}
+
+    # ------------------------------------------------ status at scale (issue 15)
+    def set_done_rules(self, rules: Iterable[DoneRule]) -> None:
+        """Record the rule each folder's ``files.done`` follows (the engine's config). A rule
+        that differs from the recorded one (or none: a catalog migrated from schema 7)
+        recomputes that folder's rows, once; an unchanged rule writes nothing."""
+        rules = list(rules)
+        wanted = {str(r.folder): _rule_row(r) for r in rules}
+        stored = self.done_rules()
+        changed = [(folder, json.dumps(list(steps)), int(coll))
+                   for folder, (steps, coll) in wanted.items() if stored.get(folder) != (steps, coll)]
+        if not changed:
+            return
+        by_folder = {str(r.folder): r for r in rules}
+        with self._tx() as db:
+            db.conn.executemany("INSERT OR REPLACE INTO done_rules (folder, steps, collections) VALUES (?, ?, ?)",
+                                changed)
+            # One statement per folder with the rule's steps spelled out (the triggers'
+            # general form reads the rule per row: several times slower over a million).
+            for folder, *_ in changed:
+                done, params = _done_sql(by_folder[folder])
+                db.execute(f"""UPDATE files AS f SET done = coalesce((SELECT {done} FROM contents c
+                                                                   WHERE c.sha256 = f.sha256), 0)
+                               WHERE f.folder = ?""", [*params, folder])
+
+    def done_rules(self) -> dict[str, tuple[tuple[str, ...], bool]]:
+        """Recorded rules by folder: (sorted step names, subfolder collections)."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT folder, steps, collections FROM done_rules").fetchall()
+        return {r[0]: (tuple(json.loads(r[1])), bool(r[2])) for r in rows}
+
+    def done_counts(self) -> dict[str, tuple[int, int]]:
+        """Present files per folder and how many of them ``files.done`` says are done: one
+        pass over the ``files_done`` index, no table row read."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT folder, count(*), coalesce(sum(done = 1), 0) FROM files WHERE present = 1 GROUP BY folder"
+            ).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def iter_not_done(self, folder: Path, batch: int = 2000
+                      ) -> Iterator[tuple[FileRecord, ContentRecord | None, bool]]:
+        """A folder's present files that ``files.done`` says are not done (the ``files_done``
+        index range), as ``iter_present`` yields them, with whether a nested file is a member
+        of its subfolder's collection. Only for a folder whose rule is recorded."""
+        cursor = self.db.conn.cursor()
+        with self._lock:
+            cursor.execute(
+                f"""SELECT {_PRESENT_COLUMNS},
+                          EXISTS (SELECT 1 FROM memberships m WHERE m.sha256 = c.sha256
+                                  AND m.collection = substr(f.rel_path, 1, instr(f.rel_path, '/') - 1))
+                   FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                   WHERE f.folder = ? AND f.present = 1 AND f.done = 0 ORDER BY f.rel_path""", [str(folder)]
+            )
+        try:
+            yield from self._present_rows(cursor, batch)
+        finally:
+            cursor.close()
+
+    def done_disagreements(self, rule: DoneRule) -> list[str]:
+        """Paths of the rule's folder whose stored ``files.done`` differs from the rule tested
+        afresh (a check for tests and ``doctor``-style diagnostics; reads every row)."""
+        done, params = _done_sql(rule)
+        rows = self._rows(
+            f"""SELECT f.rel_path AS rel_path FROM files f LEFT JOIN contents c ON c.sha256 = f.sha256
+                WHERE f.folder = ? AND f.done != coalesce({done}, 0) ORDER BY f.rel_path""",
+            [str(rule.folder), *params],
+        )
+        return [r["rel_path"] for r in rows]
+
+    def membership_counts(self) -> dict[str, int]:
+        """Contents per collection (the primary key's order: one pass over an index)."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT collection, count(*) FROM memberships GROUP BY collection")
+            return {r[0]: r[1] for r in rows}
+
+    def record_scan_summary(self, summary: ScanSummary) -> None:
+        """A folder's last scan, for ``syncd status`` (which then walks no folder). Nothing
+        decides on it: it does not count as a change (see ``changes``)."""
+        with self._tx() as db:
+            self._bookkeeping += db.execute(
+                """INSERT OR REPLACE INTO scan_summaries (folder, scanned_at, empty, settling, unreadable)
+                   VALUES (?, ?, ?, ?, ?)""",
+                [str(summary.folder), summary.scanned_at, summary.empty, summary.settling,
+                 json.dumps(list(summary.unreadable))],
+            ).rowcount
+
+    def scan_summaries(self) -> dict[str, ScanSummary]:
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT folder, scanned_at, empty, settling, unreadable FROM scan_summaries").fetchall()
+        return {r[0]: ScanSummary(Path(r[0]), r[1], r[2], r[3], tuple(json.loads(r[4]))) for r in rows}
 
     def file(self, folder: Path, rel_path: str) -> FileRecord | None:
         rows = self._rows("SELECT * FROM files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
@@ -750,7 +913,8 @@ class Catalog:
         rows = self.db.conn.execute(
             "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
         ).fetchall()
-        return {row[0]: RecordedFile(*row[1:]) for row in rows}
+        make = RecordedFile._make  # a third faster than RecordedFile(*...): a rescan makes one per file
+        return {row[0]: make(row[1:]) for row in rows}
 
     def known_versions(self, inodes: Collection[int]) -> dict[tuple[int, int, int], str]:
         """Hashed file versions by (size, mtime_ns, inode), for files with these inodes in any
@@ -1687,6 +1851,26 @@ class Catalog:
         return [_file(r) for r in rows]
 
 
+# A present file with its content and steps (``iter_present``, ``iter_not_done``).
+_PRESENT_COLUMNS = """f.folder, f.rel_path, f.size, f.mtime_ns, f.inode, f.sha256, f.first_seen,
+    f.last_seen, c.sha256, c.size, c.state, c.video_id, c.name, c.error, c.attempts,
+    c.next_attempt_at, c.orphaned_since, c.owned, c.marked,
+    (SELECT json_group_array(json_array(s.name, s.state, s.percentage, s.error, s.attempts, s.next_attempt_at))
+     FROM steps s WHERE s.sha256 = c.sha256)"""
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """What a folder's last scan found that ``syncd status`` reports: empty files, files
+    still being written, subfolders that could not be listed, and when."""
+
+    folder: Path
+    scanned_at: float
+    empty: int
+    settling: int
+    unreadable: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class DoneRule:
     """When a folder's file is done (``syncd.sync.report``'s ``done`` state, in SQL): its
@@ -1696,6 +1880,16 @@ class DoneRule:
     folder: Path
     steps: tuple[str, ...]
     collections: bool
+
+
+def _rule_row(rule: DoneRule) -> tuple[tuple[str, ...], bool]:
+    """A rule as ``done_rules`` holds it: the order of its steps does not matter."""
+    return tuple(sorted(set(rule.steps))), rule.collections
+
+
+def stored_rule_matches(stored: Mapping[str, tuple[tuple[str, ...], bool]], rule: DoneRule) -> bool:
+    """Whether ``files.done`` of the rule's folder was kept under this very rule."""
+    return stored.get(str(rule.folder)) == _rule_row(rule)
 
 
 def _done_sql(rule: DoneRule) -> tuple[str, list[Any]]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from syncd.store.catalog import Catalog
+from syncd.store.catalog import Catalog, ScanSummary
 from syncd.config import Config, FolderConfig, SafetyConfig, UploadConfig
 from syncd.errors import AuthError, RemoteError, TransportError
 from syncd.sync.executor import ExecOptions, ExecResult, Executor, FatalRemoteError
@@ -41,8 +41,8 @@ from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Sn
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import Features, Marks, Remote
-from syncd.sync.report import FileStatus, file_statuses, folder_policy, iter_file_statuses, iter_statuses_of, statuses_of
-from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_folder, unreadable_problem
+from syncd.sync.report import FileStatus, done_rules, file_statuses, folder_policy, iter_file_statuses, iter_statuses_of, statuses_of
+from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_changes, unreadable_problem
 
 log = logging.getLogger("syncd.sync.engine")
 
@@ -152,6 +152,7 @@ class Engine:
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
+        self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
         # ``sync`` reports every file's status after the mirror read them all: it holds them
@@ -190,6 +191,10 @@ class Engine:
         if not self._pulls_recovered and not self.dry_run:
             self.mirror.recover_pulls()  # before a scan could take a pulled file for new content
             self._pulls_recovered = True
+        if not self._rules_recorded:
+            # The catalog keeps every file's done state under these (``syncd status`` counts it).
+            self.catalog.set_done_rules(done_rules(self.options.folders, self.features))
+            self._rules_recorded = True
         scans: list[FolderScan] = []
         problems: list[str] = []
         hashed = 0
@@ -213,13 +218,15 @@ class Engine:
         base = self.options.upload.settle_seconds
         longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
         rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
-        scan = scan_folder(folder.path, rules, now, longer)
+        # Read before the walk: the walk compares each file's stat with it, and builds a
+        # LocalFile only for those that differ (``scan.files``).
+        known = self.catalog.recorded(folder.path)
+        scan = scan_changes(folder.path, rules, now, longer, known)
         problems += scan.skipped
         if not scan.ok:
             problems.append(scan.error or f"{folder.path}: cannot scan")
             log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
             return scan, 0
-        known = self.catalog.recorded(folder.path)
         unsettled: list[str] = []
         partial = unreadable_problem(scan)
         if partial is not None:
@@ -235,7 +242,8 @@ class Engine:
         to_hash: list[LocalFile] = []
         unknown: list[UnknownFile] = []
         changed: list[LocalFile] = []  # content not known: read it once settled
-        as_recorded = 0  # seen files recorded present with the same stat: nothing to write
+        # Seen files recorded present with the same stat: nothing to write.
+        as_recorded = len(scan.as_recorded)
         for local in scan.files:
             record = known.get(local.rel_path)
             if record is not None and record.sha256 and _as_recorded(record, local):
@@ -266,7 +274,7 @@ class Engine:
                 unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
         if to_hash:
             self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
-        progress.files_seen += len(scan.files)
+        progress.files_seen += len(scan.files) + len(scan.as_recorded)
         progress.to_hash += len(to_hash)
         progress.bytes_to_hash += sum(f.size for f in to_hash)
         self.on_progress(progress)
@@ -290,10 +298,15 @@ class Engine:
                 self.catalog.record_seen(folder.path, batch, now)
                 batch = []
         recorded_present = sum(r.present for r in known.values())
-        if not unsettled and not to_hash and as_recorded == len(seen) == recorded_present:
+        if not unsettled and not to_hash and as_recorded == len(seen) + len(scan.as_recorded) == recorded_present:
             self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
         else:
-            self.catalog.record_scan(folder.path, seen, unsettled, now)
+            # Files as recorded have nothing to write; like the unsettled ones, they are
+            # only kept from being marked missing.
+            self.catalog.record_scan(folder.path, seen, [*unsettled, *scan.as_recorded], now)
+        self.catalog.record_scan_summary(ScanSummary(
+            folder.path, now, empty=sum(1 for f in scan.files if f.size == 0),
+            settling=sum(1 for f in scan.files if not f.settled and f.size > 0), unreadable=scan.unreadable))
         if not unsettled and partial is None:
             self._complete_scans[folder.path] = scan
         return replace(scan, unknown=tuple(unknown)), hashed

@@ -8,6 +8,7 @@ and its attempts are used up), ``remote-deleted`` (tombstone) or
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from syncd.sync.planner import FolderPolicy, ready_for_collection
 from syncd.remote.base import Features
 from syncd.remote.facts import backend_facts
 
+log = logging.getLogger("syncd.sync.report")
+
 if TYPE_CHECKING:
-    from syncd.store.catalog import Catalog
+    from syncd.store.catalog import Catalog, DoneRule
     from syncd.config import Config, FolderConfig
 
 TERMINAL = frozenset({"done", "failed", "remote-deleted"})
@@ -166,31 +169,60 @@ class StatusOverview:
         return sum(self.counts.values())
 
 
+def done_rules(folders: Sequence[FolderConfig], facts: Features) -> list[DoneRule]:
+    """When each folder's file is done, as SQL tests it (``DoneRule``); the engine records
+    these in the catalog, which then keeps every file's ``done`` state."""
+    from syncd.store.catalog import DoneRule  # here: status imports the catalog lazily
+
+    policies = [folder_policy(f, facts) for f in folders]
+    return [DoneRule(p.path, (*p.processing_steps, *p.effective_pipelines), p.collections) for p in policies]
+
+
 def status_overview(config: Config, catalog: Catalog, facts: Features | None = None,
                     pending_limit: int | None = None) -> StatusOverview:
     """Present files counted per folder in SQL; rows streamed and statuses built only for
-    the files SQL does not find done (``DoneRule``), all counted, the first
-    ``pending_limit`` kept. The rest are done: present minus streamed."""
-    from syncd.store.catalog import DoneRule  # here: status imports the catalog lazily
+    the files SQL does not find done, all counted, the first ``pending_limit`` kept. The
+    rest are done: present minus streamed.
+
+    Where the catalog keeps ``files.done`` under this folder's very rule (recorded by the
+    engine, the usual case) the counts and the rows not done are index ranges; otherwise
+    (no pass since an upgrade, or another config) SQL tests every present file."""
+    from syncd.store.catalog import stored_rule_matches
 
     facts = facts or backend_facts(config.remote.backend)
-    memberships = catalog.memberships() if any(f.collections == "subfolder" for f in config.folders) else set()
-    present = catalog.present_counts()
+    counts = catalog.done_counts()
+    stored = catalog.done_rules()
+    rules = done_rules(config.folders, facts)
+    memberships: set[tuple[str, str]] | None = None  # all of them: only for a folder without a stored rule
     overview = StatusOverview(Counter(), {}, [], {})
-    for folder in config.folders:
+    for folder, rule in zip(config.folders, rules, strict=True):
         policy = folder_policy(folder, facts)
-        rule = DoneRule(folder.path, (*policy.processing_steps, *policy.effective_pipelines), policy.collections)
-        tracked = overview.tracked[str(folder.path)] = present.get(str(folder.path), 0)
+        tracked, done = counts.get(str(folder.path), (0, 0))
+        overview.tracked[str(folder.path)] = tracked
+        rows: Iterator[tuple[FileRecord, ContentRecord | None, set[tuple[str, str]]]]
+        if stored_rule_matches(stored, rule):
+            rows = ((f, c, {(_subfolder(f.rel_path) or "", c.sha256)} if member and c else set())
+                    for f, c, member in catalog.iter_not_done(folder.path))
+        else:
+            done = 0
+            if memberships is None:
+                memberships = catalog.memberships() if any(f.collections == "subfolder"
+                                                           for f in config.folders) else set()
+            rows = ((f, c, memberships) for f, c in catalog.iter_present(not_done=rule))
         streamed = 0
-        for file, content in catalog.iter_present(not_done=rule):
+        for file, content, members in rows:
             streamed += 1
-            status = file_status(file, content, policy, memberships, config.upload.max_attempts)
+            status = file_status(file, content, policy, members, config.upload.max_attempts)
             overview.counts[status.state] += 1
             if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
                 overview.pending.append(status)
                 overview.sizes[status.path] = file.size
         if tracked > streamed:
             overview.counts["done"] += tracked - streamed
+        if done + streamed != tracked and stored_rule_matches(stored, rule):
+            # A writer may commit between the two statements; the next status agrees again.
+            log.debug("%s: the catalog's done counts disagree (%d done + %d not of %d present)",
+                        folder.path, done, streamed, tracked)
     return overview
 
 

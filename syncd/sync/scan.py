@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.folders import folder_problem
-from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile
+from syncd.models import MARKER_FILE, TRASH_DIR, FolderScan, LocalFile, RecordedFile
 
 
 @dataclass
@@ -73,15 +73,32 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
 def scan_folder(folder: Path, rules: ScanRules, now: float,
                 settle_for: Mapping[str, float] | None = None) -> FolderScan:
     """Every included file of ``folder``; ``settle_for``: longer settle times by relative path."""
-    longer = settle_for or {}
+    return _walk(folder, rules, now, settle_for or {}, None)
+
+
+def scan_changes(folder: Path, rules: ScanRules, now: float, settle_for: Mapping[str, float],
+                 known: Mapping[str, RecordedFile]) -> FolderScan:
+    """``scan_folder`` against what the catalog records (``known``, by relative path): a
+    file found exactly as recorded (hashed, present, same size, mtime and inode) is only
+    named in ``FolderScan.as_recorded``; ``files`` holds the others (new, changed, back
+    after vanishing, unsettled, empty). A rescan of a million unchanged files then builds
+    no object per file, only compares the ``stat`` with the recorded tuple."""
+    return _walk(folder, rules, now, settle_for, known)
+
+
+def _walk(folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],
+          known: Mapping[str, RecordedFile] | None) -> FolderScan:
     problem = folder_problem(folder, rules.require_marker)
     if problem:
         return FolderScan(folder, ok=False, error=problem)
     files: list[LocalFile] = []
+    same: list[str] = []  # with ``known``: paths found as recorded
     skipped: list[str] = []
     # Plain strings, not Path objects, on the way down: a rescan visits every file.
     stack = [""]  # relative directories, POSIX, "" for the folder itself
     unreadable: list[str] = []
+    # ``ScanRules.excluded`` / ``included`` without a call each: a rescan tests every name.
+    excluded, included = rules._exclude.match, rules._include.match
     while stack:
         rel_dir = stack.pop()
         prefix = f"{rel_dir}/" if rel_dir else ""
@@ -94,32 +111,44 @@ def scan_folder(folder: Path, rules: ScanRules, now: float,
             continue
         for entry in entries:
             name = entry.name
-            if not _is_utf8(name):
+            if not name.isascii() and not _is_utf8(name):
                 shown = os.fsencode(os.path.join(folder, rel_dir, name)).decode(errors="replace")
                 skipped.append(f"{shown}: skipped: its name is not valid UTF-8 (rename it to sync it)")
                 continue
-            if name == TRASH_DIR or name == MARKER_FILE or name.startswith(".") or rules.excluded(name):
+            if name == TRASH_DIR or name == MARKER_FILE or name.startswith("."):
+                continue
+            lower = name.lower()
+            if excluded(lower):
                 continue
             try:
-                if entry.is_symlink():
-                    continue
-                if entry.is_dir(follow_symlinks=False):
+                # Without following links: a symlink is neither, and is never followed.
+                if entry.is_file(follow_symlinks=False):
+                    if not included(lower):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                elif entry.is_dir(follow_symlinks=False):
                     stack.append(prefix + name)
                     continue
-                if not entry.is_file(follow_symlinks=False) or not rules.included(name):
-                    continue
-                st = entry.stat(follow_symlinks=False)
+                else:
+                    continue  # a symlink, a socket, a device
             except FileNotFoundError:
                 continue  # vanished between listing and stat
             except OSError as exc:
                 return FolderScan(folder, ok=False, error=f"{folder / rel_dir / name}: {exc.strerror or exc}")
             rel_path = prefix + name
+            if known is not None:
+                record = known.get(rel_path)
+                if (record is not None and record[3] and record[4] and record[0] == st.st_size
+                        and record[1] == st.st_mtime_ns and record[2] == st.st_ino):
+                    same.append(rel_path)
+                    continue
             changed = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
             settle = longer.get(rel_path, rules.settle_seconds) if longer else rules.settle_seconds
             settled = st.st_size > 0 and now - changed >= settle
             files.append(LocalFile(folder, rel_path, st.st_size, st.st_mtime_ns, st.st_ino, settled, changed, settle))
     files.sort(key=lambda f: f.rel_path)
-    return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped), unreadable=tuple(sorted(unreadable)))
+    return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped),
+                      unreadable=tuple(sorted(unreadable)), as_recorded=tuple(same))
 
 
 def unreadable_problem(scan: FolderScan) -> str | None:
