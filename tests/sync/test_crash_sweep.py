@@ -27,7 +27,9 @@ from tests.conftest import (
 # Files upload in parallel, so when ``step`` returns in one thread another may be inside the
 # one window the API cannot close (its upload created, the id not yet recorded): a kill
 # then leaves an empty upload nobody can name, whatever the step. The kill waits until no
-# other thread is in that window; the window itself is swept as ``multipart_initiate``.
+# other thread is in that window, except threads held before the kill themselves (two
+# uploads answered at once would otherwise wait for each other); the window itself is
+# swept as ``multipart_initiate``.
 KILLED_AFTER = """
 import os, signal, sys, threading
 from syncd.remote.mikshi import MikshiClient
@@ -36,6 +38,7 @@ from syncd.cli.main import main
 step = sys.argv[1]
 window = threading.Condition()
 unrecorded = set()  # threads whose upload exists on the remote but not yet in the catalog
+held = set()  # threads holding their answer until the kill: they never leave the window
 
 def leave_window():
     with window:
@@ -62,9 +65,10 @@ _CatalogJournal.session_started = recorded
 original = getattr(MikshiClient, step)
 def answered_then_killed(self, *args, **kwargs):
     answer = original(self, *args, **kwargs)
-    me = threading.get_ident()
     with window:
-        window.wait_for(lambda: not unrecorded - {me}, timeout=30)
+        held.add(threading.get_ident())
+        window.notify_all()
+        window.wait_for(lambda: not unrecorded - held, timeout=30)
     os.kill(os.getpid(), signal.SIGKILL)
     return answer
 setattr(MikshiClient, step, answered_then_killed)

@@ -309,7 +309,8 @@ def test_trash_and_restore_bring_a_remotely_deleted_file_back(tmp_path: Path, me
 def test_the_daemon_syncs_to_memories(tmp_path: Path, memu: MemoriesEmulator) -> None:
     from tests.service.test_daemon import SyncdDaemon
 
-    config = mem_config(tmp_path, memu, schedule={"rescan": "5s", "remote_poll": "2s"})
+    config = mem_config(tmp_path, memu, schedule={"rescan": "5s", "remote_poll": "2s"},
+                        safety={"delete_grace": "1s"})  # not the default 30 s before the deletion
     with SyncdDaemon(config) as daemon:
         make_clip(tmp_path / "drop" / "cam1" / "a.mp4", seed=1)
         wait_for(lambda: status_json(config).get("a.mp4", {}).get("state") == "done", 60, "a.mp4 done",
