@@ -113,8 +113,13 @@ def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, Any]] | 
     return path
 
 
+#: Not passed on from the test runner: pytest-xdist workers set COLUMNS=80, which would make
+#: `syncd status` output depend on how the suite is run. A test that wants a width sets it.
+RUNNER_ONLY = {"COLUMNS", "LINES"}
+
+
 def syncd_env(key: str = KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_") and k not in RUNNER_ONLY}
     env["SYNCD_TEST_KEY"] = key
     env["PYTHONPATH"] = str(REPO)
     return env

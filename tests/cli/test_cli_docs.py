@@ -101,14 +101,24 @@ def test_every_flag_has_help_with_its_default_and_is_in_the_readme() -> None:
         assert option in readme
 
 
-def test_each_commands_help_shows_config_and_verbose(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_each_commands_help_shows_config_and_verbose(capfd) -> None:  # type: ignore[no-untyped-def]
+    """Through the CLI's entry point in this process (what ``python -m syncd`` calls); one
+    command also as a real subprocess, for the exit status a shell sees."""
     import subprocess
     import sys
 
+    import pytest
+
+    from syncd.cli.main import main
     from tests.conftest import syncd_env
 
+    shown = subprocess.run([sys.executable, "-m", "syncd", "sync", "--help"], capture_output=True, text=True,
+                           env=syncd_env(), timeout=60)
+    assert shown.returncode == 0
+    assert "-c CONFIG, --config CONFIG" in shown.stdout and "-v, --verbose" in shown.stdout
     for name in ("sync", "status", "log", "restore", "trash", "search", "ask", "run", "doctor", "demo"):
-        shown = subprocess.run([sys.executable, "-m", "syncd", name, "--help"], capture_output=True, text=True,
-                               env=syncd_env(), timeout=60)
-        assert shown.returncode == 0
-        assert "-c CONFIG, --config CONFIG" in shown.stdout and "-v, --verbose" in shown.stdout, name
+        with pytest.raises(SystemExit) as exited:
+            main([name, "--help"])
+        out = capfd.readouterr().out
+        assert exited.value.code == 0
+        assert "-c CONFIG, --config CONFIG" in out and "-v, --verbose" in out, name
