@@ -315,7 +315,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(journal_line(entry, paths.get(entry.target), with_time=False))
     print(sync_summary(outcome))
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
-    if outcome.deletion_check is not None:
+    if outcome.deletion_check is not None and not args.quiet:  # -q: the summary and problems only
         notes.append(outcome.deletion_check)
     for note in dict.fromkeys(notes):
         print(f"note: {note}")

@@ -660,12 +660,14 @@ class Catalog:
         return [row[0] for row in rows]
 
     def known_video_ids(self) -> set[str]:
-        """The remote video ids the catalog records: linked contents and pulls. (An upload
-        under way keeps its video id inside the backend's opaque token, which the puller
-        reads through ``chunked.upload_video_id``; ``uploads`` has no such column.)"""
+        """The remote video ids the catalog records: linked contents and pulls, except failed
+        pulls (interrupted ones too), which a newest-end read must still see to retry them.
+        (An upload under way keeps its video id inside the backend's opaque token, which
+        the puller reads through ``chunked.upload_video_id``; ``uploads`` has no such column.)"""
         with self._lock:
             rows = self.db.conn.execute(
-                "SELECT video_id FROM contents WHERE video_id IS NOT NULL UNION SELECT video_id FROM pulls"
+                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
+                   UNION SELECT video_id FROM pulls WHERE outcome != 'failed'"""
             ).fetchall()
         return {row[0] for row in rows}
 

@@ -40,7 +40,7 @@ from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, Lo
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
-from syncd.remote.base import Features, Marks, Remote
+from syncd.remote.base import InstanceMarks, Marks, Remote
 from syncd.sync.report import FileStatus, done_rules, file_statuses, folder_policy, iter_file_statuses, iter_statuses_of, statuses_of
 from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_changes, unreadable_problem
 
@@ -402,30 +402,37 @@ class Engine:
 
     def _write_note(self, *, with_marks: bool = True) -> None:
         """Rewrite this instance's note every few minutes; warn if another syncd wrote it.
-        ``with_marks``: also count the remote videos other instances hold (``syncd status``)."""
-        now = self.clock()
+        ``with_marks``: also count the remote videos other instances hold (``syncd status``),
+        which reads every instance's marks: a pass that read the complete listing asks."""
         markers = self.features.marks
-        if markers is None or (self._noted_at is not None and now - self._noted_at < NOTE_EVERY):
+        if markers is None:
             return
-        key = self.catalog.instance_key()
-        try:
-            before = markers.write_note(self.options.instance, make_note(self.options.instance, key, now))
-        except TransportError as exc:  # the remote is away: the daemon says so, once
-            log.debug("could not write the marker note of instance %r: %s", self.options.instance, exc)
-            return
-        except RemoteError as exc:
-            log.warning("could not write the marker note of instance %r: %s", self.options.instance, exc)
-            return
-        self._noted_at = now
-        problem = clash(parse_note(before), key, now)
-        if problem is not None:
-            log.warning("%s", problem)
-            self.catalog.set_info("instance_clash", f"{int(now)} {problem}")
+        now = self.clock()
+        if (self._noted_at is None or now - self._noted_at >= NOTE_EVERY) and not self._note(markers, now):
+            return  # the remote is away or refused the note: no marks either
         if not with_marks:
             return
         marks, _ = read_marks(self.features.marks)
         if marks is not None:
             self._record_marks(marks)
+
+    def _note(self, markers: InstanceMarks, now: float) -> bool:
+        """Write this instance's note; False if the remote did not take it."""
+        key = self.catalog.instance_key()
+        try:
+            before = markers.write_note(self.options.instance, make_note(self.options.instance, key, now))
+        except TransportError as exc:  # the remote is away: the daemon says so, once
+            log.debug("could not write the marker note of instance %r: %s", self.options.instance, exc)
+            return False
+        except RemoteError as exc:
+            log.warning("could not write the marker note of instance %r: %s", self.options.instance, exc)
+            return False
+        self._noted_at = now
+        problem = clash(parse_note(before), key, now)
+        if problem is not None:
+            log.warning("%s", problem)
+            self.catalog.set_info("instance_clash", f"{int(now)} {problem}")
+        return True
 
     def _record_marks(self, marks: Marks) -> None:
         """For ``syncd status``: how many remote videos other instances hold, and when seen."""

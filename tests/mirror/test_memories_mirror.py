@@ -250,11 +250,14 @@ def test_an_unchanged_pass_asks_no_metadata(tmp_path: Path, emu: MemoriesEmulato
     synced(config)
     synced(config)
     assert calls(emu, V1 + "/get_metadata", before) == []
-    # A sidecar deleted by hand is written again from what the catalog holds: no request either.
+    # A sidecar deleted by hand is written again from what the catalog holds, by the next
+    # pass that reads the complete listing (a quiet sync looks at no sidecar): no request either.
     lost = drop / "cam0/clip-0.mp4"
     expected = sidecar(lost)
     lost.with_name(lost.name + ".syncd.json").unlink()
     synced(config)
+    assert not lost.with_name(lost.name + ".syncd.json").exists()
+    synced(config, "--check-deletions")
     assert {k: v for k, v in sidecar(lost).items() if k != "pulled_at"} == \
         {k: v for k, v in expected.items() if k != "pulled_at"}
     assert calls(emu, V1 + "/get_metadata", before) == []

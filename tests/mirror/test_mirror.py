@@ -89,7 +89,8 @@ def test_sidecars_appear_with_the_right_content(tmp_path: Path, emu: Emulator, a
                                                 client: MikshiClient) -> None:
     started = time.time()
     drop = make_tree(tmp_path)
-    config = write_config(tmp_path, emu.base_url, mirror={"interval": "1s"})
+    # Details are checked against the complete listing, read every schedule.deletion_check.
+    config = write_config(tmp_path, emu.base_url, mirror={"interval": "1s"}, schedule={"deletion_check": "1s"})
     synced(config)
     remote = {v["name"]: v["video_id"] for v in admin_videos(admin)}
     for rel in CLIPS:
