@@ -4,7 +4,7 @@ picks one. Clients are imported when a remote is opened, not when this package i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 from syncd.remote.base import Features, Remote
