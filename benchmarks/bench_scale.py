@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py [--files 200000] [--dir DIR] [--phases LIST] [--skip-mirror]
                                      [--idle-seconds 180] [--ingest 1000,20000] [--timeout 3600]
+                                     [--repeat 2]
 
 Phases, each a real ``python -m syncd`` subprocess (CPU from ``wait4``'s rusage, peak RSS
 ``ru_maxrss``) against an emulator in its own process (``python -m syncd emulator``: its
@@ -18,12 +19,13 @@ in syncd's figures nor competing with this script for a GIL):
   this script wrote, so adoption by proof could verify them), 5,000 a request; the
   catalog is then populated directly (``Catalog.link_finished``, a batch a transaction)
   rather than by adoption, which would ask the remote about every file;
-* ``dry_run``: ``syncd sync --dry-run`` twice over the synced tree before the mirror has
-  run (walk, complete listing, plan), and ``sync`` on an empty folder: per-file CPU
-  against the walk's, each minus its empty-folder run;
+* ``dry_run``: ``syncd sync --dry-run`` twice (``--repeat``) over the synced tree before
+  the mirror has run (walk, complete listing, plan), and ``sync`` on an empty folder:
+  per-file CPU against the walk's, each minus its empty-folder run;
 * ``mirror``: a first ``syncd sync`` mirrors every video once (details and sidecars;
   ``mirror_catch_up``: ~16 ms a video, about an hour at 200,000);
-* ``unchanged`` (needs ``mirror``): ``syncd sync`` twice (listing, plan, mirror check);
+* ``unchanged`` (needs ``mirror``): ``syncd sync`` twice (``--repeat``): listing, plan,
+  mirror check;
 * ``status``: ``syncd status`` (counts in SQL) at N files, and on an empty catalog;
 * ``daemon`` (needs ``mirror``): ``syncd run`` on the synced tree (settle 1 s, the default
   schedule): CPU share per minute and RSS over ``--idle-seconds`` after its start-up pass,
@@ -361,6 +363,8 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=180.0, help="the daemon left idle (default 180)")
     parser.add_argument("--ingest", default="1000,20000", help="first-sync sizes, comma-separated ('' skips)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds any one command may take")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs of each unchanged pass, the best one counted (default 2; 1 halves the long part)")
     args = parser.parse_args()
     TIMEOUT[0] = args.timeout
     phases = chosen_phases(args.phases, args.skip_mirror)
@@ -408,13 +412,14 @@ def main() -> None:
         if "dry_run" in phases:
             with phase("dry_run", "unchanged dry runs (walk, listing, plan; no mirror)"):
                 result["unchanged"]["dry_run"] = [measured([*syncd, str(config), "sync", "--dry-run"], env)
-                                                  for _ in range(2)]
+                                                  for _ in range(args.repeat)]
         if "mirror" in phases:
             with phase("mirror", "mirror catch-up (details of every video, once)"):
                 result["mirror_catch_up"] = measured([*syncd, str(config), "sync"], env)
         if "unchanged" in phases:
             with phase("unchanged", "unchanged syncs"):
-                result["unchanged"]["tree"] = [measured([*syncd, str(config), "sync"], env) for _ in range(2)]
+                result["unchanged"]["tree"] = [measured([*syncd, str(config), "sync"], env)
+                                               for _ in range(args.repeat)]
         if "status" in phases:
             with phase("status", "status (N files, and an empty catalog)"):
                 result["status"] = {"empty": measured([*syncd, str(config_empty), "status"], env),
