@@ -298,6 +298,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again,
                               check_deletions=args.check_deletions)
         entries = final_entries(catalog.journal(1_000_000, after_id=first))
+        paths = {} if args.quiet else catalog.video_paths([e.target for e in entries])
         outage, since = guard.outage, min([*down_since, guard.since or time.time()])
     timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
     last = outcome.reports[-1]
@@ -309,7 +310,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"  would upload {path} once settled (if its content is new)")
         for deferred in last.plan.deferred:
             print(f"  would wait: {deferred.describe()}")
-    paths = {s.video_id: s.path for s in outcome.statuses if s.video_id}
     if not args.quiet:
         for entry in entries:
             print(journal_line(entry, paths.get(entry.target), with_time=False))
@@ -343,11 +343,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def sync_summary(outcome: SyncOutcome) -> str:
     from syncd.sync.report import STATE_WORDS
 
-    counts = Counter(s.state for s in outcome.statuses)
-    summary = ", ".join(f"{n} {STATE_WORDS.get(state, state)}" for state, n in sorted(counts.items())) or "no files"
+    counts = outcome.overview.counts
+    summary = ", ".join(f"{n} {STATE_WORDS.get(state, state)}" for state, n in sorted(counts.items()) if n) or "no files"
     uploaded = sum(r.result.uploaded_files for r in outcome.reports)
     sent = sum(r.result.uploaded_bytes for r in outcome.reports)
-    line = f"{len(outcome.statuses)} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}"
+    line = f"{outcome.overview.total} file(s): {summary}; uploaded {uploaded} file(s), {format_size(sent)}"
     skipped = outcome.reports[-1].skipped
     if skipped:
         line += f"; skipped {len(skipped)}: " + ", ".join(f"{path} ({why})" for path, why in skipped)
@@ -605,13 +605,14 @@ def _parse_since(text: str) -> float | None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from syncd.sync.report import STATE_WORDS
     from syncd.sync.restore import restore
 
     config = _config(args)
     with _session(config) as (_catalog, engine, _guard):
         path = restore(engine, Path(args.path).absolute(), lambda line: print(line, file=sys.stderr))
         outcome = engine.sync()
-    state = next((s.words for s in outcome.statuses if s.path == str(path)), "unknown")
+    state = next((s.words for s in outcome.not_done if s.path == str(path)), STATE_WORDS["done"])
     print(f"{path}: restored; now {state}")
     return EXIT_FAILED if outcome.failures else EXIT_OK
 

@@ -918,6 +918,19 @@ class Catalog:
         make = RecordedFile._make  # a third faster than RecordedFile(*...): a rescan makes one per file
         return {row[0]: make(row[1:]) for row in rows}
 
+    def video_paths(self, video_ids: Collection[str]) -> dict[str, str]:
+        """Where these videos' contents are now (a present file's path), by video id: the
+        journal names a video, a person reads its file."""
+        if not video_ids:
+            return {}
+        rows = self._rows(
+            """SELECT c.video_id, f.folder, f.rel_path FROM contents c
+               JOIN files f ON f.sha256 = c.sha256 AND f.present
+               WHERE c.video_id IN (SELECT value FROM json_each(?)) ORDER BY f.folder, f.rel_path""",
+            [json.dumps(sorted(set(video_ids)))],
+        )
+        return {r["video_id"]: f"{r['folder']}/{r['rel_path']}" for r in rows}
+
     def known_versions(self, inodes: Collection[int]) -> dict[tuple[int, int, int], str]:
         """Hashed file versions by (size, mtime_ns, inode), for files with these inodes in any
         folder: a file renamed or moved within a filesystem keeps all three, so its content

@@ -41,7 +41,17 @@ from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Sn
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import InstanceMarks, Marks, Remote
-from syncd.sync.report import FileStatus, done_rules, file_statuses, folder_policy, iter_file_statuses, iter_statuses_of, statuses_of
+from syncd.sync.report import (
+    FileStatus,
+    StatusOverview,
+    done_rules,
+    file_statuses,
+    folder_policy,
+    iter_file_statuses,
+    iter_statuses_of,
+    overview_of,
+    statuses_of,
+)
 from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_changes, unreadable_problem
 
 log = logging.getLogger("syncd.sync.engine")
@@ -98,7 +108,9 @@ class PassReport:
 
 @dataclass
 class SyncOutcome:
-    statuses: list[FileStatus]
+    #: Every present file counted by state, and the statuses of the files not done (a
+    #: sync over a million files builds no status for the done ones).
+    overview: StatusOverview
     reports: list[PassReport]
     timed_out: bool = False
     #: When no pass read the complete listing: when it was last read and is due next
@@ -106,8 +118,12 @@ class SyncOutcome:
     deletion_check: str | None = None
 
     @property
+    def not_done(self) -> list[FileStatus]:
+        return self.overview.pending
+
+    @property
     def failures(self) -> list[str]:
-        lines = [f"{s.path}: {s.error or 'failed'}" for s in self.statuses if s.state == "failed"]
+        lines = [f"{s.path}: {s.error or 'failed'}" for s in self.not_done if s.state == "failed"]
         for report in self.reports[-1:]:
             lines += report.plan.blocked
             lines += report.problems
@@ -116,7 +132,7 @@ class SyncOutcome:
 
     @property
     def pending(self) -> list[FileStatus]:
-        return [s for s in self.statuses if not s.terminal]
+        return [s for s in self.not_done if not s.terminal]
 
 
 class Engine:
@@ -157,8 +173,6 @@ class Engine:
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
         # ``sync`` reports every file's status after the mirror read them all: it holds them
         # (by catalog.changes) while it runs; a daemon's passes hold none.
-        self._statuses: tuple[tuple[int, int], list[FileStatus]] | None = None
-        self._hold_statuses = False
         self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -486,10 +500,9 @@ class Engine:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
-            # Streamed unless ``sync`` holds them: the mirror keeps only the done files' targets.
-            statuses = (self.statuses() if self._hold_statuses
-                        else iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
-                                              self.catalog, self.features))
+            # Streamed: the mirror keeps only the done files' targets.
+            statuses = iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
+                                        self.catalog, self.features)
             return self.mirror.run(statuses, listing, unavailable, newest)
         except AuthError as exc:
             raise FatalRemoteError(
@@ -611,13 +624,12 @@ class Engine:
 
     # ----------------------------------------------------------------- status
     def statuses(self) -> list[FileStatus]:
-        """Every file's status (``sync`` reports them); kept only while ``sync`` runs."""
-        changes = self.catalog.changes
-        if self._statuses is not None and self._statuses[0] == changes:
-            return self._statuses[1]
-        statuses = statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
-        self._statuses = (changes, statuses) if self._hold_statuses else None
-        return statuses
+        """Every file's status."""
+        return statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
+
+    def overview(self) -> StatusOverview:
+        """Every file counted by state; statuses of those not done (what ``sync`` reports)."""
+        return overview_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
@@ -627,20 +639,12 @@ class Engine:
         ``before_pass`` runs before each pass after the first (the CLI lets a remote
         that was down be tried again). The complete listing is read when ``listing_due``
         (``check_deletions``: now, until one read succeeds)."""
-        self._hold_statuses = True
-        try:
-            return self._sync(wait, timeout, poll_start, poll_max, before_pass, check_deletions)
-        finally:
-            self._hold_statuses, self._statuses = False, None
-
-    def _sync(self, wait: bool, timeout: float | None, poll_start: float, poll_max: float,
-              before_pass: Callable[[], None], check_deletions: bool) -> SyncOutcome:
         deadline = None if timeout is None else self.clock() + timeout
         reports: list[PassReport] = []
         delay = poll_start
 
-        def outcome(statuses: list[FileStatus], timed_out: bool = False) -> SyncOutcome:
-            return SyncOutcome(statuses, reports, timed_out, self._deletion_check_note(reports))
+        def outcome(overview: StatusOverview, timed_out: bool = False) -> SyncOutcome:
+            return SyncOutcome(overview, reports, timed_out, self._deletion_check_note(reports))
 
         while True:
             if reports:
@@ -648,17 +652,17 @@ class Engine:
             listing = self.listing_due(check_deletions=check_deletions and not any(r.listing_ok for r in reports))
             report = self.run_pass(with_listing=listing, newest=not listing)
             reports.append(report)
-            statuses = self.statuses()
+            overview = self.overview()
             if not wait or self.dry_run or report.plan.blocked or report.result.stopped or self.stop_event.is_set():
-                return outcome(statuses)
-            busy = any(not s.terminal for s in statuses) or self._work_left(report)
-            if not busy:
-                return outcome(statuses)
+                return outcome(overview)
+            in_progress = [s for s in overview.pending if not s.terminal]
+            if not in_progress and not self._work_left(report):
+                return outcome(overview)
             if deadline is not None and self.clock() + delay > deadline:
-                return outcome(statuses, timed_out=True)
-            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in statuses if not s.terminal])
+                return outcome(overview, timed_out=True)
+            self.progress.waiting([Waiting(s.path, s.words, s.percent) for s in in_progress])
             if self.stop_event.wait(delay):
-                return outcome(statuses)
+                return outcome(overview)
             delay = min(poll_max, delay * 1.5)
 
     def listing_due(self, *, check_deletions: bool = False) -> bool:

@@ -180,6 +180,13 @@ def done_rules(folders: Sequence[FolderConfig], facts: Features) -> list[DoneRul
 
 def status_overview(config: Config, catalog: Catalog, facts: Features | None = None,
                     pending_limit: int | None = None) -> StatusOverview:
+    """``overview_of`` the config's folders."""
+    facts = facts or backend_facts(config.remote.backend)
+    return overview_of(config.folders, config.upload.max_attempts, catalog, facts, pending_limit)
+
+
+def overview_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Catalog, facts: Features,
+                pending_limit: int | None = None) -> StatusOverview:
     """Present files counted per folder in SQL; rows streamed and statuses built only for
     the files SQL does not find done, all counted, the first ``pending_limit`` kept. The
     rest are done: present minus streamed.
@@ -189,13 +196,12 @@ def status_overview(config: Config, catalog: Catalog, facts: Features | None = N
     (no pass since an upgrade, or another config) SQL tests every present file."""
     from syncd.store.catalog import stored_rule_matches
 
-    facts = facts or backend_facts(config.remote.backend)
     counts = catalog.done_counts()
     stored = catalog.done_rules()
-    rules = done_rules(config.folders, facts)
+    rules = done_rules(folders, facts)
     memberships: set[tuple[str, str]] | None = None  # all of them: only for a folder without a stored rule
     overview = StatusOverview(Counter(), {}, [], {})
-    for folder, rule in zip(config.folders, rules, strict=True):
+    for folder, rule in zip(folders, rules, strict=True):
         policy = folder_policy(folder, facts)
         tracked, done = counts.get(str(folder.path), (0, 0))
         overview.tracked[str(folder.path)] = tracked
@@ -207,12 +213,12 @@ def status_overview(config: Config, catalog: Catalog, facts: Features | None = N
             done = 0
             if memberships is None:
                 memberships = catalog.memberships() if any(f.collections == "subfolder"
-                                                           for f in config.folders) else set()
+                                                           for f in folders) else set()
             rows = ((f, c, memberships) for f, c in catalog.iter_present(not_done=rule))
         streamed = 0
         for file, content, members in rows:
             streamed += 1
-            status = file_status(file, content, policy, members, config.upload.max_attempts)
+            status = file_status(file, content, policy, members, max_attempts)
             overview.counts[status.state] += 1
             if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
                 overview.pending.append(status)
