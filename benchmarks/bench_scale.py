@@ -20,8 +20,10 @@ in syncd's figures nor competing with this script for a GIL):
   catalog is then populated directly (``Catalog.link_finished``, a batch a transaction)
   rather than by adoption, which would ask the remote about every file;
 * ``dry_run``: ``syncd sync --dry-run`` twice (``--repeat``) over the synced tree before
-  the mirror has run (walk, complete listing, plan), and ``sync`` on an empty folder:
-  per-file CPU against the walk's, each minus its empty-folder run;
+  the mirror has run (walk, plan; the set-up recorded the complete listing as read, as
+  the uploading sync would have, so it is not due), and ``sync`` on an empty folder:
+  per-file CPU against the walk's, each minus its empty-folder run; then once with
+  ``--check-deletions`` (the complete listing, which ``schedule.deletion_check`` runs hourly);
 * ``mirror``: a first ``syncd sync`` mirrors every video once (details and sidecars;
   ``mirror_catch_up``: ~16 ms a video, about an hour at 200,000);
 * ``unchanged`` (needs ``mirror``): ``syncd sync`` twice (``--repeat``): listing, plan,
@@ -225,6 +227,9 @@ def synced_state(config_path: Path, base_url: str, files: int) -> dict[str, Any]
             if (first // REGISTER_BATCH) % 20 == 19:
                 say(f"  {first + len(batch)} of {files} registered and linked")
         catalog.set_meta("adopt_remote", "0")
+        # The sync that uploaded them read the complete listing then: the next one is due
+        # after schedule.deletion_check (1 h), as in a library synced for real.
+        catalog.listing_read(time.time())
     return {"videos": files, "seconds": round(time.monotonic() - start, 1),
             "register_requests_s": round(register_s, 1), "link_finished_s": round(link_s, 1)}
 
@@ -413,6 +418,9 @@ def main() -> None:
             with phase("dry_run", "unchanged dry runs (walk, listing, plan; no mirror)"):
                 result["unchanged"]["dry_run"] = [measured([*syncd, str(config), "sync", "--dry-run"], env)
                                                   for _ in range(args.repeat)]
+            with phase("dry_run_listing", "an unchanged dry run with the complete listing (the hourly check)"):
+                result["unchanged"]["dry_run_listing"] = measured(
+                    [*syncd, str(config), "sync", "--dry-run", "--check-deletions"], env)
         if "mirror" in phases:
             with phase("mirror", "mirror catch-up (details of every video, once)"):
                 result["mirror_catch_up"] = measured([*syncd, str(config), "sync"], env)
@@ -462,6 +470,12 @@ def summarize(result: dict[str, Any], files: int) -> None:
                        unchanged_dry_run_peak_rss_mb=best_dry["peak_rss_mb"])
         if per_file_walk:
             summary["per_file_cpu_ratio_dry_run"] = round(per_file_dry / per_file_walk, 1)
+    if unchanged.get("dry_run_listing") and empty:
+        listing, per_file_listing = per_file([unchanged["dry_run_listing"]])
+        summary.update(hourly_listing_dry_run_cpu_s=listing["cpu_s"], hourly_listing_dry_run_wall_s=listing["wall_s"],
+                       hourly_listing_dry_run_peak_rss_mb=listing["peak_rss_mb"])
+        if per_file_walk:
+            summary["per_file_cpu_ratio_hourly_listing"] = round(per_file_listing / per_file_walk, 1)
     runs = unchanged.get("tree") or unchanged.get("dry_run")
     if runs and empty:
         best, per_file_sync = per_file(runs)
