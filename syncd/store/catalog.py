@@ -531,6 +531,16 @@ class Catalog:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
             ).rowcount
 
+    def others_seen(self, summary: str) -> None:
+        """What ``syncd status`` shows of other instances (how many videos they hold, when
+        seen). Written with every instance note (every few minutes, with its time); nothing
+        decides on it, so it does not count as a change: an idle daemon would otherwise
+        count every file's status and run the mirror's whole check after each note."""
+        with self._tx() as db:
+            self._bookkeeping += db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('other_instances', ?)", [summary]
+            ).rowcount
+
     def missing_since(self) -> list[float]:
         """When each vanished, tracked file went missing (the daemon's delete-grace timer):
         one column of the missing rows, not every file row."""

@@ -403,7 +403,7 @@ class Engine:
         me = self.options.instance
         theirs = sum(1 for holders in marks.videos.values() if holders - {me})
         others = ",".join(sorted(marks.others(me))) or "-"
-        self.catalog.set_meta("other_instances", f"{theirs} {int(self.clock())} {others}")
+        self.catalog.others_seen(f"{theirs} {int(self.clock())} {others}")
 
     def _record_deferred(self, the_plan: Plan) -> None:
         """What ``syncd status`` shows of deletions waiting for unsettled files (written only
