@@ -587,6 +587,8 @@ class Daemon:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(Counter(a.kind for a in changes).items()))
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
+        elif not quiet:  # nothing done, but the catalog had changed: the counts were read again
+            log.debug("pass in %.1fs: nothing to do; %d file(s) counted again", seconds, sum(counts.values()))
         timers = self._timers
         timers.schedule_settle(report.scans, self.config.upload.settle_seconds)
         timers.schedule_revisit(report.plan.revisit_at)

@@ -21,6 +21,8 @@ import yaml
 from syncd.config import Config, load_config
 from syncd.emulator.mikshi import Emulator
 from syncd.models import FolderScan
+from syncd.mirror.mirror import Mirror
+from syncd.service import daemon as daemon_module
 from syncd.service.daemon import Daemon
 from syncd.sync import engine as engine_module
 from syncd.sync.engine import PassReport
@@ -60,6 +62,20 @@ class Counted:
                 self.walked.clear()
 
         self.daemon._after_pass = counted  # type: ignore[method-assign]
+        # Status counts and mirror runs: each reads every file, so an idle pass must make none.
+        self.full_reads: Counter[str] = Counter()
+        real_overview, real_mirror = daemon_module.status_overview, Mirror.run
+
+        def overview(*args: Any, **kwargs: Any) -> Any:
+            self.full_reads["status counts"] += self.counting.is_set()
+            return real_overview(*args, **kwargs)
+
+        def mirror_run(mirror: Mirror, *args: Any, **kwargs: Any) -> Any:
+            self.full_reads["mirror run"] += self.counting.is_set()
+            return real_mirror(mirror, *args, **kwargs)
+
+        monkeypatch.setattr(daemon_module, "status_overview", overview)
+        monkeypatch.setattr(Mirror, "run", mirror_run)
         self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False}, daemon=True)
 
     def __enter__(self) -> Counted:
@@ -105,20 +121,23 @@ def listings(admin: httpx.Client) -> list[str]:
 def idle_run(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int,
              monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     config = config_for(tmp_path, emu, admin, files, remote_poll="1s", rescan="3s")
+    monkeypatch.setattr(engine_module, "NOTE_EVERY", 1.0)  # the instance note, every 5 min: every pass here
     with Counted(config, monkeypatch) as counted:
         counted.start_counting()
         clear_requests(admin)
         wait_for(lambda: len(counted.passes) >= 8 and any(p["walked"] for p in counted.passes), 120,
                  "eight polls and a rescan")
         assert listings(admin) == []  # the complete listing waits for schedule.deletion_check (1 h)
+        assert counted.full_reads == {"status counts": 0, "mirror run": 0}, counted.full_reads
         return list(counted.passes)
 
 
 def test_an_idle_daemon_does_work_that_does_not_grow_with_the_library(tmp_path: Path, emu: Emulator,
                                                                       admin: httpx.Client,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """Polls and rescans of a settled tree: no listing request (the deletion check is an
-    hour away), no action, and as many SQL statements a pass at 1,200 files as at 300."""
+    """Polls and rescans of a settled tree, writing the instance note each time: no listing
+    request (the deletion check is an hour away), no action, no status count or mirror run
+    (each reads every file), and as many SQL statements a pass at 1,200 files as at 300."""
     few = idle_run(tmp_path / "few", emu, admin, 300, monkeypatch)
     many = idle_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
     for passes in (few, many):

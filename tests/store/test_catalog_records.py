@@ -21,3 +21,17 @@ def test_contents_and_present_files_carry_owned_and_marked(tmp_path: Path) -> No
         assert present is not None and (present.owned, present.marked) == (False, True)
         [in_progress] = catalog.contents_in_progress(("transcoding",))
         assert (in_progress.owned, in_progress.marked) == (False, True)
+
+
+def test_what_only_status_shows_is_not_a_change(tmp_path: Path) -> None:
+    """The listing's time and the other instances' summary are written every few minutes
+    by an idle daemon; a change would make it count every status and rerun the mirror."""
+    with Catalog.open(tmp_path / "state") as catalog:
+        before = catalog.changes
+        catalog.listing_read(1.0)
+        catalog.set_info("other_instances", "3 1700000000 laptop")
+        catalog.set_info("other_instances", "3 1700000300 laptop")
+        assert catalog.changes == before
+        assert catalog.get_meta("other_instances") == "3 1700000300 laptop"
+        catalog.set_meta("blocked", "a line")
+        assert catalog.changes != before
