@@ -40,13 +40,13 @@ class Counted:
         self.passes: list[dict[str, Any]] = []  # one per pass once counting: statements, walked, actions
         self.counting = threading.Event()
         self._lock = threading.Lock()
-        real_scan = engine_module.scan_folder
+        real_scan = engine_module.scan_changes
 
-        def scan_folder(folder: Path, *args: Any, **kwargs: Any) -> FolderScan:
+        def scan_changes(folder: Path, *args: Any, **kwargs: Any) -> FolderScan:
             self.walked.append(folder)
             return real_scan(folder, *args, **kwargs)
 
-        monkeypatch.setattr(engine_module, "scan_folder", scan_folder)
+        monkeypatch.setattr(engine_module, "scan_changes", scan_changes)
         after_pass = self.daemon._after_pass
 
         def counted(report: PassReport, *args: Any, **kwargs: Any) -> None:
