@@ -70,7 +70,7 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
     seen: Counter[str] = Counter()
 
     # An older syncd: no done state kept, no scan summary (the schema before the migration).
-    old = [m for m in catalog_module.MIGRATIONS if m is not catalog_module._m_status_at_scale]
+    old = catalog_module.MIGRATIONS[:catalog_module.MIGRATIONS.index(catalog_module._m_status_at_scale)]
     with monkeypatch.context() as old_syncd:
         old_syncd.setattr(catalog_module, "MIGRATIONS", old)
         old_syncd.setattr(Catalog, "set_done_rules", lambda self, rules: None)
