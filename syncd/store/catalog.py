@@ -1367,23 +1367,28 @@ class Catalog:
                 out[(video_id, idx)] = _segment(rows[0])
         return out
 
-    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None) -> IndexSnapshot:
-        """The current vector files and every live row range, read in one transaction."""
-        wanted = None if video_ids is None else json.dumps(sorted(set(video_ids)))
+    @contextmanager
+    def _vector_read(self) -> Iterator[dict[str, str]]:
+        """One read transaction (what it reads agrees with the vector files named), yielding
+        the vector files' meta."""
         with self._lock:
             self.db.execute("BEGIN")
             try:
-                meta = dict(self.db.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')"
-                ).fetchall())
-                sql = "SELECT video_id, row_start, row_count FROM mirror_videos WHERE row_count > 0"
-                params: list[Any] = []
-                if wanted is not None:
-                    sql += " AND video_id IN (SELECT value FROM json_each(?))"
-                    params.append(wanted)
-                rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
+                yield dict(self.db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')").fetchall())
             finally:
                 self.db.execute("COMMIT")
+
+    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None) -> IndexSnapshot:
+        """The current vector files and every live row range, read in one transaction."""
+        wanted = None if video_ids is None else json.dumps(sorted(set(video_ids)))
+        with self._vector_read() as meta:
+            sql = "SELECT video_id, row_start, row_count FROM mirror_videos WHERE row_count > 0"
+            params: list[Any] = []
+            if wanted is not None:
+                sql += " AND video_id IN (SELECT value FROM json_each(?))"
+                params.append(wanted)
+            rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
         video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
         return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)
 
@@ -1391,17 +1396,10 @@ class Catalog:
         """The current vector files and the live rows' totals, without the ranges: what a
         one-shot ANN query needs before it asks for the owners of its candidates. Two
         statements (the totals from the partial index on row ranges), in one transaction."""
-        with self._lock:
-            self.db.execute("BEGIN")
-            try:
-                meta = dict(self.db.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('mirror_vectors', 'mirror_dim')"
-                ).fetchall())
-                live, end = self.db.execute(
-                    "SELECT coalesce(sum(row_count), 0), coalesce(max(row_start + row_count), 0) "
-                    "FROM mirror_videos WHERE row_count > 0").fetchone()
-            finally:
-                self.db.execute("COMMIT")
+        with self._vector_read() as meta:
+            live, end = self.db.execute(
+                "SELECT coalesce(sum(row_count), 0), coalesce(max(row_start + row_count), 0) "
+                "FROM mirror_videos WHERE row_count > 0").fetchone()
         return IndexHead(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), int(live), int(end))
 
     def mirror_row_owners(self, vectors: str, rows: Iterable[int]) -> dict[int, tuple[str, int]] | None:
