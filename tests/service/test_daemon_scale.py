@@ -9,6 +9,7 @@ and asserts the counts do not grow with the library.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,8 @@ from syncd.sync import engine as engine_module
 from syncd.sync.engine import PassReport
 from tests.conftest import KEY, admin_videos, clear_requests, wait_for
 from tests.sync.test_scale import synced_tree
+
+LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")  # a quoted string or a number in expanded SQL
 
 
 class Counted:
@@ -94,10 +97,16 @@ class Counted:
         catalog = self.daemon._catalog
         assert catalog is not None
         with self._lock:
-            catalog.db.conn.set_trace_callback(lambda sql: self.statements.update([" ".join(sql.split())[:60]]))
+            catalog.db.conn.set_trace_callback(lambda sql: self.statements.update([statement_kind(sql)]))
             self.statements.clear()
             self.walked.clear()
             self.counting.set()
+
+
+def statement_kind(sql: str) -> str:
+    """A statement without its values (the trace callback gives them expanded): the same
+    query at another time or for another row counts as the same statement."""
+    return " ".join(LITERAL.sub("?", sql).split())[:80]
 
 
 def config_for(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int, **schedule: str) -> Config:
@@ -144,9 +153,18 @@ def test_an_idle_daemon_does_work_that_does_not_grow_with_the_library(tmp_path: 
         assert all(p["actions"] == [] for p in passes), passes
         # A rescan walks both folders; a poll walks none.
         assert {len(p["walked"]) for p in passes} <= {0, 2}, [p["walked"] for p in passes]
-    worst = max(few, key=lambda p: p["statements"])
-    assert max(p["statements"] for p in many) <= worst["statements"], (
-        max(many, key=lambda p: p["statements"])["by_kind"] - worst["by_kind"])
+    # Per statement, the most any one pass sent. Which passes coincide (a rescan with a
+    # note, say) is timing, so whole passes are not compared; a per-file query would show
+    # as a statement sent more often at 1,200 files.
+    def most_per_statement(passes: list[dict[str, Any]]) -> Counter[str]:
+        most: Counter[str] = Counter()
+        for p in passes:
+            most |= p["by_kind"]
+        return most
+
+    assert not most_per_statement(many) - most_per_statement(few), (
+        most_per_statement(many) - most_per_statement(few))
+    worst = max(many, key=lambda p: p["statements"])
     assert worst["statements"] < 60, worst["by_kind"].most_common(5)
 
 
