@@ -171,8 +171,6 @@ class Engine:
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
         self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
-        # ``sync`` reports every file's status after the mirror read them all: it holds them
-        # (by catalog.changes) while it runs; a daemon's passes hold none.
         self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
