@@ -206,6 +206,7 @@ class Engine:
         if not self._rules_recorded:
             # The catalog keeps every file's done state under these (``syncd status`` counts it).
             self.catalog.set_done_rules(done_rules(self.options.folders, self.features))
+            self.catalog.set_processing_rule(self.features.processing_steps)
             self._rules_recorded = True
         scans: list[FolderScan] = []
         problems: list[str] = []
