@@ -41,6 +41,19 @@ def key_never_logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixt
         assert secret not in out and secret not in err, "API key found in test output"
 
 
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """An in-process CLI call (``main([...])``) puts syncd's stderr handler on the root
+    logger, writing to the stream pytest captures for that test. Left there, a later
+    test's emulator thread logs to that stream once it is closed ("I/O operation on
+    closed file"): take it away with the test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = [h for h in root.handlers if h in handlers or h.get_name() != "syncd-stderr"]
+    root.setLevel(level)
+
+
 def emulator_config(data_dir: Path, **overrides: Any) -> EmulatorConfig:
     settings: dict[str, Any] = dict(
         data_dir=data_dir,
