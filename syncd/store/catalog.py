@@ -680,12 +680,9 @@ class Catalog:
         return None if value is None else float(value)
 
     def listing_read(self, at: float) -> None:
-        """When a complete remote listing was last read (``syncd status`` shows it). Nothing
-        decides on it, so it does not count as a change (see ``changes``)."""
-        with self._tx() as db:
-            self._bookkeeping += db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_read_at', ?)", [repr(at)]
-            ).rowcount
+        """When a complete remote listing was last read (``syncd status`` shows it, the
+        deletion-check schedule counts from it). No plan reads it, so it is no change."""
+        self.set_info("listing_read_at", repr(at))
 
     def missing_since(self) -> list[float]:
         """When each vanished, tracked file went missing (the daemon's delete-grace timer):
