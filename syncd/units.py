@@ -11,7 +11,8 @@ import math
 import re
 from decimal import Decimal
 
-__all__ = ["format_duration", "format_rate", "format_size", "parse_duration", "parse_rate", "parse_size"]
+__all__ = ["format_duration", "format_rate", "format_size", "parse_duration", "parse_rate", "parse_size",
+           "rough_duration"]
 
 _DURATION_UNITS: dict[str, Decimal] = {
     "ms": Decimal("0.001"),
@@ -139,6 +140,18 @@ def format_duration(seconds: float) -> str:
         parts.append(f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + "s" if frac else f"{whole}s")
     return sign + "".join(parts)
 
+
+
+def rough_duration(seconds: float) -> str:
+    """An age or a wait as a person reads it, in ``format_duration``'s words: whole seconds
+    under a minute (``"40s"``), whole minutes under two hours (``"12m"``, ``"1h30m"``), else
+    whole hours (``"5h"``, ``"1d2h"``). Negative is read as zero (a clock that stepped back)."""
+    seconds = max(0.0, seconds) if math.isfinite(seconds) else 0.0
+    if seconds < 60:
+        return format_duration(round(seconds))
+    if seconds < 7200:
+        return format_duration(round(seconds / 60) * 60)
+    return format_duration(round(seconds / 3600) * 3600)
 
 _RATE = re.compile(rf"\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*(ms|s|sec|second|m|min|minute|h|hour)\s*")
 _RATE_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from syncd.cli.messages import middle
 from syncd.sync.report import STATE_WORDS, FileStatus
-from syncd.units import format_size
+from syncd.units import format_size, rough_duration
 
 
 MOVED_SHOWN = 10  # files listed by name whose remote tag is not their subfolder now
@@ -76,7 +76,7 @@ def render(facts: StatusFacts, width: int) -> list[str]:
             f", {f.empty} empty file(s) skipped" if f.empty else "",
         ])
         if extra and f.scanned_ago is not None:  # the engine's last scan: status walks no folder
-            extra += f" (as of the last scan, {_ago(f.scanned_ago)} ago)"
+            extra += f" (as of the last scan, {rough_duration(f.scanned_ago)} ago)"
         lines.append(f"  ✓ {f.path}: {f.tracked} file(s) tracked{extra}")
     if facts.tags is not None:
         shown = ", ".join(f"{name} ({n})" for name, n in sorted(facts.tags.items())) or "none yet"
@@ -156,11 +156,3 @@ def attention_items(facts: StatusFacts) -> list[str]:
                      "those files settle, or after safety.delete_wait)")
     return [i for i in items if i] + facts.attention_extra
 
-
-def _ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from syncd.units import format_duration
+from syncd.units import format_duration, rough_duration
 
 CHECK_NOW = "`syncd sync --check-deletions` checks now"
 
@@ -29,12 +29,7 @@ def deletion_check_words(read_at: float | None, every: float, now: float) -> str
                "schedule.deletion_check)"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(read_at))
     left = read_at + every - now
-    upcoming = f"next check in {_rough(left)}" if left > 0 else "next check at the next sync"
-    return (f"last checked {_rough(now - read_at)} ago ({when}); {upcoming} "
+    upcoming = f"next check in {rough_duration(left)}" if left > 0 else "next check at the next sync"
+    return (f"last checked {rough_duration(now - read_at)} ago ({when}); {upcoming} "
             f"(every {format_duration(every)}: schedule.deletion_check; {CHECK_NOW})")
 
-
-def _rough(seconds: float) -> str:
-    """A duration as a person reads it: whole seconds under a minute, else whole minutes."""
-    seconds = max(0.0, seconds)
-    return format_duration(round(seconds) if seconds < 60 else round(seconds / 60) * 60)

@@ -199,7 +199,7 @@ def test_status_says_backend_folders_collections_progress_and_what_needs_attenti
     assert lines[0] == f"backend: mikshi at {emu.base_url} (API key from $SYNCD_TEST_KEY)"
     # As the sync's last scan found it (status walks no folder), and says when that was.
     assert any(re.fullmatch(rf"  ✓ {re.escape(str(tmp_path / 'drop'))}: 3 file\(s\) tracked, 1 empty file\(s\) "
-                            r"skipped \(as of the last scan, \d+ s ago\)", line) for line in lines), lines
+                            r"skipped \(as of the last scan, \d+s ago\)", line) for line in lines), lines
     assert any(line.startswith(f"  ✗ {missing}: folder is missing") for line in lines)
     assert "collections: cam1 (2), cam2 (0)" in lines
     [row] = [line for line in lines if line.startswith("uploading")]

@@ -23,7 +23,7 @@ from syncd.config import (
     resolve_config_path,
 )
 from syncd.errors import ConfigError
-from syncd.units import format_duration, format_size, parse_duration, parse_size
+from syncd.units import format_duration, format_size, parse_duration, parse_size, rough_duration
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-test-SECRET-0123456789"
@@ -893,6 +893,18 @@ def test_format_duration_round_trips(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds
 
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(-3, "0s"), (0.4, "0s"), (40.4, "40s"), (59.4, "59s"), (61, "1m"), (12 * 60 + 20, "12m"), (89 * 60 + 40, "1h30m"),
+     (5 * 3600 + 1000, "5h"), (26 * 3600, "1d2h"), (float("nan"), "0s")],
+)
+def test_rough_duration_is_what_status_and_sync_say(seconds: float, text: str) -> None:
+    """One rough format for ages and waits ("as of the last scan, 40s ago", "next check in
+    48m"), read back by ``parse_duration`` as the config's own durations are."""
+    assert rough_duration(seconds) == text
+    assert parse_duration(text) >= 0
 
 # ------------------------------------------------------------------ live streams (issue 13)
 MEMORIES_MINIMAL = """\
