@@ -61,6 +61,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncd import __version__
 from syncd.store.catalog import Catalog
 from syncd.config import Config, load_config
+from syncd.sync.deletion_check import listing_due
 from syncd.sync.engine import Engine, EngineOptions, PassReport
 from syncd.errors import AuthError, ConfigError, ForbiddenError, RemoteError, SyncdError
 from syncd.sync.executor import FatalRemoteError
@@ -445,7 +446,7 @@ class Daemon:
         fresh = self.watcher.ensure(self.config.folders)
         # The complete listing (remote deletions) has its own, slower schedule; a poll in
         # between reads only what is in flight, and new videos at the listing's newest end.
-        deletion_check_due = now - self._last_listing_at >= self.config.schedule.deletion_check
+        deletion_check_due = listing_due(self._last_listing_at, self.config.schedule.deletion_check, now)
         with_listing = "listing" in demands or ("poll" in demands and deletion_check_due)
         newest = "poll" in demands and not with_listing
         if self._remote is not RemoteState.UP:

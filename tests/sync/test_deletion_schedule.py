@@ -15,7 +15,7 @@ from syncd.emulator.memories import MemoriesEmulator
 from syncd.emulator.mikshi import Emulator
 from syncd.media.clips import make_clip
 from syncd.store.catalog import Catalog
-from syncd.sync.deletion_check import CHECK_NOW
+from syncd.sync.deletion_check import CHECK_NOW, listing_due
 from tests.conftest import admin_videos, clear_requests, run_syncd, write_config, write_random
 from tests.memories_support import V1
 from tests.sync.test_memories_sync import calls, mem_config, memu  # noqa: F401 - memu: the fixture
@@ -138,3 +138,12 @@ def test_memories_a_second_sync_lists_nothing_until_asked(tmp_path: Path,
     assert not (drop / "cam1" / "gate.mp4").exists() and (drop / "cam1" / "yard.mp4").exists()
     kinds = Counter(r["path"].rsplit("/", 1)[-1] for r in memu.requests())
     assert kinds["delete_videos"] == 0  # the remote deleted it; syncd only followed
+
+
+def test_one_rule_says_when_the_listing_is_due_for_sync_and_the_daemon() -> None:
+    """``sync`` asks with the catalog's wall-clock time (None: never read); the daemon with
+    its monotonic time of the last listing (-inf: none yet this run)."""
+    assert listing_due(None, 3600, 1e9)
+    assert listing_due(float("-inf"), 3600, 12.5)
+    assert not listing_due(100.0, 3600, 100.0 + 3599.9)
+    assert listing_due(100.0, 3600, 100.0 + 3600)
