@@ -405,29 +405,13 @@ def _tag_summary(config: Config, catalog: Catalog) -> tuple[Counter[str] | None,
 
 
 def _status_facts(config: Config, catalog: Catalog, overview: StatusOverview) -> StatusFacts:
-    from syncd.folders import folder_problem
-    from syncd.models import FolderScan
-    from syncd.sync.scan import unreadable_problem
-    from syncd.cli.status_view import FolderHealth, StatusFacts
+    from syncd.cli.status_view import StatusFacts
+    from syncd.sync.folder_health import folder_health
     from syncd.sync.trash import list_trash
 
-    tracked = overview.tracked
-    folders = []
     # The folder guard live (mounted, readable, marker); the rest as the last scan found it
     # (recorded by the engine): a million files are not walked for a status line.
-    summaries = catalog.scan_summaries()
-    for folder in config.folders:
-        summary = summaries.get(str(folder.path))
-        problem = folder_problem(folder.path, folder.require_marker)
-        if problem is None and summary is not None:
-            problem = unreadable_problem(FolderScan(folder.path, ok=True, unreadable=summary.unreadable))
-        folders.append(FolderHealth(
-            str(folder.path), problem,
-            tracked.get(str(folder.path), 0),
-            empty=summary.empty if summary else 0,
-            settling=summary.settling if summary else 0,
-            scanned_ago=time.time() - summary.scanned_at if summary else None,
-        ))
+    folders = folder_health(config.folders, catalog.scan_summaries(), overview.tracked, time.time())
     in_collection = Counter(catalog.membership_counts())
     collections = {c.name: in_collection[c.name] for c in catalog.collections()}
     tags, moved = _tag_summary(config, catalog)

@@ -16,21 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from syncd.cli.messages import middle
+from syncd.sync.folder_health import FolderHealth
 from syncd.sync.report import STATE_WORDS, FileStatus
 from syncd.units import format_size, rough_duration
 
 
 MOVED_SHOWN = 10  # files listed by name whose remote tag is not their subfolder now
-
-
-@dataclass(frozen=True)
-class FolderHealth:
-    path: str
-    problem: str | None  # None: healthy
-    tracked: int = 0
-    empty: int = 0  # empty files, skipped
-    settling: int = 0  # still being written
-    scanned_ago: float | None = None  # seconds since the scan that found ``empty`` and ``settling``
 
 
 @dataclass
@@ -71,10 +62,7 @@ def render(facts: StatusFacts, width: int) -> list[str]:
         if f.problem is not None:
             lines.append(f"  ✗ {f.problem}")
             continue
-        extra = "".join([
-            f", {f.settling} still being written" if f.settling else "",
-            f", {f.empty} empty file(s) skipped" if f.empty else "",
-        ])
+        extra = "".join(f", {note}" for note in f.notes)
         if extra and f.scanned_ago is not None:  # the engine's last scan: status walks no folder
             extra += f" (as of the last scan, {rough_duration(f.scanned_ago)} ago)"
         lines.append(f"  ✓ {f.path}: {f.tracked} file(s) tracked{extra}")

@@ -42,7 +42,7 @@ from syncd.remote.base import ChatMessage, MediaSource, Remote, need
 from syncd.ui import browse as grid
 from syncd.ui.auth import Gate, host_name
 from syncd.ui.files import SHA256, LocalFiles, ThumbnailCache, frame_jpeg, image_type
-from syncd.units import format_size
+from syncd.units import format_size, rough_duration
 
 log = logging.getLogger("syncd.ui")
 
@@ -250,6 +250,7 @@ def _watch_context(ui: UiState, n: int, rel: str) -> dict[str, Any]:
 
 
 def status(request: Request) -> Response:
+    from syncd.sync.folder_health import folder_health
     from syncd.sync.report import status_overview
     from syncd.sync.trash import list_trash
 
@@ -259,15 +260,13 @@ def status(request: Request) -> Response:
     # refreshes every 10 s, and a library of a million files must not rebuild each one.
     overview = status_overview(config, ui.catalog, pending_limit=PENDING_SHOWN)
     counts, pending = overview.counts, overview.pending
-    folders = []
-    for n, f in enumerate(config.folders):
-        problem = ""
-        if not f.path.is_dir():
-            problem = "missing or not a directory (unmounted?)"
-        elif f.require_marker and not (f.path / ".syncd-folder").exists():
-            problem = "marker file .syncd-folder missing: not syncing"
-        folders.append({"index": n, "path": str(f.path), "files": overview.tracked.get(str(f.path), 0),
-                        "problem": problem})
+    # As `syncd status`: the folder guard live, the rest as the engine's last scan stored it.
+    healths = folder_health(config.folders, ui.catalog.scan_summaries(), overview.tracked, time.time())
+    folders = [{"index": n, "path": h.path, "files": h.tracked, "problem": h.problem or "",
+                "scanned_at": h.scanned_at,
+                "scanned_ago": rough_duration(h.scanned_ago) if h.scanned_ago is not None else None,
+                "empty": h.empty, "settling": h.settling, "unreadable": list(h.unreadable), "notes": h.notes}
+               for n, h in enumerate(healths)]
     trash = list_trash([f.path for f in config.folders])
     # The outcomes of recent actions, newest first ("started" rows are the before-records).
     finished = [e for e in reversed(ui.catalog.journal(JOURNAL_SCAN)) if e.outcome != "started"]

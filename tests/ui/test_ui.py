@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -413,7 +414,9 @@ def test_status_lists_the_trash_and_folder_problems(tmp_path: Path) -> None:
         data = client.get("/status.json").json()
         page = client.get("/status").text
     assert data["trash"] == 1 and data["trashed"][0]["path"] == str(trashed)
-    assert [f["problem"] for f in data["folders"]] == ["", "marker file .syncd-folder missing: not syncing"]
+    assert data["folders"][0]["problem"] == ""
+    assert data["folders"][1]["problem"] == (f"{tmp_path / 'cams'}: marker .syncd-folder is missing "
+                                             f"(run `syncd init-folder {tmp_path / 'cams'}` if this is the right folder)")
     assert str(trashed) in page and "2.0 KiB" in page
 
 
@@ -422,3 +425,87 @@ def test_syncd_ui_before_any_sync_says_so(tmp_path: Path) -> None:
     result = run_syncd(config, "ui", "--listen", f"127.0.0.1:{free_port()}")
     assert result.returncode == 1 and "run `syncd sync`" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _stored_library(root: Path, done: int, not_done: int = 3) -> Config:
+    """A catalog of ``done`` finished files and ``not_done`` new ones in one folder, reached
+    without uploads (as ``bench_scale`` does), with its done rule and a last scan recorded."""
+    from syncd.config import load_config
+    from syncd.remote.facts import MIKSHI_PROCESSING_STEPS, backend_facts
+    from syncd.store.catalog import ScanSummary
+    from syncd.sync.report import done_rules
+
+    folder = root / "drop"
+    config = load_config(write_config(root, "http://127.0.0.1:9", folders=[
+        {"path": str(folder), "collections": "none", "pipelines": []}]), {"SYNCD_TEST_KEY": KEY})
+    files = [(LocalFile(folder, f"cam{i // 1000:03d}/clip-{i:06d}.mp4", 10, i, i), f"{i:064x}")
+             for i in range(done + not_done)]
+    with Catalog.open(config.state_dir) as writer:
+        writer.record_scan(folder, files, (), 1.0)
+        writer.link_finished([(sha, f"video-{n}", f.rel_path) for n, (f, sha) in enumerate(files[:done])],
+                             MIKSHI_PROCESSING_STEPS)
+        writer.set_done_rules(done_rules(config.folders, backend_facts("mikshi")))
+        writer.record_scan_summary(ScanSummary(folder, 1_700_000_000.0, empty=2, settling=1))
+    return config
+
+
+def _status_statements(config: Config) -> tuple[dict[str, object], list[str]]:
+    """The status page's JSON twin, and the SQL statements the page sent."""
+    statements: list[str] = []
+    app = create_app(config)
+    with TestClient(app, base_url=LOCAL) as client:
+        app.state.ui.catalog.db.conn.set_trace_callback(statements.append)
+        data = client.get("/status.json").json()
+        assert client.get("/status").status_code == 200
+    return data, statements
+
+
+def test_status_page_reads_stored_counts_and_scans_whatever_the_file_count(tmp_path: Path) -> None:
+    """The page refreshes every 10 s: at 10x the files it sends the same statements
+    (counted through SQLite's trace callback), and builds rows only for files not done."""
+    few, many = _stored_library(tmp_path / "few", 200), _stored_library(tmp_path / "many", 2000)
+    (small, sent_few), (large, sent_many) = _status_statements(few), _status_statements(many)
+    assert small["counts"] == {"done": 200, "new": 3} and large["counts"] == {"done": 2000, "new": 3}
+    assert len(small["pending"]) == len(large["pending"]) == 3  # type: ignore[arg-type]
+    assert len(sent_many) == len(sent_few), set(sent_many) ^ set(sent_few)
+    assert 0 < len(sent_few) < 60, sent_few
+
+
+def test_status_page_shows_each_folders_last_scan(tmp_path: Path) -> None:
+    """As `syncd status`: when each folder was last scanned and what that scan found
+    (files still being written, empty files, unreadable subfolders), from the catalog."""
+    import time
+
+    from syncd.store.catalog import ScanSummary
+
+    config = _stored_library(tmp_path, 5)
+    drop = config.folders[0].path
+    data, _ = _status_statements(config)
+    [folder] = data["folders"]  # type: ignore[misc]
+    assert folder["files"] == 8 and folder["problem"] == ""
+    assert folder["scanned_at"] == 1_700_000_000.0 and (folder["empty"], folder["settling"]) == (2, 1)
+    assert folder["notes"] == ["1 still being written", "2 empty file(s) skipped"]
+    assert re.fullmatch(r"\d+d(\d+h)?", folder["scanned_ago"])  # years ago: whole hours
+
+    with Catalog.open(config.state_dir) as writer:
+        writer.record_scan_summary(ScanSummary(drop, time.time() - 40, empty=0, settling=0, unreadable=("locked",)))
+    app = create_app(config)
+    with TestClient(app, base_url=LOCAL) as client:
+        [folder] = client.get("/status.json").json()["folders"]
+        page = client.get("/status").text
+    assert folder["problem"].startswith(f"{drop}: cannot read {drop / 'locked'}; the rest of the folder syncs")
+    assert folder["notes"] == [] and folder["unreadable"] == ["locked"]
+    assert "<th>Last scan</th>" in page and time.strftime("%Y-%m-%d", time.localtime()) in page
+    assert "s ago)" in page and f"cannot read {drop / 'locked'}" in page
+
+
+def test_status_page_before_a_folders_first_scan(tmp_path: Path) -> None:
+    from syncd.config import load_config
+
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9"), {"SYNCD_TEST_KEY": KEY})
+    Catalog.open(config.state_dir).close()
+    data, _ = _status_statements(config)
+    [folder] = data["folders"]  # type: ignore[misc]
+    assert folder["scanned_at"] is None and folder["scanned_ago"] is None and folder["notes"] == []
+    with TestClient(create_app(config), base_url=LOCAL) as client:
+        assert "not yet" in client.get("/status").text
