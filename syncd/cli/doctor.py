@@ -4,26 +4,34 @@ One line per check, ``✓`` or ``✗``: the config loads; each folder exists, ca
 read (and written, when remote deletions move files to the trash); the state
 directory is writable; an API key is present; the remote answers and accepts
 the key; no other syncd uses this instance name (``syncd.sync.instances``). Nothing is changed: no state directory is created, no lock is taken.
+
+A folder is not walked (at a million files that is minutes): its guard is checked live
+(mounted, a directory, readable, marker), and what it holds comes from the catalog, read
+only: the files tracked there and the engine's last scan of it (empty files, files still
+being written, subfolders it could not read), with when that scan ran
+(``syncd.sync.folder_health``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from syncd.store.catalog import peek_meta
+from syncd.store.catalog import CATALOG_FILE, Catalog, CatalogError, ScanSummary, peek_meta
 from syncd.config import Config, FolderConfig, load_config
 from syncd.errors import AuthError, ConfigError, ForbiddenError, NotFoundError, RemoteError, TransportError
 from syncd.sync.instances import CLASH_WINDOW, clash, parse_note
 from syncd.cli.messages import transport_reason
 from syncd.models import TRASH_DIR
 from syncd.remote import open_remote
-from syncd.sync.scan import ScanRules, scan_folder
+from syncd.sync.folder_health import FolderHealth, folder_health
+from syncd.units import rough_duration
 
 OK, BAD = "✓", "✗"
 
@@ -43,7 +51,10 @@ def run_checks(config_path: Path, environ: Mapping[str, str]) -> list[Check]:
     except ConfigError as exc:
         return [Check(False, f"config: {exc}")]
     checks = [Check(True, f"config {config.source} is valid")]
-    checks += [check_folder(folder, config.upload.settle_seconds) for folder in config.folders]
+    summaries, tracked = stored_scans(config.state_dir)
+    now = time.time()
+    healths = folder_health(config.folders, summaries, tracked, now)
+    checks += [check_folder(folder, health) for folder, health in zip(config.folders, healths, strict=True)]
     checks.append(check_state_dir(config.state_dir))
     key = check_key(config_path, environ, config)
     checks.append(key)
@@ -63,19 +74,35 @@ def doctor(config_path: Path, environ: Mapping[str, str], say: Callable[[str], N
     return 0 if not bad else 1
 
 
-def check_folder(folder: FolderConfig, settle: float) -> Check:
-    rules = ScanRules(folder.include, folder.exclude, settle, folder.require_marker)
-    scan = scan_folder(folder.path, rules, time.time())
-    if not scan.ok:
-        return Check(False, f"folder {scan.error}")
+def stored_scans(state_dir: Path) -> tuple[dict[str, ScanSummary], dict[str, int]]:
+    """The catalog's last scan of each folder and its present files per folder, read only
+    (no catalog, or one this syncd cannot read yet: none)."""
+    if not (state_dir / CATALOG_FILE).is_file():
+        return {}, {}
+    try:
+        with Catalog.open_readonly(state_dir) as catalog:
+            return catalog.scan_summaries(), {folder: n for folder, (n, _) in catalog.done_counts().items()}
+    except (CatalogError, sqlite3.Error):
+        return {}, {}
+
+
+def check_folder(folder: FolderConfig, health: FolderHealth) -> Check:
+    """The folder guard, live; the rest as the last scan found it."""
+    scanned = "" if health.scanned_at is None else (
+        f"last scanned {rough_duration(health.scanned_ago or 0.0)} ago "
+        f"({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(health.scanned_at))})")
+    if health.problem is not None:
+        as_of = f" ({scanned})" if health.unreadable and scanned else ""
+        return Check(False, f"folder {health.problem}{as_of}")
     if folder.on_remote_delete != "keep" and not os.access(folder.path, os.W_OK | os.X_OK):
         return Check(False, f"folder {folder.path}: readable but not writable; on_remote_delete: "
                             f"{folder.on_remote_delete} needs to move or remove files (into {TRASH_DIR}), "
                             "so grant write access or set on_remote_delete: keep")
-    videos = sum(1 for f in scan.files if f.size > 0)
-    empty = len(scan.files) - videos
-    skipped = f" ({empty} empty file(s) skipped)" if empty else ""
-    return Check(True, f"folder {folder.path}: readable, {videos} video file(s){skipped}")
+    if health.scanned_at is None:
+        return Check(True, f"folder {folder.path}: readable; not scanned yet (the next `syncd sync`, "
+                           "or the daemon, scans it)")
+    notes = "".join(f", {note}" for note in health.notes)
+    return Check(True, f"folder {folder.path}: readable, {health.tracked} file(s) tracked{notes}; {scanned}")
 
 
 def check_state_dir(state_dir: Path) -> Check:

@@ -173,7 +173,7 @@ def test_empty_files_are_skipped_and_never_waited_for(tmp_path: Path, emu: Emula
     assert result.stdout.splitlines()[-1] == (
         f"1 file(s): 1 done; uploaded 1 file(s), 1.0 MiB; skipped 1: {tmp_path / 'drop' / 'empty.mp4'} (empty file)")
     doctor = run_syncd(config, "doctor")
-    assert "readable, 1 video file(s) (1 empty file(s) skipped)" in doctor.stdout
+    assert "readable, 1 file(s) tracked, 1 empty file(s) skipped; last scanned " in doctor.stdout
 
 
 def test_status_says_backend_folders_collections_progress_and_what_needs_attention(
