@@ -52,8 +52,7 @@ def run_checks(config_path: Path, environ: Mapping[str, str]) -> list[Check]:
         return [Check(False, f"config: {exc}")]
     checks = [Check(True, f"config {config.source} is valid")]
     summaries, tracked = stored_scans(config.state_dir)
-    now = time.time()
-    healths = folder_health(config.folders, summaries, tracked, now)
+    healths = folder_health(config.folders, summaries, tracked, time.time())
     checks += [check_folder(folder, health) for folder, health in zip(config.folders, healths, strict=True)]
     checks.append(check_state_dir(config.state_dir))
     key = check_key(config_path, environ, config)
@@ -89,8 +88,8 @@ def stored_scans(state_dir: Path) -> tuple[dict[str, ScanSummary], dict[str, int
 def check_folder(folder: FolderConfig, health: FolderHealth) -> Check:
     """The folder guard, live; the rest as the last scan found it."""
     scanned = "" if health.scanned_at is None else (
-        f"last scanned {rough_duration(health.scanned_ago or 0.0)} ago "
-        f"({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(health.scanned_at))})")
+        f"last scanned {rough_duration(health.scanned_ago or 0.0)} ago, at "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(health.scanned_at))}")
     if health.problem is not None:
         as_of = f" ({scanned})" if health.unreadable and scanned else ""
         return Check(False, f"folder {health.problem}{as_of}")

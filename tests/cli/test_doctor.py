@@ -111,7 +111,7 @@ def test_folders_are_not_walked_the_last_scan_says_what_they_hold(
     assert all(c.ok for c in checks), [str(c) for c in checks]
     [folder] = [str(c) for c in checks if str(c).startswith(f"✓ folder {drop}")]
     assert re.fullmatch(rf"✓ folder {re.escape(str(drop))}: readable, 3 file\(s\) tracked, 1 empty file\(s\) "
-                        rf"skipped; last scanned \d+s ago \({time.strftime('%Y-%m-%d')} \d\d:\d\d:\d\d\)", folder), folder
+                        rf"skipped; last scanned \d+s ago, at {time.strftime('%Y-%m-%d')} \d\d:\d\d:\d\d", folder), folder
 
 
 def test_a_subfolder_the_last_scan_could_not_read_is_a_problem_said_with_its_time(
@@ -124,7 +124,7 @@ def test_a_subfolder_the_last_scan_could_not_read_is_a_problem_said_with_its_tim
     result = run_syncd(config, "doctor")
     assert result.returncode == 1, result.stdout
     assert (f"✗ folder {drop}: cannot read {drop / 'locked'}; the rest of the folder syncs, but nothing in it "
-            "is treated as deleted until it can be read (last scanned 7m ago (") in result.stdout, result.stdout
+            "is treated as deleted until it can be read (last scanned 7m ago, at ") in result.stdout, result.stdout
 
     with Catalog.open(tmp_path / "state") as catalog:
         catalog.record_scan_summary(ScanSummary(drop, time.time() - 30, empty=0, settling=2))

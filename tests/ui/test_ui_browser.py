@@ -77,6 +77,9 @@ def test_grid_shows_the_videos_with_thumbnails(served: tuple[UiWorld, str], page
     page.screenshot(path=str(SHOTS / "grid.png"), full_page=True)
     page.goto(base + "/status")
     assert "4" in page.locator(".count b").first.inner_text()
+    # The folder table: each folder's last scan (from the catalog) and its health.
+    scan_cell = page.locator("h2:has-text('Folders') + table tr").nth(1).locator("td").nth(2)
+    assert scan_cell.inner_text().endswith(" ago)"), scan_cell.inner_text()
     page.screenshot(path=str(SHOTS / "status.png"), full_page=True)
 
 
