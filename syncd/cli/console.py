@@ -127,8 +127,9 @@ class _LiveProgress(Progress):
 class TerminalProgress:
     """The live display on a terminal (see the module docstring)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, log_handler: logging.Handler | None = None) -> None:
         self.console = console
+        self.log_handler = log_handler  # printing through ``console`` while the display is up
         self.totals = _Totals()
         self.live = _LiveProgress(
             TextColumn("{task.description}"),
@@ -151,7 +152,17 @@ class TerminalProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.stop()
+        # rich's stop draws the display once more, then erases it: a record a worker thread
+        # printed in between was erased instead, and left a progress line on the screen.
+        # Holding the log handler's lock, such a record waits and prints once it is gone.
+        if self.log_handler is None:
+            self.live.stop()
+            return
+        self.log_handler.acquire()
+        try:
+            self.live.stop()
+        finally:
+            self.log_handler.release()
 
     def _name_width(self) -> int:
         return max(12, min(40, self.console.width - 70))
@@ -354,7 +365,7 @@ def progress_display(*, quiet: bool, stream: TextIO | None = None, interval: flo
         through.setLevel(ours[0].level)
     root.handlers[:] = [h for h in root.handlers if h not in ours] + [through]
     try:
-        with TerminalProgress(console) as live:
+        with TerminalProgress(console, log_handler=through) as live:
             yield live
     finally:
         root.handlers[:] = [h for h in root.handlers if h is not through] + ours

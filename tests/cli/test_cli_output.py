@@ -4,15 +4,21 @@ say what to do. The real CLI, against the emulator."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import pty
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
+import pytest
+from rich.console import Console
 
+from syncd.cli.console import ConsoleLogHandler, TerminalProgress
 from syncd.emulator.mikshi import Emulator
 from tests.conftest import MiB, admin_videos, free_port, run_syncd, set_faults, syncd_env, write_config, write_random
 
@@ -101,6 +107,39 @@ def test_progress_on_a_terminal_shows_files_bytes_rate_and_waiting(tmp_path: Pat
     assert "━" not in result.stdout and "waiting for the remote" not in result.stdout
     assert "2 file(s): 2 done; uploaded 2 file(s), 18.0 MiB" in result.stdout
 
+
+
+def test_a_record_logged_while_the_display_stops_is_printed_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker thread's record that arrived while rich was stopping the display (between
+    its last draw and the erase) was erased with it, and left a progress line on the
+    screen (the test above failed so once, under load). The stop holds syncd's log
+    handler: the record waits, then prints below where the display was."""
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, force_interactive=True, width=100)
+    handler = ConsoleLogHandler(console, logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("syncd.test.display-stop")
+    monkeypatch.setattr(logger, "handlers", [handler])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    late: list[threading.Thread] = []
+    pop_render_hook = console.pop_render_hook
+
+    def log_in_the_stop() -> None:  # rich's stop, after its last draw and before the erase
+        pop_render_hook()
+        late.append(threading.Thread(target=logger.info, args=("a late record",)))
+        late[0].start()
+        late[0].join(0.5)  # the record prints now, unless the stop holds the handler
+
+    monkeypatch.setattr(console, "pop_render_hook", log_in_the_stop)
+    with TerminalProgress(console, log_handler=handler) as display:
+        display.uploads_planned([("cam/a.mp4", 1000)])
+        display.file_started("cam/a.mp4", 1000)
+        display.live.refresh()
+        assert any("━" in line for line in screen(out.getvalue()))
+    late[0].join()
+    shown = screen(out.getvalue())
+    assert not any("━" in line for line in shown), shown
+    assert "INFO a late record" in shown, shown
 
 def test_progress_without_a_terminal_is_plain_lines_and_q_silences_it(tmp_path: Path, emu: Emulator) -> None:
     write_random(tmp_path / "drop" / "a.mp4", 6 * MiB, 1)
