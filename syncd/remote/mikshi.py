@@ -774,12 +774,17 @@ class MikshiClient:
         return self._marker_ids.get(instance)
 
     def read_marks(self) -> Marks:
-        videos: dict[str, set[str]] = {}
+        # Each video's holders as one frozenset shared by every video with the same ones
+        # (with one syncd on the account, all of them): not a set per video, ~200 bytes
+        # each, which a library of a million would hold at every complete listing.
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        videos: dict[str, frozenset[str]] = {}
         markers = self._markers()
         for instance, collection in markers.items():
             for video in self.iter_collection_videos(collection.collection_id):
-                videos.setdefault(video.video_id, set()).add(instance)
-        return Marks(frozenset(markers), {v: frozenset(i) for v, i in videos.items()})
+                holders = videos.get(video.video_id, frozenset()) | {instance}
+                videos[video.video_id] = shared.setdefault(holders, holders)
+        return Marks(frozenset(markers), videos)
 
     def add_mark(self, instance: str, video_id: str) -> bool:
         marker = self._marker_id(instance, create=True)

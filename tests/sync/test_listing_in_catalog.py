@@ -178,3 +178,17 @@ def test_the_listing_pass_holds_nothing_per_video(tmp_path: Path, emu: Emulator,
     assert held_many - held_few < 6000 * 64, (held_few, held_many)
     # The peak is a page or so and the statements' state, not the listing.
     assert peak_many < 1.5 * peak_few, (peak_few, peak_many)
+
+
+def test_instance_marks_share_one_holder_set_per_combination(emu: Emulator, admin: httpx.Client) -> None:
+    """Read along with every complete listing: a video's holders are not a set of its own."""
+    register(admin, 0, 5)
+    with MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        ids = sorted(v.video_id for v in remote.list_videos())
+        for video_id in ids:
+            assert remote.add_mark("a", video_id)
+        assert remote.add_mark("b", ids[0])
+        marks = remote.read_marks()
+    assert marks.instances == {"a", "b"}
+    assert {v: set(h) for v, h in marks.videos.items()} == {v: {"a", "b"} if v == ids[0] else {"a"} for v in ids}
+    assert len({id(h) for h in marks.videos.values()}) == 2
