@@ -401,23 +401,22 @@ class DeferredDeletion:
 
 
 @dataclass(frozen=True)
-class ListedVideo:
-    """What a remote listing says of one video that its details say too: the mirror
-    re-pulls a video's details only when these differ from the stored ones."""
+class Listing:
+    """A complete, successful remote listing, kept in the catalog (``Catalog.listing_writer``):
+    its handle. ``generation`` changes whenever a read changed an entry, so equal handles
+    mean the same listing (a quiet remote)."""
 
-    name: str
-    created_at: str | None
-    hls_playlist_url: str | None
-    statuses: tuple[tuple[str, str | None], ...]  # upload-side processing, raw: (("hls", "completed"), ...)
+    generation: int
+    videos: int = field(compare=False)  # how many it lists
 
 
 @dataclass(frozen=True)
 class RemoteView:
-    """A complete, successful remote listing, as the planner, executor and mirror share it."""
+    """The remote as the planner sees it: of the videos its snapshot holds, those a
+    complete, successful listing (read this pass) lists. Also the few new videos read
+    at the listing's newest end, for pulls."""
 
     video_ids: frozenset[str]
-    names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → video ids
-    listed: dict[str, ListedVideo] = field(default_factory=dict)  # video id → its entry (for the mirror)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-from syncd.remote.base import Features, RemoteVideo, VideoDetails
+from syncd.remote.base import Features, ListingSink, RemoteVideo, VideoDetails
 
 
 def unexpected(name: str) -> Callable[..., NoReturn]:
@@ -34,6 +34,10 @@ class FakeRemote:
     check: Callable[[], str] = lambda: "fake: fine"
     close: Callable[[], None] = lambda: None
     calls: list[str] = field(default_factory=list)
+
+    def list_into(self, sink: ListingSink[RemoteVideo]) -> None:
+        """The listing ``list_videos`` gives (its faults too), as one page."""
+        sink.add(self.list_videos())
 
     def recording(self, name: str, result: Any = None) -> Callable[..., Any]:
         """A function field that records its calls (``calls``) and returns ``result``

@@ -44,7 +44,7 @@ from syncd.mirror.index import SEARCH_DIR, SearchIndex
 from syncd.mirror.pull import PullOptions, Puller
 from syncd.store.records import MirrorFile, MirrorVideo
 from syncd.mirror.sidecars import SidecarLayout, embeddings_bytes, metadata_document, remote_facts
-from syncd.models import ContentRecord, FileRecord, ListedVideo, RemoteView
+from syncd.models import ContentRecord, FileRecord, Listing, RemoteView
 from syncd.remote.base import Remote, need
 
 log = logging.getLogger("syncd.mirror")
@@ -138,9 +138,9 @@ class Mirror:
         # when pulling, the one last pulled from.
         self._changes_after_run: tuple[int, int] | None = None
         self._next_due = 0.0
-        self._checked_listing: RemoteView | None = None  # the listing details were last checked against
+        self._checked_listing: Listing | None = None  # the listing details were last checked against
         self._next_check = 0.0  # ...and when the next check is due (every mirror.interval)
-        self._listing_after_run: RemoteView | None = None  # pull_remote: the listing last pulled from
+        self._listing_after_run: Listing | None = None  # pull_remote: the listing last pulled from
         self._pull_due: float | None = None
         self._given_up: list[str] = []
         self._checked_files = False
@@ -163,7 +163,7 @@ class Mirror:
                 self.catalog.mirror_file_forget(row.folder, row.rel_path)
 
     # ---------------------------------------------------------------- the job
-    def due(self, listing: RemoteView | None, newest: RemoteView | None = None) -> bool:
+    def due(self, listing: Listing | None, newest: RemoteView | None = None) -> bool:
         """Whether a run could do anything; False lets a quiet pass skip it (and ``statuses()``).
         ``newest``: remote videos new since the last complete listing (see ``run``)."""
         now = self.clock()
@@ -192,7 +192,7 @@ class Mirror:
         """The report of a skipped run: failures that gave up are still reported."""
         return MirrorReport(problems=list(self._given_up))
 
-    def run(self, statuses: Iterable[FileState], listing: RemoteView | None,
+    def run(self, statuses: Iterable[FileState], listing: Listing | None,
             unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
@@ -218,13 +218,16 @@ class Mirror:
         touched = self._follow_files(files, report, unavailable)
         targets = self._targets(statuses, files)
         dim = self.index.dim()
-        videos = self._mirror_targets(targets, contents, check, touched, verify, report)
+        # The listed videos whose entry says otherwise than their stored details (when
+        # checked: every mirror.interval), asked of the catalog, which keeps the listing.
+        differ = self.catalog.listing_differs_from_details() if check is not None else set()
+        videos = self._mirror_targets(targets, contents, differ, touched, verify, report)
         if dim and self.index.dim() != dim and not self.should_stop():
             # The remote's embedding dimension changed part way through: the index was
             # reset, and the videos done before that lost their vectors. Once more for them.
             log.info("mirror: the embedding dimension changed (%d → %d); pulling every video's again",
                      dim, self.index.dim())
-            videos = self._mirror_targets(targets, contents, check, touched, verify, report)
+            videos = self._mirror_targets(targets, contents, differ, touched, verify, report)
         self._drop_stale(contents, videos)
         self.index.compact()
         self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
@@ -238,7 +241,7 @@ class Mirror:
         return report
 
     def _mirror_targets(self, targets: dict[str, list[_Target]], contents: dict[str, ContentRecord],
-                        check: RemoteView | None, touched: set[str], verify: bool,
+                        differ: set[str], touched: set[str], verify: bool,
                         report: MirrorReport) -> dict[str, MirrorVideo]:
         """Mirror each target video; returns the mirror rows read at the start."""
         # Read once per run, not once per video: a pass over 10,000 quiet videos stays cheap.
@@ -253,9 +256,9 @@ class Mirror:
             if content is None:
                 continue
             try:
-                listed = check.listed.get(video_id) if check is not None else None
                 self._mirror_video(video_id, group, content, video=videos.get(video_id), rows=written[video_id],
-                                   report=report, touched=video_id in touched, listed=listed, verify=verify)
+                                   report=report, touched=video_id in touched, listing_differs=video_id in differ,
+                                   verify=verify)
             except OSError as exc:  # e.g. the state disk is full: report it, go on with the rest
                 report.problems.append(f"{group[0].file.path}: mirror: {exc}")
                 log.error("%s: mirror: %s", group[0].file.path, exc)
@@ -347,14 +350,14 @@ class Mirror:
     # --------------------------------------------------------------- one video
     def _mirror_video(self, video_id: str, group: list[_Target], content: ContentRecord, *,
                       video: MirrorVideo | None, rows: dict[tuple[Path, str], MirrorFile],
-                      report: MirrorReport, touched: bool, listed: ListedVideo | None, verify: bool) -> None:
-        """``listed``: the video's entry in a listing to check its details against (every
-        mirror.interval): they are pulled again only if it differs from the stored ones."""
+                      report: MirrorReport, touched: bool, listing_differs: bool, verify: bool) -> None:
+        """``listing_differs``: the video's entry in the listing checked this run (every
+        mirror.interval) says otherwise than its stored details: they are pulled again."""
         now = self.clock()
         waiting = video is not None and video.retry_at > now
         refresh = not waiting and (video is None or video.checked_at is None or not video.details
                                    or video.attempts > 0  # a failed pull, due again
-                                   or (listed is not None and listing_differs(video.details, listed)))
+                                   or listing_differs)
         if refresh:
             video = self._pull_details(video_id, group, content, report) or video
         if video is not None and video.details:
@@ -525,18 +528,6 @@ def _stale(row: MirrorFile | None, video: MirrorVideo, sha256: str, collection: 
         return True
     newest = max(video.details_at or 0.0, video.embeddings_at or 0.0)
     return row.written_at < newest  # moved (written_at 0), or the data changed since
-
-
-def listing_differs(details: str, listed: ListedVideo) -> bool:
-    """Whether a listing entry says otherwise than the stored details (canonical JSON)."""
-    facts: dict[str, Any] = json.loads(details)
-    statuses = facts.get("statuses") or {}
-    return (
-        facts.get("name") != listed.name
-        or facts.get("created_at") != listed.created_at
-        or facts.get("hls_playlist_url") != listed.hls_playlist_url
-        or any(statuses.get(step) != state for step, state in listed.statuses)
-    )
 
 
 def _pipeline_states(content: ContentRecord, pipelines: tuple[str, ...]) -> dict[str, str]:

@@ -31,7 +31,7 @@ from syncd.errors import AuthError, NotFoundError, RemoteError
 from syncd.folders import folder_problem
 from syncd.mirror.atomic import fsync_dir
 from syncd.mirror.names import contained, matches_any, safe_component, sniff_extension
-from syncd.models import LocalFile, RemoteView
+from syncd.models import Listing, LocalFile, RemoteView
 from syncd.remote.base import Remote, UploadSession
 
 if TYPE_CHECKING:
@@ -93,24 +93,29 @@ class Puller:
         self.clock = clock
         self.should_stop = should_stop
 
-    def candidates(self, listing: RemoteView) -> list[str]:
-        """Listed videos that no content, open upload or earlier pull accounts for."""
-        known: set[str | None] = {c.video_id for c in self.catalog.contents() if c.video_id}
-        known |= self.catalog.import_video_ids()  # ``syncd import`` lands these where it was asked to
+    def candidates(self, listing: Listing | RemoteView) -> list[str]:
+        """Listed videos (the complete listing the catalog keeps, or the few new ones read
+        at its newest end) that no content, import (``syncd import`` lands those where it
+        was asked to), open upload or earlier pull accounts for."""
+        if isinstance(listing, Listing):
+            listed = self.catalog.listed_unaccounted()  # in SQL: not a set of every listed video
+        else:
+            listed = sorted(listing.video_ids - self.catalog.linked_among(listing.video_ids))
+        known: set[str | None] = set()
         chunked = self.features.chunked
         if chunked is not None:  # registered, perhaps, and not yet recorded
             known |= {chunked.upload_video_id(UploadSession(u.upload_id, u.token)) for u in self.catalog.uploads()}
         pulls = self.catalog.pulls()
         now = self.clock()
         out = []
-        for video_id in sorted(listing.video_ids):
+        for video_id in listed:
             record = pulls.get(video_id)
             if video_id in known or (record is not None and (record.outcome != "failed" or record.retry_at > now)):
                 continue
             out.append(video_id)
         return out
 
-    def run(self, listing: RemoteView, report: MirrorReport) -> float | None:
+    def run(self, listing: Listing | RemoteView, report: MirrorReport) -> float | None:
         """Pull what the listing has that nothing local accounts for. Returns when to
         run again without a new listing: now if work was left (folder unavailable, a
         stop), a failed pull's retry time, or None."""
@@ -136,9 +141,10 @@ class Puller:
                     raise
                 except (RemoteError, OSError) as exc:
                     self._failed(video_id, str(exc), report)
-        retries = [r.retry_at for video_id, r in self.catalog.pulls().items()
-                   if r.outcome == "failed" and video_id in listing.video_ids]
-        return min(retries, default=None)
+        failed = {video_id: r.retry_at for video_id, r in self.catalog.pulls().items() if r.outcome == "failed"}
+        listed = (self.catalog.listed_among(failed) if isinstance(listing, Listing)
+                  else listing.video_ids & failed.keys())
+        return min((failed[video_id] for video_id in listed), default=None)
 
     def _collections_of(self, video_ids: set[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

@@ -3,7 +3,8 @@
 Like rclone's ``fs.Fs`` + ``fs.Features``, the contract has two parts:
 
 * :class:`Remote`, small and required of every backend: upload a file (the backend
-  picks its own way), list videos (complete or an error, never silently short),
+  picks its own way), list videos (complete or an error, never silently short; into
+  a :class:`ListingSink` page by page, so a million videos are never held at once),
   details, delete, download, a neutral reachability/key ``check``, ``close``;
 * :class:`Features`, returned by ``Remote.features()``: what the backend can do beyond
   that, each optional ability a small protocol (``ChunkedUploader``, ``Collections``,
@@ -21,7 +22,7 @@ step or pipeline name appears in them or in any module outside ``syncd/remote/``
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol, TypeVar, runtime_checkable
@@ -96,6 +97,39 @@ class RemoteVideo:
     pipelines: dict[str, StepState] = field(default_factory=dict)
     hls_playlist_url: str | None = None
     processing: dict[str, str | None] = field(default_factory=dict)  # step → raw status, e.g. "hls": "completed"
+
+
+_T_contra = TypeVar("_T_contra", contravariant=True)
+
+
+class ListingSink(Protocol[_T_contra]):
+    """Where a complete listing goes, a page at a time (the catalog's staging table:
+    a listing of a million videos is never held as objects)."""
+
+    def add(self, videos: Sequence[_T_contra]) -> int:
+        """Take one page; how many of its videos were not taken before (a video on two
+        pages, the listing having shifted in between, counts once)."""
+        ...
+
+    def restart(self) -> None:
+        """Forget every page taken: the backend reads the listing again from the start."""
+        ...
+
+
+class ListedVideos:
+    """A :class:`ListingSink` in memory (``Remote.list_videos``: small libraries, tests)."""
+
+    def __init__(self) -> None:
+        self.videos: dict[str, RemoteVideo] = {}
+
+    def add(self, videos: Sequence[RemoteVideo]) -> int:
+        before = len(self.videos)
+        for video in videos:
+            self.videos.setdefault(video.video_id, video)
+        return len(self.videos) - before
+
+    def restart(self) -> None:
+        self.videos.clear()
 
 
 @dataclass(frozen=True)
@@ -514,6 +548,12 @@ class Remote(Protocol):
         """The complete listing, or IncompleteListingError/RemoteError. Never partial."""
         ...
 
+    def list_into(self, sink: ListingSink[RemoteVideo]) -> None:
+        """The complete listing, page by page into ``sink`` (a video once, however many
+        pages show it); IncompleteListingError/RemoteError if it cannot be read in full,
+        and then what ``sink`` took is no listing. ``list_videos`` is this into memory."""
+        ...
+
     def video_details(self, video_id: str) -> VideoDetails:
         """NotFoundError when the remote does not know the video."""
         ...
@@ -568,7 +608,7 @@ class NewestListing(Protocol):
     """A backend that can list from the newest end (an optional capability: without it,
     new remote videos are found by the complete listing, on its slower schedule)."""
 
-    def list_newest(self, known: Collection[str]) -> list[RemoteVideo]:
+    def list_newest(self, known: Container[str]) -> list[RemoteVideo]:
         """Videos newer than the newest of ``known`` (ids), newest first: pages from the
         newest end until one holds a known video. Not a complete listing."""
         ...

@@ -58,6 +58,8 @@ from syncd.remote.base import (
     ContentEvidence,
     Features,
     ImportTask,
+    ListedVideos,
+    ListingSink,
     Marks,
     Pipeline,
     ProcessingStatus,
@@ -89,6 +91,7 @@ STATUSES = ("PARSE", "UNPARSE", "FAIL")
 #: The code table page names the failure PARSE_ERROR; list_videos says FAIL. Both failed.
 FAILED_STATUSES = frozenset({"FAIL", "PARSE_ERROR", "FAILED"})
 LIST_RESTARTS = 3
+KNOWN_MAX = 10_000  # videos whose cover URL and stored file MemoriesRemote remembers
 
 OK = "0000"
 _BAD_PARAMS = frozenset({"0001", "0003"})
@@ -287,6 +290,22 @@ class VideoPage:
     total: int
     page: int
     size: int
+
+
+class _Collected:
+    """A listing sink in memory (``MemoriesClient.list_videos``)."""
+
+    def __init__(self) -> None:
+        self.videos: dict[str, MemoriesVideo] = {}
+
+    def add(self, videos: Sequence[MemoriesVideo]) -> int:
+        before = len(self.videos)
+        for video in videos:
+            self.videos.setdefault(video.video_no, video)
+        return len(self.videos) - before
+
+    def restart(self) -> None:
+        self.videos.clear()
 
 
 @dataclass(frozen=True)
@@ -498,21 +517,28 @@ class MemoriesClient:
 
     def list_videos(self, *, filters: ListFilters | None = None, unique_id: str | None = None,
                     page_size: int = PAGE_SIZE) -> list[MemoriesVideo]:
-        """Every matching video, or ``IncompleteListingError`` — never a silently short list.
+        """Every matching video, or ``IncompleteListingError`` — never a silently short list."""
+        sink = _Collected()
+        self.list_into(sink, filters=filters, unique_id=unique_id, page_size=page_size)
+        return list(sink.videos.values())
 
-        Pages are read until ``total_count`` distinct videos were seen. A total that changes
-        while reading (an upload or delete meanwhile shifts the pages) restarts the listing;
-        a short page or a restart limit reached raises.
+    def list_into(self, sink: ListingSink[MemoriesVideo], *, filters: ListFilters | None = None,
+                  unique_id: str | None = None, page_size: int = PAGE_SIZE) -> None:
+        """Every matching video, page by page into ``sink``, or ``IncompleteListingError``.
+
+        Pages are read until ``total_count`` distinct videos were seen (``sink.add`` counts
+        them). A total that changes while reading (an upload or delete meanwhile shifts the
+        pages) restarts the listing (``sink.restart``); a short page or a restart limit
+        reached raises.
         """
         for _ in range(LIST_RESTARTS):
-            seen: dict[str, MemoriesVideo] = {}
             first = self.list_videos_page(1, page_size, filters=filters, unique_id=unique_id)
             total, page_result, page = first.total, first, 1
+            seen = 0
             changed = False
             while True:
-                for video in page_result.videos:
-                    seen.setdefault(video.video_no, video)
-                if len(seen) >= total or not page_result.videos:
+                seen += sink.add(page_result.videos)
+                if seen >= total or not page_result.videos:
                     break
                 page += 1
                 page_result = self.list_videos_page(page, page_size, filters=filters,
@@ -521,11 +547,12 @@ class MemoriesClient:
                     changed = True
                     break
             if changed:
+                sink.restart()
                 continue
-            if len(seen) != total:
-                raise IncompleteListingError(f"memories.ai list_videos: read {len(seen)} of "
+            if seen != total:
+                raise IncompleteListingError(f"memories.ai list_videos: read {seen} of "
                                              f"{total} videos")
-            return list(seen.values())
+            return
         raise IncompleteListingError("memories.ai list_videos: the library kept changing while "
                                      "it was being listed")
 
@@ -773,6 +800,24 @@ class _Where:
         return cls(video.cover_url, video.bucket, video.blob)
 
 
+class _ListedPages:
+    """The complete listing's pages as RemoteVideos into ``sink``; the first KNOWN_MAX
+    videos' cover URL and stored file kept aside (``MemoriesRemote._known``)."""
+
+    def __init__(self, sink: ListingSink[RemoteVideo]) -> None:
+        self.sink = sink
+        self.known: dict[str, _Where] = {}
+
+    def add(self, videos: Sequence[MemoriesVideo]) -> int:
+        for video in videos[:max(0, KNOWN_MAX - len(self.known))]:
+            self.known.setdefault(video.video_no, _Where.of(video))
+        return self.sink.add([MemoriesRemote._listed(v) for v in videos])
+
+    def restart(self) -> None:
+        self.known.clear()
+        self.sink.restart()
+
+
 class MemoriesRemote:
     """memories.ai as a :class:`~syncd.remote.base.Remote` (video ids are ``video_no``s)."""
 
@@ -782,7 +827,9 @@ class MemoriesRemote:
         self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
         # What the last complete listing (and each get_metadata since) said of each video:
         # its cover URL (get_metadata has none) and its stored file (bucket/blob), so that
-        # details and downloads need not ask the service again. Replaced by each listing.
+        # details and downloads need not ask the service again. Replaced by each listing;
+        # at most KNOWN_MAX videos (the first listed: the newest), so that a library of a
+        # million costs a request more per details or download, not memory per video.
         self._known: dict[str, _Where] = {}
 
     def __repr__(self) -> str:
@@ -802,9 +849,20 @@ class MemoriesRemote:
         return self.upload_tagged(path, name, ())
 
     def list_videos(self) -> list[RemoteVideo]:
-        videos = self.client.list_videos(page_size=self.page_size)
-        self._known = {v.video_no: _Where.of(v) for v in videos}
-        return [self._listed(v) for v in videos]
+        sink = ListedVideos()
+        self.list_into(sink)
+        return list(sink.videos.values())
+
+    def list_into(self, sink: ListingSink[RemoteVideo]) -> None:
+        pages = _ListedPages(sink)
+        self.client.list_into(pages, page_size=self.page_size)
+        self._known = pages.known
+
+    def _remember(self, video_id: str, where: _Where) -> None:
+        self._known.pop(video_id, None)
+        self._known[video_id] = where
+        while len(self._known) > KNOWN_MAX:
+            del self._known[next(iter(self._known))]
 
     @staticmethod
     def _listed(video: MemoriesVideo) -> RemoteVideo:
@@ -820,7 +878,7 @@ class MemoriesRemote:
         listed = self._known.get(video_id)
         if video.cover_url is None and listed is not None and listed.cover_url:
             video = replace(video, cover_url=listed.cover_url)
-        self._known[video_id] = _Where.of(video)
+        self._remember(video_id, _Where.of(video))
         return video
 
     def _cover_url(self, video_id: str) -> str | None:
@@ -835,7 +893,7 @@ class MemoriesRemote:
             cover = self._cover_url(video_id)
             if cover:
                 video = replace(video, cover_url=cover)
-                self._known[video_id] = _Where.of(video)
+                self._remember(video_id, _Where.of(video))
         # As the service reported it, with the cover URL (a stable CDN address) from its
         # listing; the video's own CDN URL is left out: the file is fetched by bucket/blob.
         reported = {k: v for k, v in video.reported.items() if k != "video_url"}

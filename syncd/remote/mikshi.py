@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
@@ -29,6 +29,8 @@ from syncd.remote.base import (
     ContentEvidence,
     Features,
     ImportTask,
+    ListedVideos,
+    ListingSink,
     Marks,
     Pipeline,
     ProcessingStatus,
@@ -55,12 +57,6 @@ CHAT = "/api/chat/v1/developer"
 CREDIT_NOT_TAKEN = frozenset({502, 503})
 PAGE_SIZE = 100  # the documented maximum for page-based listings
 NEWEST_PAGE_SIZE = 20  # a poll for new videos usually finds none: one small page
-# The fields of a videos/list entry that RemoteVideo keeps (not the pre-signed
-# thumbnail_path, which changes with every answer).
-LISTED_FIELDS = (
-    "video_id", "name", "status", "created_at", "hls_playlist_path", "transcoding_status",
-    "hls_generation_status", "thumbnail_generation_status", "analyse_status", "search_process_status",
-)
 # Upload-side processing statuses, as videos/list and get-video-details both name them.
 PROCESSING_STATUS_KEYS = {
     "thumbnail_generation_status": "thumbnail",
@@ -147,7 +143,6 @@ class MikshiClient:
         self.direct_upload_max_bytes = direct_upload_max_bytes or DIRECT_UPLOAD_MAX
         self.page_size = PAGE_SIZE  # of list_videos' pages (tests make listings span pages)
         self.part_size = UPLOAD_PART_SIZE  # of uploads in parts by ``upload``
-        self._listed_before: dict[tuple[Any, ...], RemoteVideo] = {}  # see _listed
         self._marker_ids: dict[str, str] = {}  # instance → its marker collection (the list is cached)
         self.description = f"mikshi at {self.http.base_url}"
 
@@ -309,17 +304,7 @@ class MikshiClient:
         body = self.http.call("GET", f"{BACKEND}/videos/list", params=params, idempotent=True)
         if not isinstance(body, list):
             raise IncompleteListingError("videos/list did not answer with a list")
-        return [self._listed(item) for item in body]
-
-    def _listed(self, item: dict[str, Any]) -> RemoteVideo:
-        """One listing entry; the record made from the same fields last time, if any. The
-        daemon walks every page every remote poll, and on a quiet remote (10,000 videos)
-        reusing the records makes the walk and the comparisons after it cheap."""
-        key = tuple(item.get(field) for field in LISTED_FIELDS)
-        video = self._listed_before.get(key)
-        if video is None:
-            video = self._listed_before[key] = self._video_item(item)
-        return video
+        return [self._video_item(item) for item in body]
 
     def iter_videos(self, page_size: int = PAGE_SIZE, **filters: Any) -> Iterator[RemoteVideo]:
         """Walk every page of videos/list (skip/limit) until a short page."""
@@ -696,15 +681,21 @@ class MikshiClient:
         return self.pipeline_status_raw(pipeline, video_id)
 
     def list_videos(self) -> list[RemoteVideo]:
-        seen: dict[str, RemoteVideo] = {}
-        for video in self.iter_videos(self.page_size):
-            seen.setdefault(video.video_id, video)
-        # Records of videos no longer listed are let go (renamed ones are made anew).
-        live = {id(v) for v in seen.values()}
-        self._listed_before = {k: v for k, v in self._listed_before.items() if id(v) in live}
-        return list(seen.values())
+        sink = ListedVideos()
+        self.list_into(sink)
+        return list(sink.videos.values())
 
-    def list_newest(self, known: Collection[str], page_size: int = NEWEST_PAGE_SIZE) -> list[RemoteVideo]:
+    def list_into(self, sink: ListingSink[RemoteVideo]) -> None:
+        """Every page of videos/list (skip/limit) until a short one, each handed on as read."""
+        skip = 0
+        while True:
+            batch = self.videos_list(skip=skip, limit=self.page_size)
+            sink.add(batch)
+            if len(batch) < self.page_size:
+                return
+            skip += self.page_size
+
+    def list_newest(self, known: Container[str], page_size: int = NEWEST_PAGE_SIZE) -> list[RemoteVideo]:
         found: dict[str, RemoteVideo] = {}
         skip = 0
         while True:
@@ -783,12 +774,17 @@ class MikshiClient:
         return self._marker_ids.get(instance)
 
     def read_marks(self) -> Marks:
-        videos: dict[str, set[str]] = {}
+        # Each video's holders as one frozenset shared by every video with the same ones
+        # (with one syncd on the account, all of them): not a set per video, ~200 bytes
+        # each, which a library of a million would hold at every complete listing.
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        videos: dict[str, frozenset[str]] = {}
         markers = self._markers()
         for instance, collection in markers.items():
             for video in self.iter_collection_videos(collection.collection_id):
-                videos.setdefault(video.video_id, set()).add(instance)
-        return Marks(frozenset(markers), {v: frozenset(i) for v, i in videos.items()})
+                holders = videos.get(video.video_id, frozenset()) | {instance}
+                videos[video.video_id] = shared.setdefault(holders, holders)
+        return Marks(frozenset(markers), videos)
 
     def add_mark(self, instance: str, video_id: str) -> bool:
         marker = self._marker_id(instance, create=True)

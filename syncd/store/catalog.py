@@ -39,6 +39,7 @@ from syncd.models import (
     ContentState,
     FileRecord,
     JournalEntry,
+    Listing,
     LocalFile,
     RecordedFile,
     StepRecord,
@@ -457,10 +458,37 @@ def _m_processed(db: Database) -> None:
     )
 
 
+# One entry of the complete remote listing (``listing`` and its staging twin).
+# No constraint but the key: ``INSERT OR IGNORE`` (a video listed twice) would also skip
+# a row breaking one, and a video left out of a listing looks deleted.
+_LISTING_COLUMNS = """
+    video_id TEXT PRIMARY KEY NOT NULL,
+    name TEXT,
+    created_at TEXT,
+    hls_playlist_url TEXT,
+    statuses TEXT  -- JSON object: upload-side step → its raw status, as listed
+"""
+
+
+def _m_listing(db: Database) -> None:
+    """The last complete remote listing, kept here rather than as a Python object per
+    video (a library of a million videos): the questions a pass asks of it (which linked
+    videos it lacks, which listed ones nothing local accounts for, names for recovery,
+    entries that differ from the stored details) are answered in SQL. Written only whole:
+    a read goes to a staging table swapped in by one transaction (``ListingWriter``)."""
+    db.executescript(
+        f"""
+        CREATE TABLE IF NOT EXISTS listing ({_LISTING_COLUMNS}) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS listing_name ON listing (name);
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
+    _m_listing,
 ]
 
 
@@ -692,18 +720,6 @@ class Catalog:
                 "SELECT missing_since FROM files WHERE present = 0 AND sha256 IS NOT NULL AND missing_since IS NOT NULL"
             ).fetchall()
         return [row[0] for row in rows]
-
-    def known_video_ids(self) -> set[str]:
-        """The remote video ids the catalog records: linked contents and pulls, except failed
-        pulls (interrupted ones too), which a newest-end read must still see to retry them.
-        (An upload under way keeps its video id inside the backend's opaque token, which
-        the puller reads through ``chunked.upload_video_id``; ``uploads`` has no such column.)"""
-        with self._lock:
-            rows = self.db.conn.execute(
-                """SELECT video_id FROM contents WHERE video_id IS NOT NULL
-                   UNION SELECT video_id FROM pulls WHERE outcome != 'failed'"""
-            ).fetchall()
-        return {row[0] for row in rows}
 
     # ---------------------------------------------------------------- files
     def files(self, folder: Path | None = None) -> list[FileRecord]:
@@ -1811,16 +1827,88 @@ class Catalog:
             rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
         return {row[0] for row in rows}
 
-    def videos_not_in(self, listed: Collection[str]) -> set[str]:
-        """Uploaded contents whose video a complete listing lacks (remote deletions to judge),
-        read row by row: nothing per video is kept but the missing ones."""
-        missing: set[str] = set()
+    # --- the last complete remote listing (table ``listing``; ``listing_writer`` writes it) -----
+    def listing_writer(self) -> ListingWriter:
+        """Where a complete listing is written as it is read, page by page (see ``ListingWriter``)."""
+        return ListingWriter(self)
+
+    def listing_generation(self) -> int:
+        return int(self.get_meta("listing_generation") or 0)
+
+    def linked_not_listed(self) -> set[str]:
+        """Uploaded contents whose video the last complete listing lacks (remote deletions to judge)."""
         with self._lock:
-            for sha256, video_id in self.db.conn.execute(
-                    "SELECT sha256, video_id FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL"):
-                if video_id not in listed:
-                    missing.add(sha256)
-        return missing
+            rows = self.db.conn.execute(
+                """SELECT sha256 FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL
+                   AND video_id NOT IN (SELECT video_id FROM listing)""").fetchall()
+        return {row[0] for row in rows}
+
+    def listed_among(self, video_ids: Collection[str]) -> set[str]:
+        """Those of ``video_ids`` the last complete listing lists."""
+        found: set[str] = set()
+        ids = sorted(video_ids)
+        with self._lock:
+            for first in range(0, len(ids), _IN_BATCH):
+                found.update(row[0] for row in self.db.conn.execute(
+                    "SELECT video_id FROM listing WHERE video_id IN (SELECT value FROM json_each(?))",
+                    [json.dumps(ids[first:first + _IN_BATCH])]))
+        return found
+
+    def listed_named(self, names: Collection[str]) -> dict[str, tuple[str, ...]]:
+        """Name → the videos of the last complete listing under it (oldest first)."""
+        found: dict[str, list[str]] = {}
+        wanted = sorted(names)
+        with self._lock:
+            for first in range(0, len(wanted), _IN_BATCH):
+                for name, video_id in self.db.conn.execute(
+                        """SELECT name, video_id FROM listing WHERE name IN (SELECT value FROM json_each(?))
+                           ORDER BY created_at, video_id""", [json.dumps(wanted[first:first + _IN_BATCH])]):
+                    found.setdefault(name, []).append(video_id)
+        return {name: tuple(ids) for name, ids in found.items()}
+
+    def listed_unaccounted(self) -> list[str]:
+        """Videos of the last complete listing that no content links and no import lands
+        (pull candidates, before open uploads and earlier pulls), in id order."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT video_id FROM listing
+                   WHERE video_id NOT IN (SELECT video_id FROM contents WHERE video_id IS NOT NULL)
+                     AND video_id NOT IN (SELECT video_id FROM import_videos)
+                   ORDER BY video_id""").fetchall()
+        return [row[0] for row in rows]
+
+    def linked_among(self, video_ids: Collection[str]) -> set[str]:
+        """Those of ``video_ids`` a content links or an import lands."""
+        ids = json.dumps(sorted(video_ids))
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT video_id FROM contents WHERE video_id IN (SELECT value FROM json_each(?))
+                   UNION SELECT video_id FROM import_videos WHERE video_id IN (SELECT value FROM json_each(?))""",
+                [ids, ids]).fetchall()
+        return {row[0] for row in rows}
+
+    def listing_differs_from_details(self) -> set[str]:
+        """Videos whose entry in the last complete listing says otherwise than their stored
+        details (name, creation time, playlist, an upload-side step's status): the mirror
+        pulls their details again."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT l.video_id FROM listing l JOIN mirror_videos m ON m.video_id = l.video_id
+                   WHERE m.details IS NOT NULL AND m.details != '' AND (
+                       json_extract(m.details, '$.name') IS NOT l.name
+                       OR json_extract(m.details, '$.created_at') IS NOT l.created_at
+                       OR json_extract(m.details, '$.hls_playlist_url') IS NOT l.hls_playlist_url
+                       OR EXISTS (SELECT 1 FROM json_each(l.statuses) s
+                                  WHERE json_extract(m.details, '$.statuses."' || s.key || '"') IS NOT s.value))"""
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def known_videos(self) -> KnownVideos:
+        """Whether the catalog knows a remote video: a content links it, or a pull (not a
+        failed one, nor one a crash cut short: those are tried again) took it. Not the
+        listing: a video it lists may still wait for its pull. Asked per video, for the
+        few a newest-end read sees, not read whole."""
+        return KnownVideos(self)
 
     def files_of_contents(self, shas: Collection[str]) -> list[FileRecord]:
         """Every file row (present or not) holding one of these contents."""
@@ -1950,6 +2038,91 @@ class DoneRule:
     folder: Path
     steps: tuple[str, ...]
     collections: bool
+
+
+_IN_BATCH = 10_000  # ids a statement takes at once (a JSON array)
+
+
+class ListingWriter:
+    """A complete listing written as it is read: each page into a staging table (TEMP:
+    this connection's alone, gone with it); ``commit`` swaps it in as the catalog's
+    ``listing`` in one transaction, writing only the entries that changed. Until then
+    the previous listing stands whole: a read that fails half-way (``close`` without
+    ``commit``) leaves it as it was and is no listing. Rows written here are bookkeeping
+    (``changes``): the listing's own ``generation`` (``Listing``) tells a new one."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.videos = 0  # distinct videos taken so far
+        with catalog._lock:
+            catalog.db.execute("DROP TABLE IF EXISTS temp.listing_next")
+            catalog.db.execute(f"CREATE TEMP TABLE listing_next ({_LISTING_COLUMNS}) WITHOUT ROWID")
+
+    def __enter__(self) -> ListingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, rows: Sequence[tuple[str, str, str | None, str | None, str]]) -> int:
+        """(video_id, name, created_at, hls_playlist_url, statuses JSON) of one page; how
+        many were not taken before (the first entry of a video stands)."""
+        with self.catalog._lock:
+            # One statement a page (its rows as one JSON array), not one per video.
+            added = self.catalog.db.execute(
+                """INSERT OR IGNORE INTO temp.listing_next (video_id, name, created_at, hls_playlist_url, statuses)
+                   SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                          json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?)""",
+                [json.dumps(rows)]).rowcount
+            self.catalog._bookkeeping += added
+        self.videos += added
+        return added
+
+    def restart(self) -> None:
+        with self.catalog._lock:
+            self.catalog._bookkeeping += self.catalog.db.execute("DELETE FROM temp.listing_next").rowcount
+        self.videos = 0
+
+    def commit(self) -> Listing:
+        """The staged listing becomes the catalog's, in one transaction; its handle."""
+        catalog = self.catalog
+        with catalog._tx() as db:
+            start = db.conn.total_changes
+            db.execute("DELETE FROM listing WHERE video_id NOT IN (SELECT video_id FROM temp.listing_next)")
+            db.execute(
+                """INSERT INTO listing (video_id, name, created_at, hls_playlist_url, statuses)
+                   SELECT video_id, name, created_at, hls_playlist_url, statuses FROM temp.listing_next WHERE true
+                   ON CONFLICT (video_id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at,
+                       hls_playlist_url = excluded.hls_playlist_url, statuses = excluded.statuses
+                   WHERE (listing.name, listing.created_at, listing.hls_playlist_url, listing.statuses)
+                         IS NOT (excluded.name, excluded.created_at, excluded.hls_playlist_url, excluded.statuses)""")
+            changed = db.conn.total_changes - start
+            row = db.execute("SELECT value FROM meta WHERE key = 'listing_generation'").fetchone()
+            generation = int(row[0]) if row else 0
+            generation += 1 if changed or row is None else 0
+            changed += db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('listing_generation', ?)",
+                                  [str(generation)]).rowcount
+            catalog._bookkeeping += changed
+        return Listing(generation, self.videos)
+
+    def close(self) -> None:
+        with self.catalog._lock:
+            self.catalog.db.execute("DROP TABLE IF EXISTS temp.listing_next")
+
+
+class KnownVideos:
+    """``Catalog.known_videos``: a membership test, one indexed query per video asked."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def __contains__(self, video_id: object) -> bool:
+        with self.catalog._lock:
+            row = self.catalog.db.conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM contents WHERE video_id = ?1)
+                       OR EXISTS (SELECT 1 FROM pulls WHERE video_id = ?1 AND outcome != 'failed')""",
+                [video_id]).fetchone()
+        return bool(row[0])
 
 
 def _rule_row(rule: DoneRule) -> tuple[tuple[str, ...], bool]:

@@ -36,7 +36,9 @@ from syncd.sync.deletion_check import deletion_check_words, listing_due
 from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
-from syncd.models import ContentRecord, DeleteRemote, FileRecord, FolderScan, LocalFile, Plan, RecordedFile, UnknownFile
+from syncd.models import (
+    ContentRecord, DeleteRemote, FileRecord, FolderScan, Listing, LocalFile, Plan, RecordedFile, UnknownFile,
+)
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
@@ -66,7 +68,7 @@ class _PlanInputs:
     """What a plan depends on besides the clock (the catalog by its change counter)."""
 
     changes: tuple[int, int]
-    listing: RemoteView | None
+    listing: Listing | None
     scans_ok: tuple[bool, ...]
 
 
@@ -170,7 +172,6 @@ class Engine:
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
-        self._listed: frozenset[str] = frozenset()  # video ids of the last complete listing
         self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
@@ -336,7 +337,6 @@ class Engine:
             self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
         if remote is not None:
-            self._listed = remote.video_ids
             if not self.dry_run:  # a dry run acts on no deletion: the next sync still checks
                 self.catalog.listing_read(self.clock())
         fresh = self._read_newest() if newest and remote is None else None
@@ -376,7 +376,7 @@ class Engine:
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored,
                           listing_asked=with_listing)
 
-    def _plan(self, scans: list[FolderScan], remote: RemoteView | None, adopt: bool) -> tuple[Plan, bool]:
+    def _plan(self, scans: list[FolderScan], remote: Listing | None, adopt: bool) -> tuple[Plan, bool]:
         """Plan, and whether catalog recovery (if pending) was done. The instance markers are
         read only when a decision needs them: recovery (whose videos are whose), and a
         remote deletion (does another instance hold the video)."""
@@ -391,7 +391,7 @@ class Engine:
                 remote = None  # nothing is linked, uploaded or deleted until whose is whose is known
             else:
                 self._record_marks(marks)
-                adoptable, notes = self._adoptable(remote, marks)
+                adoptable, notes = self._adoptable(marks)
         settings = Settings(
             max_delete_percent=self.options.safety.max_delete_percent,
             delete_grace=self.delete_grace,
@@ -489,12 +489,12 @@ class Engine:
 
     def _read_newest(self) -> RemoteView | None:
         """New remote videos (for ``mirror.pull_remote``): those newer than any video the
-        last complete listing or the catalog knows."""
+        catalog links or pulled (``Catalog.known_videos``)."""
         if not self.options.mirror.pull_remote:
             return None
-        return self.executor.read_newest(self._listed | self.catalog.known_video_ids())
+        return self.executor.read_newest(self.catalog.known_videos())
 
-    def _mirror(self, listing: RemoteView | None, unavailable: list[Path],
+    def _mirror(self, listing: Listing | None, unavailable: list[Path],
                 newest: RemoteView | None = None) -> MirrorReport:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
@@ -508,7 +508,7 @@ class Engine:
                 f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
             ) from exc
 
-    def snapshot(self, scans: list[FolderScan], remote: RemoteView | None,
+    def snapshot(self, scans: list[FolderScan], remote: Listing | None,
                  adoptable: dict[str, Adoptable], *, whole: bool = False) -> Snapshot:
         """What the planner decides from. ``whole``: every file and content (catalog
         recovery); otherwise only the contents something could happen to (``_in_play``)
@@ -534,7 +534,9 @@ class Engine:
             uploads=tuple(self.catalog.uploads()),
             collections=tuple(self.catalog.collections()),
             memberships=frozenset(self.catalog.memberships()),
-            remote=remote,
+            # Of the snapshot's videos, those the listing lists: not a set of every listed one.
+            remote=None if remote is None else RemoteView(frozenset(self.catalog.listed_among(
+                [c.video_id for c in contents if c.video_id]))),
             now=self.clock(),
             adoptable=adoptable,
             instance=self.options.instance,
@@ -542,7 +544,7 @@ class Engine:
             superseded=tuple(superseded),
         )
 
-    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: RemoteView | None) -> tuple[set[str], set[str]]:
+    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: Listing | None) -> tuple[set[str], set[str]]:
         """Contents a plan could act on: not finished (or a folder wants more of them), a path
         vanished or rewritten, an upload open, a video missing from the complete listing,
         members of collection folders (planned as a set). A content at rest whose paths are
@@ -556,14 +558,14 @@ class Engine:
                 (*self.features.processing_steps, *self.features.collection_pipelines))),
             whole_folders=[str(f.path) for f in folders if f.collections],
         )
-        gone = self.catalog.videos_not_in(remote.video_ids) if remote is not None else set()
+        gone = self.catalog.linked_not_listed() if remote is not None else set()
         return shas | gone, gone
 
-    def _adoptable(self, listing: RemoteView, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
+    def _adoptable(self, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
         """Catalog recovery: remote videos proved to hold a local file's bytes.
 
-        Names only choose the candidates (syncd names a video by the file's relative
-        path); ``syncd.sync.proof`` decides. Whose a proved video is: ours if only our marker
+        Names (in the complete listing just read) only choose the candidates (syncd names
+        a video by the file's relative path); ``syncd.sync.proof`` decides. Whose a proved video is: ours if only our marker
         is on it, or if no marker is and no other instance has ever marked anything on
         the account (one syncd per account, as before instances); otherwise another
         instance's, linked as held, never deleted by us.
@@ -576,14 +578,12 @@ class Engine:
         linked = {c.video_id for c in contents.values() if c.video_id}
         found: dict[str, Adoptable] = {}
         notes: list[str] = []
-        for file in self.catalog.files():
-            if not file.present or not file.sha256:
-                continue
-            content = contents.get(file.sha256)
-            if content is None or content.state != "new":
-                continue
+        files = [f for f in self.catalog.files() if f.present and f.sha256
+                 and (c := contents.get(f.sha256)) is not None and c.state == "new"]
+        named = self.catalog.listed_named({self._listed_name(f.rel_path) for f in files})
+        for file in files:
             undecided: list[str] = []
-            for video_id in listing.names.get(self._listed_name(file.rel_path), ()):
+            for video_id in named.get(self._listed_name(file.rel_path), ()):
                 if video_id in linked:
                     continue
                 verdict = self._prove(file, video_id)

@@ -10,17 +10,18 @@ remote-deletion confirmation), because they feed the same catalog records.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from syncd.store.catalog import Catalog
+from syncd.store.catalog import Catalog, ListingWriter
 from syncd.errors import (
     AuthError,
     BadRequestError,
@@ -48,7 +49,7 @@ from syncd.models import (
     DeleteRemote,
     ForgetFile,
     LinkVideo,
-    ListedVideo,
+    Listing,
     MarkVideo,
     Plan,
     RemoteDeleted,
@@ -146,16 +147,21 @@ class _SharedPartSlots:
             return self._remote.put_part(session, part_number, source, offset, length)
 
 
-def _view_of(videos: Sequence[RemoteVideo]) -> RemoteView:
-    """The planner's view of listed videos: ids, names (a name may be several videos), facts."""
-    names: dict[str, list[str]] = {}
-    for v in videos:
-        names.setdefault(v.name, []).append(v.video_id)
-    listed = {
-        v.video_id: ListedVideo(v.name, v.created_at, v.hls_playlist_url, tuple(sorted(v.processing.items())))
-        for v in videos
-    }
-    return RemoteView(frozenset(listed), {k: tuple(v) for k, v in names.items()}, listed)
+class _IntoCatalog:
+    """A listing sink: each page of the listing into the catalog's staging table."""
+
+    def __init__(self, writer: ListingWriter) -> None:
+        self.writer = writer
+
+    def add(self, videos: Sequence[RemoteVideo]) -> int:
+        return self.writer.add([
+            (v.video_id, v.name, v.created_at, v.hls_playlist_url,
+             json.dumps(dict(sorted(v.processing.items())), separators=(",", ":")))
+            for v in videos
+        ])
+
+    def restart(self) -> None:
+        self.writer.restart()
 
 
 class Executor:
@@ -167,31 +173,29 @@ class Executor:
         self.options = options
         self.clock = clock
         self._lock = threading.Lock()
-        self._last_listing: tuple[list[RemoteVideo], RemoteView] | None = None  # see read_listing
         self._direct_below = options.direct_upload_below  # lowered by a 413 (the server's cap)
         self._uploads_held_until = 0.0  # out of credits: no upload is tried before then
 
     # ======================================================== reads
-    def read_listing(self) -> RemoteView | None:
-        """The complete remote listing, or None (logged) if it could not be read in full."""
-        try:
-            videos = self.remote.list_videos()
-        except RemoteError as exc:
-            if key_refused(exc):
-                raise self._fatal(exc) from exc
-            # A remote that does not answer at all is reported once by the caller (the
-            # outage line of `sync`, the daemon's "remote unreachable"), not per step.
-            outage = isinstance(exc, (TransportError, UnavailableError))
-            log.log(logging.DEBUG if outage else logging.WARNING,
-                    "remote listing failed; no remote deletions this pass: %s", exc)
-            return None
-        if self._last_listing is not None and self._last_listing[0] == videos:
-            return self._last_listing[1]  # a quiet remote: the same records, the same view
-        view = _view_of(videos)
-        self._last_listing = (videos, view)
-        return view
+    def read_listing(self) -> Listing | None:
+        """The complete remote listing, kept in the catalog as it is read (page by page:
+        nothing per video is held here); None (logged) if it could not be read in full,
+        and then the catalog keeps the previous one, untouched."""
+        with self.catalog.listing_writer() as writer:
+            try:
+                self.remote.list_into(_IntoCatalog(writer))
+            except RemoteError as exc:
+                if key_refused(exc):
+                    raise self._fatal(exc) from exc
+                # A remote that does not answer at all is reported once by the caller (the
+                # outage line of `sync`, the daemon's "remote unreachable"), not per step.
+                outage = isinstance(exc, (TransportError, UnavailableError))
+                log.log(logging.DEBUG if outage else logging.WARNING,
+                        "remote listing failed; no remote deletions this pass: %s", exc)
+                return None
+            return writer.commit()
 
-    def read_newest(self, known: Collection[str]) -> RemoteView | None:
+    def read_newest(self, known: Container[str]) -> RemoteView | None:
         """Remote videos newer than every ``known`` one, from the newest end of the listing
         (for pulls between two complete listings); None if the backend cannot or the read
         failed. Never a complete listing: nothing may be judged deleted from it."""
@@ -205,7 +209,7 @@ class Executor:
                 raise self._fatal(exc) from exc
             log.info("reading the newest remote videos failed: %s", exc)
             return None
-        return _view_of(videos)
+        return RemoteView(frozenset(v.video_id for v in videos))
 
     def refresh(self, contents: Sequence[ContentRecord]) -> list[str]:
         """Poll processing and pipeline states of unfinished videos. Returns notes."""

@@ -116,8 +116,7 @@ def test_unreadable_folder_uploads_nothing_and_deletes_nothing() -> None:
 def test_catalog_recovery_links_only_proved_videos_and_uploads_the_rest() -> None:
     """Names pick candidates; only a video the engine proved to hold the bytes is linked.
     Same-named videos that proved nothing (b.mp4) do not stop its upload."""
-    remote = RemoteView(frozenset({"r1", "r2", "r3", "r4"}),
-                        {"a.mp4": ("r1",), "b.mp4": ("r2", "r3"), "c.mp4": ("r4",)})
+    remote = RemoteView(frozenset({"r1", "r2", "r3", "r4"}))
     s = snap([file("a.mp4", "s1"), file("b.mp4", "s2"), file("c.mp4", "s3")],
              [content("s1", "new"), content("s2", "new"), content("s3", "new")], remote=remote,
              adoptable={f"{DROP}\0a.mp4": Adoptable("r1", True, "S3 ETag"),
