@@ -103,7 +103,7 @@ def main() -> None:
             walks.append(seconds)
             seconds, (scans, problems, hashed) = cpu(engine.observe)
             assert scans[0].ok and not problems and not hashed and not scans[0].files, (problems, hashed)
-            assert len(scans[0].as_recorded) == args.files
+            assert scans[0].as_recorded == args.files
             observes.append(seconds)
         catalog.close()
         best_walk, best_observe = min(walks), min(observes)

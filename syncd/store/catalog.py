@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ from syncd.models import (
     JournalEntry,
     LocalFile,
     RecordedFile,
+    RecordedRow,
     StepRecord,
     Superseded,
     UploadRecord,
@@ -907,6 +908,21 @@ class Catalog:
                  if present and rel_path not in keep],
             )
 
+    def record_changes(self, folder: Path, seen: Iterable[tuple[LocalFile, str]], missing: Iterable[str],
+                       now: float) -> None:
+        """A scan's changes, atomically: settled files with their sha256 are present (rows
+        already so are not rewritten); the ``missing`` paths (recorded present, not found
+        by the walk, see ``scan.scan_changes``) are marked missing. Unlike ``record_scan``
+        it reads only the rows of ``seen``: a rescan's work follows the change."""
+        seen = list(seen)
+        with self._tx() as db:
+            self._upsert_seen(folder, seen, self._recorded_of(folder, [f.rel_path for f, _ in seen]), now)
+            self._touch(folder, now)
+            db.conn.executemany(
+                "UPDATE files SET present = 0, missing_since = ? WHERE folder = ? AND rel_path = ? AND present = 1",
+                [(now, str(folder), rel_path) for rel_path in missing],
+            )
+
     def record_seen(self, folder: Path, seen: Iterable[tuple[LocalFile, str]], now: float) -> None:
         """Part of a long first scan: these files are present with their sha256 (nothing is
         marked missing; ``record_scan`` does that at the end). Committed in batches, so a
@@ -965,6 +981,33 @@ class Catalog:
         ).fetchall()
         make = RecordedFile._make  # a third faster than RecordedFile(*...): a rescan makes one per file
         return {row[0]: make(row[1:]) for row in rows}
+
+    def recorded_in_order(self, folder: Path, target: str | None = None,
+                          batch: int = 5000) -> Generator[RecordedRow, None, None]:
+        """A folder's rows as the scan merges them, (rel_path, size, mtime_ns, inode,
+        sha256, present), in ``rel_path`` order (BINARY: the primary key's order, no sort),
+        streamed a batch at a time: a rescan holds a batch, not the folder. ``target``:
+        only the rows of that relative path and below it (``target/...``). Close the
+        iterator if it is not read to the end."""
+        where, params = "", list[Any]([str(folder)])
+        if target is not None:
+            # A range of the primary key; the few names that only extend ``target``
+            # ("a.mp4.bak" for "a.mp4") fall in it and are filtered out.
+            where = " AND rel_path >= ? AND rel_path < ? AND (rel_path = ? OR substr(rel_path, 1, ?) = ?)"
+            params += [target, target + "0", target, len(target) + 1, target + "/"]
+        cursor = self.db.conn.cursor()
+        with self._lock:
+            cursor.execute(f"""SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
+                               WHERE folder = ?{where} ORDER BY rel_path""", params)
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            cursor.close()
 
     def video_paths(self, video_ids: Collection[str]) -> dict[str, str]:
         """Where these videos' contents are now (a present file's path), by video id: the

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -225,28 +226,26 @@ class Engine:
         return scans, problems, hashed
 
     def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str],
-                        progress: ScanProgress) -> tuple[FolderScan, int]:
+                        progress: ScanProgress, targets: Collection[str] = ()) -> tuple[FolderScan, int]:
         """Scan one folder, learn each file's content, record the scan. The returned scan
-        lists the files whose content this pass does not know (``FolderScan.unknown``)."""
+        lists the files whose content this pass does not know (``FolderScan.unknown``).
+        ``targets``: walk only these relative paths (see ``observe``), else the folder."""
         base = self.options.upload.settle_seconds
         longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
         rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
-        # Read before the walk: the walk compares each file's stat with it, and builds a
-        # LocalFile only for those that differ (``scan.files``).
-        known = self.catalog.recorded(folder.path)
-        scan = scan_changes(folder.path, rules, now, longer, known)
+        scan = self._scan(folder.path, rules, now, longer, targets)
         problems += scan.skipped
         if not scan.ok:
             problems.append(scan.error or f"{folder.path}: cannot scan")
             log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
             return scan, 0
         unsettled: list[str] = []
+        # What is recorded under an unreadable directory stays as recorded (the scan does
+        # not count it missing).
         partial = unreadable_problem(scan)
         if partial is not None:
             problems.append(partial)
-            # What is recorded under an unreadable directory stays as recorded.
-            hidden = tuple(f"{d}/" for d in scan.unreadable)
-            unsettled += [rel for rel in known if rel.startswith(hidden)]
+        known = scan.recorded  # the rows of the files that differ from them
         # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
         # content is known at once, without reading it or waiting for it to settle.
         strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
@@ -255,13 +254,10 @@ class Engine:
         to_hash: list[LocalFile] = []
         unknown: list[UnknownFile] = []
         changed: list[LocalFile] = []  # content not known: read it once settled
-        # Seen files recorded present with the same stat: nothing to write.
-        as_recorded = len(scan.as_recorded)
         for local in scan.files:
             record = known.get(local.rel_path)
             if record is not None and record.sha256 and _as_recorded(record, local):
-                seen.append((local, record.sha256))
-                as_recorded += record.present
+                seen.append((local, record.sha256))  # back after it had gone missing
                 continue
             sha = moved.get((local.size, local.mtime_ns, local.inode))
             if sha is not None:
@@ -287,7 +283,7 @@ class Engine:
                 unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
         if to_hash:
             self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
-        progress.files_seen += len(scan.files) + len(scan.as_recorded)
+        progress.files_seen += len(scan.files) + scan.as_recorded
         progress.to_hash += len(to_hash)
         progress.bytes_to_hash += sum(f.size for f in to_hash)
         self.on_progress(progress)
@@ -310,19 +306,40 @@ class Engine:
             if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
                 self.catalog.record_seen(folder.path, batch, now)
                 batch = []
-        recorded_present = sum(r.present for r in known.values())
-        if not unsettled and not to_hash and as_recorded == len(seen) + len(scan.as_recorded) == recorded_present:
-            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+        if seen or scan.missing:
+            # Files not settled (or not hashed) are left as recorded, as are files as recorded.
+            self.catalog.record_changes(folder.path, seen, scan.missing, now)
         else:
-            # Files as recorded have nothing to write; like the unsettled ones, they are
-            # only kept from being marked missing.
-            self.catalog.record_scan(folder.path, seen, [*unsettled, *scan.as_recorded], now)
+            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
         self.catalog.record_scan_summary(ScanSummary(
             folder.path, now, empty=sum(1 for f in scan.files if f.size == 0),
             settling=sum(1 for f in scan.files if not f.settled and f.size > 0), unreadable=scan.unreadable))
         if not unsettled and partial is None:
-            self._complete_scans[folder.path] = scan
+            # Kept for passes that vouch the folder unchanged: nothing per file in it.
+            self._complete_scans[folder.path] = replace(scan, files=(), recorded={}, missing=())
         return replace(scan, unknown=tuple(unknown)), hashed
+
+    def _scan(self, folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],
+              targets: Collection[str]) -> FolderScan:
+        """The folder's walk merged with its rows read in path order (``scan_changes``);
+        with ``targets``, one walk per target path, their results joined."""
+        if not targets:
+            with closing(self.catalog.recorded_in_order(folder)) as rows:
+                return scan_changes(folder, rules, now, longer, rows)
+        parts: list[FolderScan] = []
+        for target in targets:
+            with closing(self.catalog.recorded_in_order(folder, target)) as rows:
+                part = scan_changes(folder, rules, now, longer, rows, target)
+            if not part.ok:
+                return part
+            parts.append(part)
+        return FolderScan(
+            folder, ok=True, files=tuple(f for p in parts for f in p.files),
+            skipped=tuple(s for p in parts for s in p.skipped),
+            unreadable=tuple(sorted(u for p in parts for u in p.unreadable)),
+            as_recorded=sum(p.as_recorded for p in parts),
+            recorded={rel: r for p in parts for rel, r in p.recorded.items()},
+            missing=tuple(m for p in parts for m in p.missing))
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
