@@ -48,26 +48,51 @@ class ScanRules:
     exclude: tuple[str, ...]
     settle_seconds: float
     require_marker: bool = False
-    # Each glob list as one compiled regex: a rescan tests every name of a large tree.
-    _include: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    _exclude: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    # Each glob list compiled once: a rescan tests every name of a large tree.
+    _include: _Globs = field(init=False, repr=False, compare=False)
+    _exclude: _Globs = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_include", _compile(self.include))
-        object.__setattr__(self, "_exclude", _compile(self.exclude))
+        object.__setattr__(self, "_include", _Globs.of(self.include))
+        object.__setattr__(self, "_exclude", _Globs.of(self.exclude))
 
     def included(self, name: str) -> bool:
-        return self._include.match(name.lower()) is not None
+        return self._include.match(name.lower())
 
     def excluded(self, name: str) -> bool:
-        return self._exclude.match(name.lower()) is not None
+        return self._exclude.match(name.lower())
 
 
-def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    """Case-insensitive globs (cameras write ``.MP4``) as one regex; none matches nothing."""
-    if not patterns:
-        return re.compile(r"(?!)")
-    return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
+@dataclass(frozen=True)
+class _Globs:
+    """Case-insensitive globs (cameras write ``.MP4``), matched against a lower-cased name.
+    The usual ones (``*.mp4``, ``.*``, ``Thumbs.db``) are string tests, several times
+    cheaper than a regex; the rest are one regex."""
+
+    suffixes: tuple[str, ...] = ()  # "*.mp4"
+    prefixes: tuple[str, ...] = ()  # ".*"
+    exact: frozenset[str] = frozenset()  # "thumbs.db"
+    rest: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, patterns: tuple[str, ...]) -> _Globs:
+        suffixes, prefixes, exact, rest = [], [], [], []
+        for pattern in (p.lower() for p in patterns):
+            body = pattern.strip("*")
+            if any(c in body for c in "*?[") or pattern.count("*") > 1:
+                rest.append(pattern)
+            elif pattern.startswith("*"):
+                suffixes.append(body)
+            elif pattern.endswith("*"):
+                prefixes.append(body)
+            else:
+                exact.append(pattern)
+        regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in rest)) if rest else None
+        return cls(tuple(suffixes), tuple(prefixes), frozenset(exact), regex)
+
+    def match(self, lower: str) -> bool:
+        return (lower.endswith(self.suffixes) or lower.startswith(self.prefixes) or lower in self.exact
+                or (self.rest is not None and self.rest.match(lower) is not None))
 
 
 def scan_folder(folder: Path, rules: ScanRules, now: float,
@@ -122,7 +147,10 @@ def _walk(folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float
     same = 0  # files found as recorded
     skipped: list[str] = []
     unreadable: list[str] = []
-    excluded, included = rules._exclude.match, rules._include.match
+    # The rules' string tests without a call each: a rescan tests every name.
+    ex, inc = rules._exclude, rules._include
+    ex_suffixes, ex_prefixes, ex_exact, ex_rest = ex.suffixes, ex.prefixes, ex.exact, ex.rest
+    in_suffixes, in_prefixes, in_exact, in_rest = inc.suffixes, inc.prefixes, inc.exact, inc.rest
     root = str(folder)
 
     def listing(rel_dir: str) -> list[_Entry]:
@@ -138,12 +166,14 @@ def _walk(folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float
                 if name == TRASH_DIR or name == MARKER_FILE or name[0] == ".":
                     continue
                 lower = name.lower()
-                if excluded(lower):
+                if (lower.endswith(ex_suffixes) or lower.startswith(ex_prefixes) or lower in ex_exact
+                        or (ex_rest is not None and ex_rest.match(lower))):
                     continue
                 try:
                     # Without following links: a symlink is neither, and is never followed.
                     if entry.is_file(follow_symlinks=False):
-                        if included(lower):
+                        if (lower.endswith(in_suffixes) or lower.startswith(in_prefixes) or lower in in_exact
+                                or (in_rest is not None and in_rest.match(lower))):
                             kept.append((name, False, entry))
                     elif entry.is_dir(follow_symlinks=False):
                         kept.append((name + "/", True, entry))

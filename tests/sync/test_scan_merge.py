@@ -4,6 +4,7 @@ walk does not meet are the missing ones, on real files and a real catalog."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from contextlib import closing
@@ -143,3 +144,15 @@ def test_record_changes_writes_only_what_changed(tmp_path: Path) -> None:
         catalog.record_changes(folder, [(LocalFile(folder, "f3.mp4", 5, 1, 200), "e" * 64)], ["f1.mp4"], 2.0)
         present = {f.rel_path: f.present for f in catalog.files(folder)}
         assert present == {"f0.mp4": True, "f1.mp4": False, "f2.mp4": True, "f3.mp4": True}
+
+
+def test_name_rules_match_as_fnmatch_does() -> None:
+    """The globs' string tests (``*.mp4``, ``.*``, exact names) answer as fnmatch would."""
+    patterns = ("*.mp4", "*.MOV", ".*", "thumbs.db", "*", "a*b", "*x*", "[ab].mkv", "clip?.avi", "tmp*", "")
+    names = ("a.mp4", "A.MP4", "b.mov", ".hidden", "Thumbs.db", "thumbs.db.mp4", "ab", "axb", "a.mkv",
+             "c.mkv", "clip1.avi", "clip12.avi", "tmpfile", "x", "", "mp4")
+    for pattern in patterns:
+        rules = ScanRules((pattern,), (pattern,), settle_seconds=0)
+        for name in names:
+            expected = fnmatch.fnmatchcase(name.lower(), pattern.lower())
+            assert rules.included(name) == rules.excluded(name) == expected, (pattern, name)
