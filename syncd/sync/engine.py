@@ -53,7 +53,14 @@ from syncd.sync.report import (
     overview_of,
     statuses_of,
 )
-from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_changes, unreadable_problem
+from syncd.sync.scan import (
+    ScanProgress,
+    ScanRules,
+    folder_problem,
+    scan_changes,
+    target_walkable,
+    unreadable_problem,
+)
 
 log = logging.getLogger("syncd.sync.engine")
 
@@ -193,13 +200,20 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- observe
-    def observe(self, unchanged: Collection[Path] = ()) -> tuple[list[FolderScan], list[str], int]:
+    def observe(self, unchanged: Collection[Path] = (), changed: Mapping[Path, Collection[str]] | None = None
+                ) -> tuple[list[FolderScan], list[str], int]:
         """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed).
 
         ``unchanged``: folders the caller vouches nothing changed in since the last
         observe (the daemon: watched, and no event came). Such a folder is not walked
         again if its last scan was complete (every file settled and hashed) and the
         folder itself still passes its guard (mounted, readable, marker present).
+
+        ``changed``: for other folders, the relative paths where the caller saw changes
+        (the daemon's file events), vouching nothing changed elsewhere in them: under the
+        same conditions only those paths are walked (a file, a directory's subtree, a path
+        gone) and only their rows read. A path that cannot be walked on its own (a parent
+        gone, a symlink on the way) is walked from the nearest parent that can.
         """
         if not self._pulls_recovered and not self.dry_run:
             self.mirror.recover_pulls()  # before a scan could take a pulled file for new content
@@ -215,12 +229,16 @@ class Engine:
         now = self.clock()
         progress = ScanProgress()
         for folder in self.options.folders:
-            last = self._complete_scans.get(folder.path)
-            if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
+            last = self._complete_scans.pop(folder.path, None)
+            if last is not None and folder_problem(folder.path, folder.require_marker) is not None:
+                last = None
+            if folder.path in unchanged and last is not None:
+                self._complete_scans[folder.path] = last
                 scans.append(last)
                 continue
-            self._complete_scans.pop(folder.path, None)
-            scan, folder_hashed = self._observe_folder(folder, now, problems, progress)
+            paths = changed.get(folder.path) if changed and last is not None else None
+            targets = walk_targets(folder, paths) if paths else ()
+            scan, folder_hashed = self._observe_folder(folder, now, problems, progress, targets)
             scans.append(scan)
             hashed += folder_hashed
         return scans, problems, hashed
@@ -343,11 +361,12 @@ class Engine:
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
-                 newest: bool = False) -> PassReport:
-        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``).
+                 changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible; ``changed``: the
+        paths to walk in others, if possible (see ``observe``).
         ``newest`` (without ``with_listing``): look for new remote videos to pull at the
         newest end of the listing only (the daemon's polls between complete listings)."""
-        scans, problems, hashed = self.observe(unchanged)
+        scans, problems, hashed = self.observe(unchanged, changed)
         problems += self.executor.refresh(self._contents_in_progress())
         if with_listing:
             self.progress.phase("reading the remote listing")
@@ -721,6 +740,25 @@ def settle_time(base: float, level: int) -> float:
 def _resettle(file: LocalFile, settle: float, now: float) -> LocalFile:
     """``file`` judged by a (longer) settle time."""
     return replace(file, settle=settle, settled=file.size > 0 and now - file.changed >= settle)
+
+
+def walk_targets(folder: FolderConfig, paths: Collection[str]) -> tuple[str, ...]:
+    """The relative paths to walk for changes seen at ``paths`` (relative, POSIX): each
+    path, or its nearest parent that can be walked on its own (``target_walkable``),
+    without any inside another. Empty (walk the whole folder) if one is the folder."""
+    rules = ScanRules(folder.include, folder.exclude, 0, folder.require_marker)
+    targets: set[str] = set()
+    for path in paths:
+        while path and path != "." and not target_walkable(folder.path, path, rules):
+            path = path.rpartition("/")[0]
+        if not path or path == ".":
+            return ()
+        targets.add(path)
+    kept: list[str] = []
+    for target in sorted(targets):  # a parent sorts before its subtree's paths
+        if not any(target.startswith(k + "/") for k in kept):
+            kept.append(target)
+    return tuple(kept)
 
 
 def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:

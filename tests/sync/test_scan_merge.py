@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from syncd.config import FolderConfig
 from syncd.models import FolderScan, LocalFile
 from syncd.store.catalog import Catalog
+from syncd.sync.engine import walk_targets
 from syncd.sync.scan import ScanRules, scan_changes, scan_folder, target_walkable
 
 RULES = ScanRules(include=("*.mp4",), exclude=("*.part",), settle_seconds=0)
@@ -156,3 +158,25 @@ def test_name_rules_match_as_fnmatch_does() -> None:
         for name in names:
             expected = fnmatch.fnmatchcase(name.lower(), pattern.lower())
             assert rules.included(name) == rules.excluded(name) == expected, (pattern, name)
+
+
+def test_walk_targets_fall_back_to_a_parent_that_can_be_walked(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    build(folder, ["cam1/a.mp4", "cam2/sub/b.mp4", ".hidden/c.mp4"])
+    (folder / "link").symlink_to(folder / "cam1", target_is_directory=True)
+    config = FolderConfig(folder, ("*.mp4",), (), "none", (), False, "keep", False, False)
+    assert walk_targets(config, ["cam1/a.mp4", "cam1/new.mp4", "cam2/sub/b.mp4"]) == (
+        "cam1/a.mp4", "cam1/new.mp4", "cam2/sub/b.mp4")
+    # A path under another walks once, with the other's subtree.
+    assert walk_targets(config, ["cam2/sub/b.mp4", "cam2", "cam2/x.mp4"]) == ("cam2",)
+    # Its parent gone (a directory deleted wholesale): walked from the nearest one there.
+    assert walk_targets(config, ["cam3/gone/x.mp4"]) == ("cam3",)
+    assert walk_targets(config, ["cam2/gone/deeper/x.mp4"]) == ("cam2/gone",)
+    # Through a symlink or a hidden directory: from there, which the walk then leaves out
+    # as the whole folder's walk would (its rows, if any, missing).
+    assert walk_targets(config, ["cam1/a.mp4", "link/a.mp4"]) == ("cam1/a.mp4", "link")
+    assert walk_targets(config, [".hidden/c.mp4"]) == (".hidden",)
+    with Catalog.open(tmp_path / "state") as catalog:
+        assert merged(catalog, folder, "link").as_recorded == 0 and merged(catalog, folder, ".hidden").files == ()
+    # The folder itself: the whole folder.
+    assert walk_targets(config, ["."]) == walk_targets(config, ["cam1/a.mp4", ""]) == ()
