@@ -10,10 +10,10 @@ do something useful with it:
 * a file or directory deleted, a directory created or moved: ``debounce`` later.
 
 A path touched again is re-filed under its latest event, so a file written
-slowly over minutes costs no pass until it stops changing. ``Pending`` is
-bounded: past ``max_paths`` it stops remembering names and keeps only the
-latest due time, and the pass (which scans whole folders anyway) still sees
-everything. Events syncd causes itself (reading a file to hash it) are not
+slowly over minutes costs no pass until it stops changing. The pass walks only
+the paths named (and those still pending). ``Pending`` is bounded: past
+``max_paths`` it stops remembering names and keeps only the latest due time,
+and the pass then walks whole folders, so it still sees everything. Events syncd causes itself (reading a file to hash it) are not
 subscribed to at all.
 """
 

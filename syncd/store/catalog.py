@@ -458,18 +458,27 @@ def _m_processed(db: Database) -> None:
     )
 
 
-def _m_settling(db: Database) -> None:
-    """The paths that settle longer, by folder: every scan asks for them, and at rest there
-    are none, so a partial index answers from an empty range instead of every file row
-    (a daemon's pass over one changed file in a million walks only that file)."""
-    db.execute("CREATE INDEX files_settling ON files (folder, rel_path) WHERE settle_level > 0")
+def _m_at_rest(db: Database) -> None:
+    """What every pass asks and a library at rest answers with nothing, as partial indexes,
+    so that the answer is an empty range instead of a scan of every row: the paths that
+    settle longer (a daemon's pass over one changed file in a million walks only that
+    file), and three questions of ``unsettled_shas`` (contents not uploaded, paths gone,
+    our videos not marked yet), which read every content or file row at 200,000 files."""
+    db.executescript(
+        """
+        CREATE INDEX files_settling ON files (folder, rel_path) WHERE settle_level > 0;
+        CREATE INDEX files_gone ON files (sha256) WHERE present = 0 AND sha256 IS NOT NULL;
+        CREATE INDEX contents_not_uploaded ON contents (sha256) WHERE state != 'uploaded' OR video_id IS NULL;
+        CREATE INDEX contents_unmarked ON contents (sha256) WHERE owned = 1 AND marked = 0;
+        """
+    )
 
 
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
-    _m_settling,
+    _m_at_rest,
 ]
 
 
@@ -1840,10 +1849,12 @@ class Catalog:
             ("SELECT sha256 FROM uploads", []),
         ]
         if marks is not None:
-            ready = (f"""AND sha256 IN (SELECT sha256 FROM steps WHERE state = 'done'
-                         AND name IN ({", ".join("?" for _ in marks)}) GROUP BY sha256 HAVING count(*) = {len(marks)})"""
+            # Correlated, so that at rest (every video of ours marked) the steps are not
+            # grouped at all: the unmarked contents are an empty range of ``contents_unmarked``.
+            ready = (f"""AND (SELECT count(*) FROM steps s WHERE s.sha256 = c.sha256 AND s.state = 'done'
+                              AND s.name IN ({", ".join("?" for _ in marks)})) = {len(marks)}"""
                      if marks else "")
-            queries.append((f"SELECT sha256 FROM contents WHERE owned = 1 AND marked = 0 {ready}", list(marks)))
+            queries.append((f"SELECT sha256 FROM contents c WHERE owned = 1 AND marked = 0 {ready}", list(marks)))
         if self._processed_kept(processing):
             queries.append(("SELECT sha256 FROM contents WHERE processed = 0", []))
         elif processing:
