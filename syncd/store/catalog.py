@@ -1851,10 +1851,12 @@ class Catalog:
         if marks is not None:
             # Correlated, so that at rest (every video of ours marked) the steps are not
             # grouped at all: the unmarked contents are an empty range of ``contents_unmarked``.
-            ready = (f"""AND (SELECT count(*) FROM steps s WHERE s.sha256 = c.sha256 AND s.state = 'done'
-                              AND s.name IN ({", ".join("?" for _ in marks)})) = {len(marks)}"""
-                     if marks else "")
-            queries.append((f"SELECT sha256 FROM contents c WHERE owned = 1 AND marked = 0 {ready}", list(marks)))
+            # One test a step, the last named first (the collection pipelines, most often the
+            # one missing): a content not ready costs one index seek, not one per step.
+            ready = "".join(" AND EXISTS (SELECT 1 FROM steps s WHERE s.sha256 = c.sha256 AND s.name = ? "
+                            "AND s.state = 'done')" for _ in marks)
+            queries.append((f"SELECT sha256 FROM contents c WHERE owned = 1 AND marked = 0{ready}",
+                            list(reversed(marks))))
         if self._processed_kept(processing):
             queries.append(("SELECT sha256 FROM contents WHERE processed = 0", []))
         elif processing:
