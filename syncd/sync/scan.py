@@ -13,6 +13,9 @@ Rules:
 * a subdirectory that cannot be read is reported in ``unreadable``: the files
   elsewhere in the folder still count (and upload), but the engine and planner
   take nothing in that folder for deleted while it lasts.
+
+The walk yields paths in the catalog's order, so ``scan_changes`` merges it with the
+folder's rows read in that order: nothing is held per unchanged file.
 """
 
 from __future__ import annotations
@@ -123,10 +126,10 @@ def scan_changes(folder: Path, rules: ScanRules, now: float, settle_for: Mapping
 # which is Python's ``str`` order for valid UTF-8): a directory sorts as its name plus
 # ``/`` (after ``a.b`` and ``a-b``, before ``a0``), so its subtree comes out exactly where
 # its paths belong. Plain tuples: a rescan makes one per file.
-_Entry = tuple[str, bool, "os.DirEntry[str] | _Path"]
+_Entry = tuple[str, bool, "os.DirEntry[str] | _TargetEntry"]
 
 
-class _Path:
+class _TargetEntry:
     """An ``os.DirEntry`` look-alike for a walk's single target file."""
 
     def __init__(self, path: str, name: str) -> None:
@@ -257,9 +260,9 @@ def _target_entry(root: str, target: str, name: str, rules: ScanRules) -> list[_
     if not _name_kept(name, rules):
         return []
     if stat.S_ISDIR(st.st_mode):
-        return [(name + "/", True, _Path(path, name))]
+        return [(name + "/", True, _TargetEntry(path, name))]
     if stat.S_ISREG(st.st_mode) and rules._include.match(lower):
-        return [(name, False, _Path(path, name))]
+        return [(name, False, _TargetEntry(path, name))]
     return []
 
 
