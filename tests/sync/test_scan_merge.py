@@ -61,6 +61,13 @@ def test_the_walk_yields_paths_in_the_catalogs_order(tmp_path: Path) -> None:
             "EXPLAIN QUERY PLAN SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files "
             "WHERE folder = ? ORDER BY rel_path", [str(folder)]).fetchall()
         assert not any("TEMP B-TREE" in row[-1] for row in plan), plan  # the key's order: no sort
+        sent: list[str] = []
+        catalog.db.conn.set_trace_callback(sent.append)
+        list(catalog.recorded_in_order(folder, "a"))
+        catalog.db.conn.set_trace_callback(None)
+        plan = catalog.db.conn.execute("EXPLAIN QUERY PLAN " + sent[0]).fetchall()
+        assert [row[-1] for row in plan] == [  # a range of the key: only the target's rows are read
+            "SEARCH files USING INDEX sqlite_autoindex_files_1 (folder=? AND rel_path>? AND rel_path<?)"], plan
 
 
 def test_missing_changed_and_new_files_are_found_by_the_merge(tmp_path: Path) -> None:
