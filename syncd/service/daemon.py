@@ -461,9 +461,10 @@ class Daemon:
     def _unchanged(self, demands: set[str], changed: Taken, fired: set[str], fresh: frozenset[Path]) -> frozenset[Path]:
         """The folders this pass need not walk again: watched, and no event came in them
         (a remote poll over a quiet tree costs no walk; one new file walks its folder
-        only). A rescan, a retry or a revisit walks them all; a folder watched only from
-        now on (a disk mounted later) is walked all the same. The engine walks a folder
-        whose last scan left files unsettled anyway, which covers the settle timer."""
+        only, and there only its paths: ``_changed_paths``). A rescan, a retry or a
+        revisit walks them all; a folder watched only from now on (a disk mounted later)
+        is walked all the same. The engine walks the files a folder's last scan left
+        unsettled anyway, which covers the settle timer."""
         if "scan" in demands or fired & {"retry", "revisit"}:
             return frozenset()
         touched = changed.folders(f.path for f in self.config.folders)

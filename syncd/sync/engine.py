@@ -173,6 +173,8 @@ class Engine:
         # Scan and hash counters, as they grow: to the display unless the caller wants them.
         self.on_progress = on_progress or self.progress.scanning
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
+        # With a kept scan: the paths it left unsettled (or unhashed), walked again each pass.
+        self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
@@ -206,8 +208,9 @@ class Engine:
 
         ``unchanged``: folders the caller vouches nothing changed in since the last
         observe (the daemon: watched, and no event came). Such a folder is not walked
-        again if its last scan was complete (every file settled and hashed) and the
-        folder itself still passes its guard (mounted, readable, marker present).
+        again if its last scan read every subfolder and the folder itself still passes
+        its guard (mounted, readable, marker present); only the files that scan left
+        unsettled or unhashed are, until they settle.
 
         ``changed``: for other folders, the relative paths where the caller saw changes
         (the daemon's file events), vouching nothing changed elsewhere in them: under the
@@ -230,13 +233,18 @@ class Engine:
         progress = ScanProgress()
         for folder in self.options.folders:
             last = self._complete_scans.pop(folder.path, None)
+            revisit = self._revisit.pop(folder.path, ())
             if last is not None and folder_problem(folder.path, folder.require_marker) is not None:
                 last = None
-            if folder.path in unchanged and last is not None:
+            if folder.path in unchanged and last is not None and not revisit:
                 self._complete_scans[folder.path] = last
                 scans.append(last)
                 continue
-            paths = changed.get(folder.path) if changed and last is not None else None
+            paths: set[str] = set()
+            if last is not None and (folder.path in unchanged or (changed and folder.path in changed)):
+                # Only what changed, and the files still settling (a file being written
+                # elsewhere does not make every pass walk the whole folder).
+                paths = {*revisit, *(changed.get(folder.path, ()) if changed else ())}
             targets = walk_targets(folder, paths) if paths else ()
             scan, folder_hashed = self._observe_folder(folder, now, problems, progress, targets)
             scans.append(scan)
@@ -332,9 +340,12 @@ class Engine:
         self.catalog.record_scan_summary(ScanSummary(
             folder.path, now, empty=sum(1 for f in scan.files if f.size == 0),
             settling=sum(1 for f in scan.files if not f.settled and f.size > 0), unreadable=scan.unreadable))
-        if not unsettled and partial is None:
-            # Kept for passes that vouch the folder unchanged: nothing per file in it.
+        if partial is None:
+            # Kept for passes that vouch the folder unchanged: nothing per file in it but
+            # the paths to look at again (``observe``).
             self._complete_scans[folder.path] = replace(scan, files=(), recorded={}, missing=())
+            if unsettled:
+                self._revisit[folder.path] = tuple(unsettled)
         return replace(scan, unknown=tuple(unknown)), hashed
 
     def _scan(self, folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],

@@ -212,7 +212,8 @@ def test_one_new_file_walks_its_folder_only_and_costs_the_same_sql_at_any_size(
 
 def test_events_walk_only_their_paths_and_read_only_their_rows(tmp_path: Path, emu: Emulator, admin: httpx.Client,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """One new file among many walks that file and reads no other row; a file renamed walks
+    """One new file among many walks that file (and a file still settling elsewhere) and
+    reads no other row; a file renamed walks
     where it went and where it came from (known by its inode: no upload); a directory
     deleted wholesale is seen gone, every row under it and none elsewhere."""
     config = config_for(tmp_path, emu, admin, 400)
@@ -220,10 +221,14 @@ def test_events_walk_only_their_paths_and_read_only_their_rows(tmp_path: Path, e
     with Counted(config, monkeypatch) as counted, Catalog.open_readonly(config.state_dir) as catalog:
         counted.start_counting()
         clear_requests(admin)
+        # A file that never settles (empty) is walked again every pass, and only it.
+        (drop / "cam00" / "empty.mp4").write_bytes(b"")
+        wait_for(lambda: any(p["targets"] for p in counted.passes), 60, "the empty file's walk")
         (drop / "cam01" / "new.mp4").write_bytes(b"one new clip among many\n")
         wait_for(lambda: any("Upload" in p["actions"] for p in counted.passes), 60, "the upload")
         upload = next(p for p in counted.passes if "Upload" in p["actions"])
-        assert upload["targets"] == [("cam01/new.mp4", 0)]  # no other path walked, no row read
+        # No other path walked, no row read.
+        assert upload["targets"] == [("cam00/empty.mp4", 0), ("cam01/new.mp4", 0)]
         starts = [r for r in admin.get("/requests").json() if r["path"].endswith(("/multipart/initiate", "/upload"))]
         assert len(starts) == 1, starts
 
@@ -252,3 +257,6 @@ def test_events_walk_only_their_paths_and_read_only_their_rows(tmp_path: Path, e
         # watcher reported again may ride along: one row).
         assert ("cam03", 100) in gone and all(rows <= 1 for t, rows in gone if t != "cam03"), gone
         assert all(f.present for f in catalog.files(drop) if f.rel_path.startswith(("cam00/", "cam01/", "cam02/")))
+        with counted._lock:
+            assert all(target is not None for p in counted.passes for target, _ in p["targets"]), [
+                p["targets"] for p in counted.passes]  # never the whole folder (the rescan is 10 min away)
