@@ -8,9 +8,12 @@ this one process and in alternation, measures CPU seconds (``time.process_time``
 
 * ``walk``: a bare ``os.scandir`` + ``stat`` walk of the tree (the reference);
 * ``observe``: ``Engine.observe()`` of the same tree (dry run: no remote is called):
-  the catalog's record of the folder, the walk with its rules (settle times, ignored
-  names, symlinks, the folder guard), the comparison, and the catalog's "unchanged"
-  write.
+  the folder's rows read in path order and merged with the walk with its rules (settle
+  times, ignored names, symlinks, the folder guard), and the catalog's "unchanged"
+  write;
+* ``event``: what the daemon's pass observes for one new file among them (a file event:
+  ``observe(changed=...)`` walks that path and reads its rows only), best of
+  ``--repeat``, each with another new file, and how many rows it read.
 
 Each is run ``--repeat`` times; the best is reported (other sessions share the
 machine) with the ratio per file. JSON on stdout, progress on stderr.
@@ -103,8 +106,24 @@ def main() -> None:
             walks.append(seconds)
             seconds, (scans, problems, hashed) = cpu(engine.observe)
             assert scans[0].ok and not problems and not hashed and not scans[0].files, (problems, hashed)
-            assert len(scans[0].as_recorded) == args.files
+            assert scans[0].as_recorded == args.files
             observes.append(seconds)
+        events, rows_read = [], []
+        real_rows = catalog.recorded_in_order
+
+        def counted_rows(*a: Any, **k: Any) -> Any:
+            for row in real_rows(*a, **k):
+                rows_read[-1] += 1
+                yield row
+
+        catalog.recorded_in_order = counted_rows  # type: ignore[method-assign]
+        for i in range(args.repeat):
+            rel = f"cam0000/new{i}.mp4"
+            (drop / rel).write_bytes(b"a new clip\n")
+            rows_read.append(0)
+            seconds, (scans, problems, hashed) = cpu(lambda: engine.observe(changed={drop: {rel}}))
+            assert scans[0].ok and hashed == 1 and [f.rel_path for f in scans[0].files] == [rel], scans[0]
+            events.append(seconds)
         catalog.close()
         best_walk, best_observe = min(walks), min(observes)
         result.update({
@@ -114,6 +133,8 @@ def main() -> None:
             "observe_us_per_file": round(best_observe / args.files * 1e6, 2),
             "ratio": round(best_observe / best_walk, 2),
             "target_ratio": 3.0,
+            "event_observe_cpu_s": [round(s, 4) for s in events],
+            "event_rows_read": rows_read,
         })
     emit(result)
 

@@ -13,6 +13,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal, NamedTuple
@@ -84,6 +85,10 @@ class RecordedFile(NamedTuple):
     present: int
 
 
+# A catalog row as the scan merges it: (rel_path, size, mtime_ns, inode, sha256, present).
+RecordedRow = tuple[str, int, int, int, str | None, int]
+
+
 @dataclass(frozen=True)
 class FolderScan:
     folder: Path
@@ -95,9 +100,13 @@ class FolderScan:
     # still count, but nothing in the folder may be taken for deleted.
     unreadable: tuple[str, ...] = ()
     unknown: tuple[UnknownFile, ...] = ()  # files whose content this pass does not know (set by the engine)
-    # Files found exactly as the catalog records them (``scan_changes``), by relative path:
-    # not in ``files``, which then holds only the files that differ.
-    as_recorded: tuple[str, ...] = ()
+    # With the catalog's rows (``scan_changes``): how many files were found exactly as
+    # recorded (only counted: ``files`` holds the others), the rows of the files in
+    # ``files`` that have one, and the present rows the walk did not meet. All three grow
+    # with the change, not with the folder.
+    as_recorded: int = 0
+    recorded: Mapping[str, RecordedFile] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

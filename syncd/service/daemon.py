@@ -455,15 +455,17 @@ class Daemon:
                     self._observe_only()
                 return
             with_listing = True  # back: catch up on remote deletions too
-        self._pass(with_listing, self._unchanged(demands, changed, fired, fresh),
+        unchanged = self._unchanged(demands, changed, fired, fresh)
+        self._pass(with_listing, unchanged, self._changed_paths(demands, changed, fired, unchanged | fresh),
                    grace_ran_out="grace" in fired, newest=newest)
 
     def _unchanged(self, demands: set[str], changed: Taken, fired: set[str], fresh: frozenset[Path]) -> frozenset[Path]:
         """The folders this pass need not walk again: watched, and no event came in them
         (a remote poll over a quiet tree costs no walk; one new file walks its folder
-        only). A rescan, a retry or a revisit walks them all; a folder watched only from
-        now on (a disk mounted later) is walked all the same. The engine walks a folder
-        whose last scan left files unsettled anyway, which covers the settle timer."""
+        only, and there only its paths: ``_changed_paths``). A rescan, a retry or a
+        revisit walks them all; a folder watched only from now on (a disk mounted later)
+        is walked all the same. The engine walks the files a folder's last scan left
+        unsettled anyway, which covers the settle timer."""
         if "scan" in demands or fired & {"retry", "revisit"}:
             return frozenset()
         touched = changed.folders(f.path for f in self.config.folders)
@@ -471,12 +473,40 @@ class Daemon:
             return frozenset()
         return self.watcher.intact() - fresh - touched
 
-    def _pass(self, with_listing: bool, unchanged: frozenset[Path], *, grace_ran_out: bool = False,
+    def _changed_paths(self, demands: set[str], changed: Taken, fired: set[str],
+                       skip: frozenset[Path]) -> dict[Path, frozenset[str]]:
+        """For each folder to walk (not in ``skip``) whose watch is intact, the paths,
+        relative to it, where events came: the engine walks only those (one new file in a
+        million walks its directory, not the library). Paths still pending ride along
+        (see ``Pending.waiting``). A folder with an event on itself, a rescan, a retry, a
+        revisit or more changes than ``Pending`` keeps by name walk whole."""
+        if "scan" in demands or fired & {"retry", "revisit"} or changed.unnamed:
+            return {}
+        waiting = self.pending.waiting()
+        if waiting.unnamed:
+            return {}
+        paths = changed.paths + waiting.paths
+        intact = self.watcher.intact()
+        result: dict[Path, frozenset[str]] = {}
+        for folder in self.config.folders:
+            if folder.path in skip or folder.path not in intact:
+                continue
+            root = str(folder.path).rstrip(os.sep)
+            if any(p.rstrip(os.sep) == root for p in paths):
+                continue  # the folder itself: walk it all
+            inside = [p[len(root) + 1:] for p in paths if p.startswith(root + os.sep)]
+            if inside and all(inside) and any(p.startswith(root + os.sep) for p in changed.paths):
+                result[folder.path] = frozenset(p.replace(os.sep, "/") for p in inside)
+        return result
+
+    def _pass(self, with_listing: bool, unchanged: frozenset[Path],
+              changed: Mapping[Path, frozenset[str]] | None = None, *, grace_ran_out: bool = False,
               newest: bool = False) -> None:
         assert self._engine is not None and self._guard is not None
         started = time.monotonic()
         try:
-            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, newest=newest)
+            report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, changed=changed,
+                                           newest=newest)
         except FatalRemoteError as exc:
             self._key_rejected(str(exc))
             return

@@ -10,10 +10,10 @@ do something useful with it:
 * a file or directory deleted, a directory created or moved: ``debounce`` later.
 
 A path touched again is re-filed under its latest event, so a file written
-slowly over minutes costs no pass until it stops changing. ``Pending`` is
-bounded: past ``max_paths`` it stops remembering names and keeps only the
-latest due time, and the pass (which scans whole folders anyway) still sees
-everything. Events syncd causes itself (reading a file to hash it) are not
+slowly over minutes costs no pass until it stops changing. The pass walks only
+the paths named (and those still pending). ``Pending`` is bounded: past
+``max_paths`` it stops remembering names and keeps only the latest due time,
+and the pass then walks whole folders, so it still sees everything. Events syncd causes itself (reading a file to hash it) are not
 subscribed to at all.
 """
 
@@ -151,6 +151,14 @@ class Pending:
                 self._overflow, self._overflowed = None, 0
         return Taken(tuple(paths), overflowed)
 
+    def waiting(self) -> Taken:
+        """Every path still pending (not taken), and how many past ``max_paths`` are not
+        kept by name. A pass that walks only the changed paths walks these too: a file
+        still being written there is then seen as unknown, and holds back the deletion
+        of a content it may hold (a copy made before the original is deleted)."""
+        with self._lock:
+            return Taken(tuple(p for queue in self._queues for p in queue), self._overflowed)
+
     def clear(self) -> None:
         with self._lock:
             for queue in self._queues:
@@ -196,10 +204,11 @@ class _Handler(FileSystemEventHandler):
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if event.dest_path else ""
         if event.event_type == "moved":
-            # Where it went needs settling (rename sets ctime); where it came from is a deletion.
+            # Where it went needs settling (rename sets ctime); where it came from is a
+            # deletion. Both are named: a pass may walk only the paths that changed.
             if dest and self.rules.relevant(dest, event.is_directory):
                 self.pending.touch(dest, settling=not event.is_directory)
-            elif self.rules.relevant(src, event.is_directory):
+            if self.rules.relevant(src, event.is_directory):
                 self.pending.touch(src, settling=False)
             return
         if not self.rules.relevant(src, event.is_directory):

@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -54,7 +55,14 @@ from syncd.sync.report import (
     overview_of,
     statuses_of,
 )
-from syncd.sync.scan import ScanProgress, ScanRules, folder_problem, scan_changes, unreadable_problem
+from syncd.sync.scan import (
+    ScanProgress,
+    ScanRules,
+    folder_problem,
+    scan_changes,
+    target_walkable,
+    unreadable_problem,
+)
 
 log = logging.getLogger("syncd.sync.engine")
 
@@ -167,6 +175,8 @@ class Engine:
         # Scan and hash counters, as they grow: to the display unless the caller wants them.
         self.on_progress = on_progress or self.progress.scanning
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
+        # With a kept scan: the paths it left unsettled (or unhashed), walked again each pass.
+        self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
         self._pulls_recovered = False
@@ -193,13 +203,21 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- observe
-    def observe(self, unchanged: Collection[Path] = ()) -> tuple[list[FolderScan], list[str], int]:
+    def observe(self, unchanged: Collection[Path] = (), changed: Mapping[Path, Collection[str]] | None = None
+                ) -> tuple[list[FolderScan], list[str], int]:
         """Scan and hash every folder; record what was seen. Returns (scans, problems, hashed).
 
         ``unchanged``: folders the caller vouches nothing changed in since the last
         observe (the daemon: watched, and no event came). Such a folder is not walked
-        again if its last scan was complete (every file settled and hashed) and the
-        folder itself still passes its guard (mounted, readable, marker present).
+        again if its last scan read every subfolder and the folder itself still passes
+        its guard (mounted, readable, marker present); only the files that scan left
+        unsettled or unhashed are, until they settle.
+
+        ``changed``: for other folders, the relative paths where the caller saw changes
+        (the daemon's file events), vouching nothing changed elsewhere in them: under the
+        same conditions only those paths are walked (a file, a directory's subtree, a path
+        gone) and only their rows read. A path that cannot be walked on its own (a parent
+        gone, a symlink on the way) is walked from the nearest parent that can.
         """
         if not self._pulls_recovered and not self.dry_run:
             self.mirror.recover_pulls()  # before a scan could take a pulled file for new content
@@ -215,39 +233,46 @@ class Engine:
         now = self.clock()
         progress = ScanProgress()
         for folder in self.options.folders:
-            last = self._complete_scans.get(folder.path)
-            if folder.path in unchanged and last is not None and folder_problem(folder.path, folder.require_marker) is None:
+            last = self._complete_scans.pop(folder.path, None)
+            revisit = self._revisit.pop(folder.path, ())
+            if last is not None and folder_problem(folder.path, folder.require_marker) is not None:
+                last = None
+            if folder.path in unchanged and last is not None and not revisit:
+                self._complete_scans[folder.path] = last
                 scans.append(last)
                 continue
-            self._complete_scans.pop(folder.path, None)
-            scan, folder_hashed = self._observe_folder(folder, now, problems, progress)
+            paths: set[str] = set()
+            if last is not None and (folder.path in unchanged or (changed and folder.path in changed)):
+                # Only what changed, and the files still settling (a file being written
+                # elsewhere does not make every pass walk the whole folder).
+                paths = {*revisit, *(changed.get(folder.path, ()) if changed else ())}
+            targets = walk_targets(folder, paths) if paths else ()
+            scan, folder_hashed = self._observe_folder(folder, now, problems, progress, targets)
             scans.append(scan)
             hashed += folder_hashed
         return scans, problems, hashed
 
     def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str],
-                        progress: ScanProgress) -> tuple[FolderScan, int]:
+                        progress: ScanProgress, targets: Collection[str] = ()) -> tuple[FolderScan, int]:
         """Scan one folder, learn each file's content, record the scan. The returned scan
-        lists the files whose content this pass does not know (``FolderScan.unknown``)."""
+        lists the files whose content this pass does not know (``FolderScan.unknown``).
+        ``targets``: walk only these relative paths (see ``observe``), else the folder."""
         base = self.options.upload.settle_seconds
         longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
         rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
-        # Read before the walk: the walk compares each file's stat with it, and builds a
-        # LocalFile only for those that differ (``scan.files``).
-        known = self.catalog.recorded(folder.path)
-        scan = scan_changes(folder.path, rules, now, longer, known)
+        scan = self._scan(folder.path, rules, now, longer, targets)
         problems += scan.skipped
         if not scan.ok:
             problems.append(scan.error or f"{folder.path}: cannot scan")
             log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
             return scan, 0
         unsettled: list[str] = []
+        # What is recorded under an unreadable directory stays as recorded (the scan does
+        # not count it missing).
         partial = unreadable_problem(scan)
         if partial is not None:
             problems.append(partial)
-            # What is recorded under an unreadable directory stays as recorded.
-            hidden = tuple(f"{d}/" for d in scan.unreadable)
-            unsettled += [rel for rel in known if rel.startswith(hidden)]
+        known = scan.recorded  # the rows of the files that differ from them
         # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
         # content is known at once, without reading it or waiting for it to settle.
         strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
@@ -256,13 +281,10 @@ class Engine:
         to_hash: list[LocalFile] = []
         unknown: list[UnknownFile] = []
         changed: list[LocalFile] = []  # content not known: read it once settled
-        # Seen files recorded present with the same stat: nothing to write.
-        as_recorded = len(scan.as_recorded)
         for local in scan.files:
             record = known.get(local.rel_path)
             if record is not None and record.sha256 and _as_recorded(record, local):
-                seen.append((local, record.sha256))
-                as_recorded += record.present
+                seen.append((local, record.sha256))  # back after it had gone missing
                 continue
             sha = moved.get((local.size, local.mtime_ns, local.inode))
             if sha is not None:
@@ -288,7 +310,7 @@ class Engine:
                 unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
         if to_hash:
             self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
-        progress.files_seen += len(scan.files) + len(scan.as_recorded)
+        progress.files_seen += len(scan.files) + scan.as_recorded
         progress.to_hash += len(to_hash)
         progress.bytes_to_hash += sum(f.size for f in to_hash)
         self.on_progress(progress)
@@ -311,27 +333,52 @@ class Engine:
             if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
                 self.catalog.record_seen(folder.path, batch, now)
                 batch = []
-        recorded_present = sum(r.present for r in known.values())
-        if not unsettled and not to_hash and as_recorded == len(seen) + len(scan.as_recorded) == recorded_present:
-            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
+        if seen or scan.missing:
+            # Files not settled (or not hashed) are left as recorded, as are files as recorded.
+            self.catalog.record_changes(folder.path, seen, scan.missing, now)
         else:
-            # Files as recorded have nothing to write; like the unsettled ones, they are
-            # only kept from being marked missing.
-            self.catalog.record_scan(folder.path, seen, [*unsettled, *scan.as_recorded], now)
+            self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
         self.catalog.record_scan_summary(ScanSummary(
             folder.path, now, empty=sum(1 for f in scan.files if f.size == 0),
             settling=sum(1 for f in scan.files if not f.settled and f.size > 0), unreadable=scan.unreadable))
-        if not unsettled and partial is None:
-            self._complete_scans[folder.path] = scan
+        if partial is None:
+            # Kept for passes that vouch the folder unchanged: nothing per file in it but
+            # the paths to look at again (``observe``).
+            self._complete_scans[folder.path] = replace(scan, files=(), recorded={}, missing=())
+            if unsettled:
+                self._revisit[folder.path] = tuple(unsettled)
         return replace(scan, unknown=tuple(unknown)), hashed
+
+    def _scan(self, folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],
+              targets: Collection[str]) -> FolderScan:
+        """The folder's walk merged with its rows read in path order (``scan_changes``);
+        with ``targets``, one walk per target path, their results joined."""
+        if not targets:
+            with closing(self.catalog.recorded_in_order(folder)) as rows:
+                return scan_changes(folder, rules, now, longer, rows)
+        parts: list[FolderScan] = []
+        for target in targets:
+            with closing(self.catalog.recorded_in_order(folder, target)) as rows:
+                part = scan_changes(folder, rules, now, longer, rows, target)
+            if not part.ok:
+                return part
+            parts.append(part)
+        return FolderScan(
+            folder, ok=True, files=tuple(f for p in parts for f in p.files),
+            skipped=tuple(s for p in parts for s in p.skipped),
+            unreadable=tuple(sorted(u for p in parts for u in p.unreadable)),
+            as_recorded=sum(p.as_recorded for p in parts),
+            recorded={rel: r for p in parts for rel, r in p.recorded.items()},
+            missing=tuple(m for p in parts for m in p.missing))
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
-                 newest: bool = False) -> PassReport:
-        """One pass. ``unchanged``: folders not to walk again if possible (see ``observe``).
+                 changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False) -> PassReport:
+        """One pass. ``unchanged``: folders not to walk again if possible; ``changed``: the
+        paths to walk in others, if possible (see ``observe``).
         ``newest`` (without ``with_listing``): look for new remote videos to pull at the
         newest end of the listing only (the daemon's polls between complete listings)."""
-        scans, problems, hashed = self.observe(unchanged)
+        scans, problems, hashed = self.observe(unchanged, changed)
         problems += self.executor.refresh(self._contents_in_progress())
         if with_listing:
             self.progress.phase("reading the remote listing")
@@ -704,6 +751,25 @@ def settle_time(base: float, level: int) -> float:
 def _resettle(file: LocalFile, settle: float, now: float) -> LocalFile:
     """``file`` judged by a (longer) settle time."""
     return replace(file, settle=settle, settled=file.size > 0 and now - file.changed >= settle)
+
+
+def walk_targets(folder: FolderConfig, paths: Collection[str]) -> tuple[str, ...]:
+    """The relative paths to walk for changes seen at ``paths`` (relative, POSIX): each
+    path, or its nearest parent that can be walked on its own (``target_walkable``),
+    without any inside another. Empty (walk the whole folder) if one is the folder."""
+    rules = ScanRules(folder.include, folder.exclude, 0, folder.require_marker)
+    targets: set[str] = set()
+    for path in paths:
+        while path and path != "." and not target_walkable(folder.path, path, rules):
+            path = path.rpartition("/")[0]
+        if not path or path == ".":
+            return ()
+        targets.add(path)
+    kept: list[str] = []
+    for target in sorted(targets):  # a parent sorts before its subtree's paths
+        if not any(target.startswith(k + "/") for k in kept):
+            kept.append(target)
+    return tuple(kept)
 
 
 def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:

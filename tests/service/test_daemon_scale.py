@@ -10,8 +10,10 @@ and asserts the counts do not grow with the library.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from syncd.config import Config, load_config
+from syncd.store.catalog import Catalog
 from syncd.emulator.mikshi import Emulator
 from syncd.models import FolderScan
 from syncd.mirror.mirror import Mirror
@@ -40,14 +43,25 @@ class Counted:
         self.daemon = Daemon(config)
         self.statements: Counter[str] = Counter()
         self.walked: list[Path] = []
+        self.targets: list[tuple[str | None, int]] = []  # per walk: its target path (None: all), rows read
         self.passes: list[dict[str, Any]] = []  # one per pass once counting: statements, walked, actions
         self.counting = threading.Event()
         self._lock = threading.Lock()
         real_scan = engine_module.scan_changes
 
-        def scan_changes(folder: Path, *args: Any, **kwargs: Any) -> FolderScan:
+        def scan_changes(folder: Path, rules: Any, now: float, settle_for: Any, rows: Iterable[Any],
+                         target: str | None = None) -> FolderScan:
             self.walked.append(folder)
-            return real_scan(folder, *args, **kwargs)
+            read = [0]
+
+            def counted_rows() -> Iterator[Any]:
+                for row in rows:
+                    read[0] += 1
+                    yield row
+
+            scan = real_scan(folder, rules, now, settle_for, counted_rows(), target)
+            self.targets.append((target, read[0]))
+            return scan
 
         monkeypatch.setattr(engine_module, "scan_changes", scan_changes)
         after_pass = self.daemon._after_pass
@@ -58,11 +72,12 @@ class Counted:
                 if self.counting.is_set():
                     self.passes.append({
                         "statements": sum(self.statements.values()), "by_kind": +self.statements,
-                        "walked": list(self.walked),
+                        "walked": list(self.walked), "targets": list(self.targets),
                         "actions": [type(a).__name__ for a in report.plan.actions],
                     })
                 self.statements.clear()
                 self.walked.clear()
+                self.targets.clear()
 
         self.daemon._after_pass = counted  # type: ignore[method-assign]
         # Status counts and mirror runs: each reads every file, so an idle pass must make none.
@@ -100,6 +115,7 @@ class Counted:
             catalog.db.conn.set_trace_callback(lambda sql: self.statements.update([statement_kind(sql)]))
             self.statements.clear()
             self.walked.clear()
+            self.targets.clear()
             self.counting.set()
 
 
@@ -192,3 +208,55 @@ def test_one_new_file_walks_its_folder_only_and_costs_the_same_sql_at_any_size(
     few = change_run(tmp_path / "few", emu, admin, 300, monkeypatch)
     many = change_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
     assert many["statements"] <= few["statements"], many["by_kind"] - few["by_kind"]
+
+
+def test_events_walk_only_their_paths_and_read_only_their_rows(tmp_path: Path, emu: Emulator, admin: httpx.Client,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """One new file among many walks that file (and a file still settling elsewhere) and
+    reads no other row; a file renamed walks
+    where it went and where it came from (known by its inode: no upload); a directory
+    deleted wholesale is seen gone, every row under it and none elsewhere."""
+    config = config_for(tmp_path, emu, admin, 400)
+    drop = tmp_path / "drop"
+    with Counted(config, monkeypatch) as counted, Catalog.open_readonly(config.state_dir) as catalog:
+        counted.start_counting()
+        clear_requests(admin)
+        # A file that never settles (empty) is walked again every pass, and only it.
+        (drop / "cam00" / "empty.mp4").write_bytes(b"")
+        wait_for(lambda: any(p["targets"] for p in counted.passes), 60, "the empty file's walk")
+        (drop / "cam01" / "new.mp4").write_bytes(b"one new clip among many\n")
+        wait_for(lambda: any("Upload" in p["actions"] for p in counted.passes), 60, "the upload")
+        upload = next(p for p in counted.passes if "Upload" in p["actions"])
+        # No other path walked, no row read.
+        assert upload["targets"] == [("cam00/empty.mp4", 0), ("cam01/new.mp4", 0)]
+        starts = [r for r in admin.get("/requests").json() if r["path"].endswith(("/multipart/initiate", "/upload"))]
+        assert len(starts) == 1, starts
+
+        walks = len(counted.passes)
+        (drop / "cam02" / "clip00200.mp4").rename(drop / "cam02" / "renamed.mp4")
+
+        def walked_since(start: int) -> list[tuple[str | None, int]]:
+            with counted._lock:
+                return [t for p in counted.passes[start:] for t in p["targets"]]
+
+        wait_for(lambda: {"cam02/clip00200.mp4", "cam02/renamed.mp4"} <= {t for t, _ in walked_since(walks)},
+                 60, "the rename's walk")
+        moved = walked_since(walks)
+        assert catalog.file(drop, "cam02/renamed.mp4") is not None
+        assert not getattr(catalog.file(drop, "cam02/clip00200.mp4"), "present", False)
+        assert all(rows <= 1 for _, rows in moved), moved
+        assert len([r for r in admin.get("/requests").json()
+                    if r["path"].endswith(("/multipart/initiate", "/upload"))]) == 1  # still only new.mp4
+
+        walks = len(counted.passes)
+        shutil.rmtree(drop / "cam03")
+        wait_for(lambda: "cam03" in {t for t, _ in walked_since(walks)}, 60, "the deleted directory's walk")
+        assert all(not f.present for f in catalog.files(drop) if f.rel_path.startswith("cam03/"))
+        gone = walked_since(walks)
+        # Its files' parent, walked once gone: its 100 rows, none elsewhere (a path the
+        # watcher reported again may ride along: one row).
+        assert ("cam03", 100) in gone and all(rows <= 1 for t, rows in gone if t != "cam03"), gone
+        assert all(f.present for f in catalog.files(drop) if f.rel_path.startswith(("cam00/", "cam01/", "cam02/")))
+        with counted._lock:
+            assert all(target is not None for p in counted.passes for target, _ in p["targets"]), [
+                p["targets"] for p in counted.passes]  # never the whole folder (the rescan is 10 min away)

@@ -35,3 +35,30 @@ def test_what_only_status_shows_is_not_a_change(tmp_path: Path) -> None:
         assert catalog.get_meta("other_instances") == "3 1700000300 laptop"
         catalog.set_meta("blocked", "a line")
         assert catalog.changes != before
+
+
+def test_a_library_at_rest_is_answered_from_empty_index_ranges(tmp_path: Path) -> None:
+    """What every pass asks (``unsettled_shas``) reads no content, file or step row one by
+    one when nothing is in play: each part is a range of a partial index (counted in the
+    query plan, not timed). An unmarked video of ours is still found."""
+    folder = tmp_path / "drop"
+    shas = [f"{i:064x}" for i in range(3)]
+    with Catalog.open(tmp_path / "state") as catalog:
+        catalog.record_scan(folder, [(LocalFile(folder, f"f{i}.mp4", 10 + i, 1, 100 + i), sha)
+                                     for i, sha in enumerate(shas)], [], 1.0)
+        catalog.link_finished([(sha, f"v{i}", f"f{i}.mp4") for i, sha in enumerate(shas)], ("hls",))
+        catalog.set_processing_rule(("hls",))
+        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == set(shas)  # ready, not marked
+        catalog.set_marked(shas[0], True)
+        catalog.set_marked(shas[1], True)
+        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == {shas[2]}
+        catalog.set_marked(shas[2], True)
+        sent: list[str] = []
+        catalog.db.conn.set_trace_callback(sent.append)
+        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == set()
+        catalog.db.conn.set_trace_callback(None)
+        [query] = [s for s in sent if "UNION" in s]
+        plan = [row[-1] for row in catalog.db.conn.execute("EXPLAIN QUERY PLAN " + query)]
+        scans = [step for step in plan if step.startswith("SCAN") and not step.startswith(
+            ("SCAN superseded", "SCAN uploads"))]  # tables empty at rest
+        assert all("INDEX" in step and "autoindex" not in step for step in scans), plan
