@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py [--files 200000] [--dir DIR] [--phases LIST] [--skip-mirror]
                                      [--idle-seconds 180] [--ingest 1000,20000] [--timeout 3600]
-                                     [--repeat 2]
+                                     [--repeat 2] [--keep DIR]
 
 Phases, each a real ``python -m syncd`` subprocess (CPU from ``wait4``'s rusage, peak RSS
 ``ru_maxrss``) against an emulator in its own process (``python -m syncd emulator``: its
@@ -41,6 +41,21 @@ Every command is killed after ``--timeout`` seconds (reported, not fatal). ``pha
 the JSON holds each phase's wall seconds and the emulator's CPU seconds in it. Printed as
 JSON; nothing asserted (``target_met`` says). The machine is shared: the load average at
 the start is in ``machine``; compare figures with the same run's references.
+
+``--keep DIR`` makes the long set-up reusable (at 1,000,000 files: the tree, the first
+pass and the register-and-link set-up take most of an hour). The first run with it builds
+the tree in ``DIR/drop`` and the "synced" state in ``DIR/synced`` (the catalog,
+``state-tree``, and the emulator's data directory, ``emulator``: its store is SQLite on
+disk, so the registered videos persist) and writes ``DIR/kept.json`` last, once all of it is
+complete. A later run with the same ``--files`` and ``DIR`` skips the build, the first pass
+and the set-up (``first_pass`` then runs only if asked for, on a scratch catalog) and
+starts every phase from a copy of ``DIR/synced`` in a run directory of its own
+(``DIR/run-*``, removed at the end): the kept state is never written by a measured phase,
+so each reuse run starts from the same state, whatever the phases (``mirror`` and
+``daemon`` write), and a catalog or emulator store migrated by newer code is migrated on
+the copy only. The daemon phase puts the tree back as it found it (the new clip removed,
+the rewritten clip's content and mtime restored: the kept catalog still matches it).
+Another ``--files`` with the same ``DIR`` is refused; remove ``DIR`` to rebuild.
 """
 
 from __future__ import annotations
@@ -53,6 +68,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +79,7 @@ import httpx
 import yaml
 from _common import REPO, emit, machine
 
+from syncd.models import SIDECAR_SUFFIXES, TRASH_DIR
 from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
 from syncd.store.catalog import Catalog
 
@@ -88,6 +105,8 @@ def walk(path):
     return n
 print(walk(sys.argv[1]))
 """
+
+KEPT_MARK = "kept.json"  # written last by a --keep build: its presence means complete
 
 TIMEOUT = [3600.0]  # seconds a command may take (``--timeout``); a list so main() can set it
 
@@ -254,6 +273,8 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     daemon_config = root / "daemon.yaml"
     daemon_config.write_text(yaml.safe_dump(settings))
     log_path = root / "daemon.log"
+    new_clip, old_clip = drop / "cam0000" / "new-clip.mp4", drop / "cam0000" / "clip0000000.mp4"
+    old_content, old_stat = old_clip.read_bytes(), old_clip.stat()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(daemon_config), "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -300,9 +321,9 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
 
         # A new clip among N; then one rewritten in place (a path that changes after it had
         # settled waits twice the settle time: a slow writer's pause).
-        new = upload_start(drop / "cam0000" / "new-clip.mp4", b"a new clip from the benchmark\n")
+        new = upload_start(new_clip, b"a new clip from the benchmark\n")
         time.sleep(5)
-        rewritten = upload_start(drop / "cam0000" / "clip0000000.mp4", b"clip 0, rewritten by the benchmark\n")
+        rewritten = upload_start(old_clip, b"clip 0, rewritten by the benchmark\n")
         out = {"startup_pass": startup, "idle": idle, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
                "changed_file_upload_start_s": new, "rewritten_file_upload_start_s": rewritten, "settle_s": 1}
         if new is None or new > 3:
@@ -311,6 +332,11 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     finally:
         proc.terminate()
         proc.wait(timeout=120)
+        # The tree as it was (a --keep tree is reused): same content, mtime and inode, so
+        # the kept catalog's record of the rewritten clip still matches it.
+        new_clip.unlink(missing_ok=True)
+        old_clip.write_bytes(old_content)
+        os.utime(old_clip, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
 
 
 def phase_ingest(root: Path, sizes: list[int], env: dict[str, str]) -> dict[str, Any]:
@@ -342,9 +368,10 @@ def phase_ingest(root: Path, sizes: list[int], env: dict[str, str]) -> dict[str,
     return out
 
 
-def chosen_phases(phases: str | None, skip_mirror: bool) -> list[str]:
+def chosen_phases(phases: str | None, skip_mirror: bool, reuse: bool = False) -> list[str]:
     """The phases asked for, in run order, with what they need: ``synced`` (set-up) needs
-    the first pass's catalog, and ``unchanged`` / ``daemon`` need the mirror caught up."""
+    the first pass's catalog (unless a kept one is reused), and ``unchanged`` / ``daemon``
+    need the mirror caught up."""
     wanted = set(PHASES if phases is None else (p.strip() for p in phases.split(",") if p.strip()))
     unknown = wanted - set(PHASES)
     if unknown:
@@ -353,9 +380,55 @@ def chosen_phases(phases: str | None, skip_mirror: bool) -> list[str]:
         wanted -= {"mirror", *NEEDS_MIRROR}
     if wanted & NEEDS_MIRROR:
         wanted.add("mirror")
-    if wanted & NEEDS_SYNCED:
+    if wanted & NEEDS_SYNCED and not reuse:
         wanted.add("first_pass")
     return [p for p in PHASES if p in wanted]
+
+
+def kept_files(keep: Path) -> int | None:
+    """The file count of a complete ``--keep`` build in ``keep``, or None if there is none."""
+    mark = keep / KEPT_MARK
+    return int(json.loads(mark.read_text())["files"]) if mark.exists() else None
+
+
+def git_head() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def copy_state(source: Path, target: Path) -> float:
+    """Copy a kept "synced" state (catalog and emulator data, neither open) to a run directory."""
+    start = time.monotonic()
+    for name in ("state-tree", "emulator"):
+        shutil.copytree(source / name, target / name)
+    return round(time.monotonic() - start, 1)
+
+
+def rebind(state_dir: Path, base_url: str) -> None:
+    """The copied catalog belongs to the emulator at its new address (a free port each run):
+    what ``syncd sync --rebind`` records for the same account under a new address."""
+    if not state_dir.exists():
+        return
+    with Catalog.open(state_dir) as catalog:
+        bound = catalog.bound_remote()
+        if bound is not None:
+            catalog.bind_remote(f"{bound.rsplit(' at ', 1)[0]} at {base_url}", rebind=True)
+
+
+def unmirror_tree(drop: Path) -> int:
+    """Remove what the mirror wrote into a kept tree (sidecars, the trash folder), so the
+    next reuse run walks the tree as built; the number of files removed."""
+    removed = 0
+    shutil.rmtree(drop / TRASH_DIR, ignore_errors=True)
+    stack = [drop]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.name.endswith(SIDECAR_SUFFIXES):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def main() -> None:
@@ -370,15 +443,28 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds any one command may take")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each unchanged pass, the best one counted (default 2; 1 halves the long part)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="build the tree and the synced state in DIR once; reuse them on later runs (see above)")
     args = parser.parse_args()
     TIMEOUT[0] = args.timeout
-    phases = chosen_phases(args.phases, args.skip_mirror)
+    keep: Path | None = args.keep.resolve() if args.keep else None
+    kept = kept_files(keep) if keep else None
+    if keep and kept is not None and kept != args.files:
+        raise SystemExit(f"{keep} holds a kept state of {kept} files, not {args.files}: remove it to rebuild")
+    reuse = kept is not None
+    phases = chosen_phases(args.phases, args.skip_mirror, reuse)
+    if keep and not reuse and "first_pass" not in phases and any(p != "ingest" for p in phases):
+        phases.insert(phases.index("walk") + 1 if "walk" in phases else 0, "first_pass")  # the build needs it
     sizes = [int(n) for n in args.ingest.split(",") if n.strip()]
-    root = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.dir))
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="run-", dir=keep))
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.dir))
     env = {**os.environ, "SYNCD_BENCH_KEY": KEY, "PYTHONPATH": str(REPO)}
     syncd = [sys.executable, "-m", "syncd", "-c"]
     result: dict[str, Any] = {"benchmark": "bench_scale", "files": args.files, "phases_run": phases,
-                              "machine": machine(), "phases": {}}
+                              "machine": machine(), "code": git_head(), "phases": {}}
     emu: EmulatorProcess | None = None
 
     @contextmanager
@@ -391,15 +477,29 @@ def main() -> None:
                                   "emulator_cpu_s": round(emu.cpu_s() - cpu, 2) if emu else None}
 
     try:
-        drop, empty = root / "drop", root / "empty"
+        drop, empty = (keep or root) / "drop", root / "empty"
+        golden = keep / "synced" if keep else root  # where the set-up builds the synced state
         empty.mkdir()
         tree_phases = [p for p in phases if p != "ingest"]
-        if tree_phases:
+        if tree_phases and reuse:
+            assert keep is not None
+            with phase("copy_kept", f"reusing the kept tree and synced state in {keep} (a copy of the state)"):
+                result["kept"] = {"dir": str(keep), "reused": True, **json.loads((keep / KEPT_MARK).read_text()),
+                                  "copy_s": copy_state(golden, root)}
+            emu = EmulatorProcess(root / "emulator", env)
+            rebind(root / "state-tree", emu.base_url)
+            config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+        elif tree_phases:
+            if keep:  # a build cut short before kept.json: start again
+                shutil.rmtree(drop, ignore_errors=True)
+                shutil.rmtree(golden, ignore_errors=True)
+                golden.mkdir()
             with phase("build_tree", f"building a tree of {args.files} files in {drop}"):
                 build_tree(drop, args.files)
             result["build_tree_s"] = result["phases"]["build_tree"]["wall_s"]
-            emu = EmulatorProcess(root / "emulator", env)
-            config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+            emu = EmulatorProcess(golden / "emulator", env)
+            config = write_config(golden, drop, emu.base_url, "tree")
+            config_empty = write_config(root, empty, emu.base_url, "empty")
         if "walk" in phases:
             with phase("walk", "walks (the tree and an empty folder)"):
                 result["walk"] = {"empty": measured([sys.executable, "-c", WALK, str(empty)]),
@@ -407,13 +507,29 @@ def main() -> None:
         if {"dry_run", "unchanged"} & set(phases):
             result["unchanged"] = {"empty": measured([*syncd, str(config_empty), "sync"], env)}
         if "first_pass" in phases:
+            # On a reused state, on a scratch catalog of its own (the kept one is synced).
+            first_config = write_config(root, drop, emu.base_url, "first") if reuse and emu else config
             with phase("first_pass", "first pass (hash and catalog every file)"):
-                first = measured([*syncd, str(config), "sync", "--dry-run"], env)
+                first = measured([*syncd, str(first_config), "sync", "--dry-run"], env)
             result["first_pass"] = {**first, "files_per_s": round(args.files / first["wall_s"], 1)}
-        if NEEDS_SYNCED & set(phases):
+            if reuse:
+                shutil.rmtree(root / "state-first", ignore_errors=True)
+        if (NEEDS_SYNCED & set(phases) or keep) and not reuse and tree_phases:
             assert emu is not None
             with phase("synced", "registering videos, linking the catalog"):
                 result["synced"] = synced_state(config, emu.base_url, args.files)
+            if keep:
+                # Kept as built; the phases run on a copy, the emulator restarted on it.
+                emu.stop()
+                emu = None
+                (keep / KEPT_MARK).write_text(json.dumps({"files": args.files, "built_by": git_head(),
+                                                          "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+                result["kept"] = {"dir": str(keep), "reused": False, "copy_s": copy_state(golden, root)}
+                emu = EmulatorProcess(root / "emulator", env)
+                for state in ("state-tree", "state-empty"):  # the empty folder's sync ran already
+                    rebind(root / state, emu.base_url)
+                config, config_empty = (write_config(root, d, emu.base_url, n)
+                                        for d, n in ((drop, "tree"), (empty, "empty")))
         if "dry_run" in phases:
             with phase("dry_run", "unchanged dry runs (walk, listing, plan; no mirror)"):
                 result["unchanged"]["dry_run"] = [measured([*syncd, str(config), "sync", "--dry-run"], env)
@@ -446,6 +562,9 @@ def main() -> None:
     finally:
         if emu is not None:
             emu.stop()
+        if keep and "mirror" in phases:
+            say("removing the mirror's sidecars from the kept tree")
+            result["kept"]["sidecars_removed"] = unmirror_tree(drop)
         shutil.rmtree(root, ignore_errors=True)
     emit(result)
 
