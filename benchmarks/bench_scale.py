@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -265,8 +266,40 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle_seconds: float) -> dict[str, Any]:
-    """``syncd run`` on the synced tree: idle CPU and RSS, then one changed file's upload start."""
+ID_IN_PATH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}|[0-9a-fA-F]{24,}|\d+")
+
+
+class RequestTally:
+    """What the daemon asked the emulator, read from its request log (``/_admin/requests``)
+    in steps: requests per method and path (ids as ``{id}``), and per minute of the window."""
+
+    def __init__(self, base_url: str) -> None:
+        self.admin = httpx.Client(base_url=f"{base_url}/_admin", timeout=600)
+        self.admin.post("/requests/clear").raise_for_status()  # sequence numbers keep rising
+        self.seq = 0
+
+    def take(self, since: float) -> dict[str, Any]:
+        """Requests answered since the last take: counts by route, and per minute from ``since``."""
+        entries = self.admin.get("/requests", params={"since": self.seq}).json()
+        self.seq = max([self.seq, *(e["seq"] for e in entries)])
+        routes: dict[str, int] = {}
+        minutes: dict[int, int] = {}
+        for e in entries:
+            route = f"{e['method']} {ID_IN_PATH.sub('{id}', e['path'])}"
+            routes[route] = routes.get(route, 0) + 1
+            minute = max(0, int((e["time"] - since) // 60))
+            minutes[minute] = minutes.get(minute, 0) + 1
+        return {"requests": len(entries), "by_route": dict(sorted(routes.items(), key=lambda kv: -kv[1])),
+                "per_minute": [minutes.get(m, 0) for m in range(max(minutes, default=-1) + 1)]}
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle_seconds: float,
+                 base_url: str) -> dict[str, Any]:
+    """``syncd run`` on the synced tree: idle CPU and RSS, then one changed file's upload
+    start; the emulator's request log says what the daemon asked in each part."""
     settings = yaml.safe_load(config.read_text())
     settings.update(upload={"settle_seconds": 1, "direct_upload_below": "1MiB"},
                     schedule={"rescan": "10m", "remote_poll": "2m"}, log_level="info")
@@ -275,6 +308,8 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     log_path = root / "daemon.log"
     new_clip, old_clip = drop / "cam0000" / "new-clip.mp4", drop / "cam0000" / "clip0000000.mp4"
     old_content, old_stat = old_clip.read_bytes(), old_clip.stat()
+    tally = RequestTally(base_url)
+    begun = time.time()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(daemon_config), "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -291,8 +326,8 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
             quiet = quiet + 1 if now - last < 0.02 else 0
             last = now
         startup = {"wall_s": round(time.monotonic() - start, 1), "cpu_s": round(cpu_seconds(proc.pid), 2),
-                   "rss_mb": rss_mb(proc.pid)}
-        t0 = time.monotonic()
+                   "rss_mb": rss_mb(proc.pid), "remote": tally.take(begun)}
+        t0, idle_begun = time.monotonic(), time.time()
         cpu, rss = [cpu_seconds(proc.pid)], [rss_mb(proc.pid)]
         while time.monotonic() - t0 < idle_seconds:
             time.sleep(10)
@@ -302,7 +337,10 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
         idle = {"seconds": round(time.monotonic() - t0), "cpu_share_of_one_core": round((cpu[-1] - cpu[0]) /
                                                                                        (time.monotonic() - t0), 5),
                 "worst_minute_cpu_share": round(max(minutes), 5) if minutes else None,
-                "rss_start_mb": rss[0], "rss_end_mb": rss[-1], "rss_max_mb": max(rss)}
+                "rss_start_mb": rss[0], "rss_end_mb": rss[-1], "rss_max_mb": max(rss),
+                # whole minutes from the start of the idle window (sliding ones give the worst)
+                "cpu_share_per_minute": [round((cpu[i + 6] - cpu[i]) / 60, 4) for i in range(0, len(cpu) - 6, 6)],
+                "rss_mb_per_minute": rss[::6], "remote": tally.take(idle_begun)}
         state_dir = Path(settings["state_dir"])
 
         def upload_start(path: Path, content: bytes) -> float | None:
@@ -325,6 +363,7 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
         time.sleep(5)
         rewritten = upload_start(old_clip, b"clip 0, rewritten by the benchmark\n")
         out = {"startup_pass": startup, "idle": idle, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
+               "changed_files_remote": tally.take(time.time()),
                "changed_file_upload_start_s": new, "rewritten_file_upload_start_s": rewritten, "settle_s": 1}
         if new is None or new > 3:
             out["log_tail"] = log_path.read_text()[-3000:]
@@ -332,6 +371,7 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     finally:
         proc.terminate()
         proc.wait(timeout=120)
+        tally.close()
         # The tree as it was (a --keep tree is reused): same content, mtime and inode, so
         # the kept catalog's record of the rewritten clip still matches it.
         new_clip.unlink(missing_ok=True)
@@ -550,7 +590,8 @@ def main() -> None:
                                     "tree": measured([*syncd, str(config), "status"], env)}
         if "daemon" in phases:
             with phase("daemon", f"daemon: start-up pass, {args.idle_seconds:.0f} s idle, one changed file"):
-                result["daemon"] = phase_daemon(root, config, drop, env, args.idle_seconds)
+                assert emu is not None
+                result["daemon"] = phase_daemon(root, config, drop, env, args.idle_seconds, emu.base_url)
         if emu is not None:
             result["emulator"] = {"cpu_s": round(emu.cpu_s(), 2), "peak_rss_mb": rss_mb(emu.proc.pid, "VmHWM")}
             emu.stop()
