@@ -278,6 +278,11 @@ class RequestTally:
         self.admin.post("/requests/clear").raise_for_status()  # sequence numbers keep rising
         self.seq = 0
 
+    def last_seq(self) -> int:
+        """The newest request's sequence number (without taking anything)."""
+        entries = self.admin.get("/requests", params={"since": self.seq}).json()
+        return max([self.seq, *(e["seq"] for e in entries)])
+
     def take(self, since: float) -> dict[str, Any]:
         """Requests answered since the last take: counts by route, and per minute from ``since``."""
         entries = self.admin.get("/requests", params={"since": self.seq}).json()
@@ -315,16 +320,17 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         start = time.monotonic()
-        quiet, last = 0, 0.0
+        quiet, last, last_request = 0, 0.0, 0
         # The start-up pass is work, not idleness: wait for the daemon to say it watches,
-        # then for five quiet seconds in a row.
+        # then for five quiet seconds in a row: no CPU and no request to the emulator (a
+        # daemon waiting on a slow listing page is quiet on CPU but still in its pass).
         while quiet < 5 or "running: watching" not in log_path.read_text():
             time.sleep(1)
             if proc.poll() is not None:
                 raise SystemExit(f"syncd run exited: {log_path.read_text()[-2000:]}")
-            now = cpu_seconds(proc.pid)
-            quiet = quiet + 1 if now - last < 0.02 else 0
-            last = now
+            now, newest = cpu_seconds(proc.pid), tally.last_seq()
+            quiet = quiet + 1 if now - last < 0.02 and newest == last_request else 0
+            last, last_request = now, newest
         startup = {"wall_s": round(time.monotonic() - start, 1), "cpu_s": round(cpu_seconds(proc.pid), 2),
                    "rss_mb": rss_mb(proc.pid), "remote": tally.take(begun)}
         t0, idle_begun = time.monotonic(), time.time()
