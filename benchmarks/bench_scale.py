@@ -30,8 +30,11 @@ in syncd's figures nor competing with this script for a GIL):
   mirror check;
 * ``status``: ``syncd status`` (counts in SQL) at N files, and on an empty catalog;
 * ``daemon`` (needs ``mirror``): ``syncd run`` on the synced tree (settle 1 s, the default
-  schedule): CPU share per minute and RSS over ``--idle-seconds`` after its start-up pass,
-  then one file rewritten: seconds from the write to its ``upload started`` journal entry;
+  schedule): CPU share per minute and RSS over ``--idle-seconds`` after its start-up pass
+  (over once five seconds pass without CPU and without a request to the emulator), then a
+  new clip and one file rewritten: seconds from the write to its ``upload started``
+  journal entry; the emulator's request log says what the daemon asked in each part
+  (requests by route, and per minute);
 * ``ingest``: a first ``syncd sync`` of 1,000 and 20,000 small files (``--ingest``; direct
   upload, no pipelines) against a fresh emulator: files/s, and the ratio of the two.
 
