@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py [--files 200000] [--dir DIR] [--phases LIST] [--skip-mirror]
                                      [--idle-seconds 180] [--ingest 1000,20000] [--timeout 3600]
-                                     [--repeat 2]
+                                     [--repeat 2] [--keep DIR]
 
 Phases, each a real ``python -m syncd`` subprocess (CPU from ``wait4``'s rusage, peak RSS
 ``ru_maxrss``) against an emulator in its own process (``python -m syncd emulator``: its
@@ -30,8 +30,11 @@ in syncd's figures nor competing with this script for a GIL):
   mirror check;
 * ``status``: ``syncd status`` (counts in SQL) at N files, and on an empty catalog;
 * ``daemon`` (needs ``mirror``): ``syncd run`` on the synced tree (settle 1 s, the default
-  schedule): CPU share per minute and RSS over ``--idle-seconds`` after its start-up pass,
-  then one file rewritten: seconds from the write to its ``upload started`` journal entry;
+  schedule): CPU share per minute and RSS over ``--idle-seconds`` after its start-up pass
+  (over once five seconds pass without CPU and without a request to the emulator), then a
+  new clip and one file rewritten: seconds from the write to its ``upload started``
+  journal entry; the emulator's request log says what the daemon asked in each part
+  (requests by route, and per minute);
 * ``ingest``: a first ``syncd sync`` of 1,000 and 20,000 small files (``--ingest``; direct
   upload, no pipelines) against a fresh emulator: files/s, and the ratio of the two.
 
@@ -41,6 +44,21 @@ Every command is killed after ``--timeout`` seconds (reported, not fatal). ``pha
 the JSON holds each phase's wall seconds and the emulator's CPU seconds in it. Printed as
 JSON; nothing asserted (``target_met`` says). The machine is shared: the load average at
 the start is in ``machine``; compare figures with the same run's references.
+
+``--keep DIR`` makes the long set-up reusable (at 1,000,000 files: the tree, the first
+pass and the register-and-link set-up take most of an hour). The first run with it builds
+the tree in ``DIR/drop`` and the "synced" state in ``DIR/synced`` (the catalog,
+``state-tree``, and the emulator's data directory, ``emulator``: its store is SQLite on
+disk, so the registered videos persist) and writes ``DIR/kept.json`` last, once all of it is
+complete. A later run with the same ``--files`` and ``DIR`` skips the build, the first pass
+and the set-up (``first_pass`` then runs only if asked for, on a scratch catalog) and
+starts every phase from a copy of ``DIR/synced`` in a run directory of its own
+(``DIR/run-*``, removed at the end): the kept state is never written by a measured phase,
+so each reuse run starts from the same state, whatever the phases (``mirror`` and
+``daemon`` write), and a catalog or emulator store migrated by newer code is migrated on
+the copy only. The daemon phase puts the tree back as it found it (the new clip removed,
+the rewritten clip's content and mtime restored: the kept catalog still matches it).
+Another ``--files`` with the same ``DIR`` is refused; remove ``DIR`` to rebuild.
 """
 
 from __future__ import annotations
@@ -48,11 +66,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +83,7 @@ import httpx
 import yaml
 from _common import REPO, emit, machine
 
+from syncd.models import SIDECAR_SUFFIXES, TRASH_DIR
 from syncd.remote.facts import MIKSHI_PROCESSING_STEPS as PROCESSING_STEPS
 from syncd.store.catalog import Catalog
 
@@ -88,6 +109,8 @@ def walk(path):
     return n
 print(walk(sys.argv[1]))
 """
+
+KEPT_MARK = "kept.json"  # written last by a --keep build: its presence means complete
 
 TIMEOUT = [3600.0]  # seconds a command may take (``--timeout``); a list so main() can set it
 
@@ -246,32 +269,74 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
-def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle_seconds: float) -> dict[str, Any]:
-    """``syncd run`` on the synced tree: idle CPU and RSS, then one changed file's upload start."""
+ID_IN_PATH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}|[0-9a-fA-F]{24,}|\d+")
+
+
+class RequestTally:
+    """What the daemon asked the emulator, read from its request log (``/_admin/requests``)
+    in steps: requests per method and path (ids as ``{id}``), and per minute of the window."""
+
+    def __init__(self, base_url: str) -> None:
+        self.admin = httpx.Client(base_url=f"{base_url}/_admin", timeout=600)
+        self.admin.post("/requests/clear").raise_for_status()  # sequence numbers keep rising
+        self.seq = 0
+
+    def last_seq(self) -> int:
+        """The newest request's sequence number (without taking anything)."""
+        entries = self.admin.get("/requests", params={"since": self.seq}).json()
+        return max([self.seq, *(e["seq"] for e in entries)])
+
+    def take(self, since: float) -> dict[str, Any]:
+        """Requests answered since the last take: counts by route, and per minute from ``since``."""
+        entries = self.admin.get("/requests", params={"since": self.seq}).json()
+        self.seq = max([self.seq, *(e["seq"] for e in entries)])
+        routes: dict[str, int] = {}
+        minutes: dict[int, int] = {}
+        for e in entries:
+            route = f"{e['method']} {ID_IN_PATH.sub('{id}', e['path'])}"
+            routes[route] = routes.get(route, 0) + 1
+            minute = max(0, int((e["time"] - since) // 60))
+            minutes[minute] = minutes.get(minute, 0) + 1
+        return {"requests": len(entries), "by_route": dict(sorted(routes.items(), key=lambda kv: -kv[1])),
+                "per_minute": [minutes.get(m, 0) for m in range(max(minutes, default=-1) + 1)]}
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle_seconds: float,
+                 base_url: str) -> dict[str, Any]:
+    """``syncd run`` on the synced tree: idle CPU and RSS, then one changed file's upload
+    start; the emulator's request log says what the daemon asked in each part."""
     settings = yaml.safe_load(config.read_text())
     settings.update(upload={"settle_seconds": 1, "direct_upload_below": "1MiB"},
                     schedule={"rescan": "10m", "remote_poll": "2m"}, log_level="info")
     daemon_config = root / "daemon.yaml"
     daemon_config.write_text(yaml.safe_dump(settings))
     log_path = root / "daemon.log"
+    new_clip, old_clip = drop / "cam0000" / "new-clip.mp4", drop / "cam0000" / "clip0000000.mp4"
+    old_content, old_stat = old_clip.read_bytes(), old_clip.stat()
+    tally = RequestTally(base_url)
+    begun = time.time()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(daemon_config), "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         start = time.monotonic()
-        quiet, last = 0, 0.0
+        quiet, last, last_request = 0, 0.0, 0
         # The start-up pass is work, not idleness: wait for the daemon to say it watches,
-        # then for five quiet seconds in a row.
+        # then for five quiet seconds in a row: no CPU and no request to the emulator (a
+        # daemon waiting on a slow listing page is quiet on CPU but still in its pass).
         while quiet < 5 or "running: watching" not in log_path.read_text():
             time.sleep(1)
             if proc.poll() is not None:
                 raise SystemExit(f"syncd run exited: {log_path.read_text()[-2000:]}")
-            now = cpu_seconds(proc.pid)
-            quiet = quiet + 1 if now - last < 0.02 else 0
-            last = now
+            now, newest = cpu_seconds(proc.pid), tally.last_seq()
+            quiet = quiet + 1 if now - last < 0.02 and newest == last_request else 0
+            last, last_request = now, newest
         startup = {"wall_s": round(time.monotonic() - start, 1), "cpu_s": round(cpu_seconds(proc.pid), 2),
-                   "rss_mb": rss_mb(proc.pid)}
-        t0 = time.monotonic()
+                   "rss_mb": rss_mb(proc.pid), "remote": tally.take(begun)}
+        t0, idle_begun = time.monotonic(), time.time()
         cpu, rss = [cpu_seconds(proc.pid)], [rss_mb(proc.pid)]
         while time.monotonic() - t0 < idle_seconds:
             time.sleep(10)
@@ -281,7 +346,10 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
         idle = {"seconds": round(time.monotonic() - t0), "cpu_share_of_one_core": round((cpu[-1] - cpu[0]) /
                                                                                        (time.monotonic() - t0), 5),
                 "worst_minute_cpu_share": round(max(minutes), 5) if minutes else None,
-                "rss_start_mb": rss[0], "rss_end_mb": rss[-1], "rss_max_mb": max(rss)}
+                "rss_start_mb": rss[0], "rss_end_mb": rss[-1], "rss_max_mb": max(rss),
+                # whole minutes from the start of the idle window (sliding ones give the worst)
+                "cpu_share_per_minute": [round((cpu[i + 6] - cpu[i]) / 60, 4) for i in range(0, len(cpu) - 6, 6)],
+                "rss_mb_per_minute": rss[::6], "remote": tally.take(idle_begun)}
         state_dir = Path(settings["state_dir"])
 
         def upload_start(path: Path, content: bytes) -> float | None:
@@ -300,10 +368,11 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
 
         # A new clip among N; then one rewritten in place (a path that changes after it had
         # settled waits twice the settle time: a slow writer's pause).
-        new = upload_start(drop / "cam0000" / "new-clip.mp4", b"a new clip from the benchmark\n")
+        new = upload_start(new_clip, b"a new clip from the benchmark\n")
         time.sleep(5)
-        rewritten = upload_start(drop / "cam0000" / "clip0000000.mp4", b"clip 0, rewritten by the benchmark\n")
+        rewritten = upload_start(old_clip, b"clip 0, rewritten by the benchmark\n")
         out = {"startup_pass": startup, "idle": idle, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
+               "changed_files_remote": tally.take(time.time()),
                "changed_file_upload_start_s": new, "rewritten_file_upload_start_s": rewritten, "settle_s": 1}
         if new is None or new > 3:
             out["log_tail"] = log_path.read_text()[-3000:]
@@ -311,6 +380,12 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
     finally:
         proc.terminate()
         proc.wait(timeout=120)
+        tally.close()
+        # The tree as it was (a --keep tree is reused): same content, mtime and inode, so
+        # the kept catalog's record of the rewritten clip still matches it.
+        new_clip.unlink(missing_ok=True)
+        old_clip.write_bytes(old_content)
+        os.utime(old_clip, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
 
 
 def phase_ingest(root: Path, sizes: list[int], env: dict[str, str]) -> dict[str, Any]:
@@ -342,9 +417,10 @@ def phase_ingest(root: Path, sizes: list[int], env: dict[str, str]) -> dict[str,
     return out
 
 
-def chosen_phases(phases: str | None, skip_mirror: bool) -> list[str]:
+def chosen_phases(phases: str | None, skip_mirror: bool, reuse: bool = False) -> list[str]:
     """The phases asked for, in run order, with what they need: ``synced`` (set-up) needs
-    the first pass's catalog, and ``unchanged`` / ``daemon`` need the mirror caught up."""
+    the first pass's catalog (unless a kept one is reused), and ``unchanged`` / ``daemon``
+    need the mirror caught up."""
     wanted = set(PHASES if phases is None else (p.strip() for p in phases.split(",") if p.strip()))
     unknown = wanted - set(PHASES)
     if unknown:
@@ -353,9 +429,55 @@ def chosen_phases(phases: str | None, skip_mirror: bool) -> list[str]:
         wanted -= {"mirror", *NEEDS_MIRROR}
     if wanted & NEEDS_MIRROR:
         wanted.add("mirror")
-    if wanted & NEEDS_SYNCED:
+    if wanted & NEEDS_SYNCED and not reuse:
         wanted.add("first_pass")
     return [p for p in PHASES if p in wanted]
+
+
+def kept_files(keep: Path) -> int | None:
+    """The file count of a complete ``--keep`` build in ``keep``, or None if there is none."""
+    mark = keep / KEPT_MARK
+    return int(json.loads(mark.read_text())["files"]) if mark.exists() else None
+
+
+def git_head() -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def copy_state(source: Path, target: Path) -> float:
+    """Copy a kept "synced" state (catalog and emulator data, neither open) to a run directory."""
+    start = time.monotonic()
+    for name in ("state-tree", "emulator"):
+        shutil.copytree(source / name, target / name)
+    return round(time.monotonic() - start, 1)
+
+
+def rebind(state_dir: Path, base_url: str) -> None:
+    """The copied catalog belongs to the emulator at its new address (a free port each run):
+    what ``syncd sync --rebind`` records for the same account under a new address."""
+    if not state_dir.exists():
+        return
+    with Catalog.open(state_dir) as catalog:
+        bound = catalog.bound_remote()
+        if bound is not None:
+            catalog.bind_remote(f"{bound.rsplit(' at ', 1)[0]} at {base_url}", rebind=True)
+
+
+def unmirror_tree(drop: Path) -> int:
+    """Remove what the mirror wrote into a kept tree (sidecars, the trash folder), so the
+    next reuse run walks the tree as built; the number of files removed."""
+    removed = 0
+    shutil.rmtree(drop / TRASH_DIR, ignore_errors=True)
+    stack = [drop]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.name.endswith(SIDECAR_SUFFIXES):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
 
 
 def main() -> None:
@@ -370,15 +492,28 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds any one command may take")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each unchanged pass, the best one counted (default 2; 1 halves the long part)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="build the tree and the synced state in DIR once; reuse them on later runs (see above)")
     args = parser.parse_args()
     TIMEOUT[0] = args.timeout
-    phases = chosen_phases(args.phases, args.skip_mirror)
+    keep: Path | None = args.keep.resolve() if args.keep else None
+    kept = kept_files(keep) if keep else None
+    if keep and kept is not None and kept != args.files:
+        raise SystemExit(f"{keep} holds a kept state of {kept} files, not {args.files}: remove it to rebuild")
+    reuse = kept is not None
+    phases = chosen_phases(args.phases, args.skip_mirror, reuse)
+    if keep and not reuse and "first_pass" not in phases and any(p != "ingest" for p in phases):
+        phases.insert(phases.index("walk") + 1 if "walk" in phases else 0, "first_pass")  # the build needs it
     sizes = [int(n) for n in args.ingest.split(",") if n.strip()]
-    root = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.dir))
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix="run-", dir=keep))
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.dir))
     env = {**os.environ, "SYNCD_BENCH_KEY": KEY, "PYTHONPATH": str(REPO)}
     syncd = [sys.executable, "-m", "syncd", "-c"]
     result: dict[str, Any] = {"benchmark": "bench_scale", "files": args.files, "phases_run": phases,
-                              "machine": machine(), "phases": {}}
+                              "machine": machine(), "code": git_head(), "phases": {}}
     emu: EmulatorProcess | None = None
 
     @contextmanager
@@ -391,15 +526,29 @@ def main() -> None:
                                   "emulator_cpu_s": round(emu.cpu_s() - cpu, 2) if emu else None}
 
     try:
-        drop, empty = root / "drop", root / "empty"
+        drop, empty = (keep or root) / "drop", root / "empty"
+        golden = keep / "synced" if keep else root  # where the set-up builds the synced state
         empty.mkdir()
         tree_phases = [p for p in phases if p != "ingest"]
-        if tree_phases:
+        if tree_phases and reuse:
+            assert keep is not None
+            with phase("copy_kept", f"reusing the kept tree and synced state in {keep} (a copy of the state)"):
+                result["kept"] = {"dir": str(keep), "reused": True, **json.loads((keep / KEPT_MARK).read_text()),
+                                  "copy_s": copy_state(golden, root)}
+            emu = EmulatorProcess(root / "emulator", env)
+            rebind(root / "state-tree", emu.base_url)
+            config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+        elif tree_phases:
+            if keep:  # a build cut short before kept.json: start again
+                shutil.rmtree(drop, ignore_errors=True)
+                shutil.rmtree(golden, ignore_errors=True)
+                golden.mkdir()
             with phase("build_tree", f"building a tree of {args.files} files in {drop}"):
                 build_tree(drop, args.files)
             result["build_tree_s"] = result["phases"]["build_tree"]["wall_s"]
-            emu = EmulatorProcess(root / "emulator", env)
-            config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+            emu = EmulatorProcess(golden / "emulator", env)
+            config = write_config(golden, drop, emu.base_url, "tree")
+            config_empty = write_config(root, empty, emu.base_url, "empty")
         if "walk" in phases:
             with phase("walk", "walks (the tree and an empty folder)"):
                 result["walk"] = {"empty": measured([sys.executable, "-c", WALK, str(empty)]),
@@ -407,13 +556,29 @@ def main() -> None:
         if {"dry_run", "unchanged"} & set(phases):
             result["unchanged"] = {"empty": measured([*syncd, str(config_empty), "sync"], env)}
         if "first_pass" in phases:
+            # On a reused state, on a scratch catalog of its own (the kept one is synced).
+            first_config = write_config(root, drop, emu.base_url, "first") if reuse and emu else config
             with phase("first_pass", "first pass (hash and catalog every file)"):
-                first = measured([*syncd, str(config), "sync", "--dry-run"], env)
+                first = measured([*syncd, str(first_config), "sync", "--dry-run"], env)
             result["first_pass"] = {**first, "files_per_s": round(args.files / first["wall_s"], 1)}
-        if NEEDS_SYNCED & set(phases):
+            if reuse:
+                shutil.rmtree(root / "state-first", ignore_errors=True)
+        if (NEEDS_SYNCED & set(phases) or keep) and not reuse and tree_phases:
             assert emu is not None
             with phase("synced", "registering videos, linking the catalog"):
                 result["synced"] = synced_state(config, emu.base_url, args.files)
+            if keep:
+                # Kept as built; the phases run on a copy, the emulator restarted on it.
+                emu.stop()
+                emu = None
+                (keep / KEPT_MARK).write_text(json.dumps({"files": args.files, "built_by": git_head(),
+                                                          "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+                result["kept"] = {"dir": str(keep), "reused": False, "copy_s": copy_state(golden, root)}
+                emu = EmulatorProcess(root / "emulator", env)
+                for state in ("state-tree", "state-empty"):  # the empty folder's sync ran already
+                    rebind(root / state, emu.base_url)
+                config, config_empty = (write_config(root, d, emu.base_url, n)
+                                        for d, n in ((drop, "tree"), (empty, "empty")))
         if "dry_run" in phases:
             with phase("dry_run", "unchanged dry runs (walk, listing, plan; no mirror)"):
                 result["unchanged"]["dry_run"] = [measured([*syncd, str(config), "sync", "--dry-run"], env)
@@ -434,7 +599,8 @@ def main() -> None:
                                     "tree": measured([*syncd, str(config), "status"], env)}
         if "daemon" in phases:
             with phase("daemon", f"daemon: start-up pass, {args.idle_seconds:.0f} s idle, one changed file"):
-                result["daemon"] = phase_daemon(root, config, drop, env, args.idle_seconds)
+                assert emu is not None
+                result["daemon"] = phase_daemon(root, config, drop, env, args.idle_seconds, emu.base_url)
         if emu is not None:
             result["emulator"] = {"cpu_s": round(emu.cpu_s(), 2), "peak_rss_mb": rss_mb(emu.proc.pid, "VmHWM")}
             emu.stop()
@@ -446,6 +612,9 @@ def main() -> None:
     finally:
         if emu is not None:
             emu.stop()
+        if keep and "mirror" in phases:
+            say("removing the mirror's sidecars from the kept tree")
+            result["kept"]["sidecars_removed"] = unmirror_tree(drop)
         shutil.rmtree(root, ignore_errors=True)
     emit(result)
 
