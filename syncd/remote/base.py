@@ -22,10 +22,10 @@ step or pipeline name appears in them or in any module outside ``syncd/remote/``
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from syncd.errors import UnsupportedError
 from syncd.models import Capture
@@ -100,6 +100,7 @@ class RemoteVideo:
 
 
 _T_contra = TypeVar("_T_contra", contravariant=True)
+_V = TypeVar("_V")
 
 
 class ListingSink(Protocol[_T_contra]):
@@ -116,16 +117,18 @@ class ListingSink(Protocol[_T_contra]):
         ...
 
 
-class ListedVideos:
-    """A :class:`ListingSink` in memory (``Remote.list_videos``: small libraries, tests)."""
+class ListedVideos(Generic[_V]):
+    """A :class:`ListingSink` in memory (``list_videos``: small libraries, tests), keyed
+    by each video's id (``key``)."""
 
-    def __init__(self) -> None:
-        self.videos: dict[str, RemoteVideo] = {}
+    def __init__(self, key: Callable[[_V], str]) -> None:
+        self._key = key
+        self.videos: dict[str, _V] = {}
 
-    def add(self, videos: Sequence[RemoteVideo]) -> int:
+    def add(self, videos: Sequence[_V]) -> int:
         before = len(self.videos)
         for video in videos:
-            self.videos.setdefault(video.video_id, video)
+            self.videos.setdefault(self._key(video), video)
         return len(self.videos) - before
 
     def restart(self) -> None:

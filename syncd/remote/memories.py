@@ -292,22 +292,6 @@ class VideoPage:
     size: int
 
 
-class _Collected:
-    """A listing sink in memory (``MemoriesClient.list_videos``)."""
-
-    def __init__(self) -> None:
-        self.videos: dict[str, MemoriesVideo] = {}
-
-    def add(self, videos: Sequence[MemoriesVideo]) -> int:
-        before = len(self.videos)
-        for video in videos:
-            self.videos.setdefault(video.video_no, video)
-        return len(self.videos) - before
-
-    def restart(self) -> None:
-        self.videos.clear()
-
-
 @dataclass(frozen=True)
 class MemoriesHit:
     """One search hit: a moment of a video (seconds), with where its file lives."""
@@ -518,7 +502,7 @@ class MemoriesClient:
     def list_videos(self, *, filters: ListFilters | None = None, unique_id: str | None = None,
                     page_size: int = PAGE_SIZE) -> list[MemoriesVideo]:
         """Every matching video, or ``IncompleteListingError`` — never a silently short list."""
-        sink = _Collected()
+        sink: ListedVideos[MemoriesVideo] = ListedVideos(lambda v: v.video_no)
         self.list_into(sink, filters=filters, unique_id=unique_id, page_size=page_size)
         return list(sink.videos.values())
 
@@ -849,7 +833,7 @@ class MemoriesRemote:
         return self.upload_tagged(path, name, ())
 
     def list_videos(self) -> list[RemoteVideo]:
-        sink = ListedVideos()
+        sink: ListedVideos[RemoteVideo] = ListedVideos(lambda v: v.video_id)
         self.list_into(sink)
         return list(sink.videos.values())
 

@@ -681,7 +681,7 @@ class MikshiClient:
         return self.pipeline_status_raw(pipeline, video_id)
 
     def list_videos(self) -> list[RemoteVideo]:
-        sink = ListedVideos()
+        sink: ListedVideos[RemoteVideo] = ListedVideos(lambda v: v.video_id)
         self.list_into(sink)
         return list(sink.videos.values())
 
