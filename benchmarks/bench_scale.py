@@ -226,6 +226,14 @@ def write_config(root: Path, drop: Path, base_url: str, name: str) -> Path:
     return config
 
 
+def listing_just_read(config_path: Path) -> None:
+    """Record the complete remote listing as read in ``config_path``'s catalog (and no
+    catalog recovery pending, which would read it too)."""
+    with Catalog.open(Path(yaml.safe_load(config_path.read_text())["state_dir"])) as catalog:
+        catalog.set_meta("adopt_remote", "0")
+        catalog.listing_read(time.time())
+
+
 def synced_state(config_path: Path, base_url: str, files: int) -> dict[str, Any]:
     """Register every file of the tree as a finished remote video and link them in the
     catalog, a batch at a time: hashes from the content this script wrote (no file read),
@@ -554,6 +562,9 @@ def main() -> None:
                 result["walk"] = {"empty": measured([sys.executable, "-c", WALK, str(empty)]),
                                   "tree": measured([sys.executable, "-c", WALK, str(drop)])}
         if {"dry_run", "unchanged"} & set(phases):
+            # Start-up only: the complete listing is not due, as in the tree's catalog (a
+            # fresh catalog would read all N remote videos first, and that is not start-up).
+            listing_just_read(config_empty)
             result["unchanged"] = {"empty": measured([*syncd, str(config_empty), "sync"], env)}
         if "first_pass" in phases:
             # On a reused state, on a scratch catalog of its own (the kept one is synced).
