@@ -546,6 +546,9 @@ def main() -> None:
             emu = EmulatorProcess(root / "emulator", env)
             rebind(root / "state-tree", emu.base_url)
             config, config_empty = (write_config(root, d, emu.base_url, n) for d, n in ((drop, "tree"), (empty, "empty")))
+            # As just synced: a kept state over an hour old would otherwise have its
+            # complete listing due in every "unchanged" pass (``dry_run_listing`` measures it).
+            listing_just_read(config)
         elif tree_phases:
             if keep:  # a build cut short before kept.json: start again
                 shutil.rmtree(drop, ignore_errors=True)
