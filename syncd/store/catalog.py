@@ -1002,13 +1002,9 @@ class Catalog:
         ).fetchall()
         return {row[0]: RecordedFile(*row[1:]) for row in rows}
 
-    def recorded(self, folder: Path) -> dict[str, RecordedFile]:
-        """What the catalog holds of a folder's files, by relative path (tuples, not
-        FileRecords: a rescan compares 10,000 of them)."""
-        with self._lock:
-            return self._recorded(folder)
-
     def _recorded(self, folder: Path) -> dict[str, RecordedFile]:
+        """What the catalog holds of a folder's files, by relative path (``record_scan``;
+        the scan itself merges ``recorded_in_order``)."""
         rows = self.db.conn.execute(
             "SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files WHERE folder = ?", [str(folder)]
         ).fetchall()
