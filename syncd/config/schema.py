@@ -614,8 +614,9 @@ SCHEMA = Section(
                      "and (with mirror.pull_remote) videos new on the remote.", "2m"),
                 Key("deletion_check", _duration(positive=True),
                      "Read the remote's complete video listing to find videos deleted there (one at a "
-                     "time). The daemon: at the first poll once this long has passed, and on start and "
-                     "reload. `syncd sync` too: once this long has passed since the last one "
+                     "time). The daemon: at the first poll once this long has passed since the last one "
+                     "(a restart counts from the catalog's record of it). `syncd sync` too: once this long "
+                     "has passed since the last one "
                      "(`syncd sync --check-deletions`: now). Its cost grows with the remote library, "
                      "so it runs less often than polls.", "1h"),
             ),

@@ -30,7 +30,8 @@ videos are processing remotely, or a probe of a remote that went away.
 Remote away (no answer, 502/503/504): one line in the log, then passes become
 observe-only (scan, hash, catalog) while a cheap probe retries with exponential
 backoff (1 s doubling, capped at min(60 s, ``schedule.remote_poll``)); when it
-answers, a full pass with listing catches up. Key rejected (401/403): logged as
+answers, a pass catches up as a poll does (the complete listing only if the deletion
+check is due: an outage proves no deletion). Key rejected (401/403): logged as
 an error, observe-only, re-checked every 10 minutes or on reload; the process
 keeps running so systemd does not restart-loop on a configuration problem.
 
@@ -128,8 +129,10 @@ class Daemon:
         self.watcher = Watcher(self.pending)
         self._reload = threading.Event()
         self._signals: deque[int] = deque()  # received by the handler, handled by the main thread
-        # "scan": the rescan timer; "poll": the remote-poll timer; "listing": start-up
-        # and reload.
+        # "scan": the rescan timer; "poll": the remote-poll timer; "start": start-up and
+        # reload (a whole pass, streams and imports tended; the complete listing if due:
+        # ``_start_needs_listing``); "listing": the complete listing now (a reload that
+        # changed the remote, the folders or pulling).
         self._demands: set[str] = set()
         self._demand_lock = threading.Lock()
         self._progress = threading.Condition()
@@ -147,7 +150,10 @@ class Daemon:
                               max_settle_checks=self.timings.max_settle_checks)
         self._health = RemoteHealth(self.timings.backoff_start, self._backoff_cap(), self.timings.key_rejected_retry)
         self._last_pass_end = float("-inf")
-        self._last_listing_at = float("-inf")  # monotonic start of the last pass that read the listing
+        # Monotonic start of the last pass that read the complete listing; at start-up, from
+        # the catalog's record (``run``), so a restart does not read it again before it is due.
+        self._last_listing_at = float("-inf")
+        self._listing_wanted = False  # a reload asked for the complete listing and none was read since
         # The catalog's change counter when ``statuses`` were last built (None: build anew).
         self._statuses_at: tuple[int, int] | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -167,6 +173,7 @@ class Daemon:
                 catalog.close()
                 raise
             self._catalog = catalog
+            self._last_listing_at = monotonic_of(catalog.listing_read_at())
             if install_signals:
                 self._install_signals()
             finished = True
@@ -257,7 +264,7 @@ class Daemon:
             self._start_ui()
             self.watcher.start(self.config.folders)  # before the first pass: no event falls in between
             self._scheduler = self._start_scheduler()
-            self._demand("listing")  # reconcile once before waiting on events
+            self._demand("start")  # reconcile once before waiting on events
             worker.start()
             cfg = self.config
             log.info(
@@ -437,27 +444,46 @@ class Daemon:
         changed = self.pending.take_paths(now)  # whatever is due rides along with any pass
         fired = self._timers.fire(now)
         self.metrics.queue_depth.set(self.pending.depth)
-        if self._remote is RemoteState.UP and ("listing" in demands or fired & {"imports", "streams"}):
-            self._tend_extras(streams="listing" in demands or "streams" in fired)
+        if self._remote is RemoteState.UP and ("start" in demands or fired & {"imports", "streams"}):
+            self._tend_extras(streams="start" in demands or "streams" in fired)
         fired -= {"imports", "streams"}  # theirs alone: no pass for them
         if not (demands or changed or fired):
             return
         # Before the walk, so that a folder's walk never precedes its watch.
         fresh = self.watcher.ensure(self.config.folders)
-        # The complete listing (remote deletions) has its own, slower schedule; a poll in
-        # between reads only what is in flight, and new videos at the listing's newest end.
+        # The complete listing (remote deletions) has its own, slower schedule, start-up
+        # included; a poll in between reads only what is in flight, and new videos at the
+        # listing's newest end.
         deletion_check_due = listing_due(self._last_listing_at, self.config.schedule.deletion_check, now)
-        with_listing = "listing" in demands or ("poll" in demands and deletion_check_due)
-        newest = "poll" in demands and not with_listing
+        if "listing" in demands:
+            self._listing_wanted = True  # until one is read: a failed read is tried again by polls
+        with_listing = "listing" in demands or ("poll" in demands and (deletion_check_due or self._listing_wanted)) or (
+            "start" in demands and self._start_needs_listing(now))
+        newest = bool(demands & {"poll", "start"}) and not with_listing
         if self._remote is not RemoteState.UP:
             if "probe" not in fired or not self._probe_ok():
                 if demands or changed or fired - {"probe"}:
                     self._observe_only()
                 return
-            with_listing = True  # back: catch up on remote deletions too
+            # Back: catch up as a poll does. The complete listing follows its schedule (an
+            # outage proves no deletion, and a flapping network must not read a million
+            # videos each time it comes back), unless it is due or recovery waits for it.
+            with_listing = self._listing_wanted or self._start_needs_listing(now)
+            newest = not with_listing
         unchanged = self._unchanged(demands, changed, fired, fresh)
         self._pass(with_listing, unchanged, self._changed_paths(demands, changed, fired, unchanged | fresh),
                    grace_ran_out="grace" in fired, newest=newest)
+
+    def _start_needs_listing(self, now: float) -> bool:
+        """Whether a start-up (or reload) pass reads the complete listing: when the deletion
+        check is due by the catalog's record (never read, or ``deletion_check`` ago), and
+        whenever a one-shot ``syncd sync`` would (``Engine.listing_due``: a new or lost
+        catalog's recovery waits for it; pulling on a backend that cannot list from the
+        newest end). At 1,000,000 videos the listing costs ~90 CPU-s: a restart must
+        not pay it every time."""
+        assert self._engine is not None
+        return listing_due(self._last_listing_at, self.config.schedule.deletion_check, now) or \
+            self._engine.listing_due()
 
     def _unchanged(self, demands: set[str], changed: Taken, fired: set[str], fresh: frozenset[Path]) -> frozenset[Path]:
         """The folders this pass need not walk again: watched, and no event came in them
@@ -535,6 +561,7 @@ class Daemon:
         outage = self._guard.outage is not None and not self.stop_event.is_set()
         if report.listing_ok:
             self._last_listing_at = started
+            self._listing_wanted = False
         if outage:
             self._went_away(str(self._guard.outage))
         self._after_pass(report, self._last_pass_end - started, outage, grace_ran_out)
@@ -681,7 +708,13 @@ class Daemon:
             self._ui_server.close()
             self._ui_server = None
         self._start_ui()
-        self._demand("listing")
+        # A whole pass, as at start-up. The complete listing follows its schedule, unless the
+        # reload changed what it is read for: the remote, the folders, or pulling.
+        changed_remote = remote_identity(old.remote) != remote_identity(new.remote) or \
+            old.remote.api_key.reveal() != new.remote.api_key.reveal()
+        changed_folders = [f.path for f in old.folders] != [f.path for f in new.folders]
+        self._demand("start", *(["listing"] if changed_remote or changed_folders
+                                or old.mirror.pull_remote != new.mirror.pull_remote else []))
         log.info("config reloaded from %s", source)
         self.notifier.ready(f"config reloaded; watching {len(new.folders)} folder(s)")
 
@@ -704,6 +737,14 @@ class Daemon:
 def run_daemon(config: Config, *, keep_log_level: bool = False, rebind: bool = False) -> int:
     """``syncd run``: the daemon in this process, signals included."""
     return Daemon(config, keep_log_level=keep_log_level, rebind=rebind).run()
+
+
+def monotonic_of(wall: float | None) -> float:
+    """A wall-clock time in the past (the catalog's) on this process's monotonic clock;
+    -inf for None ("never"). A time ahead of the wall clock (it was set back) counts as now."""
+    if wall is None:
+        return float("-inf")
+    return time.monotonic() - max(0.0, time.time() - wall)
 
 
 def _all_terminal(counts: Counter[str]) -> bool:

@@ -4,7 +4,8 @@ The complete listing is what proves a remote deletion (with the video's own 404 
 null); it costs a request per page of the whole remote library, so a one-shot
 ``syncd sync`` reads it, like the daemon, once every ``schedule.deletion_check``,
 judged from when the catalog last recorded one (``Catalog.listing_read_at``); the
-daemon asks ``listing_due`` too, from its own last listing.
+daemon asks ``listing_due`` too, on its monotonic clock, starting from the catalog's
+record (so a restart does not read it before it is due).
 ``syncd status`` and ``syncd sync`` say it with the same words.
 """
 
@@ -20,7 +21,7 @@ CHECK_NOW = "`syncd sync --check-deletions` checks now"
 def listing_due(read_at: float | None, every: float, now: float) -> bool:
     """Whether the complete listing is due: never read, or read ``every`` seconds ago.
     ``read_at`` and ``now`` on one clock: the catalog's wall clock for ``syncd sync``, the
-    daemon's monotonic one (where ``-inf`` is "not yet")."""
+    daemon's monotonic one (where ``-inf`` is "never")."""
     return read_at is None or now - read_at >= every
 
 

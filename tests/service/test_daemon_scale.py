@@ -107,7 +107,7 @@ class Counted:
         assert not self.daemon.crashed
 
     def start_counting(self) -> None:
-        """From the next pass on (the start-up pass reads the listing and checks the mirror)."""
+        """From the next pass on (the start-up pass walks everything and checks the mirror)."""
         wait_for(lambda: self.daemon.passes >= 1, 120, "the start-up pass")
         catalog = self.daemon._catalog
         assert catalog is not None

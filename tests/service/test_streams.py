@@ -5,6 +5,7 @@ against the memories.ai emulator over loopback; the emulator's request log shows
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import yaml
 
 from syncd.emulator.mikshi import Emulator
 from syncd.emulator.memories import MemoriesEmulator
+from syncd.store.catalog import Catalog
 from tests.conftest import run_syncd, wait_for, write_config
 from tests.memories_support import NO_LIMITS, memories_config
 from tests.service.test_daemon import FAST, SyncdDaemon
@@ -56,9 +58,17 @@ def logged(emu: MemoriesEmulator, since: int, suffix: str, count: int) -> None:
     assert calls(emu, since, suffix) == count
 
 
-def after_first_step(daemon: SyncdDaemon, emu: MemoriesEmulator, since: int) -> None:
-    """Streams are reconciled before the first pass's listing: once it is read, they are done."""
-    wait_for(lambda: calls(emu, since, "/list_videos") > 0, 60, "the first listing", daemon.log)
+def after_first_step(daemon: SyncdDaemon, config: Path, started: float) -> None:
+    """Streams are reconciled in the first step, before its pass walks the folders (a
+    restart reads no listing while the deletion check is not due): once the walk is
+    recorded, they are done."""
+    state = Path(yaml.safe_load(config.read_text())["state_dir"])
+
+    def scanned() -> bool:
+        with Catalog.open_readonly(state) as catalog:
+            return any(s.scanned_at >= started for s in catalog.scan_summaries().values())
+
+    wait_for(scanned, 60, "the first pass's walk", daemon.log)
 
 
 def test_streams_start_survive_a_restart_and_follow_the_config(tmp_path: Path, memories: MemoriesEmulator) -> None:
@@ -79,9 +89,9 @@ def test_streams_start_survive_a_restart_and_follow_the_config(tmp_path: Path, m
     tasks = {url: s["task_id"] for url, s in running(emu).items()}
 
     # A restart leaves running streams alone: not one start or stop is sent.
-    since = len(emu.requests())
+    since, started = len(emu.requests()), time.time()
     with SyncdDaemon(config) as daemon:
-        after_first_step(daemon, emu, since)
+        after_first_step(daemon, config, started)
         assert calls(emu, since, "/stream/start") == 0 and calls(emu, since, "/stream/stop") == 0
         assert {url: s["task_id"] for url, s in running(emu).items()} == tasks
 
@@ -110,10 +120,10 @@ def test_a_stream_removed_while_the_daemon_was_down_is_stopped_once(tmp_path: Pa
     config_with(tmp_path, emu, [])
     listed = run_syncd(config, "streams")
     assert "not in the config: the daemon stops it" in listed.stdout
-    since = len(emu.requests())
+    since, started = len(emu.requests()), time.time()
     with SyncdDaemon(config) as daemon:
         wait_for(lambda: not running(emu), 60, "the stream stopped", daemon.log)
-        after_first_step(daemon, emu, since)
+        after_first_step(daemon, config, started)
         assert daemon.stop() == 0
     logged(emu, since, "/stream/stop", 1)
     assert calls(emu, since, "/stream/start") == 0
