@@ -280,7 +280,11 @@ def test_remote_down_then_back_everything_lands(tmp_path: Path) -> None:
     emulator.start()
     try:
         config = daemon_config(tmp_path, emulator.base_url, plain_folders(drop), remote={"max_retries": 1})
-        with SyncdDaemon(config) as daemon, httpx.Client(base_url=f"{emulator.base_url}/_admin") as admin:
+        # An explicit timeout (httpx's default is 5 s): the admin routes take no fault and no
+        # lock beyond single statements, but a restarted emulator process on a loaded 2-core
+        # machine once answered later than 5 s.
+        with SyncdDaemon(config) as daemon, httpx.Client(base_url=f"{emulator.base_url}/_admin",
+                                                         timeout=30) as admin:
             write_random(drop / "a.mp4", 200_000, seed=7)
             wait_for(lambda: names(admin) == ["a.mp4"], 60, "a.mp4 uploaded", daemon.log)
             emulator.stop()
