@@ -501,10 +501,11 @@ class Engine:
             new = [] if adopt and remote is None else self.catalog.new_shas("", self.options.batch)
             slicing = _Slicing(settings, remote, marks, marks_error,
                                new[-1] if len(new) >= self.options.batch else None)
-        if adopt and remote is not None and marks is not None:
-            adoptable, notes = self._adoptable(marks, new, slicing.adopted if slicing and self.dry_run else None)
         snapshot = self.snapshot(scans, remote, adoptable, whole=adopt and new is None, new=new)
-        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+        if adopt and remote is not None and marks is not None:
+            adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
+        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
+                           adoptable=adoptable)
         the_plan = plan(snapshot, settings)
         if marks is None and marks_error is None and the_plan.of(DeleteRemote):
             marks, marks_error = read_marks(self.features.marks)
@@ -526,11 +527,11 @@ class Engine:
             return Plan()
         adoptable: dict[str, Adoptable] = {}
         notes: list[str] = []
-        if slicing.settings.adopt_remote and slicing.remote is not None and slicing.marks is not None:
-            adoptable, notes = self._adoptable(slicing.marks, new, slicing.adopted if self.dry_run else None)
         snapshot = self.snapshot(scans, slicing.remote, adoptable, new=new, only_new=True)
+        if slicing.settings.adopt_remote and slicing.remote is not None and slicing.marks is not None:
+            adoptable, notes = self._adoptable(slicing.marks, snapshot, slicing.adopted if self.dry_run else None)
         snapshot = replace(snapshot, marks=None if slicing.marks is None else slicing.marks.videos,
-                           marks_error=slicing.marks_error)
+                           marks_error=slicing.marks_error, adoptable=adoptable)
         part = plan(snapshot, slicing.settings)
         part.notes[:0] = notes
         return part
@@ -694,7 +695,7 @@ class Engine:
         gone = self.catalog.linked_not_listed() if remote is not None else set()
         return shas | gone, gone
 
-    def _adoptable(self, marks: Marks, shas: Collection[str] | None = None,
+    def _adoptable(self, marks: Marks, snapshot: Snapshot,
                    adopted: set[str] | None = None) -> tuple[dict[str, Adoptable], list[str]]:
         """Catalog recovery: remote videos proved to hold a local file's bytes.
 
@@ -704,24 +705,19 @@ class Engine:
         the account (one syncd per account, as before instances); otherwise another
         instance's, linked as held, never deleted by us.
 
-        ``shas``: only the files of these contents (a slice of the new ones, see ``_plan``),
-        else every file. ``adopted``: videos earlier slices of a dry run chose (linked in
-        no catalog row), which no later slice may choose again; it gets this slice's.
+        The candidates are the new contents of ``snapshot`` (the whole catalog, or a slice
+        of the new contents, see ``_plan``) and their files. ``adopted``: videos earlier
+        slices of a dry run chose (linked in no catalog row), which no later slice may
+        choose again; it gets this slice's.
         """
         if self.features.proof is None:
             return {}, []  # nothing can be proved: upload
         me = self.options.instance
         shared = bool(marks.others(me))
-        # One read each, not one per file.
-        if shas is None:
-            contents = {c.sha256: c for c in self.catalog.contents()}
-            records = self.catalog.files()
-        else:
-            contents = {c.sha256: c for c in self.catalog.contents_of(shas)}
-            records = self.catalog.files_of_contents(shas)
+        contents = snapshot.contents
         found: dict[str, Adoptable] = {}
         notes: list[str] = []
-        files = [f for f in records if f.present and f.sha256
+        files = [f for f in snapshot.files if f.present and f.sha256
                  and (c := contents.get(f.sha256)) is not None and c.state == "new"]
         named = self.catalog.listed_named({self._listed_name(f.rel_path) for f in files})
         # Videos already linked (to any content), of those the names could choose.
