@@ -438,6 +438,14 @@ class Plan:
     # The earliest time at which the same inputs would plan differently (a retry or a
     # delete grace falling due); None: only a change in the inputs can.
     revisit_at: float | None = None
+    # Actions of the pass's later slices (a first pass over many new files plans them a
+    # slice at a time), by kind: counted here, not kept in ``actions``.
+    unlisted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Every action of the pass, listed or not."""
+        return len(self.actions) + sum(self.unlisted.values())
 
     def revisit(self, at: float) -> None:
         self.revisit_at = at if self.revisit_at is None else min(self.revisit_at, at)

@@ -303,9 +303,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
     last = outcome.reports[-1]
     if args.dry_run:
-        print(f"dry run: {len(last.plan.actions)} change(s) planned, none made")
+        print(f"dry run: {last.plan.total} change(s) planned, none made")
         for action in last.plan.actions:
             print(f"  would {action.describe()}")
+        if last.plan.unlisted:  # the later slices of a pass over many new files: counted
+            kinds = ", ".join(f"{n:,} {UNLISTED_WORDS.get(kind, kind)}" for kind, n in sorted(last.plan.unlisted.items()))
+            print(f"  ... and {sum(last.plan.unlisted.values()):,} more: {kinds}")
         for path in last.plan.settling:
             print(f"  would upload {path} once settled (if its content is new)")
         for deferred in last.plan.deferred:
@@ -338,6 +341,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
             print(f"TIMEOUT: {line}", file=sys.stderr)
     unconfirmed = not args.dry_run and last.listing_asked and not last.listing_ok
     return EXIT_FAILED if failures or timed_out or outage is not None or unconfirmed else EXIT_OK
+
+
+# What a dry run says of the actions it counts without listing them.
+UNLISTED_WORDS = {"Upload": "upload(s)", "LinkVideo": "link(s) to a remote video proved to hold the file",
+                  "ForgetFile": "record(s) of a vanished path to forget"}
 
 
 def sync_summary(outcome: SyncOutcome) -> str:

@@ -641,8 +641,9 @@ class Daemon:
         changes = [a for a in report.plan.actions if a.kind != "ForgetFile"]
         for action in changes:
             log.debug("%s", action.describe())
-        if changes or result.failed:
-            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(Counter(a.kind for a in changes).items()))
+        if changes or result.failed or report.plan.unlisted:
+            counted = Counter(a.kind for a in changes) + Counter(report.plan.unlisted)  # later slices: counted only
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counted.items()) if kind != "ForgetFile")
             log.info("pass in %.1fs: %s; sent %s; %d failed", seconds, kinds or "no changes",
                      format_size(result.uploaded_bytes), len(result.failed))
         elif not quiet:  # nothing done, but the catalog had changed: the counts were read again

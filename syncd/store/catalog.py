@@ -1017,26 +1017,28 @@ class Catalog:
         sha256, present), in ``rel_path`` order (BINARY: the primary key's order, no sort),
         streamed a batch at a time: a rescan holds a batch, not the folder. ``target``:
         only the rows of that relative path and below it (``target/...``). Close the
-        iterator if it is not read to the end."""
+        iterator if it is not read to the end.
+
+        Each batch is a statement of its own, from the key after the last row read: no
+        statement is left open between batches, so the reader may write rows behind the
+        last one read (the first pass records its batches during the walk) without an
+        open statement seeing them (SQLite leaves that undefined)."""
         where, params = "", list[Any]([str(folder)])
         if target is not None:
             # A range of the primary key; the few names that only extend ``target``
             # ("a.mp4.bak" for "a.mp4") fall in it and are filtered out.
             where = " AND rel_path >= ? AND rel_path < ? AND (rel_path = ? OR substr(rel_path, 1, ?) = ?)"
             params += [target, target + "0", target, len(target) + 1, target + "/"]
-        cursor = self.db.conn.cursor()
-        with self._lock:
-            cursor.execute(f"""SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
-                               WHERE folder = ?{where} ORDER BY rel_path""", params)
-        try:
-            while True:
-                with self._lock:
-                    rows = cursor.fetchmany(batch)
-                if not rows:
-                    return
-                yield from rows
-        finally:
-            cursor.close()
+        sql = f"""SELECT rel_path, size, mtime_ns, inode, sha256, present FROM files
+                  WHERE folder = ?{where} AND rel_path > ? ORDER BY rel_path LIMIT ?"""
+        last = ""  # every path sorts after the empty one
+        while True:
+            with self._lock:
+                rows = self.db.conn.execute(sql, [*params, last, batch]).fetchall()
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
 
     def video_paths(self, video_ids: Collection[str]) -> dict[str, str]:
         """Where these videos' contents are now (a present file's path), by video id: the
@@ -1844,14 +1846,27 @@ class Catalog:
             log.debug("query embedding not cached: %s", exc)
 
     # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
+    def new_shas(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` contents not uploaded yet (state ``new``) whose sha256 sorts after
+        ``after``, in order: the slices a first pass over a huge tree plans one at a time.
+        A range of ``contents_not_uploaded`` (empty at rest), not a scan of every content."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT sha256 FROM contents WHERE (state != 'uploaded' OR video_id IS NULL)
+                   AND state = 'new' AND sha256 > ? ORDER BY sha256 LIMIT ?""", [after, limit]).fetchall()
+        return [row[0] for row in rows]
+
     def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                       *, marks: Sequence[str] | None, whole_folders: Collection[str] = ()) -> set[str]:
+                       *, marks: Sequence[str] | None, whole_folders: Collection[str] = (),
+                       without_new: bool = False) -> set[str]:
         """Contents the planner may have something to do for: not uploaded and finished (a step
         not done, a processing step or a present file's folder's pipeline missing, an open
         upload, unmarked once ``marks``' steps are done, when markers are kept), a vanished or
         rewritten path, and every
         content of ``whole_folders`` (collection folders: their members are planned as a set).
-        A content at rest, all of whose paths are as recorded, is in none of them."""
+        A content at rest, all of whose paths are as recorded, is in none of them.
+        ``without_new``: none in state ``new`` (outside ``whole_folders``): the engine plans
+        those a slice at a time (``new_shas``)."""
         queries: list[tuple[str, list[Any]]] = [
             ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL", []),
             ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
@@ -1883,11 +1898,17 @@ class Catalog:
                                              AND name IN ({", ".join("?" for _ in names)})
                                              GROUP BY sha256 HAVING count(*) = {len(names)})""",
                     [folder, *names]))
+        sql = " UNION ".join(q for q, _ in queries)
+        if without_new:
+            # One index seek a row found; a first pass over a million new files finds each
+            # of them here once a pass, and keeps none.
+            sql = (f"SELECT sha256 FROM ({sql}) AS u WHERE NOT EXISTS "
+                   "(SELECT 1 FROM contents c WHERE c.sha256 = u.sha256 AND c.state = 'new')")
         if whole_folders:
             queries.append(("SELECT sha256 FROM files WHERE sha256 IS NOT NULL "
                             "AND folder IN (SELECT value FROM json_each(?))", [json.dumps(sorted(whole_folders))]))
             queries.append(("SELECT sha256 FROM memberships", []))
-        sql = " UNION ".join(q for q, _ in queries)
+            sql += " UNION " + " UNION ".join(q for q, _ in queries[-2:])
         with self._lock:
             rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
         return {row[0] for row in rows}

@@ -45,6 +45,7 @@ from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import InstanceMarks, Marks, Remote
 from syncd.sync.report import (
+    TERMINAL,
     FileStatus,
     StatusOverview,
     done_rules,
@@ -56,6 +57,7 @@ from syncd.sync.report import (
     statuses_of,
 )
 from syncd.sync.scan import (
+    BatchSink,
     ScanProgress,
     ScanRules,
     folder_problem,
@@ -66,7 +68,11 @@ from syncd.sync.scan import (
 
 log = logging.getLogger("syncd.sync.engine")
 
+PENDING_KEPT = 10_000  # statuses of files not done a ``sync`` keeps for its report (all are counted)
 RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's hashing
+# Files a walk hands on at a time to be hashed and recorded, and new contents planned
+# (and executed) at a time: what a first pass over a huge tree holds (``EngineOptions.batch``).
+BATCH = 5000
 
 __all__ = ["Engine", "EngineOptions", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
@@ -91,12 +97,13 @@ class EngineOptions:
     key_source: str  # where the API key came from, for messages
     mirror: MirrorOptions
     deletion_check: float = 3600.0  # seconds between complete listings in ``sync`` (schedule.deletion_check)
+    batch: int = BATCH  # an internal knob, not config: tests make it small
 
     @classmethod
     def from_config(cls, config: Config) -> EngineOptions:
         return cls(config.folders, config.upload, config.safety, config.instance,
                    config.remote.api_key_source, MirrorOptions.from_config(config),
-                   config.schedule.deletion_check)
+                   config.schedule.deletion_check, BATCH)
 
 
 @dataclass
@@ -256,86 +263,102 @@ class Engine:
                         progress: ScanProgress, targets: Collection[str] = ()) -> tuple[FolderScan, int]:
         """Scan one folder, learn each file's content, record the scan. The returned scan
         lists the files whose content this pass does not know (``FolderScan.unknown``).
-        ``targets``: walk only these relative paths (see ``observe``), else the folder."""
+        ``targets``: walk only these relative paths (see ``observe``), else the folder.
+
+        The walk hands its files on a batch at a time (``EngineOptions.batch``): each batch
+        is hashed and recorded before the walk goes on, so a first pass over a million new
+        files holds a batch of them, and a kill loses at most ``RECORD_BATCH`` hashed files.
+        The returned scan's ``files`` are those not recorded (not settled, empty, unread)."""
         base = self.options.upload.settle_seconds
         longer = {rel: settle_time(base, level) for rel, level in self.catalog.settle_levels(folder.path).items()}
         rules = ScanRules(folder.include, folder.exclude, base, folder.require_marker)
-        scan = self._scan(folder.path, rules, now, longer, targets)
+        unsettled: list[str] = []
+        unknown: list[UnknownFile] = []
+        counts = {"hashed": 0, "seen": 0, "to_hash": 0}  # files hashed, recorded present, to hash
+
+        def take(files: list[LocalFile], known: dict[str, RecordedFile]) -> list[LocalFile]:
+            """One batch of the walk's files not as recorded: learn and record their content;
+            return those whose content stays unknown."""
+            # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
+            # content is known at once, without reading it or waiting for it to settle.
+            strangers = {f.inode for f in files if not _as_recorded(known.get(f.rel_path), f)}
+            moved = self.catalog.known_versions(strangers) if strangers else {}
+            seen: list[tuple[LocalFile, str]] = []
+            changed: list[LocalFile] = []  # content not known: read it once settled
+            for local in files:
+                record = known.get(local.rel_path)
+                if record is not None and record.sha256 and _as_recorded(record, local):
+                    seen.append((local, record.sha256))  # back after it had gone missing
+                    continue
+                sha = moved.get((local.size, local.mtime_ns, local.inode))
+                if sha is not None:
+                    seen.append((local, sha))
+                else:
+                    changed.append(local)
+            # A path that changed after it had counted as settled (a slow writer's pause) settles
+            # longer, from this very pass on.
+            rewritten = [f.rel_path for f in changed if (r := known.get(f.rel_path)) is not None and r.sha256]
+            if rewritten:
+                self.catalog.note_changed(folder.path, rewritten, now, MAX_SETTLE_LEVEL)
+                levels = self.catalog.settle_levels(folder.path)
+                changed = [_resettle(f, settle_time(base, levels.get(f.rel_path, 0)), now) for f in changed]
+            to_hash: list[LocalFile] = []
+            keep: list[LocalFile] = []
+            for local in changed:
+                if local.settled:
+                    to_hash.append(local)
+                    continue
+                keep.append(local)
+                unsettled.append(local.rel_path)
+                # An empty file that has not changed for a while is just an empty file (never synced).
+                if local.size > 0 or now - local.changed < local.settle:
+                    unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
+            if to_hash and not counts["to_hash"]:
+                self.progress.phase(f"hashing new or changed files in {folder.path}")
+            counts["to_hash"] += len(to_hash)
+            progress.files_seen += len(files)
+            progress.to_hash += len(to_hash)
+            progress.bytes_to_hash += sum(f.size for f in to_hash)
+            self.on_progress(progress)
+            for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
+                f = result.file
+                if result.sha256 is None:
+                    keep.append(f)
+                    unsettled.append(f.rel_path)
+                    unknown.append(UnknownFile(folder.path, f.rel_path, f.size, f.inode, settling=True))
+                    if result.error:
+                        problems.append(result.error)
+                    continue
+                counts["hashed"] += 1
+                seen.append((f, result.sha256))
+                progress.hashed += 1
+                progress.bytes_hashed += f.size
+                self.on_progress(progress)
+                if len(seen) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
+                    self.catalog.record_seen(folder.path, seen, now)
+                    counts["seen"] += len(seen)
+                    seen = []
+            if seen:
+                self.catalog.record_seen(folder.path, seen, now)
+                counts["seen"] += len(seen)
+            return keep
+
+        scan = self._scan(folder.path, rules, now, longer, targets, take)
         problems += scan.skipped
         if not scan.ok:
             problems.append(scan.error or f"{folder.path}: cannot scan")
             log.debug("%s", scan.error)  # a problem of the pass: its caller reports it, once
-            return scan, 0
-        unsettled: list[str] = []
+            return scan, counts["hashed"]
         # What is recorded under an unreadable directory stays as recorded (the scan does
         # not count it missing).
         partial = unreadable_problem(scan)
         if partial is not None:
             problems.append(partial)
-        known = scan.recorded  # the rows of the files that differ from them
-        # A file renamed or moved (within one filesystem) keeps its inode, size and mtime: its
-        # content is known at once, without reading it or waiting for it to settle.
-        strangers = {f.inode for f in scan.files if not _as_recorded(known.get(f.rel_path), f)}
-        moved = self.catalog.known_versions(strangers) if strangers else {}
-        seen: list[tuple[LocalFile, str]] = []
-        to_hash: list[LocalFile] = []
-        unknown: list[UnknownFile] = []
-        changed: list[LocalFile] = []  # content not known: read it once settled
-        for local in scan.files:
-            record = known.get(local.rel_path)
-            if record is not None and record.sha256 and _as_recorded(record, local):
-                seen.append((local, record.sha256))  # back after it had gone missing
-                continue
-            sha = moved.get((local.size, local.mtime_ns, local.inode))
-            if sha is not None:
-                seen.append((local, sha))
-            else:
-                changed.append(local)
-        # A path that changed after it had counted as settled (a slow writer's pause) settles
-        # longer, from this very pass on.
-        rewritten = [f.rel_path for f in changed if (r := known.get(f.rel_path)) is not None and r.sha256]
-        if rewritten:
-            self.catalog.note_changed(folder.path, rewritten, now, MAX_SETTLE_LEVEL)
-            levels = self.catalog.settle_levels(folder.path)
-            changed = [_resettle(f, settle_time(base, levels.get(f.rel_path, 0)), now) for f in changed]
-            resettled = {f.rel_path: f for f in changed}
-            scan = replace(scan, files=tuple(resettled.get(f.rel_path, f) for f in scan.files))
-        for local in changed:
-            if local.settled:
-                to_hash.append(local)
-                continue
-            unsettled.append(local.rel_path)
-            # An empty file that has not changed for a while is just an empty file (never synced).
-            if local.size > 0 or now - local.changed < local.settle:
-                unknown.append(UnknownFile(folder.path, local.rel_path, local.size, local.inode, settling=True))
-        if to_hash:
-            self.progress.phase(f"hashing {len(to_hash)} new or changed file(s) in {folder.path}")
-        progress.files_seen += len(scan.files) + scan.as_recorded
-        progress.to_hash += len(to_hash)
-        progress.bytes_to_hash += sum(f.size for f in to_hash)
+        progress.files_seen += scan.as_recorded
         self.on_progress(progress)
-        hashed = 0
-        batch: list[tuple[LocalFile, str]] = []
-        for result in hash_files(to_hash, should_stop=self.stop_event.is_set):
-            if result.sha256 is None:
-                unsettled.append(result.file.rel_path)
-                f = result.file
-                unknown.append(UnknownFile(folder.path, f.rel_path, f.size, f.inode, settling=True))
-                if result.error:
-                    problems.append(result.error)
-                continue
-            hashed += 1
-            seen.append((result.file, result.sha256))
-            progress.hashed += 1
-            progress.bytes_hashed += result.file.size
-            self.on_progress(progress)
-            batch.append((result.file, result.sha256))
-            if len(batch) >= RECORD_BATCH:  # a long first pass: a kill loses at most a batch
-                self.catalog.record_seen(folder.path, batch, now)
-                batch = []
-        if seen or scan.missing:
+        if counts["seen"] or scan.missing:
             # Files not settled (or not hashed) are left as recorded, as are files as recorded.
-            self.catalog.record_changes(folder.path, seen, scan.missing, now)
+            self.catalog.record_changes(folder.path, (), scan.missing, now)
         else:
             self.catalog.scan_unchanged(folder.path, now)  # the usual rescan: nothing new
         self.catalog.record_scan_summary(ScanSummary(
@@ -347,19 +370,21 @@ class Engine:
             self._complete_scans[folder.path] = replace(scan, files=(), recorded={}, missing=())
             if unsettled:
                 self._revisit[folder.path] = tuple(unsettled)
-        return replace(scan, unknown=tuple(unknown)), hashed
+        return replace(scan, unknown=tuple(unknown)), counts["hashed"]
 
     def _scan(self, folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],
-              targets: Collection[str]) -> FolderScan:
-        """The folder's walk merged with its rows read in path order (``scan_changes``);
-        with ``targets``, one walk per target path, their results joined."""
+              targets: Collection[str], take: BatchSink) -> FolderScan:
+        """The folder's walk merged with its rows read in path order (``scan_changes``),
+        its files handed to ``take`` a batch at a time; with ``targets``, one walk per
+        target path, their results joined."""
+        batch = self.options.batch
         if not targets:
             with closing(self.catalog.recorded_in_order(folder)) as rows:
-                return scan_changes(folder, rules, now, longer, rows)
+                return scan_changes(folder, rules, now, longer, rows, on_batch=take, batch=batch)
         parts: list[FolderScan] = []
         for target in targets:
             with closing(self.catalog.recorded_in_order(folder, target)) as rows:
-                part = scan_changes(folder, rules, now, longer, rows, target)
+                part = scan_changes(folder, rules, now, longer, rows, target, on_batch=take, batch=batch)
             if not part.ok:
                 return part
             parts.append(part)
@@ -390,26 +415,41 @@ class Engine:
         adopt = self.catalog.get_meta("adopt_remote") == "1"
         inputs = _PlanInputs(self.catalog.changes, remote, tuple(s.ok and not s.unreadable for s in scans))
         quiet = None if adopt else self._still_quiet(inputs)
+        slicing: _Slicing | None = None
         if quiet is not None:
             inputs, the_plan = quiet  # keep what it was made from (its listing, say)
         else:
-            the_plan, adopted = self._plan(scans, remote, adopt)
+            the_plan, adopted, slicing = self._plan(scans, remote, adopt)
             if adopt and with_listing and remote is None:
                 the_plan.blocked.append("the remote listing could not be read; a new catalog uploads nothing "
                                         "until it sees what the remote already holds")
             adopt = adopt and not adopted  # recovery done: the flag goes after execution
         # Files not settled yet change the plan as they settle, though no catalog row changes.
         waiting = bool(the_plan.deferred or the_plan.settling)
-        has_work = bool(the_plan.actions or the_plan.blocked) or waiting or self.dry_run
+        more = slicing is not None and slicing.after is not None
+        has_work = bool(the_plan.actions or the_plan.blocked) or waiting or self.dry_run or more
         self._quiet = None if has_work else (inputs, the_plan)
         for line in the_plan.blocked:
             log.error("%s", line)
         if self.dry_run:
+            while slicing is not None and slicing.after is not None and not self.stop_event.is_set():
+                _summarise(the_plan, self._plan_slice(scans, slicing))
             return PassReport(scans, the_plan, ExecResult(notes=list(the_plan.notes)), remote is not None, hashed, problems,
                               listing_asked=with_listing)
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
         self._record_deferred(the_plan)
         result = self.executor.execute(the_plan)
+        # The rest of the new contents, a slice at a time: planned, executed, let go.
+        while (slicing is not None and slicing.after is not None and not self.stop_event.is_set()
+               and not result.stopped and not _outage(result)):
+            part = self._plan_slice(scans, slicing)
+            done = self.executor.execute(part)
+            _summarise(the_plan, part)
+            _merge(result, done)
+            if _outage(done):
+                break  # every step failed alike: the next pass tries again, not a million times now
+        if slicing is not None and slicing.after is not None:
+            adopt = adopt or slicing.settings.adopt_remote  # recovery not over: it goes on next pass
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
@@ -423,10 +463,17 @@ class Engine:
         return PassReport(scans, the_plan, result, remote is not None, hashed, problems, mirrored,
                           listing_asked=with_listing)
 
-    def _plan(self, scans: list[FolderScan], remote: Listing | None, adopt: bool) -> tuple[Plan, bool]:
-        """Plan, and whether catalog recovery (if pending) was done. The instance markers are
-        read only when a decision needs them: recovery (whose videos are whose), and a
-        remote deletion (does another instance hold the video)."""
+    def _plan(self, scans: list[FolderScan], remote: Listing | None,
+              adopt: bool) -> tuple[Plan, bool, _Slicing | None]:
+        """Plan, whether catalog recovery (if pending) was done, and the slices left. The
+        instance markers are read only when a decision needs them: recovery (whose videos
+        are whose), and a remote deletion (does another instance hold the video).
+
+        Without collection folders (whose members are planned as a set), contents not
+        uploaded yet (state ``new``) are planned a slice of ``EngineOptions.batch`` at a
+        time, in sha256 order: this plan holds what is in play plus the first slice, and
+        the returned ``_Slicing`` gives the rest (``_plan_slice``). Each new content is in
+        exactly one slice, so it is planned (and uploaded) once a pass."""
         marks: Marks | None = None
         marks_error: str | None = None
         adoptable: dict[str, Adoptable] = {}
@@ -438,7 +485,6 @@ class Engine:
                 remote = None  # nothing is linked, uploaded or deleted until whose is whose is known
             else:
                 self._record_marks(marks)
-                adoptable, notes = self._adoptable(marks)
         settings = Settings(
             max_delete_percent=self.options.safety.max_delete_percent,
             delete_grace=self.delete_grace,
@@ -448,8 +494,18 @@ class Engine:
             mark_videos=self.features.marks is not None,
             delete_wait=self.options.safety.delete_wait,
         )
-        snapshot = self.snapshot(scans, remote, adoptable, whole=adopt)
-        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
+        slicing: _Slicing | None = None
+        new: list[str] | None = None
+        if not any(folder_policy(f, self.features).collections for f in self.options.folders):
+            # A new catalog waiting for the listing (or the markers) plans no new content.
+            new = [] if adopt and remote is None else self.catalog.new_shas("", self.options.batch)
+            slicing = _Slicing(settings, remote, marks, marks_error,
+                               new[-1] if len(new) >= self.options.batch else None)
+        snapshot = self.snapshot(scans, remote, adoptable, whole=adopt and new is None, new=new)
+        if adopt and remote is not None and marks is not None:
+            adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
+        snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
+                           adoptable=adoptable)
         the_plan = plan(snapshot, settings)
         if marks is None and marks_error is None and the_plan.of(DeleteRemote):
             marks, marks_error = read_marks(self.features.marks)
@@ -458,7 +514,27 @@ class Engine:
             snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
             the_plan = plan(snapshot, settings)
         the_plan.notes[:0] = notes
-        return the_plan, adopt and remote is not None
+        return the_plan, adopt and remote is not None, slicing
+
+    def _plan_slice(self, scans: list[FolderScan], slicing: _Slicing) -> Plan:
+        """The next slice of new contents (after ``slicing.after``), planned on its own:
+        their files, their contents, no collection (there is no collection folder) and
+        nothing else, so it plans their uploads (or, in catalog recovery, the links to
+        remote videos proved to hold them) and the forgetting of their vanished paths."""
+        new = self.catalog.new_shas(slicing.after or "", self.options.batch)
+        slicing.after = new[-1] if len(new) >= self.options.batch else None
+        if not new:
+            return Plan()
+        adoptable: dict[str, Adoptable] = {}
+        notes: list[str] = []
+        snapshot = self.snapshot(scans, slicing.remote, adoptable, new=new, only_new=True)
+        if slicing.settings.adopt_remote and slicing.remote is not None and slicing.marks is not None:
+            adoptable, notes = self._adoptable(slicing.marks, snapshot, slicing.adopted if self.dry_run else None)
+        snapshot = replace(snapshot, marks=None if slicing.marks is None else slicing.marks.videos,
+                           marks_error=slicing.marks_error, adoptable=adoptable)
+        part = plan(snapshot, slicing.settings)
+        part.notes[:0] = notes
+        return part
 
     def _write_note(self, *, with_marks: bool = True) -> None:
         """Rewrite this instance's note every few minutes; warn if another syncd wrote it.
@@ -556,10 +632,13 @@ class Engine:
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: Listing | None,
-                 adoptable: dict[str, Adoptable], *, whole: bool = False) -> Snapshot:
+                 adoptable: dict[str, Adoptable], *, whole: bool = False,
+                 new: list[str] | None = None, only_new: bool = False) -> Snapshot:
         """What the planner decides from. ``whole``: every file and content (catalog
-        recovery); otherwise only the contents something could happen to (``_in_play``)
-        with all their files, and the mass-delete guard's counts from the catalog."""
+        recovery with collection folders); otherwise only the contents something could
+        happen to (``_in_play``) with all their files, and the mass-delete guard's counts
+        from the catalog. ``new``: the contents in state ``new`` are these (a slice, see
+        ``_plan``), not all of them; ``only_new``: nothing else (no collection either)."""
         ok = {s.folder: s.ok for s in scans}
         readable = {s.folder: not s.unreadable for s in scans}
         folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
@@ -569,18 +648,24 @@ class Engine:
         if whole:
             files, contents = self.catalog.files(), self.catalog.contents()
         else:
-            shas, gone = self._in_play(folders, remote)
+            if only_new:
+                shas, gone = set(new or ()), set[str]()
+            else:
+                shas, gone = self._in_play(folders, remote, without_new=new is not None)
+                shas.update(new or ())
+            # A path rewritten from a content not in this snapshot is planned with that content.
+            superseded = [s for s in superseded if s.sha256 in shas]
             files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
-            if gone or superseded or any(not f.present for f in files):  # a deletion is possible: the guard counts
-                tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}
+            if not only_new and (gone or superseded or any(not f.present for f in files)):
+                tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}  # a deletion is possible
         return Snapshot(
             folders=folders,
             files=tuple(files),
             contents={c.sha256: c for c in contents},
             tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
-            collections=tuple(self.catalog.collections()),
-            memberships=frozenset(self.catalog.memberships()),
+            collections=() if only_new else tuple(self.catalog.collections()),
+            memberships=frozenset() if only_new else frozenset(self.catalog.memberships()),
             # Of the snapshot's videos, those the listing lists: not a set of every listed one.
             remote=None if remote is None else RemoteView(frozenset(self.catalog.listed_among(
                 [c.video_id for c in contents if c.video_id]))),
@@ -591,7 +676,8 @@ class Engine:
             superseded=tuple(superseded),
         )
 
-    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: Listing | None) -> tuple[set[str], set[str]]:
+    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: Listing | None,
+                 without_new: bool = False) -> tuple[set[str], set[str]]:
         """Contents a plan could act on: not finished (or a folder wants more of them), a path
         vanished or rewritten, an upload open, a video missing from the complete listing,
         members of collection folders (planned as a set). A content at rest whose paths are
@@ -604,11 +690,13 @@ class Engine:
             marks=None if self.features.marks is None else tuple(dict.fromkeys(
                 (*self.features.processing_steps, *self.features.collection_pipelines))),
             whole_folders=[str(f.path) for f in folders if f.collections],
+            without_new=without_new,
         )
         gone = self.catalog.linked_not_listed() if remote is not None else set()
         return shas | gone, gone
 
-    def _adoptable(self, marks: Marks) -> tuple[dict[str, Adoptable], list[str]]:
+    def _adoptable(self, marks: Marks, snapshot: Snapshot,
+                   adopted: set[str] | None = None) -> tuple[dict[str, Adoptable], list[str]]:
         """Catalog recovery: remote videos proved to hold a local file's bytes.
 
         Names (in the complete listing just read) only choose the candidates (syncd names
@@ -616,18 +704,24 @@ class Engine:
         is on it, or if no marker is and no other instance has ever marked anything on
         the account (one syncd per account, as before instances); otherwise another
         instance's, linked as held, never deleted by us.
+
+        The candidates are the new contents of ``snapshot`` (the whole catalog, or a slice
+        of the new contents, see ``_plan``) and their files. ``adopted``: videos earlier
+        slices of a dry run chose (linked in no catalog row), which no later slice may
+        choose again; it gets this slice's.
         """
         if self.features.proof is None:
             return {}, []  # nothing can be proved: upload
         me = self.options.instance
         shared = bool(marks.others(me))
-        contents = {c.sha256: c for c in self.catalog.contents()}  # one read, not one per file
-        linked = {c.video_id for c in contents.values() if c.video_id}
+        contents = snapshot.contents
         found: dict[str, Adoptable] = {}
         notes: list[str] = []
-        files = [f for f in self.catalog.files() if f.present and f.sha256
+        files = [f for f in snapshot.files if f.present and f.sha256
                  and (c := contents.get(f.sha256)) is not None and c.state == "new"]
         named = self.catalog.listed_named({self._listed_name(f.rel_path) for f in files})
+        # Videos already linked (to any content), of those the names could choose.
+        linked = self.catalog.linked_among({v for ids in named.values() for v in ids}) | (adopted or set())
         for file in files:
             undecided: list[str] = []
             for video_id in named.get(self._listed_name(file.rel_path), ()):
@@ -645,6 +739,8 @@ class Engine:
                 owned = holders == {me} or (not holders and not shared)
                 found[f"{file.folder}\0{file.rel_path}"] = Adoptable(video_id, owned, verdict.how)
                 linked.add(video_id)
+                if adopted is not None:
+                    adopted.add(video_id)
                 break
             else:
                 notes += undecided
@@ -674,8 +770,11 @@ class Engine:
         return statuses_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
 
     def overview(self) -> StatusOverview:
-        """Every file counted by state; statuses of those not done (what ``sync`` reports)."""
-        return overview_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features)
+        """Every file counted by state; statuses of those not done (what ``sync`` reports),
+        the first ``PENDING_KEPT`` of them and every failed one: a first pass over a
+        million new files counts them, it does not hold a status each."""
+        return overview_of(self.options.folders, self.options.upload.max_attempts, self.catalog, self.features,
+                           PENDING_KEPT, keep_failed=True)
 
     # ------------------------------------------------------------------- sync
     def sync(self, *, wait: bool = False, timeout: float | None = None,
@@ -702,7 +801,8 @@ class Engine:
             if not wait or self.dry_run or report.plan.blocked or report.result.stopped or self.stop_event.is_set():
                 return outcome(overview)
             in_progress = [s for s in overview.pending if not s.terminal]
-            if not in_progress and not self._work_left(report):
+            busy = any(n for state, n in overview.counts.items() if state not in TERMINAL)
+            if not busy and not self._work_left(report):
                 return outcome(overview)
             if deadline is not None and self.clock() + delay > deadline:
                 return outcome(overview, timed_out=True)
@@ -735,6 +835,7 @@ class Engine:
         """Actions this pass planned that change something (a next pass may have more),
         or finished videos whose sidecars and index entries are not written yet."""
         return any(a.kind not in ("ForgetFile",) for a in report.plan.actions) or any(
+            kind != "ForgetFile" for kind in report.plan.unlisted) or any(
             s.unknown for s in report.scans
         ) or (report.mirror is not None and report.mirror.pending > 0)
 
@@ -775,3 +876,47 @@ def walk_targets(folder: FolderConfig, paths: Collection[str]) -> tuple[str, ...
 def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
     """The catalog's record of this path is of this very file version (same size, mtime, inode)."""
     return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
+
+
+@dataclass
+class _Slicing:
+    """What the slices of one pass's plan share (``Engine._plan``): the settings, the
+    listing and markers read once, and where the next slice starts."""
+
+    settings: Settings
+    remote: Listing | None
+    marks: Marks | None
+    marks_error: str | None
+    after: str | None  # the last new content planned; None: no slice left
+    adopted: set[str] = field(default_factory=set)  # a dry run's videos chosen by earlier slices
+
+
+def _summarise(the_plan: Plan, part: Plan) -> None:
+    """A later slice's plan into the pass's: its actions counted by kind (not kept), its
+    notes and its revisit time kept; its settling and deferred lists are the first's."""
+    for action in part.actions:
+        the_plan.unlisted[action.kind] = the_plan.unlisted.get(action.kind, 0) + 1
+    for kind, n in part.unlisted.items():
+        the_plan.unlisted[kind] = the_plan.unlisted.get(kind, 0) + n
+    the_plan.notes += part.notes
+    the_plan.blocked += part.blocked
+    if part.revisit_at is not None:
+        the_plan.revisit(part.revisit_at)
+
+
+KEPT_LINES = 10_000  # "done" lines a pass's result keeps of its later slices
+
+
+def _merge(result: ExecResult, part: ExecResult) -> None:
+    """A later slice's execution into the pass's result."""
+    result.done += part.done[:max(0, KEPT_LINES - len(result.done))]
+    result.failed += part.failed
+    result.notes += part.notes
+    result.uploaded_bytes += part.uploaded_bytes
+    result.uploaded_files += part.uploaded_files
+    result.stopped = result.stopped or part.stopped
+
+
+def _outage(result: ExecResult) -> bool:
+    """Every step of an execution failed (the remote is away or refusing): no use going on."""
+    return bool(result.failed) and not result.done and not result.uploaded_files

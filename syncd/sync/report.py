@@ -186,10 +186,10 @@ def status_overview(config: Config, catalog: Catalog, facts: Features | None = N
 
 
 def overview_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Catalog, facts: Features,
-                pending_limit: int | None = None) -> StatusOverview:
+                pending_limit: int | None = None, *, keep_failed: bool = False) -> StatusOverview:
     """Present files counted per folder in SQL; rows streamed and statuses built only for
-    the files SQL does not find done, all counted, the first ``pending_limit`` kept. The
-    rest are done: present minus streamed.
+    the files SQL does not find done, all counted, the first ``pending_limit`` kept (and
+    with ``keep_failed`` every failed one). The rest are done: present minus streamed.
 
     Where the catalog keeps ``files.done`` under this folder's very rule (recorded by the
     engine, the usual case) the counts and the rows not done are index ranges; otherwise
@@ -220,7 +220,8 @@ def overview_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Cat
             streamed += 1
             status = file_status(file, content, policy, members, max_attempts)
             overview.counts[status.state] += 1
-            if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit):
+            if status.state != "done" and (pending_limit is None or len(overview.pending) < pending_limit
+                                           or (keep_failed and status.state == "failed")):
                 overview.pending.append(status)
                 overview.sizes[status.path] = file.size
         if tracked > streamed:

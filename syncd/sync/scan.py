@@ -24,7 +24,7 @@ import fnmatch
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,8 +104,14 @@ def scan_folder(folder: Path, rules: ScanRules, now: float,
     return _walk(folder, rules, now, settle_for or {}, (), None)
 
 
+# Handed a batch of a walk's files (and the rows of those that have one); returns those
+# of them the scan keeps in ``FolderScan.files`` (the engine: the ones it did not record).
+BatchSink = Callable[[list[LocalFile], dict[str, RecordedFile]], list[LocalFile]]
+
+
 def scan_changes(folder: Path, rules: ScanRules, now: float, settle_for: Mapping[str, float],
-                 rows: Iterable[RecordedRow], target: str | None = None) -> FolderScan:
+                 rows: Iterable[RecordedRow], target: str | None = None,
+                 on_batch: BatchSink | None = None, batch: int = 0) -> FolderScan:
     """``scan_folder`` merged with what the catalog records: ``rows`` are the folder's
     (``rel_path``, size, mtime_ns, inode, sha256, present) in ``rel_path`` order, the order
     this walk yields paths in. A file found exactly as recorded (hashed, present, same
@@ -117,8 +123,14 @@ def scan_changes(folder: Path, rules: ScanRules, now: float, settle_for: Mapping
 
     ``target``: walk only this relative path (a file, a directory's subtree, or a path
     gone), with the rows of that path and below it only; its parent directories must be
-    real ones the rules walk into (see ``target_walkable``)."""
-    return _walk(folder, rules, now, settle_for, rows, target)
+    real ones the rules walk into (see ``target_walkable``).
+
+    ``on_batch``: every ``batch`` files for ``files`` are handed on as the walk goes, and
+    the rest at its end (a first pass over a million new files holds a batch, not the
+    tree); ``files`` and ``recorded`` then hold only what it returned. The sink may
+    write the catalog: ``rows`` must then be read by key (``Catalog.recorded_in_order``),
+    since every path it writes is behind the rows already read."""
+    return _walk(folder, rules, now, settle_for, rows, target, on_batch, batch)
 
 
 # A directory entry the walk keeps: (sort key, is a directory, the entry). Sorted by key,
@@ -140,12 +152,15 @@ class _TargetEntry:
 
 
 def _walk(folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float],
-          rows: Iterable[RecordedRow], target: str | None) -> FolderScan:
+          rows: Iterable[RecordedRow], target: str | None,
+          on_batch: BatchSink | None = None, batch: int = 0) -> FolderScan:
     problem = folder_problem(folder, rules.require_marker)
     if problem:
         return FolderScan(folder, ok=False, error=problem)
     files: list[LocalFile] = []
     recorded: dict[str, RecordedFile] = {}  # the rows of ``files`` that have one
+    kept: list[LocalFile] = []  # of the batches handed on, what ``on_batch`` kept
+    kept_recorded: dict[str, RecordedFile] = {}
     missing: list[str] = []
     same = 0  # files found as recorded
     skipped: list[str] = []
@@ -238,14 +253,30 @@ def _walk(folder: Path, rules: ScanRules, now: float, longer: Mapping[str, float
             settle = longer.get(rel_path, rules.settle_seconds) if longer else rules.settle_seconds
             settled = st.st_size > 0 and now - changed >= settle
             files.append(LocalFile(folder, rel_path, st.st_size, st.st_mtime_ns, st.st_ino, settled, changed, settle))
+            if on_batch is not None and len(files) >= batch:
+                _hand_on(on_batch, files, recorded, kept, kept_recorded)
+                files, recorded = [], {}
         else:
             stack.pop()
     while row is not None:
         if row[5]:
             missing.append(row[0])
         row = next(recorded_rows, None)
+    if on_batch is not None:
+        if files:
+            _hand_on(on_batch, files, recorded, kept, kept_recorded)
+        files, recorded = kept, kept_recorded
     return FolderScan(folder, ok=True, files=tuple(files), skipped=tuple(skipped),
                       unreadable=tuple(sorted(unreadable)), as_recorded=same, recorded=recorded, missing=tuple(missing))
+
+
+def _hand_on(on_batch: BatchSink, files: list[LocalFile], recorded: dict[str, RecordedFile],
+             kept: list[LocalFile], kept_recorded: dict[str, RecordedFile]) -> None:
+    """One batch to ``on_batch``; what it returns (and those files' rows) is kept."""
+    for local in on_batch(files, recorded):
+        kept.append(local)
+        if local.rel_path in recorded:
+            kept_recorded[local.rel_path] = recorded[local.rel_path]
 
 
 def _target_entry(root: str, target: str, name: str, rules: ScanRules) -> list[_Entry]:

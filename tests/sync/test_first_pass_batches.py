@@ -1,0 +1,178 @@
+"""A first pass over a huge tree holds a batch, not the tree (issue 15, Deliver 3 and 4):
+the walk hands new files on a batch at a time to be hashed and recorded, and the new
+contents are planned (and uploaded, or linked in catalog recovery) a slice at a time.
+Real engine and client against the emulator over loopback, batches made small; counted
+(bytes traced, requests, catalog rows), never timed."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from syncd.cli.main import main
+from syncd.config import Config, load_config
+from syncd.emulator.mikshi import Emulator
+from syncd.models import LinkVideo, Upload
+from syncd.remote.mikshi import MikshiClient
+from syncd.store.catalog import Catalog
+from syncd.sync import engine as engine_module
+from syncd.sync.engine import Engine, EngineOptions
+from tests.conftest import FAST_RETRY, KEY, admin_videos, write_config
+
+BATCH = 7
+UPLOADS = ("/uploads/direct", "/uploads/multipart/initiate")  # one request starts each upload
+
+
+def tree(drop: Path, files: int, start: int = 0) -> list[Path]:
+    """``files`` small files of distinct content, a hundred a subfolder."""
+    paths = []
+    for i in range(start, start + files):
+        path = drop / f"cam{i // 100:03d}" / f"clip{i:06d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"clip {i} of a long camera day\n".encode())
+        paths.append(path)
+    return paths
+
+
+def config_for(tmp_path: Path, emu: Emulator) -> Config:
+    folders = [{"path": str(tmp_path / "drop"), "collections": "none", "pipelines": []}]
+    return load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
+
+
+def options(config: Config, batch: int = BATCH) -> EngineOptions:
+    return replace(EngineOptions.from_config(config), batch=batch)
+
+
+def traced_first_pass(tmp_path: Path, emu: Emulator, files: int) -> int:
+    """Peak bytes traced by tracemalloc above the start of a dry-run first pass (walk,
+    hash, record, plan every new file, the outcome's counts) over ``files`` new files on
+    a fresh catalog; the emulator in-process, its allocations included."""
+    root = tmp_path / f"n{files}"
+    tree(root / "drop", files)
+    config = config_for(root, emu)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        engine = Engine(options(config, batch=500), catalog, remote, dry_run=True)
+        gc.collect()
+        logging.disable(logging.INFO)  # not pytest's captured records (a few per request)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            outcome = engine.sync()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            logging.disable(logging.NOTSET)
+        report = outcome.reports[-1]
+        assert report.hashed == files and report.plan.total == files
+        assert outcome.overview.counts["new"] == files and len(outcome.not_done) <= engine_module.PENDING_KEPT
+        assert len(catalog.files()) == files
+    return peak - before
+
+
+def test_a_first_pass_holds_a_batch_not_the_tree(tmp_path: Path, emu: Emulator,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four times the files, not four times the memory: the peak grows by less than
+    100 bytes a file (before the batches: ~2 KB a file, a ``LocalFile``, a file and
+    content record and an ``Upload`` each, held to the end of the pass)."""
+    monkeypatch.setattr(engine_module, "PENDING_KEPT", 300)
+    few = traced_first_pass(tmp_path, emu, 2000)
+    many = traced_first_pass(tmp_path, emu, 8000)
+    assert many - few < 6000 * 100, (few, many)
+
+
+def uploads(emu: Emulator) -> list[str]:
+    return [r["path"] for r in emu.requests() if r["path"].endswith(UPLOADS)]
+
+
+def test_a_sync_over_many_batches_uploads_each_content_once(tmp_path: Path, emu: Emulator,
+                                                            admin: httpx.Client) -> None:
+    paths = tree(tmp_path / "drop", 30)
+    # Two more files holding contents already in the tree, in other subfolders (other batches).
+    for i, source in ((0, paths[3]), (1, paths[25])):
+        copy = tmp_path / "drop" / "copies" / f"copy{i}.mp4"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+    config = config_for(tmp_path, emu)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        report = Engine(options(config), catalog, remote).run_pass()
+        assert report.hashed == 32 and report.result.uploaded_files == 30 and not report.result.failed
+        # The first slice is listed (7 contents), the other 23 counted.
+        assert len(report.plan.of(Upload)) == BATCH and report.plan.unlisted == {"Upload": 30 - BATCH}
+        assert {c.state for c in catalog.contents()} == {"uploaded"} and len(catalog.contents()) == 30
+        assert len(catalog.files()) == 32 and all(f.present for f in catalog.files())
+        # Nothing new is left: the next pass uploads nothing.
+        again = Engine(options(config), catalog, remote).run_pass()
+        assert again.plan.of(Upload) == [] and again.plan.unlisted == {}
+    videos = admin_videos(admin)
+    assert len(videos) == 30 and len({v["name"] for v in videos}) == 30
+    shas = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    assert len(shas) == 30
+
+
+def test_catalog_recovery_links_and_uploads_across_batches(tmp_path: Path, emu: Emulator,
+                                                           admin: httpx.Client) -> None:
+    """A fresh catalog, the remote holding every third file already (uploaded by an
+    earlier catalog) and one name with other bytes: each held one is linked by proof,
+    whatever slice it falls in, the rest uploaded once, the impostor's file beside it."""
+    drop = tmp_path / "drop"
+    paths = tree(drop, 24)
+    held, impostor = paths[::3], paths[1]
+    real = impostor.read_bytes()
+    for path in paths:
+        if path not in held and path != impostor:
+            path.unlink()
+    impostor.write_bytes(b"other bytes under the same name\n")
+    first = config_for(tmp_path / "first", emu)
+    first = replace(first, folders=tuple(replace(f, path=drop) for f in first.folders))
+    with Catalog.open(first.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        assert Engine(options(first), catalog, remote).run_pass().result.uploaded_files == len(held) + 1
+    tree(drop, 24)  # the rest of the tree, and the impostor's name with its own bytes
+    assert impostor.read_bytes() == real
+    emu.clear_requests()
+
+    config = config_for(tmp_path, emu)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        dry = Engine(options(config), catalog, remote, dry_run=True).run_pass()
+        kinds = dict(dry.plan.unlisted)
+        for action in dry.plan.actions:
+            kinds[action.kind] = kinds.get(action.kind, 0) + 1
+        assert kinds == {"LinkVideo": len(held), "Upload": 24 - len(held)} and dry.plan.total == 24
+        assert catalog.get_meta("adopt_remote") == "1" and uploads(emu) == []
+
+        report = Engine(options(config), catalog, remote).run_pass()
+        assert report.result.uploaded_files == 24 - len(held) and not report.result.failed
+        assert catalog.get_meta("adopt_remote") == "0"  # recovery done, across every slice
+        assert len(catalog.contents()) == 24 and {c.state for c in catalog.contents()} == {"uploaded"}
+        assert len({c.video_id for c in catalog.contents()}) == 24
+        assert len(uploads(emu)) == 24 - len(held)
+    names = sorted(v["name"] for v in admin_videos(admin))
+    # Every file once, the impostor's name twice (its video, and the file's own upload).
+    assert len(names) == 25 and names.count(impostor.relative_to(drop).as_posix()) == 2
+
+
+def test_a_dry_run_counts_every_new_file_and_lists_a_slice(tmp_path: Path, emu: Emulator, admin: httpx.Client,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capfd: pytest.CaptureFixture[str]) -> None:
+    tree(tmp_path / "drop", 23)
+    config = config_for(tmp_path, emu)
+    monkeypatch.setenv("SYNCD_TEST_KEY", KEY)
+    monkeypatch.setattr(engine_module, "BATCH", BATCH)
+    code = main(["-c", str(tmp_path / "config.yaml"), "sync", "--dry-run"])
+    out = capfd.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "dry run: 23 change(s) planned, none made"
+    assert sum(1 for line in lines if line.startswith("  would upload ")) == BATCH
+    assert "  ... and 16 more: 16 upload(s)" in lines
+    assert "23 file(s): 23 waiting to upload; uploaded 0 file(s), 0 B" in lines
+    assert admin_videos(admin) == []
+    with Catalog.open(config.state_dir) as catalog:
+        assert len(catalog.files()) == 23 and {c.state for c in catalog.contents()} == {"new"}
