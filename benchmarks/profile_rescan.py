@@ -3,19 +3,22 @@
 cProfile of it, and how long a new clip written as a rescan begins waits for its
 upload to start.
 
-    python benchmarks/profile_rescan.py --keep DIR [--state synced] [--rescans 3]
+    python benchmarks/profile_rescan.py --keep DIR [--build-mirrored] [--state mirrored] [--rescans 3]
                                         [--profile FILE.prof] [--top 25] [--new-clip] [--no-mirror]
+                                        [--mirror-defer-cap SECONDS]
 
 Copies ``DIR/STATE`` (``state-tree`` and ``emulator``; ``synced`` is what ``--keep``
-builds; a state after a mirror catch-up can be kept beside it, see ``--state``) into a
+builds; ``--build-mirrored`` keeps one after a mirror catch-up beside it, ``mirrored``) into a
 run directory, starts the emulator on the copy and runs a ``Daemon`` (settle 1 s,
 rescan 10 m, remote poll 2 m: the daemon phase's settings) in a thread of this
 process on the kept tree. After its start-up pass, each rescan is asked for as the
 rescan timer asks (``demand("scan")``) and its worker step timed with
 ``time.thread_time``. ``--new-clip``: one more rescan, with a new clip written in
-the tree just after it is asked for: seconds from the write to the upload's first
-request in the emulator's log. Prints JSON. The kept state is not touched (the new
-clip is removed at the end).
+the tree just after it is asked for, and a second one 0.3 s after the first's upload
+started (while its video processes): seconds from each write to its upload's first
+request in the emulator's log, to both clips' sidecars, and the CPU of those passes.
+Prints JSON. The kept state is not touched (the clips and their sidecars are removed
+at the end; the ``mirrored`` state's sidecars stay in the tree).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 import httpx
 import yaml
 from _common import machine
-from bench_scale import KEY, EmulatorProcess, copy_state, rebind, write_config
+from bench_scale import KEY, EmulatorProcess, copy_state, measured, rebind, write_config
 
 from syncd.config import load_config
 from syncd.models import SIDECAR_SUFFIXES
@@ -55,12 +58,17 @@ def main() -> None:
     parser.add_argument("--new-clip", action="store_true")
     parser.add_argument("--mirror-defer-cap", type=float, default=None,
                         help="Timings.mirror_defer_cap (0: the mirror runs after every pass, as before round 5)")
+    parser.add_argument("--build-mirrored", action="store_true",
+                        help="first build DIR/mirrored: DIR/synced after one mirror catch-up `syncd sync` (its "
+                             "sidecars stay in the tree; bench_scale.py's next mirror run removes them)")
     parser.add_argument("--no-mirror", action="store_true",
                         help="skip the mirror step (a state whose mirror never caught up would start with it)")
     args = parser.parse_args()
     keep: Path = args.keep.resolve()
     drop = keep / "drop"
     env = {**os.environ, "SYNCD_BENCH_KEY": KEY}
+    if args.build_mirrored:
+        build_mirrored(keep, env)
     root = Path(tempfile.mkdtemp(prefix="rescan-", dir=keep))
     result: dict[str, Any] = {"benchmark": "profile_rescan", "machine": machine(), "state": args.state}
     new_clip = drop / "cam0000" / "rescan-new-clip.mp4"
@@ -93,6 +101,19 @@ def main() -> None:
         for order in ("tottime", "cumulative"):
             pstats.Stats(str(args.profile), stream=text).sort_stats(order).print_stats(args.top)
         print(text.getvalue(), file=sys.stderr)
+
+
+def build_mirrored(keep: Path, env: dict[str, str]) -> None:
+    """``DIR/mirrored``: the kept synced state after the mirror caught up (about 12 minutes
+    and 300 CPU-s at 100,000 videos), so each profile run starts with the mirror complete."""
+    target = keep / "mirrored"
+    shutil.rmtree(target, ignore_errors=True)
+    copy_state(keep / "synced", target)
+    with EmulatorProcess(target / "emulator", env) as emu:
+        rebind(target / "state-tree", emu.base_url)
+        config = write_config(target, keep / "drop", emu.base_url, "tree")
+        done = measured([sys.executable, "-m", "syncd", "-c", str(config), "sync"], env)
+        print(f"mirror catch-up: {json.dumps(done)}", file=sys.stderr, flush=True)
 
 
 def run(daemon: Daemon, args: argparse.Namespace, base_url: str, new_clip: Path, second: Path) -> dict[str, Any]:
