@@ -103,6 +103,7 @@ class Timings:
     followup_start: float = 1.0  # videos processing remotely: poll after this...
     followup_cap: float = 30.0  # ...growing 1.5x per idle pass up to this (and schedule.remote_poll)
     max_settle_checks: int = 10_000  # unsettled files stat'ed after a pass to time the next one
+    mirror_defer_cap: float = 120.0  # the mirror waits for a quiet moment at most this long (``_defer_mirror``)
 
 
 class Daemon:
@@ -154,6 +155,7 @@ class Daemon:
         # the catalog's record (``run``), so a restart does not read it again before it is due.
         self._last_listing_at = float("-inf")
         self._listing_wanted = False  # a reload asked for the complete listing and none was read since
+        self._mirror_deferred_since: float | None = None  # monotonic: the first pass that deferred the mirror
         # The catalog's change counter when ``statuses`` were last built (None: build anew).
         self._statuses_at: tuple[int, int] | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -532,7 +534,7 @@ class Daemon:
         started = time.monotonic()
         try:
             report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, changed=changed,
-                                           newest=newest)
+                                           newest=newest, defer_mirror=self._defer_mirror)
         except FatalRemoteError as exc:
             self._key_rejected(str(exc))
             return
@@ -565,6 +567,24 @@ class Daemon:
         if outage:
             self._went_away(str(self._guard.outage))
         self._after_pass(report, self._last_pass_end - started, outage, grace_ran_out)
+
+    def _defer_mirror(self) -> bool:
+        """Whether this pass leaves the mirror step to a later one: while files wait for a
+        pass (events) or videos are processing remotely, for at most ``mirror_defer_cap``.
+        A mirror run reads every done file and video (at 100,000 files ~33 CPU-s), and
+        every catalog change makes one due: a new clip used to cost two (after its upload,
+        and once processed), and a file arriving meanwhile waited for each. Its video
+        cannot be mirrored before it is processed anyway; the pass that sees it done (or
+        the cap) runs the mirror once for all of them."""
+        assert self._engine is not None
+        now = time.monotonic()
+        if self.pending.depth or self._engine.in_flight():
+            if self._mirror_deferred_since is None:
+                self._mirror_deferred_since = now
+            if now - self._mirror_deferred_since < self.timings.mirror_defer_cap:
+                return True
+        self._mirror_deferred_since = None
+        return False
 
     def _tend_extras(self, *, streams: bool) -> None:
         """Beside the passes: poll unfinished ``syncd import``s (landing their videos) and, on

@@ -398,11 +398,15 @@ class Engine:
 
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
-                 changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False) -> PassReport:
+                 changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False,
+                 defer_mirror: Callable[[], bool] | None = None) -> PassReport:
         """One pass. ``unchanged``: folders not to walk again if possible; ``changed``: the
         paths to walk in others, if possible (see ``observe``).
         ``newest`` (without ``with_listing``): look for new remote videos to pull at the
-        newest end of the listing only (the daemon's polls between complete listings)."""
+        newest end of the listing only (the daemon's polls between complete listings).
+        ``defer_mirror`` (the daemon), asked after execution: True skips the mirror step
+        this time (a later pass runs it: it is still due). Never with a listing or new
+        remote videos read, which only this pass has to pull from."""
         scans, problems, hashed = self.observe(unchanged, changed)
         problems += self.executor.refresh(self._contents_in_progress())
         if with_listing:
@@ -454,7 +458,10 @@ class Engine:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
             log.info("%s", line)
-        mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
+        if remote is None and not (fresh and fresh.video_ids) and defer_mirror is not None and defer_mirror():
+            mirrored = self.mirror.skipped()
+        else:
+            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
         # Last: a remote gone away meanwhile is reported by what came first. Reading every
         # instance's marks costs as much as the complete listing: only along with one.
         self._write_note(with_marks=remote is not None)
@@ -584,6 +591,10 @@ class Engine:
         text = None if summary is None else "\n".join([summary, *(d.describe() for d in the_plan.deferred)])
         if self.catalog.get_meta("deferred") != text:
             self.catalog.set_meta("deferred", text)
+
+    def in_flight(self) -> bool:
+        """Videos uploaded and still processing remotely (or in pipelines)."""
+        return bool(self._contents_in_progress())
 
     def _contents_in_progress(self) -> list[ContentRecord]:
         """``Catalog.contents_in_progress``, read again only once the catalog changed: it

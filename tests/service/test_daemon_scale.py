@@ -74,6 +74,7 @@ class Counted:
                         "statements": sum(self.statements.values()), "by_kind": +self.statements,
                         "walked": list(self.walked), "targets": list(self.targets),
                         "actions": [type(a).__name__ for a in report.plan.actions],
+                        "mirror_runs": self.full_reads["mirror run"],  # so far, this pass's included
                     })
                 self.statements.clear()
                 self.walked.clear()
@@ -208,6 +209,30 @@ def test_one_new_file_walks_its_folder_only_and_costs_the_same_sql_at_any_size(
     few = change_run(tmp_path / "few", emu, admin, 300, monkeypatch)
     many = change_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
     assert many["statements"] <= few["statements"], many["by_kind"] - few["by_kind"]
+
+
+def test_a_new_clip_costs_one_mirror_run_and_a_file_meanwhile_does_not_wait_for_it(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mirror run reads every done file and video (~33 CPU-s at 100,000). The pass that
+    uploads a new clip leaves it for later while the clip's video processes, so a second
+    clip written meanwhile is uploaded by a pass of its own, and one run, once both are
+    processed, writes both clips' sidecars."""
+    config = config_for(tmp_path, emu, admin, 300)
+    other = tmp_path / "other"
+    with Counted(config, monkeypatch) as counted:
+        counted.start_counting()
+        (other / "one.mp4").write_bytes(b"a new clip\n")
+        wait_for(lambda: any("Upload" in p["actions"] for p in counted.passes), 60, "the first upload")
+        (other / "two.mp4").write_bytes(b"another new clip, while the first one processes\n")
+        wait_for(lambda: all((other / f"{n}.mp4.syncd.json").exists() for n in ("one", "two")), 60,
+                 "both clips' sidecars")
+        with counted._lock:
+            passes = list(counted.passes)
+        uploads = [p for p in passes if "Upload" in p["actions"]]
+        assert [p["actions"] for p in uploads] == [["Upload"], ["Upload"]], passes
+        # No run before the second upload, whatever pass it came in; then one for both clips.
+        assert uploads[-1]["mirror_runs"] == 0, passes
+        assert counted.full_reads["mirror run"] == 1, passes
 
 
 def test_events_walk_only_their_paths_and_read_only_their_rows(tmp_path: Path, emu: Emulator, admin: httpx.Client,
