@@ -802,6 +802,42 @@ class _ListedPages:
         self.sink.restart()
 
 
+class _MarksOfPages:
+    """The complete listing's pages reduced to instance marks as they are read: each
+    video's holders as one frozenset shared by every video with the same ones (as Mikshi's
+    ``read_marks``), and the ids of the videos without a mark (the listing counts distinct
+    videos). A page's videos, with their tags and reported fields, go with the page."""
+
+    def __init__(self, tags_of: Callable[[str], tuple[str, ...]]) -> None:
+        self._tags_of = tags_of  # get_metadata's tags: an unparsed video lists none
+        self.videos: dict[str, frozenset[str]] = {}
+        self.unmarked: set[str] = set()
+        self.instances: set[str] = set()
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
+
+    def add(self, videos: Sequence[MemoriesVideo]) -> int:
+        new = 0
+        for video in videos:
+            key = video.video_no
+            if key in self.videos or key in self.unmarked:
+                continue  # listed twice (the pages shifted): the first one counts
+            new += 1
+            tags = video.tags if video.parsed else self._tags_of(key)
+            names = frozenset(t[len(INSTANCE_TAG):] for t in tags if t.startswith(INSTANCE_TAG))
+            if names:
+                self.videos[key] = self._shared.setdefault(names, names)
+                self.instances |= names
+            else:
+                self.unmarked.add(key)
+        return new
+
+    def restart(self) -> None:
+        self.videos.clear()
+        self.unmarked.clear()
+        self.instances.clear()
+        self._shared.clear()
+
+
 class MemoriesRemote:
     """memories.ai as a :class:`~syncd.remote.base.Remote` (video ids are ``video_no``s)."""
 
@@ -955,14 +991,11 @@ class MemoriesRemote:
 
     def read_marks(self) -> Marks:
         """The ``syncd-instance:<name>`` tags of every video: from the complete listing, and
-        from get_metadata for videos not parsed yet (their listing shows no tags)."""
-        videos: dict[str, frozenset[str]] = {}
-        for video in self.client.list_videos(page_size=self.page_size):
-            tags = video.tags if video.parsed else self._metadata_tags(video.video_no)
-            names = frozenset(t[len(INSTANCE_TAG):] for t in tags if t.startswith(INSTANCE_TAG))
-            if names:
-                videos[video.video_no] = names
-        return Marks(frozenset().union(*videos.values()) if videos else frozenset(), videos)
+        from get_metadata for videos not parsed yet (their listing shows no tags). Read a
+        page at a time (``_MarksOfPages``): never the whole listing in memory."""
+        pages = _MarksOfPages(self._metadata_tags)
+        self.client.list_into(pages, page_size=self.page_size)
+        return Marks(frozenset(pages.instances), pages.videos)
 
     def _metadata_tags(self, video_id: str) -> tuple[str, ...]:
         video = self.client.get_metadata(video_id)

@@ -501,11 +501,52 @@ def _m_at_rest(db: Database) -> None:
     )
 
 
+# ``contents.mark_ready`` of one content (``{sha}``): 1 if every step the catalog's recorded
+# mark rule names (meta ``mark_rule``: processing steps and collection pipelines) is done.
+_MARK_READY_OF = """coalesce((SELECT NOT EXISTS (SELECT 1 FROM json_each(m.value) j WHERE NOT EXISTS (
+        SELECT 1 FROM steps s WHERE s.sha256 = {sha} AND s.name = j.value AND s.state = 'done'))
+    FROM meta m WHERE m.key = 'mark_rule'), 0)"""
+
+
+def _m_marks_ready(db: Database) -> None:
+    """Whether a content's video could be marked now (its steps of the mark rule all done),
+    kept by triggers on ``steps`` as ``processed`` is: every pass asks which of our videos
+    wait for their marker, and a video never fully processed (a folder without the
+    collection pipelines) is never marked, so asking the step rows tested each of them on
+    every pass (2.4 µs a content). ``set_mark_rule`` records the steps and computes it for
+    every content; the partial index is an empty range for a library at rest."""
+    refresh = "UPDATE contents SET mark_ready = " + _MARK_READY_OF.format(sha="contents.sha256")
+    # Only a step turning done can make a content ready, and only a ready one can stop being
+    # (``INSERT OR REPLACE`` fires no delete): other step writes (most: pending, running)
+    # cost one seek, and a new content without steps (a first pass) one more.
+    ready = "(SELECT mark_ready FROM contents WHERE sha256 = {sha}) = 1"
+    db.executescript(
+        f"""
+        ALTER TABLE contents ADD COLUMN mark_ready INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX contents_to_mark ON contents (sha256) WHERE owned = 1 AND marked = 0 AND mark_ready = 1;
+        CREATE TRIGGER marks_steps_insert AFTER INSERT ON steps
+            WHEN NEW.state = 'done' OR {ready.format(sha="NEW.sha256")} BEGIN
+            {refresh} WHERE sha256 = NEW.sha256; END;
+        CREATE TRIGGER marks_steps_update AFTER UPDATE OF sha256, name, state ON steps
+            WHEN NEW.state = 'done' OR OLD.sha256 IS NOT NEW.sha256 OR {ready.format(sha="OLD.sha256")} BEGIN
+            {refresh} WHERE sha256 = OLD.sha256; {refresh} WHERE sha256 = NEW.sha256 AND NEW.sha256 IS NOT OLD.sha256;
+            END;
+        CREATE TRIGGER marks_steps_delete AFTER DELETE ON steps WHEN {ready.format(sha="OLD.sha256")} BEGIN
+            {refresh} WHERE sha256 = OLD.sha256; END;
+        CREATE TRIGGER marks_contents_insert AFTER INSERT ON contents
+            WHEN EXISTS (SELECT 1 FROM steps WHERE sha256 = NEW.sha256) BEGIN
+            {refresh} WHERE rowid = NEW.rowid; END;
+        CREATE TRIGGER marks_contents_rekey AFTER UPDATE OF sha256 ON contents BEGIN
+            {refresh} WHERE rowid = NEW.rowid; END;
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
-    _m_listing, _m_at_rest,
+    _m_listing, _m_at_rest, _m_marks_ready,
 ]
 
 
@@ -838,6 +879,17 @@ class Catalog:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('processing_rule', ?)", [rule])
             db.execute("UPDATE contents SET processed = " + _PROCESSED_OF.format(sha="contents.sha256"))
+
+    def set_mark_rule(self, steps: Sequence[str]) -> None:
+        """Record the steps a video of ours needs done before it is marked, which
+        ``contents.mark_ready`` follows; a different rule (or none yet) recomputes every
+        content once."""
+        rule = json.dumps(sorted(set(steps)))
+        if self.get_meta("mark_rule") == rule:
+            return
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mark_rule', ?)", [rule])
+            db.execute("UPDATE contents SET mark_ready = " + _MARK_READY_OF.format(sha="contents.sha256"))
 
     def _processed_kept(self, steps: Sequence[str]) -> bool:
         """``contents.processed`` follows exactly these steps (else: ask the step rows)."""
@@ -1874,7 +1926,11 @@ class Catalog:
             ("SELECT sha256 FROM superseded", []),
             ("SELECT sha256 FROM uploads", []),
         ]
-        if marks is not None:
+        if marks and self.get_meta("mark_rule") == json.dumps(sorted(set(marks))):
+            # Kept by the triggers: at rest, an empty range of ``contents_to_mark``, however
+            # many of our videos never become ready (never processed for a collection).
+            queries.append(("SELECT sha256 FROM contents WHERE owned = 1 AND marked = 0 AND mark_ready = 1", []))
+        elif marks is not None:
             # Correlated, so that at rest (every video of ours marked) the steps are not
             # grouped at all: the unmarked contents are an empty range of ``contents_unmarked``.
             # One test a step, the last named first (the collection pipelines, most often the

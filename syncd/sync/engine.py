@@ -233,6 +233,8 @@ class Engine:
             # The catalog keeps every file's done state under these (``syncd status`` counts it).
             self.catalog.set_done_rules(done_rules(self.options.folders, self.features))
             self.catalog.set_processing_rule(self.features.processing_steps)
+            if self.features.marks is not None:
+                self.catalog.set_mark_rule(self._mark_steps())
             self._rules_recorded = True
         scans: list[FolderScan] = []
         problems: list[str] = []
@@ -697,14 +699,16 @@ class Engine:
         shas = self.catalog.unsettled_shas(
             self.features.processing_steps,
             {str(f.path): f.effective_pipelines for f in folders if not f.collections},
-            # A video is marked once ready for a collection (``planner.ready_for_collection``).
-            marks=None if self.features.marks is None else tuple(dict.fromkeys(
-                (*self.features.processing_steps, *self.features.collection_pipelines))),
+            marks=None if self.features.marks is None else self._mark_steps(),
             whole_folders=[str(f.path) for f in folders if f.collections],
             without_new=without_new,
         )
         gone = self.catalog.linked_not_listed() if remote is not None else set()
         return shas | gone, gone
+
+    def _mark_steps(self) -> tuple[str, ...]:
+        """A video is marked once ready for a collection (``planner.ready_for_collection``)."""
+        return tuple(dict.fromkeys((*self.features.processing_steps, *self.features.collection_pipelines)))
 
     def _adoptable(self, marks: Marks, snapshot: Snapshot,
                    adopted: set[str] | None = None) -> tuple[dict[str, Adoptable], list[str]]:

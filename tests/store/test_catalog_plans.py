@@ -83,3 +83,88 @@ def test_the_kept_processing_flag_answers_as_the_step_rows_do(tmp_path: Path) ->
             fresh.set_processing_rule(steps)
         assert answers() == kept
         assert shas[3] not in kept[1] and shas[4] in kept[1]
+
+
+MARK_STEPS = ("thumbnail", "transcoding", "hls", "analyse", "search-process")  # Mikshi: ready for a collection
+
+
+def _never_marked(catalog: Catalog, folder: Path, count: int) -> list[str]:
+    """``count`` of our videos, processed but never given the collection pipelines, so never
+    ready for a marker (a folder with ``pipelines: []``)."""
+    shas = [f"{i:064x}" for i in range(count)]
+    catalog.record_scan(folder, [(LocalFile(folder, f"f{i}.mp4", 10, 1, 100 + i), sha)
+                                 for i, sha in enumerate(shas)], [], 1.0)
+    catalog.link_finished([(sha, f"v{i}", f"f{i}.mp4") for i, sha in enumerate(shas)], MARK_STEPS[:3])
+    return shas
+
+
+def _vm_steps(catalog: Catalog, call: object) -> int:
+    """SQLite virtual-machine instructions a call costs: rows visited, counted."""
+    counted = [0]
+
+    def tick() -> int:
+        counted[0] += 1
+        return 0
+
+    catalog.db.conn.set_progress_handler(tick, 1)
+    try:
+        call()  # type: ignore[operator]
+    finally:
+        catalog.db.conn.set_progress_handler(None, 1)
+    return counted[0]
+
+
+def test_never_marked_videos_cost_a_pass_nothing_with_the_mark_rule_recorded(tmp_path: Path) -> None:
+    """Videos never ready for a marker were tested one by one on every pass (a step seek
+    each); with the rule recorded the question is an empty range of ``contents_to_mark``."""
+    costs = []
+    for count in (200, 2000):
+        with Catalog.open(tmp_path / str(count)) as catalog:
+            _never_marked(catalog, tmp_path / "drop", count)
+            catalog.set_processing_rule(MARK_STEPS[:3])  # as the engine records both
+            catalog.set_mark_rule(MARK_STEPS)
+            ask = lambda: catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)  # noqa: E731
+            assert ask() == set()
+            [plan] = _plans(catalog, ask)
+            assert "USING INDEX contents_to_mark" in plan, plan
+            assert "contents_unmarked" not in plan and "CORRELATED" not in plan, plan
+            costs.append(_vm_steps(catalog, ask))
+    assert costs[0] == costs[1], costs
+
+
+def test_the_kept_mark_flag_answers_as_the_step_rows_do(tmp_path: Path) -> None:
+    """A video that becomes fully processed is asked about (to be marked), one marked or
+    never ready is not; the same answers with and without the kept flag, in both directions."""
+    with Catalog.open(tmp_path / "state") as catalog:
+        shas = _never_marked(catalog, tmp_path / "drop", 4)
+
+        def with_rows() -> set[str]:
+            catalog.db.execute("DELETE FROM meta WHERE key = 'mark_rule'")
+            return catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)
+
+        def flags() -> set[str]:
+            return {r[0] for r in catalog.db.conn.execute("SELECT sha256 FROM contents WHERE mark_ready = 1")}
+
+        def kept() -> set[str]:
+            catalog.set_mark_rule(MARK_STEPS)
+            answer = catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)
+            # What the triggers kept is what computing every flag again gives.
+            by_triggers = flags()
+            catalog.set_mark_rule(("thumbnail",))
+            catalog.set_mark_rule(MARK_STEPS)
+            assert flags() == by_triggers
+            return answer
+
+        assert kept() == with_rows() == set()
+        for sha in shas[1:]:  # both collection pipelines finish
+            catalog.set_step(sha, "analyse", "done")
+            catalog.set_step(sha, "search-process", "done")
+        assert kept() == with_rows() == set(shas[1:])
+        catalog.set_marked(shas[1], True)
+        catalog.set_step(shas[2], "search-process", "failed")  # done, then failed on a retry
+        assert kept() == with_rows() == {shas[2], shas[3]}  # 2: its failed step, as before
+        assert flags() == {shas[1], shas[3]}  # 1 is ready but marked: not asked about
+        with Catalog.open(tmp_path / "state") as fresh:
+            fresh.set_mark_rule(("thumbnail",))  # another rule: every flag again
+            assert fresh.unsettled_shas(MARK_STEPS[:3], {}, marks=("thumbnail",)) == {shas[0], shas[2], shas[3]}
+        assert kept() == {shas[2], shas[3]}

@@ -11,17 +11,24 @@ faults, clock) plus this service's records. No key, never faulted, never logged.
     GET    /_admin/streams                live streams (running: stopped_at null)
     GET    /_admin/rate_limits            group -> "count/period" or null
     POST   /_admin/rate_limits            replace some groups' limits
+    POST   /_admin/videos/register        {"account_id"?, "unique_id"?, "videos": [{"name", "size",
+                                          "sha256", "tags"?}]}: parsed videos without files, for
+                                          tests and benchmarks at library scale; answers their
+                                          video numbers in order
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import PurePosixPath
 from typing import Any
 
+from syncd.emulator import media
 from syncd.emulator.admin import COMMON_ROUTES, bytes_response, credits_value
 from syncd.emulator.errors import detail
 from syncd.emulator.memories import videos
+from syncd.emulator.memories.api_v1 import new_blob, new_video_no
 from syncd.emulator.memories.context import MemoriesContext
 from syncd.emulator.memories.store import Video
 from syncd.emulator.routing import ADMIN, Route
@@ -72,6 +79,40 @@ def h_delete_video(ctx: MemoriesContext, req: Request) -> Response:
     video = _video(ctx, req)
     ctx.store.delete_video(video.video_no, ctx.now())
     return json_response(200, {"deleted": video.video_no})
+
+
+def h_register_videos(ctx: MemoriesContext, req: Request) -> Response:
+    """Parsed videos by name, size, sha256 and upload tags, without files: a library of
+    thousands listed (tags included) without thousands of uploads."""
+    body = req.json_body()
+    accounts = ctx.keys.user_ids()
+    account_id = body.get("account_id") or (accounts[0] if accounts else None)
+    unique_id = body.get("unique_id") or "default"
+    entries = body.get("videos")
+    if not isinstance(account_id, str) or not isinstance(unique_id, str) or not isinstance(entries, list):
+        raise detail(400, "need videos: [{name, size, sha256, tags}] (and account_id with several keys)")
+    parsed_at = ctx.now() - 86_400.0  # long parsed: tags and metadata show in listings
+    rows: list[Video] = []
+    for i, entry in enumerate(entries):
+        name, size, sha256, tags = (entry.get(k) if isinstance(entry, dict) else None
+                                    for k in ("name", "size", "sha256", "tags"))
+        tags = [] if tags is None else tags
+        if not (isinstance(name, str) and name and isinstance(size, int) and size > 0
+                and isinstance(sha256, str) and isinstance(tags, list)
+                and all(isinstance(t, str) for t in tags)):
+            raise detail(400, "each video needs name, size > 0, sha256 (and tags: a list of strings)")
+        rows.append(Video(
+            video_no=new_video_no(), account_id=account_id, unique_id=unique_id,
+            name=PurePosixPath(name).stem or "video", filename=PurePosixPath(name).name,
+            content_type="video/mp4", size=size, sha256=sha256, bucket=ctx.config.bucket,
+            blob=new_blob(PurePosixPath(name).suffix or ".mp4"),
+            created_ms=int(parsed_at * 1000) + i,  # in the order given: the last is the newest
+            visible_at=parsed_at, parse_seconds=0.0, fail_cause=None,
+            duration=media.fallback(size).duration_seconds, width=None, height=None, fps=None,
+            datetime_taken_ms=None, camera_model=None, latitude=None, longitude=None,
+            tags=json.dumps(tags), task_id=None, deleted_at=None))
+    ctx.store.register_videos(rows)
+    return json_response(200, {"video_nos": [v.video_no for v in rows]})
 
 
 def users(ctx: MemoriesContext) -> list[dict[str, Any]]:
@@ -143,6 +184,7 @@ _NO = r"(?P<video_no>[^/]+)"
 ROUTES = [
     *COMMON_ROUTES,
     Route("GET", r"/_admin/videos", h_videos, ADMIN),
+    Route("POST", r"/_admin/videos/register", h_register_videos, ADMIN),
     Route("GET", rf"/_admin/videos/{_NO}", h_video, ADMIN),
     Route("GET", rf"/_admin/videos/{_NO}/bytes", h_video_bytes, ADMIN),
     Route("DELETE", rf"/_admin/videos/{_NO}", h_delete_video, ADMIN),

@@ -241,6 +241,20 @@ class MemoriesStore:
                                f"({', '.join('?' * len(names))})",
                                tuple(getattr(video, n) for n in names))
 
+    def register_videos(self, videos: list[Video]) -> None:
+        """Many videos without files in one transaction (admin ``videos/register``)."""
+        names = [f.name for f in fields(Video)]
+        with self.lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(f"INSERT INTO videos ({', '.join(names)}) VALUES "
+                                       f"({', '.join('?' * len(names))})",
+                                       [tuple(getattr(v, n) for n in names) for v in videos])
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
     def video(self, video_no: str) -> Video | None:
         return self._one(Video, "SELECT * FROM videos WHERE video_no = ?", (video_no,))
 
