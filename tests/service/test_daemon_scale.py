@@ -50,7 +50,7 @@ class Counted:
         real_scan = engine_module.scan_changes
 
         def scan_changes(folder: Path, rules: Any, now: float, settle_for: Any, rows: Iterable[Any],
-                         target: str | None = None) -> FolderScan:
+                         target: str | None = None, **batches: Any) -> FolderScan:
             self.walked.append(folder)
             read = [0]
 
@@ -59,7 +59,7 @@ class Counted:
                     read[0] += 1
                     yield row
 
-            scan = real_scan(folder, rules, now, settle_for, counted_rows(), target)
+            scan = real_scan(folder, rules, now, settle_for, counted_rows(), target, **batches)
             self.targets.append((target, read[0]))
             return scan
 
