@@ -144,6 +144,7 @@ class Mirror:
         self._pull_due: float | None = None
         self._given_up: list[str] = []
         self._checked_files = False
+        self._full_due = False  # a run over every row is due (the last one was cut short)
         # What the mirror's result depends on besides the catalog: with the catalog's
         # generation, the marker of a complete run (``_record_complete``).
         self._settings = hashlib.sha256(repr(options).encode()).hexdigest()[:16]
@@ -193,10 +194,15 @@ class Mirror:
         return MirrorReport(problems=list(self._given_up))
 
     def run(self, statuses: Iterable[FileState], listing: Listing | None,
-            unavailable: Collection[Path] = (), newest: RemoteView | None = None) -> MirrorReport:
+            unavailable: Collection[Path] = (), newest: RemoteView | None = None, *,
+            statuses_of: Callable[[Collection[str] | None], Iterable[FileState]] | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
-        listing, the videos new at its newest end, to pull (and nothing else)."""
+        listing, the videos new at its newest end, to pull (and nothing else).
+        ``statuses_of``: the statuses of some contents' files; with it, a run that neither
+        verifies every sidecar (a process's first) nor checks a listing covers only the
+        contents changed since the last run (``Catalog.mirror_dirty``) and the videos not
+        finished with (``Catalog.mirror_videos_pending``), not the whole catalog."""
         report = MirrorReport()
         verify = not self._checked_files
         if verify:
@@ -213,27 +219,52 @@ class Mirror:
             self._pull_due = puller.run(pull_from, report)
             if listing is not None:
                 self._listing_after_run = listing
-        files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
-        contents = {c.sha256: c for c in self.catalog.contents()}
-        touched = self._follow_files(files, report, unavailable)
+        scope: set[str] | None = None  # the contents this run covers; None: all
+        taken: set[str] = set()
+        if statuses_of is not None and not verify and check is None and not self._full_due:
+            taken = self.catalog.mirror_dirty()  # done with at the end, unless stopped (pulls included)
+            scope = taken | self.catalog.mirror_videos_pending()
+            statuses = statuses_of(scope)
+        else:
+            # This run reads every row: what changed before it is covered (after it: marked again).
+            self.catalog.mirror_dirty_done(None)
+        if scope is None:
+            files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
+            contents = {c.sha256: c for c in self.catalog.contents()}
+        else:
+            files = {(f.folder, f.rel_path): f for f in self.catalog.files_of_contents(scope)
+                     if f.folder not in unavailable}
+            contents = {c.sha256: c for c in self.catalog.contents_of(scope)}
+        touched = self._follow_files(files, report, unavailable, scope)
         targets = self._targets(statuses, files)
         dim = self.index.dim()
         # The listed videos whose entry says otherwise than their stored details (when
         # checked: every mirror.interval), asked of the catalog, which keeps the listing.
         differ = self.catalog.listing_differs_from_details() if check is not None else set()
-        videos = self._mirror_targets(targets, contents, differ, touched, verify, report)
+        videos = self._mirror_targets(targets, contents, differ, touched, verify, report, scope)
         if dim and self.index.dim() != dim and not self.should_stop():
             # The remote's embedding dimension changed part way through: the index was
-            # reset, and the videos done before that lost their vectors. Once more for them.
+            # reset, and the videos done before that lost their vectors. Once more for them
+            # (every video: the index lost them all).
             log.info("mirror: the embedding dimension changed (%d → %d); pulling every video's again",
                      dim, self.index.dim())
-            videos = self._mirror_targets(targets, contents, differ, touched, verify, report)
+            if scope is not None:
+                scope = None
+                files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
+                contents = {c.sha256: c for c in self.catalog.contents()}
+                assert statuses_of is not None
+                targets = self._targets(statuses_of(None), files)
+            videos = self._mirror_targets(targets, contents, differ, touched, verify, report, scope)
         self._drop_stale(contents, videos)
         self.index.compact()
         self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
         if check is not None and not self.should_stop():
             self._checked_listing, self._next_check = check, now + self.options.interval
-        self._remember(report, targets)
+        self._remember(report, targets, scope)
+        if taken and not self.should_stop():
+            self.catalog.mirror_dirty_done(taken)
+        # A whole run cut short leaves no record of what it did not reach: the next is whole.
+        self._full_due = scope is None and self.should_stop()
         self._record_complete(report)
         if report.written or report.moved or report.removed:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
@@ -242,12 +273,13 @@ class Mirror:
 
     def _mirror_targets(self, targets: dict[str, list[_Target]], contents: dict[str, ContentRecord],
                         differ: set[str], touched: set[str], verify: bool,
-                        report: MirrorReport) -> dict[str, MirrorVideo]:
-        """Mirror each target video; returns the mirror rows read at the start."""
+                        report: MirrorReport, scope: Collection[str] | None = None) -> dict[str, MirrorVideo]:
+        """Mirror each target video; returns the mirror rows read at the start (of the
+        contents in ``scope``, if given)."""
         # Read once per run, not once per video: a pass over 10,000 quiet videos stays cheap.
-        videos = self.catalog.mirror_videos()
+        videos = self.catalog.mirror_videos(scope)
         written: dict[str, dict[tuple[Path, str], MirrorFile]] = defaultdict(dict)
-        for row in self.catalog.mirror_files():
+        for row in self.catalog.mirror_files(shas=scope):
             written[row.video_id][(row.folder, row.rel_path)] = row
         for video_id, group in targets.items():
             if self.should_stop():
@@ -264,11 +296,13 @@ class Mirror:
                 log.error("%s: mirror: %s", group[0].file.path, exc)
         return videos
 
-    def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]]) -> None:
+    def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]],
+                  scope: Collection[str] | None = None) -> None:
         """When the next run can have work without a catalog change or a new listing:
-        at once if anything is pending, else at the earliest retry (or never)."""
+        at once if anything is pending, else at the earliest retry (or never). A run over
+        ``scope`` covered every video with a retry to come (``mirror_videos_pending``)."""
         now = self.clock()
-        videos = self.catalog.mirror_videos()
+        videos = self.catalog.mirror_videos(scope)
         due = [float("inf")]
         for video_id in targets:
             video = videos.get(video_id)
@@ -303,11 +337,12 @@ class Mirror:
         return dict(targets)
 
     def _follow_files(self, files: dict[tuple[Path, str], FileRecord], report: MirrorReport,
-                      unavailable: Collection[Path]) -> set[str]:
+                      unavailable: Collection[Path], scope: Collection[str] | None = None) -> set[str]:
         """Move sidecars after their video, remove those whose video is gone. Returns the
-        videos whose files changed."""
+        videos whose files changed. ``scope``: the contents changed since the last run
+        (a path that changed content marks both), whose rows and files are all it reads."""
         touched: set[str] = set()
-        written = self.catalog.mirror_files()
+        written = self.catalog.mirror_files(shas=scope)
         claimed = {(w.folder, w.rel_path) for w in written}
         by_sha: dict[str, list[FileRecord]] = defaultdict(list)
         for known in files.values():

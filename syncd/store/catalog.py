@@ -542,11 +542,56 @@ def _m_marks_ready(db: Database) -> None:
     )
 
 
+def _m_marks_mirror_dirty(db: Database) -> None:
+    """The contents whose mirror work may have changed since the mirror last ran
+    (``mirror_dirty``), written by triggers on what a sidecar or the index reads: a file's
+    path, content, presence or done state, a content's state or video, a step's state, a
+    collection membership. A mirror run after one change among a million then reads that
+    change's rows (and the few videos waiting for a retry, ``mirror_videos_pending``), not
+    every file, content and mirror row. Only real changes count (``WHEN``): a rescan
+    rewriting the same values marks nothing, nor does a new file of a content with no
+    video yet (a first pass: the content is marked when it gets one)."""
+    def mark(*shas: str) -> str:
+        # Not INSERT OR IGNORE: an outer statement's conflict clause (INSERT OR REPLACE into
+        # steps, say) overrides a trigger's.
+        return " ".join(f"INSERT INTO mirror_dirty (sha256) SELECT {sha} WHERE {sha} IS NOT NULL "
+                        f"AND NOT EXISTS (SELECT 1 FROM mirror_dirty WHERE sha256 = {sha});" for sha in shas)
+
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("folder", "rel_path", "sha256", "present", "done"))
+    db.executescript(
+        f"""
+        CREATE TABLE mirror_dirty (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE INDEX mirror_videos_sha256 ON mirror_videos (sha256);
+        CREATE INDEX mirror_files_sha256 ON mirror_files (sha256);
+        CREATE INDEX memberships_sha256 ON memberships (sha256);
+        CREATE INDEX mirror_videos_pending ON mirror_videos (video_id)
+            WHERE attempts > 0 OR checked_at IS NULL OR details = '';
+        CREATE TRIGGER mirror_dirty_files_insert AFTER INSERT ON files
+            WHEN EXISTS (SELECT 1 FROM contents WHERE sha256 = NEW.sha256 AND video_id IS NOT NULL)
+            BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_files_update AFTER UPDATE ON files WHEN {changed} BEGIN
+            {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_files_delete AFTER DELETE ON files BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER mirror_dirty_contents_update AFTER UPDATE ON contents
+            WHEN OLD.state IS NOT NEW.state OR OLD.video_id IS NOT NEW.video_id OR OLD.sha256 IS NOT NEW.sha256
+            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_contents_delete AFTER DELETE ON contents BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER mirror_dirty_steps_insert AFTER INSERT ON steps BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_steps_update AFTER UPDATE ON steps
+            WHEN OLD.state IS NOT NEW.state OR OLD.sha256 IS NOT NEW.sha256 OR OLD.name IS NOT NEW.name
+            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_steps_delete AFTER DELETE ON steps BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER mirror_dirty_memberships_insert AFTER INSERT ON memberships BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER mirror_dirty_memberships_delete AFTER DELETE ON memberships BEGIN {mark("OLD.sha256")} END;
+        """
+    )
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
-    _m_listing, _m_at_rest, _m_marks_ready,
+    _m_listing, _m_at_rest, _m_marks_ready, _m_marks_mirror_dirty,
 ]
 
 
@@ -797,14 +842,17 @@ class Catalog:
             for r in rows
         ]
 
-    def iter_present(self, batch: int = 2000, *, not_done: DoneRule | None = None
-                     ) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
+    def iter_present(self, batch: int = 2000, *, not_done: DoneRule | None = None,
+                     shas: Collection[str] | None = None) -> Iterator[tuple[FileRecord, ContentRecord | None]]:
         """Every present file with its content and steps, by folder and path, streamed: one
         statement (steps by the primary key), read a batch at a time, so ``syncd status``
         over a million files holds a batch of rows, not the catalog. ``not_done``: only one
-        folder's files that rule does not count done (see ``DoneRule``)."""
+        folder's files that rule does not count done (see ``DoneRule``); ``shas``: only
+        the files of these contents."""
         where, params = "", list[Any]()
-        if not_done is not None:
+        if shas is not None:
+            where, params = " AND f.sha256 IN (SELECT value FROM json_each(?))", [json.dumps(sorted(shas))]
+        elif not_done is not None:
             done, params = _done_sql(not_done)
             where = f" AND f.folder = ? AND NOT coalesce({done}, 0)"
             params = [str(not_done.folder), *params]
@@ -1477,8 +1525,39 @@ class Catalog:
         rows = self._rows("SELECT * FROM mirror_videos WHERE video_id = ?", [video_id])
         return _mirror_video(rows[0]) if rows else None
 
-    def mirror_videos(self) -> dict[str, MirrorVideo]:
-        return {r["video_id"]: _mirror_video(r) for r in self._rows("SELECT * FROM mirror_videos")}
+    def mirror_videos(self, shas: Collection[str] | None = None) -> dict[str, MirrorVideo]:
+        """Every mirror row, or those of these contents."""
+        if shas is None:
+            rows = self._rows("SELECT * FROM mirror_videos")
+        else:
+            rows = self._rows("SELECT * FROM mirror_videos WHERE sha256 IN (SELECT value FROM json_each(?))",
+                              [json.dumps(sorted(shas))])
+        return {r["video_id"]: _mirror_video(r) for r in rows}
+
+    def mirror_dirty(self) -> set[str]:
+        """Contents whose mirror work may have changed since ``mirror_dirty_done`` (kept by
+        triggers, see ``_m_marks_mirror_dirty``)."""
+        with self._lock:
+            return {r[0] for r in self.db.conn.execute("SELECT sha256 FROM mirror_dirty")}
+
+    def mirror_dirty_done(self, shas: Collection[str] | None) -> None:
+        """The mirror ran over these contents (None: it reads every row). Bookkeeping: no
+        decision reads it."""
+        with self._tx() as db:
+            if shas is None:
+                self._bookkeeping += db.conn.execute("DELETE FROM mirror_dirty").rowcount
+            else:
+                self._bookkeeping += db.conn.execute(
+                    "DELETE FROM mirror_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
+                    [json.dumps(sorted(shas))]).rowcount
+
+    def mirror_videos_pending(self) -> set[str]:
+        """Contents whose video the mirror has not finished with: never checked, no details,
+        or a failed pull waiting for its retry (an index range: few at rest)."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT sha256 FROM mirror_videos INDEXED BY mirror_videos_pending "
+                                        "WHERE attempts > 0 OR checked_at IS NULL OR details = ''")
+            return {r[0] for r in rows}
 
     def mirror_details_pulled(self, video_id: str, sha256: str, details: str, now: float) -> bool:
         """Record a successful details pull; True if the details changed."""
@@ -1639,8 +1718,12 @@ class Catalog:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_vectors', ?)", [vectors])
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mirror_dim', ?)", [str(dim)])
 
-    def mirror_files(self, video_id: str | None = None) -> list[MirrorFile]:
-        if video_id is None:
+    def mirror_files(self, video_id: str | None = None, *, shas: Collection[str] | None = None) -> list[MirrorFile]:
+        """Every sidecar row, or one video's, or those written for these contents."""
+        if shas is not None:
+            rows = self._rows("SELECT * FROM mirror_files WHERE sha256 IN (SELECT value FROM json_each(?)) "
+                              "ORDER BY folder, rel_path", [json.dumps(sorted(shas))])
+        elif video_id is None:
             rows = self._rows("SELECT * FROM mirror_files ORDER BY folder, rel_path")
         else:
             rows = self._rows("SELECT * FROM mirror_files WHERE video_id = ? ORDER BY folder, rel_path", [video_id])

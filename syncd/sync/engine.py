@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -636,9 +636,11 @@ class Engine:
             return self.mirror.skipped()
         try:
             # Streamed: the mirror keeps only the done files' targets.
-            statuses = iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
-                                        self.catalog, self.features)
-            return self.mirror.run(statuses, listing, unavailable, newest)
+            def of_contents(shas: Collection[str] | None) -> Iterator[FileStatus]:
+                return iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
+                                        self.catalog, self.features, shas)
+
+            return self.mirror.run(of_contents(None), listing, unavailable, newest, statuses_of=of_contents)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"

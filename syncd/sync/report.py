@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -145,10 +145,11 @@ def statuses_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Cat
 
 
 def iter_statuses_of(folders: Sequence[FolderConfig], max_attempts: int, catalog: Catalog,
-                     facts: Features) -> Iterator[FileStatus]:
+                     facts: Features, shas: Collection[str] | None = None) -> Iterator[FileStatus]:
+    """``shas``: only the files of these contents."""
     policies = {f.path: folder_policy(f, facts) for f in folders}
-    memberships = catalog.memberships()
-    for file, content in catalog.iter_present():
+    memberships = catalog.memberships() if shas is None else catalog.memberships_of(shas)
+    for file, content in catalog.iter_present(shas=shas):
         policy = policies.get(file.folder)
         if policy is not None:
             yield file_status(file, content, policy, memberships, max_attempts)
