@@ -570,7 +570,8 @@ class Daemon:
 
     def _defer_mirror(self) -> bool:
         """Whether this pass leaves the mirror step to a later one: while files wait for a
-        pass (events) or videos are processing remotely, for at most ``mirror_defer_cap``.
+        pass (events, or still settling) or videos are processing remotely, for at most
+        ``mirror_defer_cap``.
         A mirror run reads every done file and video (at 100,000 files ~33 CPU-s), and
         every catalog change makes one due: a new clip used to cost two (after its upload,
         and once processed), and a file arriving meanwhile waited for each. Its video
@@ -578,7 +579,7 @@ class Daemon:
         the cap) runs the mirror once for all of them."""
         assert self._engine is not None
         now = time.monotonic()
-        if self.pending.depth or self._engine.in_flight():
+        if self.pending.depth or self._engine.settling() or self._engine.in_flight():
             if self._mirror_deferred_since is None:
                 self._mirror_deferred_since = now
             if now - self._mirror_deferred_since < self.timings.mirror_defer_cap:

@@ -598,6 +598,10 @@ class Engine:
         """Videos uploaded and still processing remotely (or in pipelines)."""
         return bool(self._contents_in_progress())
 
+    def settling(self) -> bool:
+        """Files the last walk left unsettled (or unhashed): a pass comes back for them."""
+        return any(self._revisit.values())
+
     def _contents_in_progress(self) -> list[ContentRecord]:
         """``Catalog.contents_in_progress``, read again only once the catalog changed: it
         reads every step row, which a quiet pass over 10,000 videos need not repeat."""
