@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import logging
 import threading
-import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from syncd.errors import (AccessDeniedError, AuthError, BadRequestError, Incompl
 from syncd.remote.memories import ListFilters, MemoriesClient, MemoriesRemote
 from syncd.remote.ratelimit import RateLimiter
 from tests.conftest import KEY, MiB, wait_for, write_random
+from tests.traced import traced
 from tests.memories_support import (NO_LIMITS, advance_past_parsing, make_client,  # noqa: F401
                                     mclient, memories_config, memories_emu)
 
@@ -243,12 +241,7 @@ def test_shared_limiter_paces_two_clients_of_one_account(tmp_path: Path) -> None
 
 def test_upload_streams_from_disk(tmp_path: Path, mclient: MemoriesClient) -> None:
     path = write_random(tmp_path / "big.mp4", 24 * MiB, seed=3)
-    tracemalloc.start()
-    try:
-        mclient.upload(path)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, _, peak = traced(lambda: mclient.upload(path))
     assert peak < 8 * MiB  # client and emulator both stream: far below the file's size
 
 
@@ -329,18 +322,8 @@ def traced_marks(emu: MemoriesEmulator) -> tuple[int, int, int]:
     with make_client(emu) as client:
         remote = MemoriesRemote(client)
         remote.read_marks()  # warm: connections, the first page's imports
-        gc.collect()
-        logging.disable(logging.INFO)  # pytest's captured records would count pages
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            marks = remote.read_marks()
-            held, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-            logging.disable(logging.NOTSET)
-    return len(marks.videos), held - before, peak - held
+        marks, held, peak = traced(remote.read_marks)
+    return len(marks.videos), held, peak - held
 
 
 def test_read_marks_holds_the_marks_not_the_listing(memories_emu: MemoriesEmulator) -> None:

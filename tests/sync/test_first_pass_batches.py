@@ -6,13 +6,11 @@ Real engine and client against the emulator over loopback, batches made small; c
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
 import subprocess
 import sys
-import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,12 +20,13 @@ import pytest
 from syncd.cli.main import main
 from syncd.config import Config, load_config
 from syncd.emulator.mikshi import Emulator
-from syncd.models import LinkVideo, Upload
+from syncd.models import Upload
 from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync import engine as engine_module
 from syncd.sync.engine import Engine, EngineOptions
 from tests.conftest import FAST_RETRY, KEY, REPO, admin_videos, emulator_config, syncd_env, write_config
+from tests.traced import traced
 
 BATCH = 7
 UPLOADS = ("/uploads/direct", "/uploads/multipart/initiate")  # one request starts each upload
@@ -62,20 +61,12 @@ def traced_first_pass(tmp_path: Path, emu: Emulator, files: int) -> int:
     config = config_for(root, emu)
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         engine = Engine(options(config, batch=500), catalog, remote, dry_run=True)
-        gc.collect()
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            outcome = engine.sync()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        outcome, _, peak = traced(engine.sync)
         report = outcome.reports[-1]
         assert report.hashed == files and report.plan.total == files
         assert outcome.overview.counts["new"] == files and len(outcome.not_done) <= engine_module.PENDING_KEPT
         assert len(catalog.files()) == files
-    return peak - before
+    return peak
 
 
 def test_a_first_pass_holds_a_batch_not_the_tree(tmp_path: Path) -> None:

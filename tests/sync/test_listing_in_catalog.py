@@ -6,10 +6,7 @@ engine and client against the emulator; the request log and the catalog as evide
 
 from __future__ import annotations
 
-import gc
 import json
-import logging
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from syncd.sync.engine import Engine, EngineOptions
 from syncd.sync.executor import ExecOptions, Executor
 from tests.conftest import FAST_RETRY, KEY
 from tests.sync.test_scale import synced_tree
+from tests.traced import traced
 
 LISTING = "/api/backend/v1/developer/videos/list"
 
@@ -141,20 +139,9 @@ def traced_listing(emu: Emulator, catalog: Catalog, videos: int) -> tuple[int, i
     with MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         executor = Executor(remote, catalog, ExecOptions(part_size=8 << 20, concurrency=1))
         executor.read_listing()  # warm: connections, statements, the first page's imports
-        gc.collect()
-        # Not pytest's captured log records either (a few per request: they would count pages).
-        logging.disable(logging.INFO)
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            handle = executor.read_listing()
-            held, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-            logging.disable(logging.NOTSET)
+        handle, held, peak = traced(executor.read_listing)
     assert handle is not None and handle.videos == videos
-    return held - before, peak - before
+    return held, peak
 
 
 def register(admin: httpx.Client, first: int, count: int) -> None:
