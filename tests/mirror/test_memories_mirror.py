@@ -241,10 +241,10 @@ def test_an_unchanged_pass_asks_no_metadata(tmp_path: Path, emu: MemoriesEmulato
     synced(config)
     assert all(sidecar(drop / rel)["statuses"] == {"parse": "PARSE"} for rel in clips)
     asked = calls(emu, V1 + "/get_metadata")
-    # Paced before the service refuses: at most 2 in any second as the emulator saw them
-    # arrive (less a margin for loopback jitter), and hardly ever a 0429.
+    # Paced before the service refuses: the emulator enforces 2/s on arrival, so its 0429s
+    # count what the pacing let through (counted; arrival gaps are timings, which a loaded
+    # machine's scheduling stretches or squeezes).
     assert len(asked) >= len(clips)
-    assert all(later["time"] - earlier["time"] >= 0.8 for earlier, later in zip(asked, asked[2:]))
     assert sum(r["code"] == "0429" for r in asked) <= 1, asked
     before = last_seq(emu)
     synced(config)
