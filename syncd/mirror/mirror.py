@@ -228,13 +228,7 @@ class Mirror:
         else:
             # This run reads every row: what changed before it is covered (after it: marked again).
             self.catalog.mirror_dirty_done(None)
-        if scope is None:
-            files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
-            contents = {c.sha256: c for c in self.catalog.contents()}
-        else:
-            files = {(f.folder, f.rel_path): f for f in self.catalog.files_of_contents(scope)
-                     if f.folder not in unavailable}
-            contents = {c.sha256: c for c in self.catalog.contents_of(scope)}
+        files, contents = self._rows(scope, unavailable)
         touched = self._follow_files(files, report, unavailable, scope)
         targets = self._targets(statuses, files)
         dim = self.index.dim()
@@ -250,8 +244,7 @@ class Mirror:
                      dim, self.index.dim())
             if scope is not None:
                 scope = None
-                files = {(f.folder, f.rel_path): f for f in self.catalog.files() if f.folder not in unavailable}
-                contents = {c.sha256: c for c in self.catalog.contents()}
+                files, contents = self._rows(None, unavailable)
                 assert statuses_of is not None
                 targets = self._targets(statuses_of(None), files)
             videos = self._mirror_targets(targets, contents, differ, touched, verify, report, scope)
@@ -270,6 +263,17 @@ class Mirror:
             log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
                      len(report.written), report.moved, report.removed)
         return report
+
+    def _rows(self, scope: Collection[str] | None, unavailable: Collection[Path],
+              ) -> tuple[dict[tuple[Path, str], FileRecord], dict[str, ContentRecord]]:
+        """The file rows (outside ``unavailable`` folders) and content rows a run reads: of
+        the contents in ``scope``, or all."""
+        if scope is None:
+            file_rows, content_rows = self.catalog.files(), self.catalog.contents()
+        else:
+            file_rows, content_rows = self.catalog.files_of_contents(scope), self.catalog.contents_of(scope)
+        files = {(f.folder, f.rel_path): f for f in file_rows if f.folder not in unavailable}
+        return files, {c.sha256: c for c in content_rows}
 
     def _mirror_targets(self, targets: dict[str, list[_Target]], contents: dict[str, ContentRecord],
                         differ: set[str], touched: set[str], verify: bool,

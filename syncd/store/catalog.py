@@ -921,23 +921,23 @@ class Catalog:
     def set_processing_rule(self, steps: Sequence[str]) -> None:
         """Record the backend's processing steps, which ``contents.processed`` follows; a
         different rule (or none yet) recomputes every content once."""
-        rule = json.dumps(sorted(set(steps)))
-        if self.get_meta("processing_rule") == rule:
-            return
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('processing_rule', ?)", [rule])
-            db.execute("UPDATE contents SET processed = " + _PROCESSED_OF.format(sha="contents.sha256"))
+        self._set_rule("processing_rule", "processed", _PROCESSED_OF, steps)
 
     def set_mark_rule(self, steps: Sequence[str]) -> None:
         """Record the steps a video of ours needs done before it is marked, which
         ``contents.mark_ready`` follows; a different rule (or none yet) recomputes every
         content once."""
+        self._set_rule("mark_rule", "mark_ready", _MARK_READY_OF, steps)
+
+    def _set_rule(self, key: str, column: str, of: str, steps: Sequence[str]) -> None:
+        """Record a rule (``key`` in meta) that a kept column of ``contents`` follows; on a
+        change, recompute the column (``of``: its SQL for one content) for every content."""
         rule = json.dumps(sorted(set(steps)))
-        if self.get_meta("mark_rule") == rule:
+        if self.get_meta(key) == rule:
             return
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mark_rule', ?)", [rule])
-            db.execute("UPDATE contents SET mark_ready = " + _MARK_READY_OF.format(sha="contents.sha256"))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, rule])
+            db.execute(f"UPDATE contents SET {column} = " + of.format(sha="contents.sha256"))
 
     def _processed_kept(self, steps: Sequence[str]) -> bool:
         """``contents.processed`` follows exactly these steps (else: ask the step rows)."""
