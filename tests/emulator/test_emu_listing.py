@@ -4,6 +4,7 @@ also when videos come and go in the middle of a walk."""
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from syncd.emulator.mikshi.store import ObjectRecord, Store, VideoRecord
 
 
 def _register(admin: httpx.Client, names: list[str]) -> list[str]:
-    videos = [{"name": n, "size": 10, "sha256": "0" * 64, "md5": "0" * 32} for n in names]
+    videos = [{"name": n, "content": base64.b64encode(n.encode()).decode()} for n in names]
     response = admin.post("/_admin/videos/register",
                           json={"user_id": Emulator.user_id_for_key(KEY_A), "videos": videos})
     response.raise_for_status()

@@ -19,7 +19,7 @@ from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync.engine import Engine, EngineOptions
 from syncd.sync.executor import ExecOptions, Executor
-from tests.conftest import FAST_RETRY, KEY
+from tests.conftest import FAST_RETRY, KEY, register_videos
 from tests.sync.test_scale import synced_tree
 from tests.traced import traced
 
@@ -147,9 +147,8 @@ def traced_listing(emu: Emulator, catalog: Catalog, videos: int) -> tuple[int, i
 def register(admin: httpx.Client, first: int, count: int) -> None:
     """``count`` finished videos on the remote, 2,000 a request (the admin body limit)."""
     for start in range(first, first + count, 2000):
-        videos = [{"name": f"cam/clip{i:06d}.mp4", "size": 1000 + i, "sha256": f"{i:064x}", "md5": f"{i:032x}"}
-                  for i in range(start, min(first + count, start + 2000))]
-        admin.post("/videos/register", json={"videos": videos}).raise_for_status()
+        register_videos(admin, [(f"cam/clip{i:06d}.mp4", f"clip {i}\n".encode())
+                                for i in range(start, min(first + count, start + 2000))])
 
 
 def test_the_listing_pass_holds_nothing_per_video(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:

@@ -4,7 +4,6 @@ the emulator's ``videos/register`` admin call and ``Catalog.link_finished``."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from collections import Counter
@@ -31,6 +30,7 @@ from tests.conftest import (
     KEY,
     admin_videos,
     clear_requests,
+    register_videos,
     run_syncd,
     syncd_env,
     wait_for,
@@ -55,9 +55,7 @@ def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int, 
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         Engine(EngineOptions.from_config(config), catalog, remote).observe()
         records = catalog.files()
-        videos = [{"name": f.rel_path, "size": f.size, "sha256": f.sha256,
-                   "md5": hashlib.md5(f.path.read_bytes()).hexdigest()} for f in records]
-        ids = admin.post("/videos/register", json={"videos": videos}).json()["video_ids"]
+        ids = register_videos(admin, [(f.rel_path, f.path.read_bytes()) for f in records])
         catalog.link_finished([(f.sha256 or "", v, f.rel_path) for f, v in zip(records, ids, strict=True)],
                               PROCESSING_STEPS)
         catalog.set_meta("adopt_remote", "0")

@@ -12,20 +12,27 @@ logged; never exposes API keys or URL signatures.
     GET    /_admin/collections             collections with member video ids
     GET    /_admin/users                   known users and their credits
     POST   /_admin/users/{user_id}/credits {"credits": n | null}
-    POST   /_admin/videos/register         {"user_id"?, "videos": [{"name", "size", "sha256", "md5"}]}:
-                                           finished videos (processed, both pipelines done) without
-                                           bytes, for benchmarks; answers their video ids in order
+    POST   /_admin/videos/register         {"user_id"?, "videos": [{"name", "content"}]} (content: the
+                                           bytes, base64): finished videos (processed, both pipelines
+                                           done) as direct uploads of those bytes would leave them,
+                                           without the requests, for tests and benchmarks at library
+                                           scale; answers their video ids in order
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import uuid
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from syncd.emulator import media
 from syncd.emulator.admin import COMMON_ROUTES, bytes_response, credits_value
 from syncd.emulator.errors import detail
 from syncd.emulator.mikshi import hls, timeline
+from syncd.emulator.mikshi.api_uploads import upload_object_name
 from syncd.emulator.mikshi.context import Context
 from syncd.emulator.mikshi.store import ObjectRecord, RunRecord, VideoRecord
 from syncd.emulator.mikshi.views import iso
@@ -181,37 +188,52 @@ def h_set_credits(ctx: Context, req: Request) -> Response:
 
 
 def h_register_videos(ctx: Context, req: Request) -> Response:
-    """Finished videos by name, size and content hashes, no bytes: the object's sha256 and
-    ETag (the MD5 of its bytes, as a direct upload gets) are the caller's, so a client
-    that proves content by hash or ETag sees what it would after real uploads."""
+    """Finished videos from their bytes, as a direct upload of each would leave them: the
+    object stored (so its pre-signed ``video_path`` serves it, ranged GETs included), its
+    size, sha256 and ETag (the MD5 of its bytes) worked out here, never taken from the
+    caller, and the probe's duration and size. What differs is only the time: processed
+    a day ago, so every step reads as done."""
     body = req.json_body()
     user_ids = ctx.keys.user_ids()
     user_id = body.get("user_id") or (user_ids[0] if user_ids else None)
     entries = body.get("videos")
     if not isinstance(user_id, str) or not isinstance(entries, list):
-        raise detail(400, "need videos: [{name, size, sha256, md5}] (and user_id with several keys)")
+        raise detail(400, "need videos: [{name, content}] (and user_id with several keys)")
+    contents: list[tuple[str, bytes]] = []
+    for entry in entries:
+        name, encoded = (entry.get(k) if isinstance(entry, dict) else None for k in ("name", "content"))
+        try:
+            content = base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else b""
+        except binascii.Error:
+            content = b""
+        if not (isinstance(name, str) and name and content):
+            raise detail(400, "each video needs a name and its content (base64, not empty)")
+        contents.append((name, content))
     done_at = ctx.now() - 86_400.0  # long finished: every step reads as done
     items: list[tuple[ObjectRecord, VideoRecord]] = []
     runs: list[RunRecord] = []
-    for entry in entries:
-        name, size, sha256, md5 = (entry.get(k) if isinstance(entry, dict) else None
-                                   for k in ("name", "size", "sha256", "md5"))
-        if not (isinstance(name, str) and name and isinstance(size, int) and size > 0
-                and isinstance(sha256, str) and isinstance(md5, str)):
-            raise detail(400, "each video needs name, size > 0, sha256 and md5")
-        video_id = str(uuid.uuid4())
-        info = media.fallback(size)
-        obj = ObjectRecord(f"uploads/{user_id}/{video_id}/video", user_id, video_id, size, sha256,
-                           f'"{md5}"', ctx.store.new_blob_name(), done_at)
-        items.append((obj, VideoRecord(
-            video_id=video_id, user_id=user_id, name=name, object_name=obj.object_name, source="direct",
-            use_dynamic_hls=False, created_at=done_at, duration_seconds=info.duration_seconds,
-            width=info.width, height=info.height, probed=False, processing_started_at=done_at,
-            processing_seconds=0.0, segment_seconds=ctx.config.segment_seconds,
-            fail_pipeline=None, fail_error=None,
-        )))
-        runs += [RunRecord(video_id, p, 1, done_at, 0.0, False, None) for p in timeline.PIPELINES]
-    ctx.store.register_videos(items, runs)
+    received: list[Path] = []
+    try:
+        for name, content in contents:
+            video_id = str(uuid.uuid4())
+            obj = ObjectRecord(upload_object_name(user_id, video_id, PurePosixPath(name).name), user_id,
+                               video_id, len(content), hashlib.sha256(content).hexdigest(),
+                               f'"{hashlib.md5(content).hexdigest()}"', ctx.store.new_blob_name(), done_at)
+            received.append(ctx.store.new_tmp_path("register"))
+            received[-1].write_bytes(content)
+            info = media.probe(received[-1], len(content))
+            items.append((obj, VideoRecord(
+                video_id=video_id, user_id=user_id, name=name, object_name=obj.object_name, source="direct",
+                use_dynamic_hls=False, created_at=done_at, duration_seconds=info.duration_seconds,
+                width=info.width, height=info.height, probed=info.probed, processing_started_at=done_at,
+                processing_seconds=0.0, segment_seconds=ctx.config.segment_seconds,
+                fail_pipeline=None, fail_error=None,
+            )))
+            runs += [RunRecord(video_id, p, 1, done_at, 0.0, False, None) for p in timeline.PIPELINES]
+        ctx.store.register_videos(items, runs, received)
+    finally:
+        for path in received:  # moved into place unless something failed
+            path.unlink(missing_ok=True)
     return json_response(200, {"video_ids": [v.video_id for _, v in items]})
 
 

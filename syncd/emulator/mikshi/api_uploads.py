@@ -38,7 +38,7 @@ def _safe_filename(filename: str) -> str:
     return cleaned[:200] or "video"
 
 
-def _object_name(user_id: str, video_id: str, filename: str) -> str:
+def upload_object_name(user_id: str, video_id: str, filename: str) -> str:
     return f"uploads/{user_id}/{video_id}/{_safe_filename(filename)}"
 
 
@@ -59,7 +59,7 @@ def initiate(ctx: Context, req: Request) -> Response:
     rec = UploadRecord(
         upload_id=secrets.token_urlsafe(48),
         user_id=req.user_id,
-        object_name=_object_name(req.user_id, video_id, filename),
+        object_name=upload_object_name(req.user_id, video_id, filename),
         video_id=video_id,
         filename=filename,
         content_type=content_type or "application/octet-stream",
@@ -286,7 +286,7 @@ def direct(ctx: Context, req: Request) -> Response:
         with upload.path.open("rb") as fh:
             while chunk := fh.read(_COPY_CHUNK):
                 md5.update(chunk)
-        obj = ObjectRecord(_object_name(req.user_id, video_id, upload.filename or "video"),
+        obj = ObjectRecord(upload_object_name(req.user_id, video_id, upload.filename or "video"),
                            req.user_id, video_id, upload.size, upload.sha256,
                            f'"{md5.hexdigest()}"', ctx.store.new_blob_name(), ctx.now())
         ctx.store.put_object(obj, upload.path)
@@ -350,7 +350,7 @@ def youtube(ctx: Context, req: Request) -> Response:
     payload = f"EMULATED YOUTUBE IMPORT {yt_id}\n".encode()
     tmp = ctx.store.new_tmp_path("youtube")
     tmp.write_bytes(payload)
-    obj = ObjectRecord(_object_name(req.user_id, video_id, f"{yt_id}.mp4"), req.user_id,
+    obj = ObjectRecord(upload_object_name(req.user_id, video_id, f"{yt_id}.mp4"), req.user_id,
                        video_id, len(payload), hashlib.sha256(payload).hexdigest(),
                        f'"{hashlib.md5(payload).hexdigest()}"', ctx.store.new_blob_name(),
                        ctx.now())
