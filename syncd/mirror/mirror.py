@@ -159,9 +159,7 @@ class Mirror:
                 self.layout.remove(path)
         except OSError as exc:
             log.warning("%s: sidecars not %s: %s", path, "moved" if event == "move" else "removed", exc)
-        for row in self.catalog.mirror_files():
-            if row.path == path:
-                self.catalog.mirror_file_forget(row.folder, row.rel_path)
+        self.catalog.mirror_file_forget_path(path)
 
     # ---------------------------------------------------------------- the job
     def due(self, listing: Listing | None, newest: RemoteView | None = None) -> bool:

@@ -1752,6 +1752,15 @@ class Catalog:
         with self._tx() as db:
             db.execute("DELETE FROM mirror_files WHERE folder = ? AND rel_path = ?", [str(folder), rel_path])
 
+    def mirror_file_forget_path(self, path: Path) -> None:
+        """Forget the sidecar row of the file at ``path``, whichever folder holds it: its
+        keys are (an ancestor, the rest of the path), a primary-key lookup each (the
+        path's depth of them), never a read of every row."""
+        keys = [[str(parent), path.relative_to(parent).as_posix()] for parent in path.parents]
+        with self._tx() as db:
+            db.execute("DELETE FROM mirror_files WHERE (folder, rel_path) IN "
+                       "(SELECT value ->> 0, value ->> 1 FROM json_each(?))", [json.dumps(keys)])
+
     def mirror_fts_set(self, video_id: str, name: str, paths: str, collections: str, metadata: str) -> None:
         """A video's full-text row; written only if it changed (FTS5 writes are the costly part)."""
         text = [name, paths, collections, metadata]

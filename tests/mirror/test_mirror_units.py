@@ -285,3 +285,40 @@ def test_a_pulled_file_never_replaces_an_existing_one(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         _place(download, target)
     assert target.read_bytes() == b"theirs"
+
+
+# ------------------------------------------------------------------ the executor's hook
+def test_the_sidecar_hook_forgets_one_row_by_its_key_not_by_reading_every_row(tmp_path: Path) -> None:
+    """A trashed (moved) or deleted video: its sidecars go with it and its sidecar row is
+    forgotten with statements that name its key; no statement reads every row."""
+    from syncd.config import load_config
+    from syncd.sync.engine import Engine, EngineOptions
+    from tests.conftest import KEY, write_config
+    from tests.fake_remote import FakeRemote
+
+    drop = tmp_path / "drop"
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9", mirror={"embeddings": False}),
+                         {"SYNCD_TEST_KEY": KEY})
+    with Catalog.open(config.state_dir) as catalog:
+        engine = Engine(EngineOptions.from_config(config), catalog, FakeRemote())  # type: ignore[arg-type]
+        for i in range(300):
+            catalog.mirror_file_written(drop, f"cam/clip{i:03d}.mp4", f"v{i}", f"{i:064x}", None, 1.0)
+        trashed, deleted = drop / "cam/clip007.mp4", drop / "cam/clip008.mp4"
+        for video in (trashed, deleted):
+            video.parent.mkdir(parents=True, exist_ok=True)
+            video.write_bytes(b"clip")
+            engine.mirror.layout.write(engine.mirror.layout.paths(video).json, b"{}")
+        target = drop / ".syncd-trash/cam/clip007.mp4"
+        target.parent.mkdir(parents=True)  # the executor moved the video there first
+        sent: list[str] = []
+        catalog.db.conn.set_trace_callback(sent.append)
+        engine.mirror.sidecar_hook("move", trashed, target)
+        engine.mirror.sidecar_hook("delete", deleted, None)
+        catalog.db.conn.set_trace_callback(None)
+        assert engine.mirror.layout.paths(target).json.exists()
+        assert not engine.mirror.layout.paths(trashed).json.exists()
+        assert not engine.mirror.layout.paths(deleted).json.exists()
+        assert {row.path for row in catalog.mirror_files()} == {drop / f"cam/clip{i:03d}.mp4" for i in range(300)
+                                                                 if i not in (7, 8)}
+    reads = [s for s in sent if "mirror_files" in s and not s.lstrip().upper().startswith("DELETE")]
+    assert reads == [], reads
