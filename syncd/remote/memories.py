@@ -27,6 +27,7 @@ import math
 import os
 import re
 import time
+from array import array
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -802,16 +803,54 @@ class _ListedPages:
         self.sink.restart()
 
 
+class _SeenDigests:
+    """Which ids were seen, as 64-bit digests in an open-addressing table (``array('Q')``,
+    at most half full): 8–32 bytes an id, where a set of the id strings holds ~110 (the str
+    and its slot). Two ids with one digest (~n²/2⁶⁵: 3·10⁻⁸ at 1,000,000) count as one,
+    so a listing then reads one video short and fails as incomplete: never a video missed."""
+
+    def __init__(self) -> None:
+        self._slots = array("Q", bytes(8 * 64))
+        self._count = 0
+
+    def add(self, key: str) -> bool:
+        """True if ``key`` was not seen before."""
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        if not self._place(self._slots, digest):
+            return False
+        self._count += 1
+        if self._count * 2 > len(self._slots):
+            grown = array("Q", bytes(16 * len(self._slots)))
+            for old in self._slots:
+                if old:
+                    self._place(grown, old)
+            self._slots = grown
+        return True
+
+    @staticmethod
+    def _place(slots: array[int], digest: int) -> bool:
+        """Put ``digest`` in ``slots`` (0 is an empty slot); False if it is there already."""
+        mask = len(slots) - 1
+        i = digest & mask
+        while slots[i]:
+            if slots[i] == digest:
+                return False
+            i = (i + 1) & mask
+        slots[i] = digest
+        return True
+
+
 class _MarksOfPages:
     """The complete listing's pages reduced to instance marks as they are read: each
     video's holders as one frozenset shared by every video with the same ones (as Mikshi's
-    ``read_marks``), and the ids of the videos without a mark (the listing counts distinct
-    videos). A page's videos, with their tags and reported fields, go with the page."""
+    ``read_marks``); of every video, a digest, for the distinct count the listing needs
+    (pages that shift list a video twice): the ids of the videos without a mark are not
+    kept. A page's videos, with their tags and reported fields, go with the page."""
 
     def __init__(self, tags_of: Callable[[str], tuple[str, ...]]) -> None:
         self._tags_of = tags_of  # get_metadata's tags: an unparsed video lists none
         self.videos: dict[str, frozenset[str]] = {}
-        self.unmarked: set[str] = set()
+        self.seen = _SeenDigests()  # every video listed, marked or not
         self.instances: set[str] = set()
         self._shared: dict[frozenset[str], frozenset[str]] = {}
 
@@ -819,7 +858,7 @@ class _MarksOfPages:
         new = 0
         for video in videos:
             key = video.video_no
-            if key in self.videos or key in self.unmarked:
+            if not self.seen.add(key):
                 continue  # listed twice (the pages shifted): the first one counts
             new += 1
             tags = video.tags if video.parsed else self._tags_of(key)
@@ -827,13 +866,11 @@ class _MarksOfPages:
             if names:
                 self.videos[key] = self._shared.setdefault(names, names)
                 self.instances |= names
-            else:
-                self.unmarked.add(key)
         return new
 
     def restart(self) -> None:
         self.videos.clear()
-        self.unmarked.clear()
+        self.seen = _SeenDigests()
         self.instances.clear()
         self._shared.clear()
 

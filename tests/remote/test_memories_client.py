@@ -339,3 +339,47 @@ def test_read_marks_holds_the_marks_not_the_listing(memories_emu: MemoriesEmulat
     assert held_many - held_few < 3000 * 200, (held_few, held_many)
     # What still grows above the result is the result's own dict resizing (~170 bytes a video).
     assert above_many - above_few < 3000 * 400, (above_few, above_many)
+
+
+def test_read_marks_keeps_no_id_of_a_video_without_a_mark() -> None:
+    """Videos without a syncd mark (uploaded by other tools) are in no result; ``read_marks``
+    kept each one's id (a str and a set slot, ~110 bytes) for the listing's distinct count
+    until the end of the read. Now a 64-bit digest each (8–32 bytes in an ``array``).
+    Counted with tracemalloc on the reader itself (the emulator's own allocations, its
+    request log and page queries, would blur it): pages of 100 fresh videos, 10,000 then
+    40,000 videos, what the reader holds at the end."""
+    from syncd.remote.memories import MemoriesVideo, _MarksOfPages
+
+    def held(count: int) -> int:
+        def read() -> _MarksOfPages:
+            pages = _MarksOfPages(lambda video_no: ())
+            for first in range(0, count, 100):
+                pages.add([MemoriesVideo(f"VI{600_000_000_000_000_000 + i}", f"clip{i}", "PARSE", tags=("cam1",))
+                           for i in range(first, first + 100)])
+            return pages
+
+        pages, kept, _ = traced(read)
+        assert pages.videos == {}
+        return kept
+
+    few, many = held(10_000), held(40_000)
+    assert many - few < 30_000 * 40, (few, many)  # before: ~110 bytes a video more
+
+
+def test_read_marks_counts_a_video_listed_twice_once() -> None:
+    """Pages that shift list a video twice: it counts once, marked or not (the listing's
+    distinct count), and its tags are not asked for again."""
+    from syncd.remote.memories import MemoriesVideo, _MarksOfPages
+
+    asked: list[str] = []
+
+    def tags_of(video_no: str) -> tuple[str, ...]:
+        asked.append(video_no)
+        return ("syncd-instance:home",) if video_no == "VI1" else ()
+
+    pages = _MarksOfPages(tags_of)
+    first = [MemoriesVideo(f"VI{i}", f"c{i}", "UNPARSE") for i in range(4)]
+    assert pages.add(first) == 4 and pages.add(first[1:]) == 0 and len(asked) == 4
+    assert pages.videos == {"VI1": frozenset({"home"})}
+    pages.restart()
+    assert pages.add(first[:1]) == 1 and pages.videos == {}
