@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -275,47 +275,50 @@ def _leave_now(seconds: float) -> None:
 # ----------------------------------------------------------------- commands
 def cmd_sync(args: argparse.Namespace) -> int:
     from syncd.cli.console import progress_display
-    from syncd.cli.messages import final_entries, journal_line, outage_line
+    from syncd.cli.messages import journal_line, outage_line
 
     started = time.monotonic()
     if args.timeout is not None and args.timeout <= 0:
         return _usage_error("--timeout must be more than 0 seconds")
     config = _config(args)
     stop = threading.Event()
-    with _deadline(stop, args.timeout, started), \
-            progress_display(quiet=args.quiet or args.dry_run) as progress, \
-            _session(config, stop, args.rebind, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
-                     progress=progress) as (catalog, engine, guard):
-        first = catalog.last_journal_id()
-        left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
-        down_since: list[float] = []  # when the remote first failed to answer, across passes
+    with ExitStack() as session:
+        # The session (lock, catalog) outlives the deadline and the live display: the run's
+        # journal lines are read from the catalog a batch at a time as they are printed.
+        with _deadline(stop, args.timeout, started), progress_display(quiet=args.quiet or args.dry_run) as progress:
+            catalog, engine, guard = session.enter_context(
+                _session(config, stop, args.rebind, dry_run=args.dry_run, allow_mass_delete=args.allow_mass_delete,
+                         progress=progress))
+            first = catalog.last_journal_id()
+            left = None if args.timeout is None else max(0.0, args.timeout - (time.monotonic() - started))
+            down_since: list[float] = []  # when the remote first failed to answer, across passes
 
-        def try_remote_again() -> None:
-            if guard.since is not None:
-                down_since.append(guard.since)
-            guard.reset()
+            def try_remote_again() -> None:
+                if guard.since is not None:
+                    down_since.append(guard.since)
+                guard.reset()
 
-        outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again,
-                              check_deletions=args.check_deletions)
-        entries = final_entries(catalog.journal(1_000_000, after_id=first))
-        paths = {} if args.quiet else catalog.video_paths([e.target for e in entries])
-        outage, since = guard.outage, min([*down_since, guard.since or time.time()])
-    timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
-    last = outcome.reports[-1]
-    if args.dry_run:
-        print(f"dry run: {last.plan.total} change(s) planned, none made")
-        for action in last.plan.actions:
-            print(f"  would {action.describe()}")
-        if last.plan.unlisted:  # the later slices of a pass over many new files: counted
-            kinds = ", ".join(f"{n:,} {UNLISTED_WORDS.get(kind, kind)}" for kind, n in sorted(last.plan.unlisted.items()))
-            print(f"  ... and {sum(last.plan.unlisted.values()):,} more: {kinds}")
-        for path in last.plan.settling:
-            print(f"  would upload {path} once settled (if its content is new)")
-        for deferred in last.plan.deferred:
-            print(f"  would wait: {deferred.describe()}")
-    if not args.quiet:
-        for entry in entries:
-            print(journal_line(entry, paths.get(entry.target), with_time=False))
+            outcome = engine.sync(wait=args.wait, timeout=left, before_pass=try_remote_again,
+                                  check_deletions=args.check_deletions)
+            outage, since = guard.outage, min([*down_since, guard.since or time.time()])
+        timed_out = outcome.timed_out or (args.timeout is not None and stop.is_set())
+        last = outcome.reports[-1]
+        if args.dry_run:
+            print(f"dry run: {last.plan.total} change(s) planned, none made")
+            for action in last.plan.actions:
+                print(f"  would {action.describe()}")
+            if last.plan.unlisted:  # the later slices of a pass over many new files: counted
+                kinds = ", ".join(f"{n:,} {UNLISTED_WORDS.get(kind, kind)}" for kind, n in sorted(last.plan.unlisted.items()))
+                print(f"  ... and {sum(last.plan.unlisted.values()):,} more: {kinds}")
+            for path in last.plan.settling:
+                print(f"  would upload {path} once settled (if its content is new)")
+            for deferred in last.plan.deferred:
+                print(f"  would wait: {deferred.describe()}")
+        if not args.quiet:
+            for entries in catalog.iter_final_journal(first):
+                paths = catalog.video_paths([e.target for e in entries])
+                for entry in entries:
+                    print(journal_line(entry, paths.get(entry.target), with_time=False))
     print(sync_summary(outcome))
     notes = [n for r in outcome.reports for n in (*r.plan.notes, *r.result.notes)]
     if outcome.deletion_check is not None and not args.quiet:  # -q: the summary and problems only

@@ -76,14 +76,3 @@ def journal_line(entry: JournalEntry, target: str | None = None, *, with_time: b
     detail = f"  ({details})" if details else ""
     when = time.strftime("%Y-%m-%d %H:%M:%S  ", time.localtime(entry.time)) if with_time else ""
     return f"{when}{entry.action:<22} {outcome:<8} {shown}{detail}"
-
-
-def final_entries(entries: list[JournalEntry]) -> list[JournalEntry]:
-    """Each action once: the last entry per (action, target), in the order they ended.
-    A ``started`` with no outcome yet (a pipeline still running) stays as it is."""
-    last: dict[tuple[str, str], JournalEntry] = {}
-    for entry in entries:
-        last.pop((entry.action, entry.target), None)
-        last[(entry.action, entry.target)] = entry
-    return list(last.values())
-

@@ -1513,6 +1513,29 @@ class Catalog:
                           [*params, limit])
         return [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"]) for r in reversed(rows)]
 
+    def iter_final_journal(self, after_id: int, batch: int = 1000) -> Iterator[list[JournalEntry]]:
+        """The entries after ``after_id``, each (action, target) once: its last entry (a
+        ``started`` with no outcome yet as it is), in the order they ended, a batch at a
+        time: what ``syncd sync`` prints for its run. The last ids are picked in SQL (a TEMP
+        table, SQLite's memory or its temp file), then read a statement a batch: a first
+        sync of a million files journals two million entries, none held all at once."""
+        with self._lock:
+            self.db.execute("DROP TABLE IF EXISTS temp.journal_final")
+            self.db.execute("CREATE TEMP TABLE journal_final (id INTEGER PRIMARY KEY)")
+            self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
+                "INSERT INTO temp.journal_final SELECT max(id) FROM journal WHERE id > ? GROUP BY action, target",
+                [after_id]).rowcount
+        try:
+            last = after_id
+            while rows := self._rows("SELECT j.* FROM temp.journal_final f JOIN journal j ON j.id = f.id "
+                                     "WHERE f.id > ? ORDER BY f.id LIMIT ?", [last, batch]):
+                yield [JournalEntry(r["id"], r["time"], r["action"], r["target"], r["outcome"], r["detail"])
+                       for r in rows]
+                last = rows[-1]["id"]
+        finally:
+            with self._lock:
+                self.db.execute("DROP TABLE IF EXISTS temp.journal_final")
+
     def last_journal_id(self) -> int:
         rows = self._rows("SELECT max(id) AS id FROM journal")
         return int(rows[0]["id"] or 0) if rows else 0
