@@ -1246,27 +1246,57 @@ class Catalog:
         ]
 
     def contents_in_progress(self, steps: tuple[str, ...]) -> list[ContentRecord]:
-        """Uploaded contents that may still change remotely: one of the backend's processing
-        ``steps`` not done yet, or a pipeline started and not finished. (A superset; callers check.)"""
+        """Every content ``iter_contents_in_progress`` gives, in one list."""
+        return [content for page in self.iter_contents_in_progress(steps) for content in page]
+
+    def _in_progress_keys(self, steps: tuple[str, ...]) -> tuple[str, list[str]]:
+        """SQL (and its parameters) of the (created_at, sha256) of the uploaded contents that
+        may still change remotely: one of the backend's processing ``steps`` not done yet,
+        or a pipeline started and not finished. (A superset; callers check.)"""
         started = """SELECT sha256 FROM steps  -- "!= 'done'": the partial index steps_open
                        WHERE state != 'done' AND (state = 'running' OR (state = 'pending' AND attempts > 0))"""
         if self._processed_kept(steps):  # two index ranges
-            rows = self._rows(
-                f"""SELECT * FROM contents WHERE sha256 IN (SELECT sha256 FROM contents WHERE processed = 0
-                                                           UNION {started})
-                      AND state = 'uploaded' AND video_id IS NOT NULL ORDER BY created_at, sha256""", [])
-            return [self._content(r) for r in rows]
+            return (f"""SELECT created_at, sha256 FROM contents
+                        WHERE sha256 IN (SELECT sha256 FROM contents WHERE processed = 0 UNION {started})
+                          AND state = 'uploaded' AND video_id IS NOT NULL""", [])
         processing = ", ".join("?" for _ in steps) or "NULL"
-        rows = self._rows(
-            # Two uncorrelated subqueries, each evaluated once, each reading every step row.
-            f"""SELECT * FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
-                  sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({processing})
-                                 GROUP BY sha256 HAVING count(*) = {len(steps)})
-                  OR sha256 IN ({started}))
-                ORDER BY created_at, sha256""",
-            steps,
-        )
-        return [self._content(r) for r in rows]
+        # Two uncorrelated subqueries, each evaluated once, each reading every step row.
+        return (f"""SELECT created_at, sha256 FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
+                      sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({processing})
+                                     GROUP BY sha256 HAVING count(*) = {len(steps)})
+                      OR sha256 IN ({started}))""", list(steps))
+
+    def any_content_in_progress(self, steps: tuple[str, ...]) -> bool:
+        sql, params = self._in_progress_keys(steps)
+        return bool(self._rows(f"SELECT EXISTS ({sql}) AS found", params)[0]["found"])
+
+    def iter_contents_in_progress(self, steps: tuple[str, ...], batch: int = 1000) -> Iterator[list[ContentRecord]]:
+        """The contents in progress (``_in_progress_keys``) in (created_at, sha256) order,
+        ``batch`` at a time with their steps (a statement for the page's contents, one for
+        their steps). Which ones is decided once, at the first page: their keys go to a TEMP
+        table (SQLite's memory or temp file), so a first sync's million uploads still
+        processing cost a page of records at a time, and a page's writes (a poll's
+        answers) do not move the others."""
+        sql, params = self._in_progress_keys(steps)
+        with self._lock:
+            self.db.execute("DROP TABLE IF EXISTS temp.in_progress")
+            self.db.execute("CREATE TEMP TABLE in_progress (n INTEGER PRIMARY KEY, sha256 TEXT NOT NULL)")
+            self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
+                f"INSERT INTO temp.in_progress (sha256) SELECT sha256 FROM ({sql}) ORDER BY created_at, sha256",
+                params).rowcount
+        try:
+            last = 0
+            while rows := self._rows("SELECT p.n, c.* FROM temp.in_progress p JOIN contents c ON c.sha256 = p.sha256 "
+                                     "WHERE p.n > ? ORDER BY p.n LIMIT ?", [last, batch]):
+                last = rows[-1]["n"]
+                steps_of: dict[str, dict[str, StepRecord]] = {r["sha256"]: {} for r in rows}
+                for step in self._rows("SELECT * FROM steps WHERE sha256 IN (SELECT value FROM json_each(?))",
+                                       [json.dumps(list(steps_of))]):
+                    steps_of[step["sha256"]][step["name"]] = _step(step)
+                yield [self._content(r, steps_of[r["sha256"]]) for r in rows]
+        finally:
+            with self._lock:
+                self.db.execute("DROP TABLE IF EXISTS temp.in_progress")
 
     def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
         out: dict[str, dict[str, StepRecord]] = {}

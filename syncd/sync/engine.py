@@ -38,7 +38,7 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import (
-    ContentRecord, DeleteRemote, FileRecord, FolderScan, Listing, LocalFile, Plan, RecordedFile, UnknownFile,
+    DeleteRemote, FileRecord, FolderScan, Listing, LocalFile, Plan, RecordedFile, UnknownFile,
 )
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
@@ -185,7 +185,7 @@ class Engine:
         # With a kept scan: the paths it left unsettled (or unhashed), walked again each pass.
         self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
-        self._in_progress: tuple[tuple[int, int], list[ContentRecord]] | None = None  # by catalog.changes
+        self._in_progress: tuple[tuple[int, int], bool] | None = None  # any in progress, by catalog.changes
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
@@ -410,7 +410,7 @@ class Engine:
         this time (a later pass runs it: it is still due). Never with a listing or new
         remote videos read, which only this pass has to pull from."""
         scans, problems, hashed = self.observe(unchanged, changed)
-        problems += self.executor.refresh(self._contents_in_progress())
+        problems += self._refresh()
         if with_listing:
             self.progress.phase("reading the remote listing")
         remote = self.executor.read_listing() if with_listing else None
@@ -596,19 +596,35 @@ class Engine:
 
     def in_flight(self) -> bool:
         """Videos uploaded and still processing remotely (or in pipelines)."""
-        return bool(self._contents_in_progress())
+        return self._any_in_progress()
 
     def settling(self) -> bool:
         """Files the last walk left unsettled (or unhashed): a pass comes back for them."""
         return any(self._revisit.values())
 
-    def _contents_in_progress(self) -> list[ContentRecord]:
-        """``Catalog.contents_in_progress``, read again only once the catalog changed: it
-        reads every step row, which a quiet pass over 10,000 videos need not repeat."""
+    def _any_in_progress(self) -> bool:
+        """``Catalog.any_content_in_progress``, asked again only once the catalog changed
+        (without the kept processing flag it reads every step row)."""
         changes = self.catalog.changes
         if self._in_progress is None or self._in_progress[0] != changes:
-            self._in_progress = (changes, self.catalog.contents_in_progress(self.features.processing_steps))
+            self._in_progress = (changes, self.catalog.any_content_in_progress(self.features.processing_steps))
         return self._in_progress[1]
+
+    def _refresh(self) -> list[str]:
+        """Poll the remote states of the contents in progress (``Executor.refresh``), a page
+        of ``Catalog.iter_contents_in_progress`` at a time: a first sync's million uploads
+        still processing are never all in memory. A backend that reads many states per
+        request (``status_batch``) gets them all in one list, as before: its one read
+        covers every video it is asked about."""
+        if self.features.processing is None or not self._any_in_progress():
+            return []  # nothing to poll (``refresh`` would ask nothing)
+        steps = self.features.processing_steps
+        if self.features.status_batch is not None:
+            return self.executor.refresh(self.catalog.contents_in_progress(steps))
+        notes: list[str] = []
+        for page in self.catalog.iter_contents_in_progress(steps):
+            notes += self.executor.refresh(page)
+        return notes
 
     def _still_quiet(self, inputs: _PlanInputs) -> tuple[_PlanInputs, Plan] | None:
         """The last plan, if it had nothing to do and nothing it was made from has changed
