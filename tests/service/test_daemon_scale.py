@@ -146,7 +146,7 @@ def listings(admin: httpx.Client) -> list[str]:
 
 def idle_run(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int,
              monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    config = config_for(tmp_path, emu, admin, files, remote_poll="1s", rescan="3s")
+    config = config_for(tmp_path, emu, admin, files, remote_poll="500ms", rescan="1500ms")
     monkeypatch.setattr(engine_module, "NOTE_EVERY", 1.0)  # the instance note, every 5 min: every pass here
     with Counted(config, monkeypatch) as counted:
         counted.start_counting()
@@ -163,16 +163,16 @@ def test_an_idle_daemon_does_work_that_does_not_grow_with_the_library(tmp_path: 
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Polls and rescans of a settled tree, writing the instance note each time: no listing
     request (the deletion check is an hour away), no action, no status count or mirror run
-    (each reads every file), and as many SQL statements a pass at 1,200 files as at 300."""
-    few = idle_run(tmp_path / "few", emu, admin, 300, monkeypatch)
-    many = idle_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
+    (each reads every file), and as many SQL statements a pass at 600 files as at 150."""
+    few = idle_run(tmp_path / "few", emu, admin, 150, monkeypatch)
+    many = idle_run(tmp_path / "many", emu, admin, 600, monkeypatch)
     for passes in (few, many):
         assert all(p["actions"] == [] for p in passes), passes
         # A rescan walks both folders; a poll walks none.
         assert {len(p["walked"]) for p in passes} <= {0, 2}, [p["walked"] for p in passes]
     # Per statement, the most any one pass sent. Which passes coincide (a rescan with a
     # note, say) is timing, so whole passes are not compared; a per-file query would show
-    # as a statement sent more often at 1,200 files.
+    # as a statement sent more often at 600 files.
     def most_per_statement(passes: list[dict[str, Any]]) -> Counter[str]:
         most: Counter[str] = Counter()
         for p in passes:
@@ -206,8 +206,8 @@ def change_run(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int,
 
 def test_one_new_file_walks_its_folder_only_and_costs_the_same_sql_at_any_size(
         tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    few = change_run(tmp_path / "few", emu, admin, 300, monkeypatch)
-    many = change_run(tmp_path / "many", emu, admin, 1200, monkeypatch)
+    few = change_run(tmp_path / "few", emu, admin, 150, monkeypatch)
+    many = change_run(tmp_path / "many", emu, admin, 600, monkeypatch)
     assert many["statements"] <= few["statements"], many["by_kind"] - few["by_kind"]
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from syncd.emulator.mikshi import Emulator
 from syncd.remote.mikshi import MikshiClient, _object_name, _video_id
@@ -22,6 +24,7 @@ from tests.conftest import (
     MiB,
     admin_videos,
     clear_requests,
+    emulator_config,
     run_syncd,
     write_config,
     write_random,
@@ -29,6 +32,14 @@ from tests.conftest import (
 
 CLIP = "cam1/2026-11-20_10-00.mp4"
 SIZE = 300_000
+
+
+@pytest.fixture
+def emu(tmp_path: Path) -> Iterator[Emulator]:
+    """Quick processing and pipelines: each `sync --wait` waits them out, and these tests
+    are about which videos are linked, uploaded and deleted, not when."""
+    with Emulator(emulator_config(tmp_path / "emulator", processing_seconds=0.05, pipeline_seconds=0.05)) as e:
+        yield e
 
 
 def host(tmp_path: Path, name: str, base_url: str, *, instance: str | None = None,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from syncd.emulator.mikshi import Emulator
 from syncd.models import SIDECAR_SUFFIXES
@@ -23,6 +25,14 @@ from tests.conftest import (
 )
 
 WAIT = ("sync", "--wait", "--timeout", "60")
+
+
+@pytest.fixture
+def emu(tmp_path: Path) -> Iterator[Emulator]:
+    """Quick processing and pipelines: each `sync --wait` waits them out, and these tests
+    check where files and videos end up, not when."""
+    with Emulator(emulator_config(tmp_path / "emulator", processing_seconds=0.05, pipeline_seconds=0.05)) as e:
+        yield e
 
 
 def status(config: Path) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ def setup_tree(tmp_path: Path, base_url: str, scenario: Scenario) -> tuple[Path,
                           safety={"delete_grace": 0},
                           # deletion_check as often as polls: each daemon poll then reads the listing,
                           # which is how the daemon tests count passes after a change.
-                          schedule={"rescan": "5s", "remote_poll": "2s", "deletion_check": "2s"})
+                          schedule={"rescan": "5s", "remote_poll": "1s", "deletion_check": "1s"})
     result = run_syncd(config, "sync", "--wait", "--timeout", "120")
     assert result.returncode == 0, result.stdout + result.stderr
     ids = {str(Path(p).relative_to(tmp_path)): v for p, v in ids_by_path(config).items()}
