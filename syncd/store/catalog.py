@@ -1559,6 +1559,29 @@ class Catalog:
                                         "WHERE attempts > 0 OR checked_at IS NULL OR details = ''")
             return {r[0] for r in rows}
 
+    def mirror_sweep_slice(self, after: str, upto: str | None, limit: int) -> list[str]:
+        """One slice of the mirror's verification of every sidecar: the first ``limit``
+        contents above ``after`` (and at most ``upto``) in sha256 order, of every content row
+        and every mirror or sidecar row (whose content may be gone). Three index ranges of
+        at most ``limit`` rows each, merged: a slice costs the same at any library size."""
+        high = "~" if upto is None else upto  # above every hex digest
+        found: set[str] = set()
+        with self._lock:
+            for table in ("contents", "mirror_videos", "mirror_files"):
+                found.update(row[0] for row in self.db.conn.execute(
+                    f"SELECT sha256 FROM {table} WHERE sha256 > ? AND sha256 <= ? ORDER BY sha256 LIMIT ?",
+                    [after, high, limit]))
+        return sorted(found)[:limit]
+
+    def mirror_verify_cursor(self) -> str:
+        """Where the mirror's verification of every sidecar last ended a slice ("": none yet)."""
+        return self.get_meta("mirror_verify_cursor") or ""
+
+    def mirror_verified_to(self, sha256: str) -> None:
+        """The verification reached ``sha256``; a later process starts its own there.
+        Bookkeeping: no decision reads it."""
+        self.set_info("mirror_verify_cursor", sha256 or None)
+
     def mirror_details_pulled(self, video_id: str, sha256: str, details: str, now: float) -> bool:
         """Record a successful details pull; True if the details changed."""
         with self._tx() as db:
@@ -1774,14 +1797,17 @@ class Catalog:
                 [video_id, cursor.lastrowid],
             )
 
-    def mirror_fts_texts(self) -> dict[str, tuple[str, str, str, str]]:
-        """Every video's full-text row (name, paths, collections, metadata), in one query:
-        the mirror compares against these rather than read one row per video."""
+    def mirror_fts_texts(self, video_ids: Collection[str] | None = None) -> dict[str, tuple[str, str, str, str]]:
+        """Every video's full-text row (name, paths, collections, metadata), or these videos',
+        in one query: the mirror compares against these rather than read one row per video."""
+        sql = """SELECT r.video_id, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
+                 JOIN mirror_fts f ON f.rowid = r.fts_rowid"""
+        params: list[Any] = []
+        if video_ids is not None:
+            sql += " WHERE r.video_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(video_ids)))
         with self._lock:
-            rows = self.db.conn.execute(
-                """SELECT r.video_id, f.name, f.paths, f.collections, f.metadata FROM mirror_fts_rows r
-                   JOIN mirror_fts f ON f.rowid = r.fts_rowid"""
-            ).fetchall()
+            rows = self.db.conn.execute(sql, params).fetchall()
         return {row[0]: tuple(row[1:]) for row in rows}
 
     def mirror_fts_search(
@@ -2116,9 +2142,14 @@ class Catalog:
         """Videos whose entry in the last complete listing says otherwise than their stored
         details (name, creation time, playlist, an upload-side step's status): the mirror
         pulls their details again."""
+        return set(self.listing_differs_from_details_of())
+
+    def listing_differs_from_details_of(self) -> dict[str, str]:
+        """``listing_differs_from_details`` with each video's content (sha256): a mirror run
+        that checks the listing covers those contents, not every row."""
         with self._lock:
             rows = self.db.conn.execute(
-                """SELECT l.video_id FROM listing l JOIN mirror_videos m ON m.video_id = l.video_id
+                """SELECT l.video_id, m.sha256 FROM listing l JOIN mirror_videos m ON m.video_id = l.video_id
                    WHERE m.details IS NOT NULL AND m.details != '' AND (
                        json_extract(m.details, '$.name') IS NOT l.name
                        OR json_extract(m.details, '$.created_at') IS NOT l.created_at
@@ -2126,7 +2157,7 @@ class Catalog:
                        OR EXISTS (SELECT 1 FROM json_each(l.statuses) s
                                   WHERE json_extract(m.details, '$.statuses."' || s.key || '"') IS NOT s.value))"""
             ).fetchall()
-        return {row[0] for row in rows}
+        return {row[0]: row[1] for row in rows}
 
     def known_videos(self) -> KnownVideos:
         """Whether the catalog knows a remote video: a content links it, or a pull (not a
