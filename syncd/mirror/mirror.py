@@ -230,8 +230,9 @@ class Mirror:
             if listing is not None:
                 self._listing_after_run = listing
         # The listed videos whose entry says otherwise than their stored details (when
-        # checked: every mirror.interval), asked of the catalog, which keeps the listing.
-        differ = self.catalog.listing_differs_from_details_of() if check is not None else {}
+        # checked: every mirror.interval), asked of the catalog, which keeps the listing:
+        # among those whose entry or details changed since the last check.
+        differ = self.catalog.listing_differs_from_details_of(changed=True) if check is not None else {}
         due: list[float] = []
         if statuses_of is None or self._full_due:
             # Every row at once: what changed before it is covered (after it: marked again).
@@ -262,6 +263,7 @@ class Mirror:
         self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
         if check is not None and not self.should_stop():
             self._checked_listing, self._next_check = check, now + self.options.interval
+            self.catalog.listing_compared()
         report.verifying = not sweep.done
         self._remember(report, min(due, default=float("inf")))
         self._record_complete(report)
