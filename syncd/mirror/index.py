@@ -178,8 +178,9 @@ class SearchIndex:
         self._lazy: tuple[str, Matrix, Matrix] | None = None  # mapped without MAP_POPULATE: rows re-ranked
         self._ann: AnnIndex | None = None
         self._snap: tuple[tuple[int, int], IndexSnapshot, dict[str, int]] | None = None
-        # Full-text rows as last written (the mirror job is the one writer): read once, so
-        # checking 10,000 quiet videos' rows costs one query, not one each.
+        # Full-text rows of a mirror run's videos as last written (the mirror job is the one
+        # writer): read once a run (``read_texts``), so checking 10,000 quiet videos' rows
+        # costs one query, not one each, and a run over one slice holds that slice's.
         self._texts: dict[str, tuple[str, str, str, str]] | None = None
 
     # ----------------------------------------------------------------- writing
@@ -236,28 +237,28 @@ class SearchIndex:
     def verify(self) -> bool:
         """Check the vector files still hold every live row; if not (deleted, truncated),
         reset them so the mirror pulls the embeddings again. True if they were fine."""
-        snap = self.catalog.mirror_index_snapshot()
-        if not snap.vectors or not snap.video_ids:
+        head = self.catalog.mirror_index_head()  # the rows' end, not every range: a start costs the same at any size
+        if not head.vectors or not head.live:
             return True
-        needed = max(s + c for s, c in zip(snap.starts, snap.counts, strict=True))
-        if VectorFiles(self.directory, snap.vectors, snap.dim).rows() >= needed:
+        if VectorFiles(self.directory, head.vectors, head.dim).rows() >= head.end:
             return True
         log.warning("search index vectors are missing or short; embeddings will be pulled again")
-        files = self._new_generation(snap.dim)
+        files = self._new_generation(head.dim)
         self.catalog.mirror_reset_vectors(files.base, files.dim)
         return False
 
     def compact(self, *, force: bool = False) -> bool:
         """Rewrite the live rows into a new generation once enough rows are dead."""
-        snap = self.catalog.mirror_index_snapshot()
-        if not snap.vectors:
+        head = self.catalog.mirror_index_head()  # the totals first: every range only to compact
+        if not head.vectors:
             return False
-        old = VectorFiles(self.directory, snap.vectors, snap.dim)
+        old = VectorFiles(self.directory, head.vectors, head.dim)
         total = old.rows()
-        live = sum(snap.counts)
-        dead = total - live
+        dead = total - head.live
         if not force and (dead < COMPACT_MIN_ROWS or dead < total * COMPACT_SHARE):
             return False
+        snap = self.catalog.mirror_index_snapshot()
+        live = sum(snap.counts)
         matrix, _ = old.open()
         new = self._new_generation(snap.dim)
         firsts = new.append_blocks(
@@ -304,12 +305,16 @@ class SearchIndex:
     def set_text(self, video_id: str, *, name: str, paths: Sequence[str], collections: Collection[str],
                  metadata: str) -> None:
         text = (name, "\n".join(paths), "\n".join(sorted(collections)), metadata)
-        if self._texts is None:
-            self._texts = self.catalog.mirror_fts_texts()
-        if self._texts.get(video_id) == text:
+        if self._texts is not None and self._texts.get(video_id) == text:
             return
-        self.catalog.mirror_fts_set(video_id, *text)
-        self._texts[video_id] = text
+        self.catalog.mirror_fts_set(video_id, *text)  # compares with the stored row itself
+        if self._texts is not None:
+            self._texts[video_id] = text
+
+    def read_texts(self, video_ids: Collection[str] | None) -> None:
+        """Read the full-text rows of these videos (None: all) in one query, for ``set_text``
+        to compare against; forgets those read before (a run's, so memory stays the run's)."""
+        self._texts = self.catalog.mirror_fts_texts(video_ids)
 
     def drop(self, video_id: str) -> None:
         """Forget a video: its rows, segments and full text (its vectors become dead rows)."""

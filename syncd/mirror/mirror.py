@@ -64,6 +64,7 @@ class MirrorReport:
     problems: list[str] = field(default_factory=list)  # failures that gave up (retried each interval)
     gone: list[str] = field(default_factory=list)  # video ids whose details answered 404
     pending: int = 0  # videos still waiting for sidecars or index entries
+    verifying: bool = False  # the process's verification of every sidecar is not over (``_Sweep``)
 
 
 class FileState(Protocol):
@@ -97,6 +98,10 @@ class MirrorOptions:
     max_attempts: int  # failures before a video is given up until the next interval
     pull: PullOptions
     pull_remote: bool
+    # Contents a slice of the once-per-process verification of every sidecar covers: at
+    # ~0.65 ms a video (20,000 videos, loaded machine), a slice is ~0.65 CPU-s: what a file
+    # arriving in the daemon may wait behind, and less than its settle time (5 s by default).
+    verify_slice: int = 1000
 
     @classmethod
     def from_config(cls, config: Config) -> MirrorOptions:
@@ -143,7 +148,7 @@ class Mirror:
         self._listing_after_run: Listing | None = None  # pull_remote: the listing last pulled from
         self._pull_due: float | None = None
         self._given_up: list[str] = []
-        self._checked_files = False
+        self._sweep: _Sweep | None = None  # this process's verification of every sidecar (None: not begun)
         self._full_due = False  # a run over every row is due (the last one was cut short)
         # What the mirror's result depends on besides the catalog: with the catalog's
         # generation, the marker of a complete run (``_record_complete``).
@@ -193,22 +198,27 @@ class Mirror:
 
     def run(self, statuses: Iterable[FileState], listing: Listing | None,
             unavailable: Collection[Path] = (), newest: RemoteView | None = None, *,
-            statuses_of: Callable[[Collection[str] | None], Iterable[FileState]] | None = None) -> MirrorReport:
+            statuses_of: Callable[[Collection[str] | None], Iterable[FileState]] | None = None,
+            yield_to: Callable[[], bool] | None = None) -> MirrorReport:
         """One run. ``unavailable``: folders whose scan failed this pass (an unmounted disk);
         nothing in them is written, moved or removed. ``newest``: without a complete
         listing, the videos new at its newest end, to pull (and nothing else).
-        ``statuses_of``: the statuses of some contents' files; with it, a run that neither
-        verifies every sidecar (a process's first) nor checks a listing covers only the
-        contents changed since the last run (``Catalog.mirror_dirty``) and the videos not
-        finished with (``Catalog.mirror_videos_pending``), not the whole catalog."""
+        ``statuses_of``: the statuses of some contents' files; with it, a run covers only
+        the contents changed since the last run (``Catalog.mirror_dirty``), the videos not
+        finished with (``Catalog.mirror_videos_pending``), those whose listing entry differs
+        from their details (when the listing is checked) and, while this process's
+        verification of every sidecar is not over, its next slices (``_Sweep``), not the
+        whole catalog. ``yield_to`` (the daemon: it has work) ends the run between two
+        slices; without it the run goes on until the verification is over."""
         report = MirrorReport()
-        verify = not self._checked_files
-        if verify:
+        if self._sweep is None:
             # Once per process: drop leftovers of a crashed compaction, re-pull lost vectors,
-            # and compare every sidecar with what it should hold (repairs hand edits).
+            # and compare every sidecar with what it should hold (repairs hand edits), a
+            # slice at a time from where the last process's verification was.
             self.index.remove_stale_files()
             self.index.verify()
-            self._checked_files = True
+            self._sweep = _Sweep.starting_at(self.catalog.mirror_verify_cursor())
+        sweep = self._sweep
         now = self.clock()
         check = listing if listing is not None and now >= self._next_check else None
         pull_from = listing if listing is not None else newest
@@ -217,22 +227,73 @@ class Mirror:
             self._pull_due = puller.run(pull_from, report)
             if listing is not None:
                 self._listing_after_run = listing
-        scope: set[str] | None = None  # the contents this run covers; None: all
-        taken: set[str] = set()
-        if statuses_of is not None and not verify and check is None and not self._full_due:
-            taken = self.catalog.mirror_dirty()  # done with at the end, unless stopped (pulls included)
-            scope = taken | self.catalog.mirror_videos_pending()
-            statuses = statuses_of(scope)
-        else:
-            # This run reads every row: what changed before it is covered (after it: marked again).
+        # The listed videos whose entry says otherwise than their stored details (when
+        # checked: every mirror.interval), asked of the catalog, which keeps the listing:
+        # among those whose entry or details changed since the last check.
+        differ = self.catalog.listing_differs_from_details_of(changed=True) if check is not None else {}
+        due: list[float] = []
+        if statuses_of is None or self._full_due:
+            # Every row at once: what changed before it is covered (after it: marked again).
             self.catalog.mirror_dirty_done(None)
+            self._cover(None, statuses, statuses_of, unavailable, differ, None if not sweep.done else frozenset(),
+                        report, due)
+            # A whole run cut short leaves no record of what it did not reach: the next is whole.
+            self._full_due = self.should_stop()
+            sweep.done = sweep.done or not self.should_stop()
+        else:
+            taken = self.catalog.mirror_dirty()  # done with at the end, unless stopped (pulls included)
+            scope = taken | self.catalog.mirror_videos_pending() | set(differ.values())
+            while True:
+                part = self._next_slice(sweep)
+                shas = frozenset(part[0] if part else ())
+                self._cover(scope | shas, None, statuses_of, unavailable, differ, shas, report, due)
+                if self.should_stop():
+                    break
+                if part is not None:
+                    sweep.slice_done(*part)
+                    self.catalog.mirror_verified_to(sweep.pos)
+                if sweep.done or (yield_to is not None and yield_to()):
+                    break
+                scope = set()
+            if taken and not self.should_stop():
+                self.catalog.mirror_dirty_done(taken)
+        self.index.compact()
+        self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
+        if check is not None and not self.should_stop():
+            self._checked_listing, self._next_check = check, now + self.options.interval
+            self.catalog.listing_compared()
+        report.verifying = not sweep.done
+        self._remember(report, min(due, default=float("inf")))
+        self._record_complete(report)
+        if report.written or report.moved or report.removed:
+            log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
+                     len(report.written), report.moved, report.removed)
+        return report
+
+    def _next_slice(self, sweep: _Sweep) -> tuple[list[str], bool] | None:
+        """The verification's next slice of contents and whether it ends a leg; None when over."""
+        while not sweep.done:
+            shas = self.catalog.mirror_sweep_slice(sweep.pos, sweep.upto, self.options.verify_slice)
+            last = len(shas) < self.options.verify_slice
+            if shas:
+                return shas, last
+            sweep.slice_done(shas, last)
+        return None
+
+    def _cover(self, scope: Collection[str] | None, statuses: Iterable[FileState] | None,
+               statuses_of: Callable[[Collection[str] | None], Iterable[FileState]] | None,
+               unavailable: Collection[Path], differ: dict[str, str], verify: Collection[str] | None,
+               report: MirrorReport, due: list[float]) -> None:
+        """Mirror the contents in ``scope`` (None: all), comparing the sidecars of those in
+        ``verify`` (None: all) with what they should hold; ``due``: when its earliest retry is."""
         files, contents = self._rows(scope, unavailable)
         touched = self._follow_files(files, report, unavailable, scope)
+        if statuses is None:
+            assert statuses_of is not None
+            statuses = statuses_of(scope)
         targets = self._targets(statuses, files)
+        self.index.read_texts(None if scope is None else targets)
         dim = self.index.dim()
-        # The listed videos whose entry says otherwise than their stored details (when
-        # checked: every mirror.interval), asked of the catalog, which keeps the listing.
-        differ = self.catalog.listing_differs_from_details() if check is not None else set()
         videos = self._mirror_targets(targets, contents, differ, touched, verify, report, scope)
         if dim and self.index.dim() != dim and not self.should_stop():
             # The remote's embedding dimension changed part way through: the index was
@@ -245,22 +306,10 @@ class Mirror:
                 files, contents = self._rows(None, unavailable)
                 assert statuses_of is not None
                 targets = self._targets(statuses_of(None), files)
+                self.index.read_texts(None)
             videos = self._mirror_targets(targets, contents, differ, touched, verify, report, scope)
         self._drop_stale(contents, videos)
-        self.index.compact()
-        self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
-        if check is not None and not self.should_stop():
-            self._checked_listing, self._next_check = check, now + self.options.interval
-        self._remember(report, targets, scope)
-        if taken and not self.should_stop():
-            self.catalog.mirror_dirty_done(taken)
-        # A whole run cut short leaves no record of what it did not reach: the next is whole.
-        self._full_due = scope is None and self.should_stop()
-        self._record_complete(report)
-        if report.written or report.moved or report.removed:
-            log.info("mirror: %d sidecar file(s) written, %d moved, %d removed",
-                     len(report.written), report.moved, report.removed)
-        return report
+        due.append(self._retry_due(targets, scope))
 
     def _rows(self, scope: Collection[str] | None, unavailable: Collection[Path],
               ) -> tuple[dict[tuple[Path, str], FileRecord], dict[str, ContentRecord]]:
@@ -274,10 +323,11 @@ class Mirror:
         return files, {c.sha256: c for c in content_rows}
 
     def _mirror_targets(self, targets: dict[str, list[_Target]], contents: dict[str, ContentRecord],
-                        differ: set[str], touched: set[str], verify: bool,
+                        differ: Collection[str], touched: set[str], verify: Collection[str] | None,
                         report: MirrorReport, scope: Collection[str] | None = None) -> dict[str, MirrorVideo]:
-        """Mirror each target video; returns the mirror rows read at the start (of the
-        contents in ``scope``, if given)."""
+        """Mirror each target video (comparing the sidecars of the contents in ``verify``,
+        None: all); returns the mirror rows read at the start (of the contents in ``scope``,
+        if given)."""
         # Read once per run, not once per video: a pass over 10,000 quiet videos stays cheap.
         videos = self.catalog.mirror_videos(scope)
         written: dict[str, dict[tuple[Path, str], MirrorFile]] = defaultdict(dict)
@@ -292,17 +342,15 @@ class Mirror:
             try:
                 self._mirror_video(video_id, group, content, video=videos.get(video_id), rows=written[video_id],
                                    report=report, touched=video_id in touched, listing_differs=video_id in differ,
-                                   verify=verify)
+                                   verify=verify is None or content.sha256 in verify)
             except OSError as exc:  # e.g. the state disk is full: report it, go on with the rest
                 report.problems.append(f"{group[0].file.path}: mirror: {exc}")
                 log.error("%s: mirror: %s", group[0].file.path, exc)
         return videos
 
-    def _remember(self, report: MirrorReport, targets: dict[str, list[_Target]],
-                  scope: Collection[str] | None = None) -> None:
-        """When the next run can have work without a catalog change or a new listing:
-        at once if anything is pending, else at the earliest retry (or never). A run over
-        ``scope`` covered every video with a retry to come (``mirror_videos_pending``)."""
+    def _retry_due(self, targets: dict[str, list[_Target]], scope: Collection[str] | None) -> float:
+        """The earliest retry among ``targets`` (now: one never checked; inf: none). A run
+        over ``scope`` covered every video with a retry to come (``mirror_videos_pending``)."""
         now = self.clock()
         videos = self.catalog.mirror_videos(scope)
         due = [float("inf")]
@@ -312,7 +360,14 @@ class Mirror:
                 due.append(now)
             elif video.attempts and video.retry_at > now:
                 due.append(video.retry_at)
-        self._next_due = now if report.pending or self.should_stop() else min(due)
+        return min(due)
+
+    def _remember(self, report: MirrorReport, retry_due: float) -> None:
+        """When the next run can have work without a catalog change or a new listing: at
+        once if anything is pending or the verification is not over, else at the earliest
+        retry (or never)."""
+        now = self.clock()
+        self._next_due = now if report.pending or report.verifying or self.should_stop() else retry_due
         self._given_up = list(report.problems)
         self._changes_after_run = self.catalog.changes
 
@@ -321,9 +376,11 @@ class Mirror:
 
     def _record_complete(self, report: MirrorReport) -> None:
         """Record in the catalog whether this run left the mirror complete: nothing pending,
-        given up or due for a retry. A later process skips its run while the catalog's
-        generation (and the mirror's settings) are still those of the record (``due``)."""
-        complete = not (report.pending or report.problems or self.should_stop()) and self._next_due == float("inf")
+        given up or due for a retry, and every sidecar verified by this process. A later
+        process skips its run while the catalog's generation (and the mirror's settings)
+        are still those of the record (``due``)."""
+        complete = not (report.pending or report.problems or report.verifying or self.should_stop()) \
+            and self._next_due == float("inf")
         marker = self._marker() if complete else None
         if self.catalog.mirror_complete() != marker:
             self.catalog.mirror_completed(marker)
@@ -548,6 +605,39 @@ class Mirror:
                 metadata=_metadata_text(facts),
             )
         return errors
+
+
+@dataclass
+class _Sweep:
+    """A process's verification of every sidecar (``Mirror.run``), a slice of contents at a
+    time in sha256 order (``Catalog.mirror_sweep_slice``): from where the last process's
+    was (``start``, persisted after each slice), to the end, then from the beginning round
+    to ``start`` again. A slice is not cut short by a stop: the next run does it again."""
+
+    start: str
+    pos: str  # the last content of the last slice done ("": from the beginning)
+    wrapped: bool  # on the leg from the beginning to ``start``
+    done: bool = False
+
+    @classmethod
+    def starting_at(cls, cursor: str) -> _Sweep:
+        return cls(cursor, cursor, wrapped=not cursor)
+
+    @property
+    def upto(self) -> str | None:
+        """The last content of this leg (None: the end)."""
+        return self.start if self.wrapped and self.start else None
+
+    def slice_done(self, shas: list[str], last: bool) -> None:
+        """A slice verified; ``last``: it ended its leg."""
+        if shas:
+            self.pos = shas[-1]
+        if not last:
+            return
+        if self.wrapped:
+            self.done, self.pos = True, self.start
+        else:
+            self.wrapped, self.pos = True, ""
 
 
 def _untouched(path: Path, row: MirrorFile | None) -> bool:

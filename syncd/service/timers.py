@@ -11,7 +11,8 @@ wakes for its timers and nothing else.
 Names: ``settle`` (an unsettled file could have settled), ``revisit`` (the plan said
 time alone changes it), ``grace`` (a vanished file's ``delete_grace`` runs out),
 ``followup`` (videos processing remotely), ``retry`` (a pass failed), ``probe`` (the
-remote went away: kept set until a probe succeeds), ``imports`` and ``streams``.
+remote went away: kept set until a probe succeeds), ``imports``, ``streams`` and ``mirror``
+(the mirror's verification of every sidecar stopped between two slices for other work).
 """
 
 from __future__ import annotations

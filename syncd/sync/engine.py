@@ -401,14 +401,17 @@ class Engine:
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
                  changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False,
-                 defer_mirror: Callable[[], bool] | None = None) -> PassReport:
+                 defer_mirror: Callable[[], bool] | None = None,
+                 mirror_yield: Callable[[], bool] | None = None) -> PassReport:
         """One pass. ``unchanged``: folders not to walk again if possible; ``changed``: the
         paths to walk in others, if possible (see ``observe``).
         ``newest`` (without ``with_listing``): look for new remote videos to pull at the
         newest end of the listing only (the daemon's polls between complete listings).
         ``defer_mirror`` (the daemon), asked after execution: True skips the mirror step
         this time (a later pass runs it: it is still due). Never with a listing or new
-        remote videos read, which only this pass has to pull from."""
+        remote videos read, which only this pass has to pull from. ``mirror_yield`` (the
+        daemon: it has work) ends the mirror's verification of every sidecar between two
+        slices; a later pass goes on with it (``MirrorReport.verifying``)."""
         scans, problems, hashed = self.observe(unchanged, changed)
         problems += self._refresh()
         if with_listing:
@@ -463,7 +466,7 @@ class Engine:
         if remote is None and not (fresh and fresh.video_ids) and defer_mirror is not None and defer_mirror():
             mirrored = self.mirror.skipped()
         else:
-            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
+            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh, mirror_yield)
         # Last: a remote gone away meanwhile is reported by what came first. Reading every
         # instance's marks costs as much as the complete listing: only along with one.
         self._write_note(with_marks=remote is not None)
@@ -651,7 +654,7 @@ class Engine:
         return self.executor.read_newest(self.catalog.known_videos())
 
     def _mirror(self, listing: Listing | None, unavailable: list[Path],
-                newest: RemoteView | None = None) -> MirrorReport:
+                newest: RemoteView | None = None, yield_to: Callable[[], bool] | None = None) -> MirrorReport:
         if not self.mirror.due(listing, newest):
             return self.mirror.skipped()
         try:
@@ -660,7 +663,8 @@ class Engine:
                 return iter_statuses_of(self.options.folders, self.options.upload.max_attempts,
                                         self.catalog, self.features, shas)
 
-            return self.mirror.run(of_contents(None), listing, unavailable, newest, statuses_of=of_contents)
+            return self.mirror.run(of_contents(None), listing, unavailable, newest, statuses_of=of_contents,
+                                   yield_to=yield_to)
         except AuthError as exc:
             raise FatalRemoteError(
                 f"the remote rejected the API key from {self.options.key_source} ({exc}); stopping"
