@@ -189,7 +189,9 @@ class Engine:
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
-        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
+        # Set for the mirror step of a pass: whether a run in progress stops for other work.
+        self._mirror_yields: Callable[[], bool] | None = None
+        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self._mirror_should_stop)
         self.executor = Executor(
             remote,
             catalog,
@@ -401,14 +403,18 @@ class Engine:
     # ------------------------------------------------------------------- pass
     def run_pass(self, *, with_listing: bool = True, unchanged: Collection[Path] = (),
                  changed: Mapping[Path, Collection[str]] | None = None, newest: bool = False,
-                 defer_mirror: Callable[[], bool] | None = None) -> PassReport:
+                 defer_mirror: Callable[[], bool] | None = None,
+                 mirror_yields: Callable[[], bool] | None = None) -> PassReport:
         """One pass. ``unchanged``: folders not to walk again if possible; ``changed``: the
         paths to walk in others, if possible (see ``observe``).
         ``newest`` (without ``with_listing``): look for new remote videos to pull at the
         newest end of the listing only (the daemon's polls between complete listings).
         ``defer_mirror`` (the daemon), asked after execution: True skips the mirror step
         this time (a later pass runs it: it is still due). Never with a listing or new
-        remote videos read, which only this pass has to pull from."""
+        remote videos read, which only this pass has to pull from. ``mirror_yields`` (the
+        daemon), asked between two videos of a mirror run: True stops the run there (what
+        it did is kept; the rest is due at the next pass), so a catch-up over a whole
+        library does not hold back a file that arrives meanwhile."""
         scans, problems, hashed = self.observe(unchanged, changed)
         problems += self.executor.refresh(self._contents_in_progress())
         if with_listing:
@@ -463,7 +469,11 @@ class Engine:
         if remote is None and not (fresh and fresh.video_ids) and defer_mirror is not None and defer_mirror():
             mirrored = self.mirror.skipped()
         else:
-            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
+            self._mirror_yields = mirror_yields
+            try:
+                mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh)
+            finally:
+                self._mirror_yields = None
         # Last: a remote gone away meanwhile is reported by what came first. Reading every
         # instance's marks costs as much as the complete listing: only along with one.
         self._write_note(with_marks=remote is not None)
@@ -633,6 +643,9 @@ class Engine:
         if not self.options.mirror.pull_remote:
             return None
         return self.executor.read_newest(self.catalog.known_videos())
+
+    def _mirror_should_stop(self) -> bool:
+        return self.stop_event.is_set() or (self._mirror_yields is not None and self._mirror_yields())
 
     def _mirror(self, listing: Listing | None, unavailable: list[Path],
                 newest: RemoteView | None = None) -> MirrorReport:
