@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py [--files 200000] [--dir DIR] [--phases LIST] [--skip-mirror]
                                      [--idle-seconds 180] [--ingest 1000,20000] [--timeout 3600]
-                                     [--repeat 2] [--keep DIR]
+                                     [--repeat 2] [--keep DIR] [--clips 3] [--clip-gap 20]
 
 Phases, each a real ``python -m syncd`` subprocess (CPU from ``wait4``'s rusage, peak RSS
 ``ru_maxrss``) against an emulator in its own process (``python -m syncd emulator``: its
@@ -25,6 +25,14 @@ in syncd's figures nor competing with this script for a GIL):
   the uploading sync would have, so it is not due), and ``sync`` on an empty folder:
   per-file CPU against the walk's, each minus its empty-folder run; then once with
   ``--check-deletions`` (the complete listing, which ``schedule.deletion_check`` runs hourly);
+* ``catch_up``: ``syncd run`` on the synced tree before the mirror ever ran (a library
+  synced by a syncd without the mirror, or whose mirror state was lost): the daemon
+  pulls every video's details, ~16 ms a video, hours at 1,000,000. Once it is under way
+  (the first details request), ``--clips`` new clips ``--clip-gap`` seconds apart: for
+  each, seconds from the write to its ``upload started`` journal entry (a mirror run
+  stops between two videos for a file due for a pass); and the catch-up's rate, the
+  daemon's CPU share and RSS meanwhile. Needs no ``mirror`` phase: the way to measure a
+  daemon at 1,000,000 files, whose mirror catch-up would take most of a day;
 * ``mirror``: a first ``syncd sync`` mirrors every video once (details and sidecars;
   ``mirror_catch_up``: ~16 ms a video, about an hour at 200,000);
 * ``unchanged`` (needs ``mirror``): ``syncd sync`` twice (``--repeat``): listing, plan,
@@ -92,8 +100,8 @@ from syncd.store.catalog import Catalog
 KEY = "sk_bench_scale_0123456789"
 PER_DIR = 1000  # files per subfolder (a camera's day folder, say)
 REGISTER_BATCH = 5000  # ~110 bytes of JSON each (name, base64 content): under the emulator's 1 MiB body limit
-PHASES = ("walk", "first_pass", "dry_run", "mirror", "unchanged", "status", "daemon", "ingest")
-NEEDS_SYNCED = {"dry_run", "mirror", "unchanged", "status", "daemon"}
+PHASES = ("walk", "first_pass", "dry_run", "mirror", "unchanged", "status", "catch_up", "daemon", "ingest")
+NEEDS_SYNCED = {"dry_run", "catch_up", "mirror", "unchanged", "status", "daemon"}
 NEEDS_MIRROR = {"unchanged", "daemon"}
 
 WALK = """
@@ -295,6 +303,10 @@ class RequestTally:
         entries = self.admin.get("/requests", params={"since": self.seq}).json()
         return max([self.seq, *(e["seq"] for e in entries)])
 
+    def peek(self) -> set[str]:
+        """The paths asked since the last take (without taking them)."""
+        return {e["path"] for e in self.admin.get("/requests", params={"since": self.seq}).json()}
+
     def take(self, since: float) -> dict[str, Any]:
         """Requests answered since the last take: counts by route, and per minute from ``since``."""
         entries = self.admin.get("/requests", params={"since": self.seq}).json()
@@ -313,23 +325,54 @@ class RequestTally:
         self.admin.close()
 
 
+def daemon_config(root: Path, config: Path) -> tuple[Path, Path]:
+    """The tree's config as the daemon phases run it (settle 1 s, the default schedule,
+    logging at info), and its state directory."""
+    settings = yaml.safe_load(config.read_text())
+    settings.update(upload={"settle_seconds": 1, "direct_upload_below": "1MiB"},
+                    schedule={"rescan": "10m", "remote_poll": "2m"}, log_level="info")
+    path = root / "daemon.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path, Path(settings["state_dir"])
+
+
+def upload_start(state_dir: Path, path: Path, content: bytes) -> float | None:
+    """Write ``path``; seconds until the daemon journals its upload as started."""
+    path.write_bytes(content)
+    written = time.time()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        with Catalog.open_readonly(state_dir) as catalog:
+            started = [e.time for e in catalog.journal(50) if e.action == "upload"
+                       and e.outcome == "started" and e.target == str(path)]
+        if started:
+            return round(min(started) - written, 3)
+    return None
+
+
+def start_daemon(config: Path, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(config), "run"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=120)
+
+
 def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle_seconds: float,
                  base_url: str) -> dict[str, Any]:
     """``syncd run`` on the synced tree: idle CPU and RSS, then one changed file's upload
     start; the emulator's request log says what the daemon asked in each part."""
-    settings = yaml.safe_load(config.read_text())
-    settings.update(upload={"settle_seconds": 1, "direct_upload_below": "1MiB"},
-                    schedule={"rescan": "10m", "remote_poll": "2m"}, log_level="info")
-    daemon_config = root / "daemon.yaml"
-    daemon_config.write_text(yaml.safe_dump(settings))
+    config, state_dir = daemon_config(root, config)
     log_path = root / "daemon.log"
     new_clip, old_clip = drop / "cam0000" / "new-clip.mp4", drop / "cam0000" / "clip0000000.mp4"
     old_content, old_stat = old_clip.read_bytes(), old_clip.stat()
     tally = RequestTally(base_url)
     begun = time.time()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "syncd", "-c", str(daemon_config), "run"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    proc = start_daemon(config, log_path, env)
     try:
         start = time.monotonic()
         quiet, last, last_request = 0, 0.0, 0
@@ -359,27 +402,11 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
                 # whole minutes from the start of the idle window (sliding ones give the worst)
                 "cpu_share_per_minute": [round((cpu[i + 6] - cpu[i]) / 60, 4) for i in range(0, len(cpu) - 6, 6)],
                 "rss_mb_per_minute": rss[::6], "remote": tally.take(idle_begun)}
-        state_dir = Path(settings["state_dir"])
-
-        def upload_start(path: Path, content: bytes) -> float | None:
-            """Write ``path``; seconds until the daemon journals its upload as started."""
-            path.write_bytes(content)
-            written = time.time()
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                with Catalog.open_readonly(state_dir) as catalog:
-                    started = [e.time for e in catalog.journal(50) if e.action == "upload"
-                               and e.outcome == "started" and e.target == str(path)]
-                if started:
-                    return round(min(started) - written, 3)
-            return None
-
         # A new clip among N; then one rewritten in place (a path that changes after it had
         # settled waits twice the settle time: a slow writer's pause).
-        new = upload_start(new_clip, b"a new clip from the benchmark\n")
+        new = upload_start(state_dir, new_clip, b"a new clip from the benchmark\n")
         time.sleep(5)
-        rewritten = upload_start(old_clip, b"clip 0, rewritten by the benchmark\n")
+        rewritten = upload_start(state_dir, old_clip, b"clip 0, rewritten by the benchmark\n")
         out = {"startup_pass": startup, "idle": idle, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
                "changed_files_remote": tally.take(time.time()),
                "changed_file_upload_start_s": new, "rewritten_file_upload_start_s": rewritten, "settle_s": 1}
@@ -387,14 +414,62 @@ def phase_daemon(root: Path, config: Path, drop: Path, env: dict[str, str], idle
             out["log_tail"] = log_path.read_text()[-3000:]
         return out
     finally:
-        proc.terminate()
-        proc.wait(timeout=120)
+        stop_daemon(proc)
         tally.close()
         # The tree as it was (a --keep tree is reused): same content, mtime and inode, so
         # the kept catalog's record of the rewritten clip still matches it.
         new_clip.unlink(missing_ok=True)
         old_clip.write_bytes(old_content)
         os.utime(old_clip, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+
+
+DETAILS_ROUTE = "get-video-details"
+
+
+def phase_catch_up(root: Path, config: Path, drop: Path, env: dict[str, str], base_url: str,
+                   clips: int, gap: float) -> dict[str, Any]:
+    """``syncd run`` on the synced tree whose mirror never ran: new clips written while it
+    catches up; see the module's docstring."""
+    config, state_dir = daemon_config(root, config)
+    log_path = root / "catch-up.log"
+    tally = RequestTally(base_url)
+    written: list[Path] = []
+    begun = time.time()
+    proc = start_daemon(config, log_path, env)
+    try:
+        start = time.monotonic()
+        while not any(DETAILS_ROUTE in route for route in tally.peek()):
+            time.sleep(1)
+            if proc.poll() is not None:
+                raise SystemExit(f"syncd run exited: {log_path.read_text()[-2000:]}")
+            if time.monotonic() - start > TIMEOUT[0]:
+                return {"timed_out": True, "log_tail": log_path.read_text()[-3000:]}
+        startup = {"wall_s": round(time.monotonic() - start, 1), "cpu_s": round(cpu_seconds(proc.pid), 2),
+                   "rss_mb": rss_mb(proc.pid), "remote": tally.take(begun)}
+        t0, cpu0, latencies = time.monotonic(), cpu_seconds(proc.pid), []
+        rss = [rss_mb(proc.pid)]
+        for i in range(clips):
+            time.sleep(gap)
+            path = drop / "cam0000" / f"catch-up-{i}.mp4"
+            written.append(path)
+            latencies.append(upload_start(state_dir, path, f"a clip written during the catch-up, {i}\n".encode()))
+            rss.append(rss_mb(proc.pid))
+        seconds = time.monotonic() - t0
+        remote = tally.take(begun)
+        details = sum(n for route, n in remote["by_route"].items() if DETAILS_ROUTE in route)
+        out = {"startup_until_catch_up": startup, "seconds": round(seconds, 1),
+               "cpu_share_of_one_core": round((cpu_seconds(proc.pid) - cpu0) / seconds, 4),
+               "rss_mb": rss, "peak_rss_mb": rss_mb(proc.pid, "VmHWM"),
+               "videos_caught_up_per_s": round(details / seconds, 1), "remote": remote,
+               "clip_upload_start_s": latencies, "settle_s": 1}
+        if any(v is None or v > 3 for v in latencies):
+            out["log_tail"] = log_path.read_text()[-3000:]
+        return out
+    finally:
+        stop_daemon(proc)
+        tally.close()
+        for path in written:
+            path.unlink(missing_ok=True)
 
 
 def phase_ingest(root: Path, sizes: list[int], env: dict[str, str]) -> dict[str, Any]:
@@ -436,6 +511,9 @@ def chosen_phases(phases: str | None, skip_mirror: bool, reuse: bool = False) ->
         raise SystemExit(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {', '.join(PHASES)}")
     if skip_mirror:
         wanted -= {"mirror", *NEEDS_MIRROR}
+    if "catch_up" in wanted and wanted & {"mirror", *NEEDS_MIRROR}:
+        raise SystemExit("catch_up runs without mirror, unchanged and daemon: it needs the mirror not caught up, "
+                         "and leaves it half caught up")
     if wanted & NEEDS_MIRROR:
         wanted.add("mirror")
     if wanted & NEEDS_SYNCED and not reuse:
@@ -501,6 +579,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds any one command may take")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs of each unchanged pass, the best one counted (default 2; 1 halves the long part)")
+    parser.add_argument("--clips", type=int, default=3, help="catch_up: new clips written during the catch-up")
+    parser.add_argument("--clip-gap", type=float, default=20.0, help="catch_up: seconds before each clip")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="build the tree and the synced state in DIR once; reuse them on later runs (see above)")
     args = parser.parse_args()
@@ -612,6 +692,10 @@ def main() -> None:
             with phase("status", "status (N files, and an empty catalog)"):
                 result["status"] = {"empty": measured([*syncd, str(config_empty), "status"], env),
                                     "tree": measured([*syncd, str(config), "status"], env)}
+        if "catch_up" in phases:
+            with phase("catch_up", f"daemon catching up the mirror; {args.clips} new clips meanwhile"):
+                assert emu is not None
+                result["catch_up"] = phase_catch_up(root, config, drop, env, emu.base_url, args.clips, args.clip_gap)
         if "daemon" in phases:
             with phase("daemon", f"daemon: start-up pass, {args.idle_seconds:.0f} s idle, one changed file"):
                 assert emu is not None
@@ -627,7 +711,7 @@ def main() -> None:
     finally:
         if emu is not None:
             emu.stop()
-        if keep and "mirror" in phases:
+        if keep and {"mirror", "catch_up"} & set(phases):
             say("removing the mirror's sidecars from the kept tree")
             result["kept"]["sidecars_removed"] = unmirror_tree(drop)
         shutil.rmtree(root, ignore_errors=True)
@@ -688,6 +772,10 @@ def summarize(result: dict[str, Any], files: int) -> None:
         met["daemon_rss_under_400MB"] = d["peak_rss_mb"] < 400
         latency = d["changed_file_upload_start_s"]
         met["changed_file_within_settle_plus_2s"] = latency is not None and latency <= 3.0
+    if "catch_up" in result and "clip_upload_start_s" in result["catch_up"]:
+        latencies = result["catch_up"]["clip_upload_start_s"]
+        summary["catch_up_clip_upload_start_s"] = latencies
+        met["clip_during_catch_up_within_settle_plus_2s"] = all(v is not None and v <= 3.0 for v in latencies)
     if "ingest" in result and "ratio_large_to_small" in result["ingest"]:
         met["ingest_20k_at_least_0.9x_1k"] = result["ingest"]["ratio_large_to_small"] >= 0.9
     timed_out = sorted(name for name, value in result.items() if "'timed_out': True" in str(value))

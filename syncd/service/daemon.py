@@ -104,6 +104,7 @@ class Timings:
     followup_cap: float = 30.0  # ...growing 1.5x per idle pass up to this (and schedule.remote_poll)
     max_settle_checks: int = 10_000  # unsettled files stat'ed after a pass to time the next one
     mirror_defer_cap: float = 120.0  # the mirror waits for a quiet moment at most this long (``_defer_mirror``)
+    mirror_forced_run: float = 10.0  # a mirror run the cap forced works this long before it yields (``_mirror_yields``)
 
 
 class Daemon:
@@ -156,6 +157,7 @@ class Daemon:
         self._last_listing_at = float("-inf")
         self._listing_wanted = False  # a reload asked for the complete listing and none was read since
         self._mirror_deferred_since: float | None = None  # monotonic: the first pass that deferred the mirror
+        self._mirror_forced_until = 0.0  # monotonic: a run the cap forced does not yield before this
         # The catalog's change counter when ``statuses`` were last built (None: build anew).
         self._statuses_at: tuple[int, int] | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -534,7 +536,8 @@ class Daemon:
         started = time.monotonic()
         try:
             report = self._engine.run_pass(with_listing=with_listing, unchanged=unchanged, changed=changed,
-                                           newest=newest, defer_mirror=self._defer_mirror, mirror_yield=self._has_work)
+                                           newest=newest, defer_mirror=self._defer_mirror,
+                                           mirror_yield=self._mirror_should_yield)
         except FatalRemoteError as exc:
             self._key_rejected(str(exc))
             return
@@ -584,6 +587,7 @@ class Daemon:
                 self._mirror_deferred_since = now
             if now - self._mirror_deferred_since < self.timings.mirror_defer_cap:
                 return True
+            self._mirror_forced_until = now + self.timings.mirror_forced_run
         self._mirror_deferred_since = None
         return False
 
@@ -599,6 +603,14 @@ class Daemon:
                 return True
         due = self._timers.earliest()
         return due is not None and due <= time.monotonic()
+    def _mirror_should_yield(self) -> bool:
+        """Whether a mirror run in progress stops, between two videos or two slices of its
+        check of every sidecar: the worker has other work (``_has_work``). The run keeps
+        what it did and goes on once the mirror is no longer deferred (``_defer_mirror``):
+        a first catch-up over a million videos takes hours, and a file arriving meanwhile
+        would otherwise wait for all of it. A run the cap forced first works
+        ``mirror_forced_run`` seconds, so a steady stream of files cannot starve the mirror."""
+        return time.monotonic() >= self._mirror_forced_until and self._has_work()
 
     def _tend_extras(self, *, streams: bool) -> None:
         """Beside the passes: poll unfinished ``syncd import``s (landing their videos) and, on

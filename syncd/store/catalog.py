@@ -542,22 +542,46 @@ def _m_marks_ready(db: Database) -> None:
     )
 
 
-def _m_marks_mirror_dirty(db: Database) -> None:
-    """The contents whose mirror work may have changed since the mirror last ran
-    (``mirror_dirty``), written by triggers on what a sidecar or the index reads: a file's
-    path, content, presence or done state, a content's state or video, a step's state, a
-    collection membership. A mirror run after one change among a million then reads that
-    change's rows (and the few videos waiting for a retry, ``mirror_videos_pending``), not
-    every file, content and mirror row. Only real changes count (``WHEN``): a rescan
-    rewriting the same values marks nothing, nor does a new file of a content with no
-    video yet (a first pass: the content is marked when it gets one)."""
+def _dirty_triggers(table: str) -> str:
+    """Triggers that add to ``table`` (one column, ``sha256``) the contents whose planning
+    or mirroring may have changed: a file's path, content, presence or done state, a
+    content's state or video, a step's state, a collection membership. Only real changes
+    count (``WHEN``): a rescan rewriting the same values marks nothing, nor does a new
+    file of a content with no video yet (a first pass: the content is marked when it
+    gets one)."""
     def mark(*shas: str) -> str:
         # Not INSERT OR IGNORE: an outer statement's conflict clause (INSERT OR REPLACE into
         # steps, say) overrides a trigger's.
-        return " ".join(f"INSERT INTO mirror_dirty (sha256) SELECT {sha} WHERE {sha} IS NOT NULL "
-                        f"AND NOT EXISTS (SELECT 1 FROM mirror_dirty WHERE sha256 = {sha});" for sha in shas)
+        return " ".join(f"INSERT INTO {table} (sha256) SELECT {sha} WHERE {sha} IS NOT NULL "
+                        f"AND NOT EXISTS (SELECT 1 FROM {table} WHERE sha256 = {sha});" for sha in shas)
 
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("folder", "rel_path", "sha256", "present", "done"))
+    return f"""
+        CREATE TRIGGER {table}_files_insert AFTER INSERT ON files
+            WHEN EXISTS (SELECT 1 FROM contents WHERE sha256 = NEW.sha256 AND video_id IS NOT NULL)
+            BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER {table}_files_update AFTER UPDATE ON files WHEN {changed} BEGIN
+            {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER {table}_files_delete AFTER DELETE ON files BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER {table}_contents_update AFTER UPDATE ON contents
+            WHEN OLD.state IS NOT NEW.state OR OLD.video_id IS NOT NEW.video_id OR OLD.sha256 IS NOT NEW.sha256
+            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER {table}_contents_delete AFTER DELETE ON contents BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER {table}_steps_insert AFTER INSERT ON steps BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER {table}_steps_update AFTER UPDATE ON steps
+            WHEN OLD.state IS NOT NEW.state OR OLD.sha256 IS NOT NEW.sha256 OR OLD.name IS NOT NEW.name
+            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
+        CREATE TRIGGER {table}_steps_delete AFTER DELETE ON steps BEGIN {mark("OLD.sha256")} END;
+        CREATE TRIGGER {table}_memberships_insert AFTER INSERT ON memberships BEGIN {mark("NEW.sha256")} END;
+        CREATE TRIGGER {table}_memberships_delete AFTER DELETE ON memberships BEGIN {mark("OLD.sha256")} END;
+        """
+
+
+def _m_marks_mirror_dirty(db: Database) -> None:
+    """The contents whose mirror work may have changed since the mirror last ran
+    (``mirror_dirty``, see ``_dirty_triggers``). A mirror run after one change among a
+    million then reads that change's rows (and the few videos waiting for a retry,
+    ``mirror_videos_pending``), not every file, content and mirror row."""
     db.executescript(
         f"""
         CREATE TABLE mirror_dirty (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -566,23 +590,7 @@ def _m_marks_mirror_dirty(db: Database) -> None:
         CREATE INDEX memberships_sha256 ON memberships (sha256);
         CREATE INDEX mirror_videos_pending ON mirror_videos (video_id)
             WHERE attempts > 0 OR checked_at IS NULL OR details = '';
-        CREATE TRIGGER mirror_dirty_files_insert AFTER INSERT ON files
-            WHEN EXISTS (SELECT 1 FROM contents WHERE sha256 = NEW.sha256 AND video_id IS NOT NULL)
-            BEGIN {mark("NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_files_update AFTER UPDATE ON files WHEN {changed} BEGIN
-            {mark("OLD.sha256", "NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_files_delete AFTER DELETE ON files BEGIN {mark("OLD.sha256")} END;
-        CREATE TRIGGER mirror_dirty_contents_update AFTER UPDATE ON contents
-            WHEN OLD.state IS NOT NEW.state OR OLD.video_id IS NOT NEW.video_id OR OLD.sha256 IS NOT NEW.sha256
-            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_contents_delete AFTER DELETE ON contents BEGIN {mark("OLD.sha256")} END;
-        CREATE TRIGGER mirror_dirty_steps_insert AFTER INSERT ON steps BEGIN {mark("NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_steps_update AFTER UPDATE ON steps
-            WHEN OLD.state IS NOT NEW.state OR OLD.sha256 IS NOT NEW.sha256 OR OLD.name IS NOT NEW.name
-            BEGIN {mark("OLD.sha256", "NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_steps_delete AFTER DELETE ON steps BEGIN {mark("OLD.sha256")} END;
-        CREATE TRIGGER mirror_dirty_memberships_insert AFTER INSERT ON memberships BEGIN {mark("NEW.sha256")} END;
-        CREATE TRIGGER mirror_dirty_memberships_delete AFTER DELETE ON memberships BEGIN {mark("OLD.sha256")} END;
+        {_dirty_triggers("mirror_dirty")}
         """
     )
 
@@ -606,13 +614,22 @@ def _m_mirror_listing_dirty(db: Database) -> None:
             WHEN OLD.details IS NOT NEW.details BEGIN {mark} END;
         """
     )
+def _m_plan_dirty(db: Database) -> None:
+    """The contents whose collection work may have changed since a plan last saw them
+    (``plan_dirty``, see ``_dirty_triggers``): a collection folder's members are planned
+    as a set, and only the collections of these (and of the contents otherwise in play)
+    are, not every collection folder on every pass."""
+    db.executescript(f"""
+        CREATE TABLE plan_dirty (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
+        {_dirty_triggers("plan_dirty")}
+        """)
 
 
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
-    _m_listing, _m_at_rest, _m_marks_ready, _m_marks_mirror_dirty, _m_mirror_listing_dirty,
+    _m_listing, _m_at_rest, _m_marks_ready, _m_marks_mirror_dirty, _m_mirror_listing_dirty, _m_plan_dirty,
 ]
 
 
@@ -816,6 +833,15 @@ class Catalog:
             cursor = (db.conn.execute("DELETE FROM meta WHERE key = ?", [key]) if value is None else
                       db.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value]))
             self._bookkeeping += cursor.rowcount
+
+    def collection_folders(self) -> str | None:
+        """The collection folders (JSON) the last executed plan covered, or None."""
+        return self.get_meta("collection_folders")
+
+    def record_collection_folders(self, folders: str) -> None:
+        """Bookkeeping, like ``set_info``: recording what was planned changes no decision
+        still to make, so it starts no new plan or mirror run."""
+        self.set_info("collection_folders", folders)
 
     def mirror_complete(self) -> str | None:
         """What ``mirror_completed`` last recorded, or None."""
@@ -1625,6 +1651,23 @@ class Catalog:
                     "DELETE FROM mirror_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
                     [json.dumps(sorted(shas))]).rowcount
 
+    def plan_dirty(self) -> set[str]:
+        """Contents whose collection work may have changed since ``plan_dirty_done`` (kept
+        by triggers, see ``_m_plan_dirty``)."""
+        with self._lock:
+            return {r[0] for r in self.db.conn.execute("SELECT sha256 FROM plan_dirty")}
+
+    def plan_dirty_done(self, shas: Collection[str] | None) -> None:
+        """A plan saw these contents (None: every one) and left nothing to do for their
+        collections."""
+        with self._tx() as db:
+            if shas is None:
+                self._bookkeeping += db.conn.execute("DELETE FROM plan_dirty").rowcount
+            elif shas:
+                self._bookkeeping += db.conn.execute(
+                    "DELETE FROM plan_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
+                    [json.dumps(sorted(shas))]).rowcount
+
     def mirror_videos_pending(self) -> set[str]:
         """Contents whose video the mirror has not finished with: never checked, no details,
         or a failed pull waiting for its retry (an index range: few at rest)."""
@@ -2101,16 +2144,14 @@ class Catalog:
         return [row[0] for row in rows]
 
     def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                       *, marks: Sequence[str] | None, whole_folders: Collection[str] = (),
-                       without_new: bool = False) -> set[str]:
+                       *, marks: Sequence[str] | None, without_new: bool = False) -> set[str]:
         """Contents the planner may have something to do for: not uploaded and finished (a step
         not done, a processing step or a present file's folder's pipeline missing, an open
         upload, unmarked once ``marks``' steps are done, when markers are kept), a vanished or
-        rewritten path, and every
-        content of ``whole_folders`` (collection folders: their members are planned as a set).
+        rewritten path.
         A content at rest, all of whose paths are as recorded, is in none of them.
-        ``without_new``: none in state ``new`` (outside ``whole_folders``): the engine plans
-        those a slice at a time (``new_shas``)."""
+        ``without_new``: none in state ``new``: the engine plans those a slice at a time
+        (``new_shas``)."""
         queries: list[tuple[str, list[Any]]] = [
             ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL", []),
             ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
@@ -2152,14 +2193,37 @@ class Catalog:
             # of them here once a pass, and keeps none.
             sql = (f"SELECT sha256 FROM ({sql}) AS u WHERE NOT EXISTS "
                    "(SELECT 1 FROM contents c WHERE c.sha256 = u.sha256 AND c.state = 'new')")
-        if whole_folders:
-            queries.append(("SELECT sha256 FROM files WHERE sha256 IS NOT NULL "
-                            "AND folder IN (SELECT value FROM json_each(?))", [json.dumps(sorted(whole_folders))]))
-            queries.append(("SELECT sha256 FROM memberships", []))
-            sql += " UNION " + " UNION ".join(q for q, _ in queries[-2:])
         with self._lock:
             rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
         return {row[0] for row in rows}
+
+    def collections_in_play(self, shas: Collection[str], whole_folders: Collection[str]) -> tuple[set[str], set[str]]:
+        """The collections a plan over ``shas`` must see whole, and every content in them.
+
+        The collections: the first-level subfolders (in ``whole_folders``, the collection
+        folders) of these contents' files, present or not; the collections they are members
+        of; and every known collection with no present file (an emptied or renamed
+        subfolder). Their contents: every file under those subfolders and every member.
+        Members are planned as a set (renames, removals, empty collections), so a
+        collection is planned with all of its members or not at all."""
+        folders, wanted = json.dumps(sorted(whole_folders)), json.dumps(sorted(shas))
+        names_sql = """
+            SELECT substr(f.rel_path, 1, instr(f.rel_path, '/') - 1) FROM files f
+              WHERE f.sha256 IN (SELECT value FROM json_each(:shas)) AND instr(f.rel_path, '/') > 0
+                AND f.folder IN (SELECT value FROM json_each(:folders))
+            UNION SELECT m.collection FROM memberships m WHERE m.sha256 IN (SELECT value FROM json_each(:shas))
+            UNION SELECT c.name FROM collections c WHERE NOT EXISTS (
+              SELECT 1 FROM files f WHERE f.folder IN (SELECT value FROM json_each(:folders)) AND f.present = 1
+                AND f.rel_path >= c.name || '/' AND f.rel_path < c.name || '0')"""
+        with self._lock:
+            names = {r[0] for r in self.db.conn.execute(names_sql, {"shas": wanted, "folders": folders})}
+            members = self.db.conn.execute(
+                """SELECT f.sha256 FROM json_each(:names) n CROSS JOIN files f
+                     WHERE f.folder IN (SELECT value FROM json_each(:folders)) AND f.sha256 IS NOT NULL
+                       AND f.rel_path >= n.value || '/' AND f.rel_path < n.value || '0'
+                   UNION SELECT m.sha256 FROM memberships m WHERE m.collection IN (SELECT value FROM json_each(:names))""",
+                {"names": json.dumps(sorted(names)), "folders": folders}).fetchall()
+        return names, {r[0] for r in members}
 
     # --- the last complete remote listing (table ``listing``; ``listing_writer`` writes it) -----
     def listing_writer(self) -> ListingWriter:

@@ -20,6 +20,7 @@ changed (``_still_quiet``), and the mirror runs only when it has something to do
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -38,7 +39,8 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import (
-    DeleteRemote, FileRecord, FolderScan, Listing, LocalFile, Plan, RecordedFile, UnknownFile,
+    AddToCollection, ContentRecord, CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
+    LocalFile, Plan, RecordedFile, RemoveFromCollection, RenameCollection, UnknownFile,
 )
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
@@ -186,10 +188,16 @@ class Engine:
         self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], bool] | None = None  # any in progress, by catalog.changes
+        # Collection folders: the changed contents (``Catalog.plan_dirty``) the last snapshot
+        # took, and, once planned, those with no collection work left and the folders planned.
+        self._dirty_taken: set[str] | None = None
+        self._dirty_seen: tuple[set[str] | None, str] | None = None  # None: every content is clean
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
-        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
+        # Set for the mirror step of a pass: whether a run in progress stops for other work.
+        self._mirror_yield: Callable[[], bool] | None = None
+        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self._mirror_should_stop)
         self.executor = Executor(
             remote,
             catalog,
@@ -410,8 +418,10 @@ class Engine:
         ``defer_mirror`` (the daemon), asked after execution: True skips the mirror step
         this time (a later pass runs it: it is still due). Never with a listing or new
         remote videos read, which only this pass has to pull from. ``mirror_yield`` (the
-        daemon: it has work) ends the mirror's verification of every sidecar between two
-        slices; a later pass goes on with it (``MirrorReport.verifying``)."""
+        daemon: it has work) ends a mirror run between two videos, and its verification
+        of every sidecar between two slices; a later pass goes on with it
+        (``MirrorReport.verifying``): a catch-up over a whole library does not hold back a
+        file that arrives meanwhile."""
         scans, problems, hashed = self.observe(unchanged, changed)
         problems += self._refresh()
         if with_listing:
@@ -457,6 +467,7 @@ class Engine:
             _merge(result, done)
             if _outage(done):
                 break  # every step failed alike: the next pass tries again, not a million times now
+        self._plan_seen()
         if slicing is not None and slicing.after is not None:
             adopt = adopt or slicing.settings.adopt_remote  # recovery not over: it goes on next pass
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
@@ -466,7 +477,11 @@ class Engine:
         if remote is None and not (fresh and fresh.video_ids) and defer_mirror is not None and defer_mirror():
             mirrored = self.mirror.skipped()
         else:
-            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh, mirror_yield)
+            self._mirror_yield = mirror_yield
+            try:
+                mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh, mirror_yield)
+            finally:
+                self._mirror_yield = None
         # Last: a remote gone away meanwhile is reported by what came first. Reading every
         # instance's marks costs as much as the complete listing: only along with one.
         self._write_note(with_marks=remote is not None)
@@ -490,6 +505,7 @@ class Engine:
         marks_error: str | None = None
         adoptable: dict[str, Adoptable] = {}
         notes: list[str] = []
+        self._dirty_seen = None
         if adopt and remote is not None:
             marks, marks_error = read_marks(self.features.marks)
             if marks is None:
@@ -513,7 +529,10 @@ class Engine:
             new = [] if adopt and remote is None else self.catalog.new_shas("", self.options.batch)
             slicing = _Slicing(settings, remote, marks, marks_error,
                                new[-1] if len(new) >= self.options.batch else None)
-        snapshot = self.snapshot(scans, remote, adoptable, whole=adopt and new is None, new=new)
+        # Catalog recovery with collection folders, or collection folders not those of the
+        # last plan (the catalog's changes say nothing of what a config change asks for).
+        whole = new is None and (adopt or self.catalog.collection_folders() != self._collection_folders())
+        snapshot = self.snapshot(scans, remote, adoptable, whole=whole, new=new)
         if adopt and remote is not None and marks is not None:
             adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
@@ -526,6 +545,10 @@ class Engine:
             snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
             the_plan = plan(snapshot, settings)
         the_plan.notes[:0] = notes
+        if self._dirty_taken is not None:
+            self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot), self._collection_folders())
+        else:  # no collection folder: nothing reads the changed contents, which must not pile up
+            self._dirty_seen = (None, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
     def _plan_slice(self, scans: list[FolderScan], slicing: _Slicing) -> Plan:
@@ -653,6 +676,9 @@ class Engine:
             return None
         return self.executor.read_newest(self.catalog.known_videos())
 
+    def _mirror_should_stop(self) -> bool:
+        return self.stop_event.is_set() or (self._mirror_yield is not None and self._mirror_yield())
+
     def _mirror(self, listing: Listing | None, unavailable: list[Path],
                 newest: RemoteView | None = None, yield_to: Callable[[], bool] | None = None) -> MirrorReport:
         if not self.mirror.due(listing, newest):
@@ -675,7 +701,8 @@ class Engine:
                  new: list[str] | None = None, only_new: bool = False) -> Snapshot:
         """What the planner decides from. ``whole``: every file and content (catalog
         recovery with collection folders); otherwise only the contents something could
-        happen to (``_in_play``) with all their files, and the mass-delete guard's counts
+        happen to (``_in_play``) with all their files, every content of the collections
+        they touch (``Catalog.collections_in_play``), and the mass-delete guard's counts
         from the catalog. ``new``: the contents in state ``new`` are these (a slice, see
         ``_plan``), not all of them; ``only_new``: nothing else (no collection either)."""
         ok = {s.folder: s.ok for s in scans}
@@ -684,6 +711,11 @@ class Engine:
                         for f in self.options.folders)
         tracked: dict[Path, int] | None = None
         superseded = self.catalog.superseded()
+        whole_collections: set[str] | None = None
+        whole_folders = [str(f.path) for f in folders if f.collections]
+        # Collections are planned as sets, with all of their files and members: those of
+        # the contents in play, and of those changed since a plan last saw them.
+        self._dirty_taken = self.catalog.plan_dirty() if whole_folders and not only_new else None
         if whole:
             files, contents = self.catalog.files(), self.catalog.contents()
         else:
@@ -692,6 +724,10 @@ class Engine:
             else:
                 shas, gone = self._in_play(folders, remote, without_new=new is not None)
                 shas.update(new or ())
+            if self._dirty_taken is not None:
+                shas |= self._dirty_taken
+                whole_collections, members = self.catalog.collections_in_play(shas, whole_folders)
+                shas |= members
             # A path rewritten from a content not in this snapshot is planned with that content.
             superseded = [s for s in superseded if s.sha256 in shas]
             files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
@@ -704,7 +740,9 @@ class Engine:
             tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
             collections=() if only_new else tuple(self.catalog.collections()),
-            memberships=frozenset() if only_new else frozenset(self.catalog.memberships()),
+            memberships=(frozenset() if only_new else frozenset(self.catalog.memberships()) if whole
+                         else frozenset(self.catalog.memberships_of(c.sha256 for c in contents))),
+            whole_collections=None if whole_collections is None else frozenset(whole_collections),
             # Of the snapshot's videos, those the listing lists: not a set of every listed one.
             remote=None if remote is None else RemoteView(frozenset(self.catalog.listed_among(
                 [c.video_id for c in contents if c.video_id]))),
@@ -718,19 +756,33 @@ class Engine:
     def _in_play(self, folders: tuple[FolderPolicy, ...], remote: Listing | None,
                  without_new: bool = False) -> tuple[set[str], set[str]]:
         """Contents a plan could act on: not finished (or a folder wants more of them), a path
-        vanished or rewritten, an upload open, a video missing from the complete listing,
-        members of collection folders (planned as a set). A content at rest whose paths are
-        as recorded is none of these: an unchanged tree plans nothing, file by file.
+        vanished or rewritten, an upload open, a video missing from the complete listing.
+        A content at rest whose paths are as recorded is none of these: an unchanged tree
+        plans nothing, file by file.
         Also, apart, those missing from the listing."""
         shas = self.catalog.unsettled_shas(
             self.features.processing_steps,
-            {str(f.path): f.effective_pipelines for f in folders if not f.collections},
+            {str(f.path): f.effective_pipelines for f in folders},
             marks=None if self.features.marks is None else self._mark_steps(),
-            whole_folders=[str(f.path) for f in folders if f.collections],
             without_new=without_new,
         )
         gone = self.catalog.linked_not_listed() if remote is not None else set()
         return shas | gone, gone
+
+    def _collection_folders(self) -> str:
+        return json.dumps(sorted(str(f.path) for f in self.options.folders
+                                 if folder_policy(f, self.features).collections))
+
+    def _plan_seen(self) -> None:
+        """After a plan's execution: its changed contents with no collection work left
+        are clean (``Catalog.plan_dirty_done``), and its collection folders recorded."""
+        if self._dirty_seen is None:
+            return
+        clean, folders = self._dirty_seen
+        self._dirty_seen = None
+        self.catalog.plan_dirty_done(clean)
+        if self.catalog.collection_folders() != folders:
+            self.catalog.record_collection_folders(folders)
 
     def _mark_steps(self) -> tuple[str, ...]:
         """A video is marked once ready for a collection (``planner.ready_for_collection``)."""
@@ -917,6 +969,22 @@ def walk_targets(folder: FolderConfig, paths: Collection[str]) -> tuple[str, ...
 def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
     """The catalog's record of this path is of this very file version (same size, mtime, inode)."""
     return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
+
+
+def _collection_work(the_plan: Plan, snapshot: Snapshot) -> set[str]:
+    """The contents ``the_plan`` has collection work for: added or removed, or filed under
+    a collection it creates, renames or deletes. They stay changed (``Catalog.plan_dirty``)
+    until a plan finds nothing left to do for them: a failed add is planned again."""
+    shas = {a.sha256 for a in the_plan.actions if isinstance(a, AddToCollection | RemoveFromCollection)}
+    names: set[str] = set()
+    for action in the_plan.actions:
+        if isinstance(action, CreateCollection | DeleteCollection):
+            names.add(action.name)
+        elif isinstance(action, RenameCollection):
+            names |= {action.old, action.new}
+    if names:
+        shas |= {f.sha256 for f in snapshot.files if f.sha256 and f.subfolder in names}
+    return shas
 
 
 @dataclass

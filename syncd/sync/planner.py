@@ -132,6 +132,9 @@ class Snapshot:
     # Linked videos per folder, counted by the catalog, when ``files`` holds only the files
     # that changed or are in flight (the engine plans in proportion to change); None: count ``files``.
     tracked: dict[Path, int] | None = None
+    # The collections whose every file and member is in this snapshot (the engine plans in
+    # proportion to change); only they are renamed, emptied or deleted. None: all of them.
+    whole_collections: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,12 @@ def _plan_collections(
             if policies[f.folder].collections and f.subfolder:
                 addable.add((f.subfolder, sha))
     known = {c.name: c for c in snap.collections}
+
+    def whole(name: str) -> bool:
+        """Whether the snapshot holds all of the collection: else it acts on none of its
+        other members (a part of its files would look like an emptied subfolder)."""
+        return snap.whole_collections is None or name in snap.whole_collections
+
     recorded: dict[str, set[str]] = defaultdict(set)
     for name, sha in snap.memberships:
         recorded[name].add(sha)
@@ -297,7 +306,7 @@ def _plan_collections(
     renamed: dict[str, str] = {}
     new_names = [n for n in desired if n not in known]
     for old, record in known.items():
-        if desired.get(old) or not recorded.get(old) or bad_folders:
+        if desired.get(old) or not recorded.get(old) or bad_folders or not whole(old):
             continue
         match = [n for n in new_names if desired[n] == recorded[old] and n not in renamed.values()]
         if len(match) == 1:
@@ -320,13 +329,14 @@ def _plan_collections(
         return  # an unreadable folder might hold members: remove nothing this pass
     for name, sha in sorted(membership):
         content = snap.contents.get(sha)
-        if sha not in desired.get(name, set()) and content is not None and content.video_id and content.state == "uploaded":
+        if sha not in desired.get(name, set()) and content is not None and content.video_id and content.state == "uploaded" \
+                and whole(name):
             result.actions.append(RemoveFromCollection(name, sha, content.video_id))
     remove_empty = any(p.remove_empty_collections for p in policies.values())
     if remove_empty:
         for old, record in known.items():
             name = renamed.get(old, old)
-            if not desired.get(name):
+            if not desired.get(name) and whole(old):
                 result.actions.append(DeleteCollection(name, record.collection_id))
 
 

@@ -87,6 +87,9 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
         old_syncd.setattr(Catalog, "listing_compared", lambda self: None)
         old_syncd.setattr(Catalog, "mirror_dirty", lambda self: set())  # its pass finishes no video
         old_syncd.setattr(Catalog, "mirror_videos_pending", lambda self: set())
+        old_syncd.setattr(Catalog, "plan_dirty", lambda self: set())
+        old_syncd.setattr(Catalog, "plan_dirty_done", lambda self, shas: None)
+        old_syncd.setattr(Catalog, "record_collection_folders", lambda self, folders: None)
         old_syncd.setattr(Catalog, "record_scan_summary", lambda self, summary: None)
         with Catalog.open(config.state_dir) as catalog, MikshiClient(failing_emu.base_url, KEY, retry=FAST_RETRY) as remote:
             Engine(EngineOptions.from_config(config), catalog, remote).run_pass()  # uploads, nothing finished yet

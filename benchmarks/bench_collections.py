@@ -1,0 +1,89 @@
+"""An unchanged pass over a synced tree whose folder has ``collections: subfolder`` (the
+default config): what the planner is handed, by the code of two checkouts.
+
+    python benchmarks/bench_collections.py --keep DIR [--before REPO] [--after REPO] [--repeat 2]
+
+Starts from a ``bench_scale.py --keep DIR`` state (``DIR/synced``: N files in subfolders
+of 1,000, each a finished video) and makes every subfolder a collection holding its
+files (catalog rows: the collection, the memberships, the pipelines done and the
+instance marker set; no remote request, as ``bench_scale``'s set-up). Then ``syncd sync
+--dry-run`` (the complete listing not due) ``--repeat`` times with each checkout's code,
+the older first (a newer catalog is refused by older code), each on its own copy of the
+state: CPU seconds, wall, peak RSS. The first run of a checkout that records the
+collection folders plans the whole tree once (the folders changed); the later runs are
+the unchanged passes. Prints JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from _common import REPO, emit, machine
+from bench_scale import KEY, EmulatorProcess, copy_state, listing_just_read, measured, rebind, write_config
+
+from syncd.remote.facts import MIKSHI_PIPELINES, MIKSHI_PROCESSING_STEPS
+from syncd.store.catalog import Catalog
+
+
+def collections_everywhere(config: Path) -> int:
+    """Every first-level subfolder a collection holding its files; the number of files."""
+    data = yaml.safe_load(config.read_text())
+    data["folders"][0].update(collections="subfolder", pipelines=None)
+    config.write_text(yaml.safe_dump(data))
+    with Catalog.open(Path(data["state_dir"])) as catalog:
+        conn = catalog.db.conn
+        rows = conn.execute("SELECT rel_path, sha256 FROM files WHERE sha256 IS NOT NULL").fetchall()
+        now = time.time()
+        with conn:
+            conn.executemany("INSERT OR REPLACE INTO steps (sha256, name, state, percentage, updated_at) "
+                             "VALUES (?, ?, 'done', 100, ?)",
+                             [(sha, step, now) for _, sha in rows for step in MIKSHI_PIPELINES])
+            names = sorted({rel.split("/")[0] for rel, _ in rows})
+            conn.executemany("INSERT OR REPLACE INTO collections (name, collection_id) VALUES (?, ?)",
+                             [(n, f"collection-{n}") for n in names])
+            conn.executemany("INSERT OR IGNORE INTO memberships (collection, sha256) VALUES (?, ?)",
+                             [(rel.split("/")[0], sha) for rel, sha in rows])
+            conn.execute("UPDATE contents SET owned = 1, marked = 1")
+        assert set(MIKSHI_PROCESSING_STEPS)  # linked with them by bench_scale's set-up
+        return len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", type=Path, required=True, help="a bench_scale.py --keep directory")
+    parser.add_argument("--before", type=Path, default=None, help="checkout with the older code (default: none)")
+    parser.add_argument("--after", type=Path, default=REPO, help="checkout with the newer code (default: this one)")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    result: dict[str, object] = {"benchmark": "bench_collections", "machine": machine(), "runs": {}}
+    drop = args.keep / "drop"
+    for label, checkout in (("before", args.before), ("after", args.after)):
+        if checkout is None:
+            continue
+        root = Path(tempfile.mkdtemp(prefix=f"collections-{label}-", dir=args.keep))
+        try:
+            copy_state(args.keep / "synced", root)
+            env = {**os.environ, "SYNCD_BENCH_KEY": KEY, "PYTHONPATH": str(checkout.resolve())}
+            with EmulatorProcess(root / "emulator", env) as emu:
+                rebind(root / "state-tree", emu.base_url)
+                config = write_config(root, drop, emu.base_url, "tree")
+                files = collections_everywhere(config)
+                listing_just_read(config)
+                runs = [measured([sys.executable, "-m", "syncd", "-c", str(config), "sync", "--dry-run"], env)
+                        for _ in range(args.repeat)]
+            result["files"] = files
+            result["runs"][label] = {"checkout": str(checkout), "sync_dry_run": runs}  # type: ignore[index]
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

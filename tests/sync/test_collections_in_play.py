@@ -1,0 +1,129 @@
+"""Collection folders plan in proportion to change (issue 15): a collection's members are
+planned as a set (renames, removals, emptied subfolders), so a pass plans a collection
+whole, but only the collections a change touches; an unchanged tree with collection
+folders (the default config) hands the planner nothing.
+
+Against the emulator over loopback; the plans are dry runs, what reaches the planner is
+counted (``Planned``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from syncd.config import Config, load_config
+from syncd.emulator.mikshi import Emulator
+from syncd.models import Action, RemoveFromCollection
+from syncd.remote.facts import MIKSHI_PIPELINES, MIKSHI_PROCESSING_STEPS
+from syncd.remote.mikshi import MikshiClient
+from syncd.store.catalog import Catalog
+from syncd.sync.engine import Engine, EngineOptions
+from syncd.sync.planner import Snapshot
+from tests.conftest import FAST_RETRY, KEY, collections, run_syncd, set_faults, write_config, write_random
+from tests.sync.test_lifecycle import synced, tree
+from tests.sync.test_scale import Planned, synced_tree
+
+FILES = 400  # cam00..cam03, 100 files each
+
+
+def with_collections(tmp_path: Path, emu: Emulator, admin: httpx.Client) -> Config:
+    """A synced tree whose first-level subfolders are collections holding their files:
+    every content processed, its pipelines done, marked as ours, a member of its
+    subfolder's collection."""
+    config = synced_tree(tmp_path, emu, admin, FILES, mirrored=False)
+    assert config.source is not None
+    data = yaml.safe_load(config.source.read_text())
+    data["folders"][0].update(collections="subfolder", pipelines=None, remove_empty_collections=True)
+    config.source.write_text(yaml.safe_dump(data))
+    config = load_config(config.source, {"SYNCD_TEST_KEY": KEY})
+    with Catalog.open(config.state_dir) as catalog:
+        files = catalog.files()
+        catalog.link_finished([(f.sha256 or "", c.video_id or "", f.rel_path) for f in files
+                               for c in [catalog.content(f.sha256 or "")] if c is not None],
+                              (*MIKSHI_PROCESSING_STEPS, *MIKSHI_PIPELINES))
+        for name in sorted({f.rel_path.split("/")[0] for f in files}):
+            catalog.set_collection(name, f"collection-{name}")
+        for f in files:
+            catalog.add_membership(f.rel_path.split("/")[0], f.sha256 or "")
+            catalog.set_marked(f.sha256 or "", True)  # this instance's marker is on the video
+    # The first pass with collection folders plans them whole (the config changed): nothing
+    # to do. The mirror is left for later: it is not what these tests count.
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        report = Engine(EngineOptions.from_config(config), catalog, remote).run_pass(
+            with_listing=False, defer_mirror=lambda: True)
+    assert report.plan.actions == [], report.plan.actions
+    return config
+
+
+def dry_pass(config: Config, emu: Emulator, planned: Planned) -> tuple[Snapshot, Counter[str]]:
+    """The snapshot the planner got, and the kinds of actions it planned."""
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        report = Engine(EngineOptions.from_config(config), catalog, remote, dry_run=True).run_pass(with_listing=False)
+    planned.actions = list(report.plan.actions)
+    return planned.snapshots[-1], Counter(type(a).__name__ for a in report.plan.actions)
+
+
+def sha_of(config: Config, rel_path: str) -> str:
+    with Catalog.open_readonly(config.state_dir) as catalog:
+        return next(f.sha256 or "" for f in catalog.files() if f.rel_path == rel_path)
+
+
+def test_collections_are_planned_whole_but_only_those_a_change_touches(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = with_collections(tmp_path, emu, admin)
+    drop = config.folders[0].path
+    planned = Planned(monkeypatch)
+    planned.actions: list[Action] = []
+
+    snap, actions = dry_pass(config, emu, planned)  # unchanged: nothing reaches the planner
+    assert (len(snap.files), len(snap.contents), snap.memberships) == (0, 0, frozenset())
+    assert snap.whole_collections == frozenset() and actions == Counter()
+
+    # A new clip in cam01: cam01 is planned whole (its 100 members and the clip), nothing else.
+    (drop / "cam01" / "new.mp4").write_bytes(b"a new clip in cam01\n")
+    snap, actions = dry_pass(config, emu, planned)
+    assert snap.whole_collections == frozenset({"cam01"})
+    assert {f.rel_path.split("/")[0] for f in snap.files} == {"cam01"} and len(snap.files) == 101
+    assert len(snap.memberships) == 100
+    assert actions == Counter(Upload=1)  # no collection deleted, emptied or renamed
+
+    # A membership the catalog lost (an add that failed): that collection, to add it back.
+    with Catalog.open(config.state_dir) as catalog:
+        catalog.remove_membership("cam02", sha_of(config, "cam02/clip00205.mp4"))
+    snap, actions = dry_pass(config, emu, planned)
+    assert snap.whole_collections == frozenset({"cam01", "cam02"})
+    assert actions == Counter(Upload=1, AddToCollection=1)
+
+    # A membership no file backs (a remove that failed after a move): removed, and only it.
+    moved = sha_of(config, "cam00/clip00007.mp4")
+    with Catalog.open(config.state_dir) as catalog:
+        catalog.add_membership("cam03", moved)
+    snap, actions = dry_pass(config, emu, planned)
+    assert snap.whole_collections == frozenset({"cam00", "cam01", "cam02", "cam03"})
+    assert actions == Counter(Upload=1, AddToCollection=1, RemoveFromCollection=1)
+    assert [(a.collection, a.sha256) for a in planned.actions if isinstance(a, RemoveFromCollection)] == [
+        ("cam03", moved)]
+
+
+def test_a_failed_add_to_a_collection_is_tried_again_on_a_later_pass(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """The video is processed and at rest, but not in its collection: the next sync adds
+    it (its content stays changed until a plan finds nothing left to do for it)."""
+    tree(tmp_path, {"cam1/a.mp4": 1, "cam2/b.mp4": 2})
+    config = write_config(tmp_path, emu.base_url, remote={"max_retries": 1})  # a 503 fails the add at once
+    synced(config)
+    write_random(tmp_path / "drop" / "cam1" / "late.mp4", 50_003, seed=3)
+    cam1 = next(c["collection_id"] for c in admin.get("/collections").json() if c["name"] == "cam1")
+    set_faults(admin, error_share=1.0, error_statuses=[503], path_glob=f"*/collections/{cam1}/videos")
+    failed = run_syncd(config, "sync", "--wait", "--timeout", "10")
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    assert "add-to-collection      failed" in failed.stdout, failed.stdout
+    assert "still adding to collection" in failed.stderr, failed.stderr
+    assert collections(admin)["cam1"] == ["cam1/a.mp4"]
+    set_faults(admin)
+    synced(config)
+    assert collections(admin) == {"cam1": ["cam1/a.mp4", "cam1/late.mp4"], "cam2": ["cam2/b.mp4"]}
