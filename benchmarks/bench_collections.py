@@ -16,7 +16,6 @@ the unchanged passes. Prints JSON."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys

@@ -39,7 +39,7 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import (
-    AddToCollection, ContentRecord, CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
+    AddToCollection, CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
     LocalFile, Plan, RecordedFile, RemoveFromCollection, RenameCollection, UnknownFile,
 )
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan

@@ -67,8 +67,8 @@ def test_a_mirror_run_the_cap_forced_works_a_while_before_it_yields(tmp_path: Pa
     config = load_config(write_config(tmp_path, "http://127.0.0.1:9"), {"SYNCD_TEST_KEY": KEY})
     daemon = Daemon(config, timings=Timings(debounce=0, mirror_defer_cap=0, mirror_forced_run=3600))
     daemon._engine = SimpleNamespace(settling=lambda: [], in_flight=lambda: [])  # type: ignore[assignment]
-    assert not daemon._mirror_yields()  # nothing pending
+    assert not daemon._mirror_should_yield()  # nothing pending
     daemon.pending.touch(str(tmp_path / "drop" / "a.mp4"), settling=False)
-    assert daemon._mirror_yields()  # a quiet-moment run stops for a file due
+    assert daemon._mirror_should_yield()  # a quiet-moment run stops for a file due
     assert not daemon._defer_mirror()  # pending, but deferred for longer than the cap (0 s)
-    assert not daemon._mirror_yields()  # the forced run goes on for mirror_forced_run
+    assert not daemon._mirror_should_yield()  # the forced run goes on for mirror_forced_run
