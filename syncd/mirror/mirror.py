@@ -133,7 +133,11 @@ class Mirror:
         # The backend's step and pipeline names, in its order: the sidecar's ``statuses``.
         self.steps = (*self.features.processing_steps, *self.features.pipelines)
         self.clock = clock
-        self.should_stop = should_stop
+        self._should_stop = should_stop
+        # This run's ``yield_to``, asked before each details pull (``_mirror_targets``); once
+        # it says yes, the run stops as if told to (``should_stop``).
+        self._yield_to: Callable[[], bool] | None = None
+        self._yielded = False
         self.layout = options.layout
         self.index = SearchIndex(catalog, options.index_dir, clock=clock)
         self.max_attempts = options.max_attempts
@@ -153,6 +157,10 @@ class Mirror:
         # What the mirror's result depends on besides the catalog: with the catalog's
         # generation, the marker of a complete run (``_record_complete``).
         self._settings = hashlib.sha256(repr(options).encode()).hexdigest()[:16]
+
+    def should_stop(self) -> bool:
+        """The process is stopping, or this run gave way to the daemon's other work."""
+        return self._yielded or self._should_stop()
 
     # ------------------------------------------------------------ executor hook
     def sidecar_hook(self, event: str, path: Path, new_path: Path | None) -> None:
@@ -211,6 +219,7 @@ class Mirror:
         whole catalog. ``yield_to`` (the daemon: it has work) ends the run between two
         slices; without it the run goes on until the verification is over."""
         report = MirrorReport()
+        self._yield_to, self._yielded = yield_to, False
         if self._sweep is None:
             # Once per process: drop leftovers of a crashed compaction, re-pull lost vectors,
             # and compare every sidecar with what it should hold (repairs hand edits), a
@@ -339,6 +348,12 @@ class Mirror:
             content = contents.get(group[0].file.sha256 or "")
             if content is None:
                 continue
+            if self._yield_to is not None and self._must_pull(videos.get(video_id), video_id in differ) \
+                    and self._yield_to():
+                # A pull is a request (a catch-up over a whole library is hours of them): the
+                # daemon's other work, a new file say, goes first. What is done is kept.
+                self._yielded = True
+                break
             try:
                 self._mirror_video(video_id, group, content, video=videos.get(video_id), rows=written[video_id],
                                    report=report, touched=video_id in touched, listing_differs=video_id in differ,
@@ -447,11 +462,7 @@ class Mirror:
                       report: MirrorReport, touched: bool, listing_differs: bool, verify: bool) -> None:
         """``listing_differs``: the video's entry in the listing checked this run (every
         mirror.interval) says otherwise than its stored details: they are pulled again."""
-        now = self.clock()
-        waiting = video is not None and video.retry_at > now
-        refresh = not waiting and (video is None or video.checked_at is None or not video.details
-                                   or video.attempts > 0  # a failed pull, due again
-                                   or listing_differs)
+        refresh = self._must_pull(video, listing_differs)
         if refresh:
             video = self._pull_details(video_id, group, content, report) or video
         if video is not None and video.details:
@@ -477,6 +488,15 @@ class Mirror:
                                    f"{latest.attempts} attempts; retried every mirror.interval)")
         else:
             report.pending += 1
+
+    def _must_pull(self, video: MirrorVideo | None, listing_differs: bool) -> bool:
+        """Whether the video's details are pulled (again) now: never pulled, a failed pull
+        due again, or its listing entry says otherwise."""
+        if video is not None and video.retry_at > self.clock():
+            return False
+        return (video is None or video.checked_at is None or not video.details
+                or video.attempts > 0  # a failed pull, due again
+                or listing_differs)
 
     def _pull_details(self, video_id: str, group: list[_Target], content: ContentRecord,
                       report: MirrorReport) -> MirrorVideo | None:

@@ -195,9 +195,7 @@ class Engine:
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
-        # Set for the mirror step of a pass: whether a run in progress stops for other work.
-        self._mirror_yield: Callable[[], bool] | None = None
-        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self._mirror_should_stop)
+        self.mirror = Mirror(options.mirror, catalog, remote, clock=clock, should_stop=self.stop_event.is_set)
         self.executor = Executor(
             remote,
             catalog,
@@ -418,8 +416,8 @@ class Engine:
         ``defer_mirror`` (the daemon), asked after execution: True skips the mirror step
         this time (a later pass runs it: it is still due). Never with a listing or new
         remote videos read, which only this pass has to pull from. ``mirror_yield`` (the
-        daemon: it has work) ends a mirror run between two videos, and its verification
-        of every sidecar between two slices; a later pass goes on with it
+        daemon: it has work) ends a mirror run before a video's details pull, and its
+        verification of every sidecar between two slices; a later pass goes on with it
         (``MirrorReport.verifying``): a catch-up over a whole library does not hold back a
         file that arrives meanwhile."""
         scans, problems, hashed = self.observe(unchanged, changed)
@@ -477,11 +475,7 @@ class Engine:
         if remote is None and not (fresh and fresh.video_ids) and defer_mirror is not None and defer_mirror():
             mirrored = self.mirror.skipped()
         else:
-            self._mirror_yield = mirror_yield
-            try:
-                mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh, mirror_yield)
-            finally:
-                self._mirror_yield = None
+            mirrored = self._mirror(remote, [s.folder for s in scans if not s.ok], fresh, mirror_yield)
         # Last: a remote gone away meanwhile is reported by what came first. Reading every
         # instance's marks costs as much as the complete listing: only along with one.
         self._write_note(with_marks=remote is not None)
@@ -675,9 +669,6 @@ class Engine:
         if not self.options.mirror.pull_remote:
             return None
         return self.executor.read_newest(self.catalog.known_videos())
-
-    def _mirror_should_stop(self) -> bool:
-        return self.stop_event.is_set() or (self._mirror_yield is not None and self._mirror_yield())
 
     def _mirror(self, listing: Listing | None, unavailable: list[Path],
                 newest: RemoteView | None = None, yield_to: Callable[[], bool] | None = None) -> MirrorReport:

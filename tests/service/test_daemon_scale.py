@@ -111,6 +111,12 @@ class Counted:
     def start_counting(self) -> None:
         """From the next pass on (the start-up pass walks everything and checks the mirror)."""
         wait_for(lambda: self.daemon.passes >= 1, 120, "the start-up pass")
+        # The process's check of every sidecar stops for the daemon's other work (a poll
+        # due, under load) and goes on in later passes: those are start-up too.
+        def checked() -> bool:
+            engine = self.daemon._engine
+            return engine is not None and engine.mirror._sweep is not None and engine.mirror._sweep.done
+        wait_for(checked, 120, "the start-up check of every sidecar")
         catalog = self.daemon._catalog
         assert catalog is not None
         with self._lock:
