@@ -1,12 +1,14 @@
-"""Memory counted, not timed: what one call allocates, traced by tracemalloc."""
+"""Counted, not timed: what one call allocates (tracemalloc), and the rows a catalog's
+reads hand back (``rows_read``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import tracemalloc
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -27,3 +29,22 @@ def traced(call: Callable[[], T]) -> tuple[T, int, int]:
         tracemalloc.stop()
         logging.disable(logging.NOTSET)
     return result, held - before, peak - before
+
+
+@contextmanager
+def rows_read(catalog: Any) -> Iterator[list[int]]:
+    """The number of rows each of the catalog's reads (``Catalog._rows``) returns in the
+    block, one entry a statement."""
+    counts: list[int] = []
+    real_rows = catalog._rows
+
+    def counted(sql: str, params: object = ()) -> list[dict[str, object]]:
+        rows = real_rows(sql, params)
+        counts.append(len(rows))
+        return rows  # type: ignore[no-any-return]
+
+    catalog._rows = counted
+    try:
+        yield counts
+    finally:
+        catalog._rows = real_rows

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from syncd.models import LocalFile
 from syncd.store.catalog import Catalog
+from tests.traced import rows_read
 
 
 def _plans(catalog: Catalog, call: object) -> list[str]:
@@ -99,22 +100,6 @@ def _never_marked(catalog: Catalog, folder: Path, count: int) -> list[str]:
                                  for i, sha in enumerate(shas)], [], 1.0)
     catalog.link_finished([(sha, f"v{i}", f"f{i}.mp4") for i, sha in enumerate(shas)], MARK_STEPS[:3])
     return shas
-
-
-def _vm_steps(catalog: Catalog, call: object) -> int:
-    """SQLite virtual-machine instructions a call costs: rows visited, counted."""
-    counted = [0]
-
-    def tick() -> int:
-        counted[0] += 1
-        return 0
-
-    catalog.db.conn.set_progress_handler(tick, 1)
-    try:
-        call()  # type: ignore[operator]
-    finally:
-        catalog.db.conn.set_progress_handler(None, 1)
-    return counted[0]
 
 
 def test_never_marked_videos_cost_a_pass_nothing_with_the_mark_rule_recorded(tmp_path: Path) -> None:
@@ -236,20 +221,11 @@ def _in_progress_cost(tmp_path: Path, done: int, processing: int) -> tuple[list[
             catalog.video_registered(sha, f"v{i}", f"f{i}.mp4")
             catalog.set_step(sha, "thumbnail", "running")
         sent: list[str] = []
-        rows: list[int] = []
-        real_rows = catalog._rows
-
-        def counted(sql: str, params: object = ()) -> list[dict[str, object]]:
-            got = real_rows(sql, params)  # type: ignore[arg-type]
-            rows.append(len(got))
-            return got
-
-        catalog._rows = counted  # type: ignore[method-assign]
-        catalog.db.conn.set_trace_callback(sent.append)
-        pages = _vm_steps(catalog, lambda: sent.append(str([c.sha256 for page in catalog.iter_contents_in_progress(
-            steps, batch=100) for c in page])))
-        catalog.db.conn.set_trace_callback(None)
-        catalog._rows = real_rows  # type: ignore[method-assign]
+        with rows_read(catalog) as rows:
+            catalog.db.conn.set_trace_callback(sent.append)
+            pages = _vm_steps(catalog, lambda: sent.append(str([c.sha256 for page in catalog.iter_contents_in_progress(
+                steps, batch=100) for c in page])))
+            catalog.db.conn.set_trace_callback(None)
         found = [c.sha256 for c in catalog.contents_in_progress(steps)]
         assert found == shas[done:]
         return found, len([s for s in sent if not s.startswith("[")]), max(rows), pages

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from syncd.store.catalog import Catalog
 from syncd.models import JournalEntry
+from tests.traced import rows_read
 
 
 def last_per_action(entries: list[JournalEntry]) -> list[JournalEntry]:
@@ -32,19 +33,10 @@ def test_the_runs_journal_lines_are_read_a_batch_at_a_time(tmp_path: Path) -> No
             if rng.random() < 0.8:
                 catalog.log(action, target, rng.choice(["done", "failed"]), "why")
         expected = last_per_action(catalog.journal(10_000, after_id=first))
-        rows_read: list[int] = []
-        real_rows = catalog._rows
-
-        def counted(sql: str, params: object = ()) -> list[dict[str, object]]:
-            rows = real_rows(sql, params)  # type: ignore[arg-type]
-            rows_read.append(len(rows))
-            return rows
-
-        catalog._rows = counted  # type: ignore[method-assign]
-        batches = list(catalog.iter_final_journal(first, batch=100))
-        catalog._rows = real_rows  # type: ignore[method-assign]
+        with rows_read(catalog) as read:
+            batches = list(catalog.iter_final_journal(first, batch=100))
         assert [e for batch in batches for e in batch] == expected
         assert "before-the-run" not in {e.target for batch in batches for e in batch}
-        assert len(expected) > 500 and max(rows_read) == 100  # a batch a statement, never the run
-        assert len(rows_read) == len(expected) // 100 + 1 + (len(expected) % 100 > 0)
+        assert len(expected) > 500 and max(read) == 100  # a batch a statement, never the run
+        assert len(read) == len(expected) // 100 + 1 + (len(expected) % 100 > 0)
         assert catalog.db.conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
