@@ -191,7 +191,7 @@ class Engine:
         # Collection folders: the changed contents (``Catalog.plan_dirty``) the last snapshot
         # took, and, once planned, those with no collection work left and the folders planned.
         self._dirty_taken: set[str] | None = None
-        self._dirty_seen: tuple[set[str] | None, str] | None = None  # None: every content is clean
+        self._dirty_seen: tuple[set[str] | None, str | None] | None = None  # None: every content is clean
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
@@ -540,7 +540,14 @@ class Engine:
             the_plan = plan(snapshot, settings)
         the_plan.notes[:0] = notes
         if self._dirty_taken is not None:
-            self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot), self._collection_folders())
+            # A folder not read this pass may hold members, so the plan removed nothing:
+            # every changed content stays changed, and the folders are not recorded as
+            # planned (a whole plan's removals were not made).
+            if any(not f.scan_ok for f in snapshot.folders):
+                self._dirty_seen = (set(), None)
+            else:
+                self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot),
+                                    self._collection_folders())
         else:  # no collection folder: nothing reads the changed contents, which must not pile up
             self._dirty_seen = (None, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
@@ -772,7 +779,7 @@ class Engine:
         clean, folders = self._dirty_seen
         self._dirty_seen = None
         self.catalog.plan_dirty_done(clean)
-        if self.catalog.collection_folders() != folders:
+        if folders is not None and self.catalog.collection_folders() != folders:
             self.catalog.record_collection_folders(folders)
 
     def _mark_steps(self) -> tuple[str, ...]:
