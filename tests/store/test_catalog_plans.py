@@ -10,13 +10,19 @@ from syncd.store.catalog import Catalog
 from tests.traced import rows_read
 
 
-def _plans(catalog: Catalog, call: object) -> list[str]:
+def _sent(catalog: Catalog, call: object) -> list[str]:
+    """The statements ``call`` sends, as SQLite's trace gives them."""
     sent: list[str] = []
     catalog.db.conn.set_trace_callback(sent.append)
     try:
         call()  # type: ignore[operator]
     finally:
         catalog.db.conn.set_trace_callback(None)
+    return sent
+
+
+def _plans(catalog: Catalog, call: object) -> list[str]:
+    sent = _sent(catalog, call)
     # The query itself, not the meta lookups that choose it.
     # (A query that fills a TEMP table to be read in pages counts: its SELECT is the query.)
     selects = [s for s in sent if s.lstrip().upper().startswith(("SELECT", "INSERT INTO TEMP."))
@@ -195,12 +201,7 @@ def test_a_trashed_files_sidecar_row_is_forgotten_by_its_key(tmp_path: Path) -> 
 
 
 def _deletes(catalog: Catalog, call: object) -> list[str]:
-    sent: list[str] = []
-    catalog.db.conn.set_trace_callback(sent.append)
-    try:
-        call()  # type: ignore[operator]
-    finally:
-        catalog.db.conn.set_trace_callback(None)
+    sent = _sent(catalog, call)
     deletes = [s for s in sent if s.lstrip().upper().startswith("DELETE")]
     return [" | ".join(row[3] for row in catalog.db.conn.execute("EXPLAIN QUERY PLAN " + s)) for s in deletes]
 
