@@ -116,7 +116,7 @@ def sliced() -> bool:
 def fresh(config: Any, catalog: Catalog, remote: MikshiClient, slice_size: int | None) -> Engine:
     options = EngineOptions.from_config(config)
     if slice_size is not None and sliced():
-        options = dataclasses.replace(options, mirror=dataclasses.replace(options.mirror, verify_slice=slice_size))
+        options = dataclasses.replace(options, mirror=dataclasses.replace(options.mirror, slice=slice_size))
     catalog.mirror_completed(None)  # not known complete: the process's first pass runs the mirror
     return Engine(options, catalog, remote)
 
@@ -128,7 +128,7 @@ def until_verified(engine: Engine, runs: list[float], yield_to: Callable[[], boo
         else:
             report = engine.run_pass(with_listing=False)
         assert report.mirror is not None and len(runs) == n + 1, "the mirror ran"
-        if not getattr(report.mirror, "verifying", False):
+        if not getattr(report.mirror, "unfinished", False):
             return
 
 
@@ -154,7 +154,7 @@ def daemon_phase(root: Path, emu: Emulator, slice_size: int | None) -> dict[str,
     Mirror.run = run  # type: ignore[method-assign]
     if slice_size is not None and sliced():
         MirrorOptions.from_config = classmethod(  # type: ignore[method-assign,assignment]
-            lambda cls, c: dataclasses.replace(real_options(c), verify_slice=slice_size))
+            lambda cls, c: dataclasses.replace(real_options(c), slice=slice_size))
     slices: list[float] = []
     clip = root / "drop" / "new" / f"clip-{time.time():.0f}.mp4"
 
@@ -209,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, default=None, help="build here once, reuse after")
-    parser.add_argument("--slice", type=int, default=None, help="MirrorOptions.verify_slice (default: its own)")
+    parser.add_argument("--slice", type=int, default=None, help="MirrorOptions.slice (default: its own)")
     parser.add_argument("--daemon", action="store_true", help="also: a clip written during a daemon's check")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-mirror-"))

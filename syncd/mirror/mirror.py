@@ -64,7 +64,9 @@ class MirrorReport:
     problems: list[str] = field(default_factory=list)  # failures that gave up (retried each interval)
     gone: list[str] = field(default_factory=list)  # video ids whose details answered 404
     pending: int = 0  # videos still waiting for sidecars or index entries
-    verifying: bool = False  # the process's verification of every sidecar is not over (``_Sweep``)
+    # The run gave way to other work between two slices with some left: changed contents,
+    # or the process's verification of every sidecar (``_Sweep``). The next run goes on.
+    unfinished: bool = False
 
 
 class FileState(Protocol):
@@ -98,10 +100,11 @@ class MirrorOptions:
     max_attempts: int  # failures before a video is given up until the next interval
     pull: PullOptions
     pull_remote: bool
-    # Contents a slice of the once-per-process verification of every sidecar covers: at
-    # ~0.65 ms a video (20,000 videos, loaded machine), a slice is ~0.65 CPU-s: what a file
+    # Contents a slice of a run covers (changed ones, and as many of the once-per-process
+    # verification of every sidecar): at ~0.65 ms a video (20,000 videos, loaded machine),
+    # a slice is ~0.65 CPU-s (more with pulls, which each ask the daemon first): what a file
     # arriving in the daemon may wait behind, and less than its settle time (5 s by default).
-    verify_slice: int = 1000
+    slice: int = 1000
 
     @classmethod
     def from_config(cls, config: Config) -> MirrorOptions:
@@ -250,28 +253,37 @@ class Mirror:
             self._full_due = self.should_stop()
             sweep.done = sweep.done or not self.should_stop()
         else:
-            taken = self.catalog.mirror_dirty()  # done with at the end, unless stopped (pulls included)
-            scope = taken | self.catalog.mirror_videos_pending() | set(differ.values())
+            # A slice at a time: the contents changed since the last run or whose video is
+            # not finished with (after a first sync of a million files: all of them), with
+            # those whose listing entry differs (first slice), and the verification's next
+            # slice. Each changed slice is done with once covered (unless stopped), so a run
+            # that gives way to other work leaves the rest for the next.
+            changed_after, changed_over = "", False
+            extra: set[str] = set(differ.values())
             while True:
+                changed = [] if changed_over else self.catalog.mirror_changed_slice(changed_after, self.options.slice)
+                changed_over = len(changed) < self.options.slice
                 part = self._next_slice(sweep)
                 shas = frozenset(part[0] if part else ())
-                self._cover(scope | shas, None, statuses_of, unavailable, differ, shas, report, due)
+                self._cover(extra.union(changed, shas), None, statuses_of, unavailable, differ, shas, report, due)
                 if self.should_stop():
                     break
+                extra = set()
+                if changed:
+                    changed_after = changed[-1]
+                    self.catalog.mirror_dirty_done(changed)
                 if part is not None:
                     sweep.slice_done(*part)
                     self.catalog.mirror_verified_to(sweep.pos)
-                if sweep.done or (yield_to is not None and yield_to()):
+                report.unfinished = not (changed_over and sweep.done)
+                if not report.unfinished or (yield_to is not None and yield_to()):
                     break
-                scope = set()
-            if taken and not self.should_stop():
-                self.catalog.mirror_dirty_done(taken)
         self.index.compact()
         self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
         if check is not None and not self.should_stop():
             self._checked_listing, self._next_check = check, now + self.options.interval
             self.catalog.listing_compared()
-        report.verifying = not sweep.done
+        report.unfinished = report.unfinished or not sweep.done
         self._remember(report, min(due, default=float("inf")))
         self._record_complete(report)
         if report.written or report.moved or report.removed:
@@ -282,8 +294,8 @@ class Mirror:
     def _next_slice(self, sweep: _Sweep) -> tuple[list[str], bool] | None:
         """The verification's next slice of contents and whether it ends a leg; None when over."""
         while not sweep.done:
-            shas = self.catalog.mirror_sweep_slice(sweep.pos, sweep.upto, self.options.verify_slice)
-            last = len(shas) < self.options.verify_slice
+            shas = self.catalog.mirror_sweep_slice(sweep.pos, sweep.upto, self.options.slice)
+            last = len(shas) < self.options.slice
             if shas:
                 return shas, last
             sweep.slice_done(shas, last)
@@ -382,7 +394,7 @@ class Mirror:
         once if anything is pending or the verification is not over, else at the earliest
         retry (or never)."""
         now = self.clock()
-        self._next_due = now if report.pending or report.verifying or self.should_stop() else retry_due
+        self._next_due = now if report.pending or report.unfinished or self.should_stop() else retry_due
         self._given_up = list(report.problems)
         self._changes_after_run = self.catalog.changes
 
@@ -394,7 +406,7 @@ class Mirror:
         given up or due for a retry, and every sidecar verified by this process. A later
         process skips its run while the catalog's generation (and the mirror's settings)
         are still those of the record (``due``)."""
-        complete = not (report.pending or report.problems or report.verifying or self.should_stop()) \
+        complete = not (report.pending or report.problems or report.unfinished or self.should_stop()) \
             and self._next_due == float("inf")
         marker = self._marker() if complete else None
         if self.catalog.mirror_complete() != marker:

@@ -705,8 +705,8 @@ class Daemon:
         mirror = getattr(report, "mirror", None)  # the mirror step's report, when it ran
         timers.schedule_followup(not _all_terminal(counts) or bool(mirror and mirror.pending),
                                  bool(changes or report.hashed), self.config.schedule.remote_poll)
-        # The mirror's verification stopped between two slices for other work: go on after it.
-        timers.set_due("mirror", time.monotonic() + self.timings.debounce if mirror and mirror.verifying else None)
+        # The mirror run stopped between two slices for other work: go on after it.
+        timers.set_due("mirror", time.monotonic() + self.timings.debounce if mirror and mirror.unfinished else None)
         self.notifier.status(self._status_line(counts))
         with self._progress:
             self.passes += 1

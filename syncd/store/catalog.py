@@ -625,11 +625,23 @@ def _m_plan_dirty(db: Database) -> None:
         """)
 
 
+def _m_mirror_pending_by_content(db: Database) -> None:
+    """The videos the mirror has not finished with, indexed by content (was by video): a
+    mirror run takes them a slice of contents at a time, with the changed ones
+    (``Catalog.mirror_changed_slice``)."""
+    db.executescript("""
+        DROP INDEX mirror_videos_pending;
+        CREATE INDEX mirror_videos_pending ON mirror_videos (sha256)
+            WHERE attempts > 0 OR checked_at IS NULL OR details = '';
+        """)
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
     _m_listing, _m_at_rest, _m_marks_ready, _m_marks_mirror_dirty, _m_mirror_listing_dirty, _m_plan_dirty,
+    _m_mirror_pending_by_content,
 ]
 
 
@@ -1634,11 +1646,22 @@ class Catalog:
                               [json.dumps(sorted(shas))])
         return {r["video_id"]: _mirror_video(r) for r in rows}
 
-    def mirror_dirty(self) -> set[str]:
-        """Contents whose mirror work may have changed since ``mirror_dirty_done`` (kept by
-        triggers, see ``_m_marks_mirror_dirty``)."""
+    def mirror_changed_slice(self, after: str, limit: int) -> list[str]:
+        """The first ``limit`` contents above ``after``, in sha256 order, whose mirror work
+        may have changed since ``mirror_dirty_done`` (``mirror_dirty``, kept by triggers, see
+        ``_m_marks_mirror_dirty``) or whose video the mirror has not finished with (never
+        checked, no details, or a failed pull waiting for its retry). Two index ranges of at
+        most ``limit`` rows: after a first sync of a million files every content is changed,
+        and a run takes them a slice at a time."""
+        found: set[str] = set()
         with self._lock:
-            return {r[0] for r in self.db.conn.execute("SELECT sha256 FROM mirror_dirty")}
+            found.update(r[0] for r in self.db.conn.execute(
+                "SELECT sha256 FROM mirror_dirty WHERE sha256 > ? ORDER BY sha256 LIMIT ?", [after, limit]))
+            found.update(r[0] for r in self.db.conn.execute(
+                "SELECT sha256 FROM mirror_videos INDEXED BY mirror_videos_pending "
+                "WHERE (attempts > 0 OR checked_at IS NULL OR details = '') AND sha256 > ? "
+                "ORDER BY sha256 LIMIT ?", [after, limit]))
+        return sorted(found)[:limit]
 
     def mirror_dirty_done(self, shas: Collection[str] | None) -> None:
         """The mirror ran over these contents (None: it reads every row). Bookkeeping: no
@@ -1667,14 +1690,6 @@ class Catalog:
                 self._bookkeeping += db.conn.execute(
                     "DELETE FROM plan_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
                     [json.dumps(sorted(shas))]).rowcount
-
-    def mirror_videos_pending(self) -> set[str]:
-        """Contents whose video the mirror has not finished with: never checked, no details,
-        or a failed pull waiting for its retry (an index range: few at rest)."""
-        with self._lock:
-            rows = self.db.conn.execute("SELECT sha256 FROM mirror_videos INDEXED BY mirror_videos_pending "
-                                        "WHERE attempts > 0 OR checked_at IS NULL OR details = ''")
-            return {r[0] for r in rows}
 
     def mirror_sweep_slice(self, after: str, upto: str | None, limit: int) -> list[str]:
         """One slice of the mirror's verification of every sidecar: the first ``limit``

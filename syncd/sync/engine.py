@@ -418,7 +418,7 @@ class Engine:
         remote videos read, which only this pass has to pull from. ``mirror_yield`` (the
         daemon: it has work) ends a mirror run before a video's details pull, and its
         verification of every sidecar between two slices; a later pass goes on with it
-        (``MirrorReport.verifying``): a catch-up over a whole library does not hold back a
+        (``MirrorReport.unfinished``): a catch-up over a whole library does not hold back a
         file that arrives meanwhile."""
         scans, problems, hashed = self.observe(unchanged, changed)
         problems += self._refresh()

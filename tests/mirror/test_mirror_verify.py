@@ -29,9 +29,9 @@ from tests.sync.test_scale import synced_tree
 SLICE = 25
 
 
-def options(config: Config, verify_slice: int = SLICE) -> EngineOptions:
+def options(config: Config, slice_size: int = SLICE) -> EngineOptions:
     base = EngineOptions.from_config(config)
-    return dataclasses.replace(base, mirror=dataclasses.replace(base.mirror, verify_slice=verify_slice))
+    return dataclasses.replace(base, mirror=dataclasses.replace(base.mirror, slice=slice_size))
 
 
 @dataclasses.dataclass
@@ -119,10 +119,10 @@ def test_the_first_runs_check_of_every_sidecar_goes_a_slice_at_a_time(
             # The first pass reads the listing (a mirror run is due); the rest: the verification goes on.
             report = engine.run_pass(with_listing=n == 0, mirror_yield=lambda: True)
             assert report.mirror is not None
-            if not report.mirror.verifying:
+            if not report.mirror.unfinished:
                 break
             assert edited.read_text() == "{}"
-        assert report is not None and report.mirror is not None and not report.mirror.verifying
+        assert report is not None and report.mirror is not None and not report.mirror.unfinished
         assert catalog.mirror_complete() is not None  # every sidecar checked: complete
     assert edited.read_text() == right
     assert len(costs) == -(-files // SLICE), [(c.stats, c.rows) for c in costs]  # five slices of 25
@@ -140,7 +140,7 @@ def test_a_one_shot_sync_checks_every_slice_and_a_quiet_one_after_it_skips_the_m
     (config.folders[0].path / "cam00" / "clip00005.mp4").unlink()  # a catalog change: the mirror runs
     with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
         outcome = Engine(options(config, 7), catalog, remote).sync()
-        assert outcome.reports[-1].mirror is not None and not outcome.reports[-1].mirror.verifying
+        assert outcome.reports[-1].mirror is not None and not outcome.reports[-1].mirror.unfinished
         assert catalog.mirror_complete() is not None
     assert edited.read_text() != "{}"
     seen: Counter[str] = Counter()
@@ -182,3 +182,45 @@ def test_a_listing_check_reads_the_rows_of_the_videos_that_differ(
     many = listing_check_cost(synced_tree(tmp_path / "many", emu, admin, 200), emu, admin, monkeypatch)
     assert few == many, (few, many)
     assert many.stats <= 2 and many.rows <= 10 and many.compared > 0, many
+
+
+def test_the_first_mirror_run_after_a_first_sync_takes_the_changed_contents_a_slice_at_a_time(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a first sync every content is changed and none mirrored (at 1,000,000 files
+    the whole set in memory was 4.1 GB). A run covers them a slice at a time, each slice
+    done with once covered: a run stopped part way (here: it gives way before a pull)
+    leaves the rest to the next, which pulls no video twice."""
+    files = 120
+    config = synced_tree(tmp_path, emu, admin, files, mirrored=False)
+    scopes: list[int] = []
+    real_cover = mirror_module.Mirror._cover
+
+    def cover(self: mirror_module.Mirror, scope: Any, *args: Any) -> None:
+        scopes.append(len(scope))
+        real_cover(self, scope, *args)
+
+    monkeypatch.setattr(mirror_module.Mirror, "_cover", cover)
+    clear_requests(admin)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        assert len(catalog.mirror_changed_slice("", 1000)) == files
+        engine = Engine(options(config), catalog, remote)
+        pulls = 0
+
+        def busy() -> bool:  # the daemon has work after the 40th pull
+            nonlocal pulls
+            pulls += 1
+            return pulls > 40 + 1  # asked before each pull, and once between two slices
+
+        first = engine.run_pass(mirror_yield=busy).mirror
+        assert first is not None and first.unfinished
+        left = len(catalog.mirror_changed_slice("", 1000))
+        assert left == files - SLICE  # the first slice is done with; the second, cut short, is not
+        second = engine.run_pass(mirror_yield=lambda: False).mirror
+        assert second is not None and not second.unfinished
+        assert catalog.mirror_changed_slice("", 1000) == []
+    # Every video's details asked for once; every file has its sidecar.
+    assert requests_to(admin, DETAILS) == files
+    assert all(SidecarLayout().paths(path).json.is_file()
+               for path in (config.folders[0].path).rglob("*.mp4"))
+    # No run read more than a slice of contents (and a verification slice beside it).
+    assert max(scopes) <= 2 * SLICE, scopes

@@ -312,7 +312,7 @@ def test_a_file_written_during_the_first_mirror_runs_check_waits_for_one_slice(
         catalog.mirror_completed(None)  # not known complete: the start-up pass runs the mirror
     real_options = MirrorOptions.from_config
     monkeypatch.setattr(MirrorOptions, "from_config",
-                        classmethod(lambda cls, c: dataclasses.replace(real_options(c), verify_slice=20)))
+                        classmethod(lambda cls, c: dataclasses.replace(real_options(c), slice=20)))
     slices: list[int] = []  # per slice checked: the passes counted by then
     with Counted(config, monkeypatch) as counted:
         real_verified = Catalog.mirror_verified_to
