@@ -8,6 +8,7 @@ counted (``Planned``)."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -127,3 +128,28 @@ def test_a_failed_add_to_a_collection_is_tried_again_on_a_later_pass(
     set_faults(admin)
     synced(config)
     assert collections(admin) == {"cam1": ["cam1/a.mp4", "cam1/late.mp4"], "cam2": ["cam2/b.mp4"]}
+
+
+def test_a_pass_with_a_folder_not_read_keeps_its_changes_for_the_pass_after(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """A copy deleted from cam2 while another watched folder is unmounted: that pass
+    removes nothing from any collection (the unread folder could hold members), so the
+    content stays changed, and the first pass with the folder back removes the video
+    from cam2. Had the pass recorded it as seen, no later pass would look at cam2 again."""
+    drop = tree(tmp_path, {"cam1/a.mp4": 1, "cam2/b.mp4": 2})
+    shutil.copyfile(drop / "cam1" / "a.mp4", drop / "cam2" / "a-copy.mp4")
+    other = tmp_path / "other"
+    write_random(other / "c.mp4", 50_003, seed=3)
+    config = write_config(tmp_path, emu.base_url, [{"path": str(drop)}, {"path": str(other), "collections": "none"}])
+    synced(config)
+    assert collections(admin) == {"cam1": ["cam1/a.mp4"], "cam2": ["cam1/a.mp4", "cam2/b.mp4"]}
+
+    other.rename(tmp_path / "unmounted")
+    (drop / "cam2" / "a-copy.mp4").unlink()
+    unmounted = run_syncd(config, "sync")
+    assert str(other) in unmounted.stdout + unmounted.stderr
+    assert collections(admin)["cam2"] == ["cam1/a.mp4", "cam2/b.mp4"]  # nothing removed this pass
+
+    (tmp_path / "unmounted").rename(other)
+    synced(config)
+    assert collections(admin) == {"cam1": ["cam1/a.mp4"], "cam2": ["cam2/b.mp4"]}
