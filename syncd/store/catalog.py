@@ -2148,6 +2148,12 @@ class Catalog:
             log.debug("query embedding not cached: %s", exc)
 
     # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
+    def any_linked(self) -> bool:
+        """Whether any content has a remote video (an index seek)."""
+        with self._lock:
+            return self.db.conn.execute(
+                "SELECT 1 FROM contents WHERE video_id IS NOT NULL LIMIT 1").fetchone() is not None
+
     def new_shas(self, after: str, limit: int) -> list[str]:
         """Up to ``limit`` contents not uploaded yet (state ``new``) whose sha256 sorts after
         ``after``, in order: the slices a first pass over a huge tree plans one at a time.
@@ -2212,7 +2218,7 @@ class Catalog:
             rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
         return {row[0] for row in rows}
 
-    def collections_in_play(self, shas: Collection[str], whole_folders: Collection[str]) -> tuple[set[str], set[str]]:
+    def collections_in_play(self, shas: Collection[str], whole_folders: Collection[str]) -> CollectionsInPlay:
         """The collections a plan over ``shas`` must see whole, and every content in them.
 
         The collections: the first-level subfolders (in ``whole_folders``, the collection
@@ -2220,7 +2226,10 @@ class Catalog:
         of; and every known collection with no present file (an emptied or renamed
         subfolder). Their contents: every file under those subfolders and every member.
         Members are planned as a set (renames, removals, empty collections), so a
-        collection is planned with all of its members or not at all."""
+        collection is planned with all of its members or not at all. Except the contents
+        not uploaded yet (state ``new``) outside ``shas``: no member, they only keep their
+        collection from looking empty (``occupied``), and a later slice of the pass plans
+        their uploads. A first sync of a million files does not plan them all at once."""
         folders, wanted = json.dumps(sorted(whole_folders)), json.dumps(sorted(shas))
         names_sql = """
             SELECT substr(f.rel_path, 1, instr(f.rel_path, '/') - 1) FROM files f
@@ -2230,15 +2239,24 @@ class Catalog:
             UNION SELECT c.name FROM collections c WHERE NOT EXISTS (
               SELECT 1 FROM files f WHERE f.folder IN (SELECT value FROM json_each(:folders)) AND f.present = 1
                 AND f.rel_path >= c.name || '/' AND f.rel_path < c.name || '0')"""
+        # A file under one of the collections' subfolders (the names are bound as :names).
+        under = """f.folder IN (SELECT value FROM json_each(:folders))
+                     AND f.rel_path >= n.value || '/' AND f.rel_path < n.value || '0'"""
+        not_uploaded = "SELECT 1 FROM contents c WHERE c.sha256 = f.sha256 AND c.state = 'new'"
         with self._lock:
             names = {r[0] for r in self.db.conn.execute(names_sql, {"shas": wanted, "folders": folders})}
+            bound = {"names": json.dumps(sorted(names)), "folders": folders, "shas": wanted}
             members = self.db.conn.execute(
-                """SELECT f.sha256 FROM json_each(:names) n CROSS JOIN files f
-                     WHERE f.folder IN (SELECT value FROM json_each(:folders)) AND f.sha256 IS NOT NULL
-                       AND f.rel_path >= n.value || '/' AND f.rel_path < n.value || '0'
+                f"""SELECT f.sha256 FROM json_each(:names) n CROSS JOIN files f
+                     WHERE {under} AND f.sha256 IS NOT NULL
+                       AND (f.sha256 IN (SELECT value FROM json_each(:shas)) OR NOT EXISTS ({not_uploaded}))
                    UNION SELECT m.sha256 FROM memberships m WHERE m.collection IN (SELECT value FROM json_each(:names))""",
-                {"names": json.dumps(sorted(names)), "folders": folders}).fetchall()
-        return names, {r[0] for r in members}
+                bound).fetchall()
+            occupied = self.db.conn.execute(
+                f"""SELECT n.value FROM json_each(:names) n WHERE EXISTS (
+                      SELECT 1 FROM files f WHERE {under} AND f.present = 1 AND EXISTS ({not_uploaded})
+                        AND f.sha256 NOT IN (SELECT value FROM json_each(:shas)))""", bound).fetchall()
+        return CollectionsInPlay(names, {r[0] for r in members}, {r[0] for r in occupied})
 
     # --- the last complete remote listing (table ``listing``; ``listing_writer`` writes it) -----
     def listing_writer(self) -> ListingWriter:
@@ -2455,6 +2473,15 @@ class ScanSummary:
     empty: int
     settling: int
     unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CollectionsInPlay:
+    """What ``Catalog.collections_in_play`` found for a plan."""
+
+    names: set[str]  # the collections to plan whole
+    members: set[str]  # every content in them (but those not uploaded outside the plan)
+    occupied: set[str]  # of ``names``, those holding a present file of a content left out
 
 
 @dataclass(frozen=True)

@@ -490,11 +490,11 @@ class Engine:
         instance markers are read only when a decision needs them: recovery (whose videos
         are whose), and a remote deletion (does another instance hold the video).
 
-        Without collection folders (whose members are planned as a set), contents not
-        uploaded yet (state ``new``) are planned a slice of ``EngineOptions.batch`` at a
-        time, in sha256 order: this plan holds what is in play plus the first slice, and
-        the returned ``_Slicing`` gives the rest (``_plan_slice``). Each new content is in
-        exactly one slice, so it is planned (and uploaded) once a pass."""
+        Unless the plan is whole (``_whole_plan``), contents not uploaded yet (state
+        ``new``) are planned a slice of ``EngineOptions.batch`` at a time, in sha256 order:
+        this plan holds what is in play plus the first slice, and the returned ``_Slicing``
+        gives the rest (``_plan_slice``). Each new content is in exactly one slice, so it is
+        planned (and uploaded) once a pass."""
         marks: Marks | None = None
         marks_error: str | None = None
         adoptable: dict[str, Adoptable] = {}
@@ -518,15 +518,12 @@ class Engine:
         )
         slicing: _Slicing | None = None
         new: list[str] | None = None
-        if not any(folder_policy(f, self.features).collections for f in self.options.folders):
+        if not self._whole_plan(adopt):
             # A new catalog waiting for the listing (or the markers) plans no new content.
             new = [] if adopt and remote is None else self.catalog.new_shas("", self.options.batch)
             slicing = _Slicing(settings, remote, marks, marks_error,
                                new[-1] if len(new) >= self.options.batch else None)
-        # Catalog recovery with collection folders, or collection folders not those of the
-        # last plan (the catalog's changes say nothing of what a config change asks for).
-        whole = new is None and (adopt or self.catalog.collection_folders() != self._collection_folders())
-        snapshot = self.snapshot(scans, remote, adoptable, whole=whole, new=new)
+        snapshot = self.snapshot(scans, remote, adoptable, whole=new is None, new=new)
         if adopt and remote is not None and marks is not None:
             adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
@@ -552,11 +549,27 @@ class Engine:
             self._dirty_seen = (None, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
+    def _whole_plan(self, adopt: bool) -> bool:
+        """Whether this pass plans every file and content at once: with collection folders,
+        catalog recovery, or collection folders not those of the last plan (the catalog's
+        changes say nothing of what a config change asks for: adding every video to its
+        collection, say). Not while no content has a video (a first sync, whose new
+        catalog is in recovery too): a whole plan would have nothing to add, remove or
+        rename, so the folders count as planned."""
+        folders = self._collection_folders()
+        if folders == "[]" or (not adopt and self.catalog.collection_folders() == folders):
+            return False
+        if self.catalog.any_linked():
+            return True
+        self.catalog.record_collection_folders(folders)
+        return False
+
     def _plan_slice(self, scans: list[FolderScan], slicing: _Slicing) -> Plan:
         """The next slice of new contents (after ``slicing.after``), planned on its own:
-        their files, their contents, no collection (there is no collection folder) and
-        nothing else, so it plans their uploads (or, in catalog recovery, the links to
-        remote videos proved to hold them) and the forgetting of their vanished paths."""
+        their files, their contents, the known collections (none whole) and nothing else,
+        so it plans their uploads (or, in catalog recovery, the links to remote videos
+        proved to hold them), the collections their subfolders need, and the forgetting of
+        their vanished paths."""
         new = self.catalog.new_shas(slicing.after or "", self.options.batch)
         slicing.after = new[-1] if len(new) >= self.options.batch else None
         if not new:
@@ -697,12 +710,13 @@ class Engine:
     def snapshot(self, scans: list[FolderScan], remote: Listing | None,
                  adoptable: dict[str, Adoptable], *, whole: bool = False,
                  new: list[str] | None = None, only_new: bool = False) -> Snapshot:
-        """What the planner decides from. ``whole``: every file and content (catalog
-        recovery with collection folders); otherwise only the contents something could
+        """What the planner decides from. ``whole``: every file and content
+        (``_whole_plan``); otherwise only the contents something could
         happen to (``_in_play``) with all their files, every content of the collections
         they touch (``Catalog.collections_in_play``), and the mass-delete guard's counts
         from the catalog. ``new``: the contents in state ``new`` are these (a slice, see
-        ``_plan``), not all of them; ``only_new``: nothing else (no collection either)."""
+        ``_plan``), not all of them; ``only_new``: nothing else (the known collections, none
+        whole, so a slice may create one and remove or rename none)."""
         ok = {s.folder: s.ok for s in scans}
         readable = {s.folder: not s.unreadable for s in scans}
         folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
@@ -710,6 +724,7 @@ class Engine:
         tracked: dict[Path, int] | None = None
         superseded = self.catalog.superseded()
         whole_collections: set[str] | None = None
+        occupied: set[str] = set()
         whole_folders = [str(f.path) for f in folders if f.collections]
         # Collections are planned as sets, with all of their files and members: those of
         # the contents in play, and of those changed since a plan last saw them.
@@ -724,8 +739,11 @@ class Engine:
                 shas.update(new or ())
             if self._dirty_taken is not None:
                 shas |= self._dirty_taken
-                whole_collections, members = self.catalog.collections_in_play(shas, whole_folders)
-                shas |= members
+                in_play = self.catalog.collections_in_play(shas, whole_folders)
+                whole_collections, occupied = in_play.names, in_play.occupied
+                shas |= in_play.members
+            elif only_new:
+                whole_collections = set()  # a slice creates collections; it removes none
             # A path rewritten from a content not in this snapshot is planned with that content.
             superseded = [s for s in superseded if s.sha256 in shas]
             files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
@@ -737,10 +755,11 @@ class Engine:
             contents={c.sha256: c for c in contents},
             tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
-            collections=() if only_new else tuple(self.catalog.collections()),
+            collections=tuple(self.catalog.collections()) if whole_folders or not only_new else (),
             memberships=(frozenset() if only_new else frozenset(self.catalog.memberships()) if whole
                          else frozenset(self.catalog.memberships_of(c.sha256 for c in contents))),
             whole_collections=None if whole_collections is None else frozenset(whole_collections),
+            occupied=frozenset(occupied),
             # Of the snapshot's videos, those the listing lists: not a set of every listed one.
             remote=None if remote is None else RemoteView(frozenset(self.catalog.listed_among(
                 [c.video_id for c in contents if c.video_id]))),

@@ -135,6 +135,9 @@ class Snapshot:
     # The collections whose every file and member is in this snapshot (the engine plans in
     # proportion to change); only they are renamed, emptied or deleted. None: all of them.
     whole_collections: frozenset[str] | None = None
+    # Of those, the ones whose subfolder holds a present file of a content left out of this
+    # snapshot (not uploaded yet: a later slice of the pass plans it): not empty.
+    occupied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -305,10 +308,15 @@ def _plan_collections(
     # members are exactly a new name's members is renamed, not re-created.
     renamed: dict[str, str] = {}
     new_names = [n for n in desired if n not in known]
+
+    def empty(name: str) -> bool:
+        return not desired.get(name) and name not in snap.occupied
+
     for old, record in known.items():
-        if desired.get(old) or not recorded.get(old) or bad_folders or not whole(old):
+        if not empty(old) or not recorded.get(old) or bad_folders or not whole(old):
             continue
-        match = [n for n in new_names if desired[n] == recorded[old] and n not in renamed.values()]
+        match = [n for n in new_names
+                 if desired[n] == recorded[old] and n not in snap.occupied and n not in renamed.values()]
         if len(match) == 1:
             renamed[old] = match[0]
             result.actions.append(RenameCollection(old, match[0], record.collection_id))
@@ -336,7 +344,7 @@ def _plan_collections(
     if remove_empty:
         for old, record in known.items():
             name = renamed.get(old, old)
-            if not desired.get(name) and whole(old):
+            if empty(name) and whole(old):
                 result.actions.append(DeleteCollection(name, record.collection_id))
 
 

@@ -8,6 +8,7 @@ counted (``Planned``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,7 +25,7 @@ from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync.engine import Engine, EngineOptions
 from syncd.sync.planner import Snapshot
-from tests.conftest import FAST_RETRY, KEY, collections, run_syncd, set_faults, write_config, write_random
+from tests.conftest import FAST_RETRY, KEY, admin_videos, collections, run_syncd, set_faults, write_config, write_random
 from tests.sync.test_lifecycle import synced, tree
 from tests.sync.test_scale import Planned, synced_tree
 
@@ -153,3 +154,31 @@ def test_a_pass_with_a_folder_not_read_keeps_its_changes_for_the_pass_after(
     (tmp_path / "unmounted").rename(other)
     synced(config)
     assert collections(admin) == {"cam1": ["cam1/a.mp4"], "cam2": ["cam2/b.mp4"]}
+
+
+def test_a_first_sync_with_collection_folders_is_planned_a_slice_at_a_time(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first sync of a tree whose subfolders are collections plans its new contents a
+    slice (``EngineOptions.batch``) at a time, as without collections (a whole plan of a
+    million new files was ~2.4 GB): no plan sees more than a slice of files, each content
+    is uploaded once, each collection created once, and the passes after it add every
+    video to its subfolder's collection."""
+    batch = 10
+    spec = {f"cam{i % 3}/clip{i:02d}.mp4": i + 1 for i in range(36)}
+    tree(tmp_path, spec)
+    config = load_config(write_config(tmp_path, emu.base_url), {"SYNCD_TEST_KEY": KEY})
+    options = dataclasses.replace(EngineOptions.from_config(config), batch=batch)
+    planned = Planned(monkeypatch)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        first = Engine(options, catalog, remote).run_pass(with_listing=True)
+        assert first.result.failed == [] and len(planned.snapshots) == -(-len(spec) // batch)
+        assert max(len(s.files) for s in planned.snapshots) <= batch, [len(s.files) for s in planned.snapshots]
+        # The first plan sees its slice's collections whole, each holding new files it
+        # leaves to later slices (not empty: nothing to delete); those slices remove nothing.
+        assert planned.snapshots[0].occupied == {"cam0", "cam1", "cam2"}
+        assert all(s.whole_collections == frozenset() for s in planned.snapshots[1:])
+        Engine(options, catalog, remote).sync(wait=True, timeout=60)
+    assert sorted(v["name"] for v in admin_videos(admin)) == sorted(spec)  # each uploaded once
+    names = [c["name"] for c in admin.get("/collections").json() if not c["name"].startswith("syncd-instance:")]
+    assert sorted(names) == ["cam0", "cam1", "cam2"]  # each created once
+    assert collections(admin) == {f"cam{k}": sorted(p for p in spec if p.startswith(f"cam{k}/")) for k in range(3)}
