@@ -68,6 +68,7 @@ PROJECTED_SHARE = 0.75  # dimensions kept by the projection
 PROJECTION_SAMPLE = 50_000  # rows the projection is fitted on (at most)
 FORMAT = 1
 
+
 class AnnUnavailable(Exception):
     """No usable index (missing, corrupt, another dimension): search exactly instead."""
 

@@ -72,7 +72,6 @@ _ANY_GENERATION = re.compile(r"^(vectors-\d+)\.")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-
 class SearchIndexError(SyncdError):
     """The query cannot be answered by this index (e.g. another embedding dimension)."""
 
