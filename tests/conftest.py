@@ -135,7 +135,7 @@ RUNNER_ONLY = {"COLUMNS", "LINES"}
 #: Where the suite's syncd subprocesses keep syncd's compiled bytecode, outside the tree.
 #: Under PYTHONDONTWRITEBYTECODE (set in this machine's shells) no .pyc was ever
 #: written, so each of the suite's hundreds of `python -m syncd` processes compiled
-#: syncd's source again: ~0.15-0.25 CPU-s each (docs/performance-scale.md, "Start-up").
+#: syncd's source again: ~0.1-0.16 CPU-s each (docs/performance-scale.md, "Start-up").
 PYCACHE = Path(tempfile.gettempdir()) / f"syncd-tests-pycache-{os.getuid()}"
 
 
