@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,19 @@ def write_config(tmp_path: Path, base_url: str, folders: list[dict[str, Any]] | 
 #: `syncd status` output depend on how the suite is run. A test that wants a width sets it.
 RUNNER_ONLY = {"COLUMNS", "LINES"}
 
+#: Where the suite's syncd subprocesses keep syncd's compiled bytecode, outside the tree.
+#: Under PYTHONDONTWRITEBYTECODE (set in this machine's shells) no .pyc was ever
+#: written, so each of the suite's hundreds of `python -m syncd` processes compiled
+#: syncd's source again: ~0.1-0.16 CPU-s each (docs/performance-scale.md, "Start-up").
+PYCACHE = Path(tempfile.gettempdir()) / f"syncd-tests-pycache-{os.getuid()}"
+
 
 def syncd_env(key: str = KEY) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_") and k not in RUNNER_ONLY}
     env["SYNCD_TEST_KEY"] = key
     env["PYTHONPATH"] = str(REPO)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
     return env
 
 

@@ -40,13 +40,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from syncd.mirror.atomic import fsync_dir
 
+# numpy (~0.1 CPU-s at start-up) is imported by the methods that compute with it: a process
+# that never builds or searches the index does not load it (tests/test_startup.py).
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from usearch.index import Index
+
+    Rows = npt.NDArray[np.int64]
+    Matrix = npt.NDArray[np.float32]
+    IsLive = Callable[[Rows], npt.NDArray[np.bool_]]
 
 log = logging.getLogger("syncd.mirror")
 
@@ -62,10 +67,6 @@ ADD_CHUNK = 8192  # rows read from the vector file and added at a time
 PROJECTED_SHARE = 0.75  # dimensions kept by the projection
 PROJECTION_SAMPLE = 50_000  # rows the projection is fitted on (at most)
 FORMAT = 1
-
-Rows = npt.NDArray[np.int64]
-Matrix = npt.NDArray[np.float32]
-IsLive = Callable[[Rows], npt.NDArray[np.bool_]]
 
 
 class AnnUnavailable(Exception):
@@ -184,6 +185,7 @@ class AnnIndex:
         raise AnnUnavailable("the index kept changing")
 
     def _load_projection(self, manifest: Manifest) -> Matrix | None:
+        import numpy as np
         if not manifest.projection:
             return None
         try:
@@ -197,6 +199,7 @@ class AnnIndex:
     def candidates(self, query: Matrix, count: int) -> tuple[Manifest, Rows, bool]:
         """Up to ``count`` rows from every part, nearest first by the int8 vectors; and
         whether some part may hold more (it returned all ``count`` asked for)."""
+        import numpy as np
         manifest, projection, parts = self.views()
         if projection is not None:
             query = query @ projection
@@ -221,6 +224,7 @@ class AnnIndex:
         """Bring the index up to ``vectors`` (the generation's rows): add live rows not yet
         indexed, drop dead ones from the delta, seal a full delta. A missing or corrupt
         index is rebuilt. True if anything changed."""
+        import numpy as np
         self._views = None
         try:
             manifest = self.read_manifest()
@@ -278,6 +282,7 @@ class AnnIndex:
     def _fresh(self, vectors: Matrix, is_live: IsLive) -> Manifest:
         """An empty manifest, with a projection fitted on a sample of the live rows (none
         with too few rows to say which directions matter)."""
+        import numpy as np
         self.remove()
         manifest = Manifest(self.dim, self.dim)
         rows = np.linspace(0, vectors.shape[0] - 1, min(PROJECTION_SAMPLE, vectors.shape[0])).astype(np.int64)
@@ -293,6 +298,7 @@ class AnnIndex:
         return manifest
 
     def _save_array(self, array: Matrix) -> str:
+        import numpy as np
         name = f"{self.base}.ann-{uuid.uuid4().hex[:12]}.npy"
         tmp = self.directory / f"{name}.tmp"
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -306,6 +312,7 @@ class AnnIndex:
     def _seal(self, manifest: Manifest, delta: Index, vectors: Matrix, project: Callable[[Matrix], Matrix], *,
               merge: bool) -> None:
         """Turn the delta into a sealed shard, merged into the last shard if it has room."""
+        import numpy as np
         assert manifest.delta is not None
         old_delta = manifest.delta.file
         last = manifest.shards[-1] if manifest.shards else None

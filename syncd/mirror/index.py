@@ -38,11 +38,8 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
 
 from syncd.store.catalog import Catalog
 from syncd.errors import SyncdError
@@ -51,10 +48,19 @@ from syncd.mirror.atomic import fsync_dir
 from syncd.store.records import IndexHead, IndexSnapshot, SegmentInfo
 from syncd.remote.base import Segment
 
+# numpy (~0.1 CPU-s at start-up) is imported by the functions that compute with it: `syncd
+# status`, and a pass with nothing to index, never load it (tests/test_startup.py).
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+
 log = logging.getLogger("syncd.mirror")
 
 SEARCH_DIR = "search"
-DTYPE = np.dtype("<f4")
+DTYPE = "<f4"  # little-endian float32, as numpy names it
+ITEMSIZE = 4  # its bytes
 COMPACT_SHARE = 0.25  # compact once dead rows pass this share of the file...
 COMPACT_MIN_ROWS = 4096  # ...and this many rows (a few videos' churn is not worth a rewrite)
 EXACT_ROWS = 20_000  # at or below this many live (or admitted) rows, rank exactly: ~10 ms
@@ -64,8 +70,6 @@ MAX_OVERFETCH = 50  # a filter admitting under 1/50 of the indexed rows: scan it
 _GENERATION = re.compile(r"^vectors-(\d+)\.(f32|norm)$")
 _ANY_GENERATION = re.compile(r"^(vectors-\d+)\.")
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-Matrix = npt.NDArray[np.float32]
 
 
 class SearchIndexError(SyncdError):
@@ -89,12 +93,12 @@ class VectorFiles:
 
     @property
     def row_bytes(self) -> int:
-        return self.dim * DTYPE.itemsize
+        return self.dim * ITEMSIZE
 
     def rows(self) -> int:
         """Complete rows present in both files (a torn tail from a crash is not a row)."""
         try:
-            return min(self.vectors.stat().st_size // self.row_bytes, self.norms.stat().st_size // DTYPE.itemsize)
+            return min(self.vectors.stat().st_size // self.row_bytes, self.norms.stat().st_size // ITEMSIZE)
         except FileNotFoundError:
             return 0
 
@@ -104,11 +108,12 @@ class VectorFiles:
 
     def append_blocks(self, blocks: Iterable[Matrix]) -> list[int]:
         """Append several blocks of rows with one fsync; return each block's first row."""
+        import numpy as np
         self.directory.mkdir(parents=True, exist_ok=True)
         start = self.rows()
         firsts: list[int] = []
         with open(self.vectors, "ab") as vec, open(self.norms, "ab") as nrm:
-            for fh, width in ((vec, self.row_bytes), (nrm, DTYPE.itemsize)):
+            for fh, width in ((vec, self.row_bytes), (nrm, ITEMSIZE)):
                 fh.truncate(start * width)  # drop a torn tail left by a crash
                 fh.seek(start * width)
             row = start
@@ -130,17 +135,19 @@ class VectorFiles:
         ``populate`` maps every page up front (MAP_POPULATE): a query reads them all, and
         one kernel pass is much cheaper than a page fault per 4 KiB (~40 ms at 800 MB).
         """
+        import numpy as np
         rows = self.rows()
         if rows == 0:
             if not self.vectors.exists():
                 raise FileNotFoundError(self.vectors)
             return np.zeros((0, self.dim), DTYPE), np.zeros(0, DTYPE)
         vectors = _map(self.vectors, rows * self.row_bytes, populate).reshape(rows, self.dim)
-        norms = _map(self.norms, rows * DTYPE.itemsize, populate)
+        norms = _map(self.norms, rows * ITEMSIZE, populate)
         return vectors, norms
 
     def read(self, start: int, count: int) -> Matrix:
         """Rows ``start .. start + count - 1`` as an array of their own."""
+        import numpy as np
         data = np.fromfile(self.vectors, dtype=DTYPE, count=count * self.dim, offset=start * self.row_bytes)
         if data.size != count * self.dim:
             raise FileNotFoundError(f"{self.vectors}: rows {start}+{count} are missing")
@@ -152,10 +159,11 @@ class VectorFiles:
 
 
 def _map(path: Path, length: int, populate: bool) -> Matrix:
+    import numpy as np
     flags = mmap.MAP_SHARED | (getattr(mmap, "MAP_POPULATE", 0) if populate else 0)
     with open(path, "rb") as fh:
         mapped = mmap.mmap(fh.fileno(), length, flags=flags, prot=mmap.PROT_READ)
-    return np.frombuffer(mapped, dtype=DTYPE, count=length // DTYPE.itemsize)
+    return np.frombuffer(mapped, dtype=DTYPE, count=length // ITEMSIZE)
 
 
 def _generation(base: str | None) -> int:
@@ -201,6 +209,7 @@ class SearchIndex:
 
     def put(self, video_id: str, segments: Sequence[Segment]) -> None:
         """Store (or replace) a video's segments and vectors."""
+        import numpy as np
         infos = [SegmentInfo(video_id, i, s.start, s.end, s.option, s.scope) for i, s in enumerate(segments)]
         self.put_matrix(video_id, infos, np.asarray([s.vector for s in segments], dtype=DTYPE))
 
@@ -225,6 +234,7 @@ class SearchIndex:
 
     def vectors(self, video_id: str) -> tuple[list[SegmentInfo], Matrix] | None:
         """A video's stored segments and vectors (what its ``.syncd.emb`` holds)."""
+        import numpy as np
         video = self.catalog.mirror_video(video_id)
         files = self._current()
         if video is None or video.embeddings_at is None:
@@ -424,6 +434,7 @@ class SearchIndex:
                    k: int) -> list[VectorHit] | None:
         """Top ``k`` by ANN candidates re-ranked exactly; None: scan exactly instead (the
         filter admits too few of the indexed rows for over-fetching to pay)."""
+        import numpy as np
         if self._ann is None or self._ann.base != ranges.vectors or self._ann.dim != ranges.dim:
             self._ann = AnnIndex(self.directory, ranges.vectors, ranges.dim)
         live = ranges.live
@@ -466,6 +477,7 @@ class SearchIndex:
 
 
 def _top_k(matrix: Matrix, norms: Matrix, query: Matrix, snap: IndexSnapshot, k: int) -> list[VectorHit]:
+    import numpy as np
     starts = np.array(snap.starts, dtype=np.int64)
     counts = np.array(snap.counts, dtype=np.int64)
     offsets = np.cumsum(counts) - counts  # where each range starts among the live rows
@@ -524,6 +536,7 @@ class SnapshotRanges:
         return _rows_from(self._snap, first)
 
     def owners(self, rows: npt.NDArray[np.int64]) -> list[tuple[str, int]]:
+        import numpy as np
         starts = np.asarray(self._snap.starts, dtype=np.int64)
         which = np.searchsorted(starts, rows, side="right") - 1
         return [(self._snap.video_ids[w], int(starts[w])) for w in which]
@@ -550,10 +563,12 @@ class CatalogRanges:
             self._owners[row] = found.get(row)
 
     def is_live(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        import numpy as np
         self._lookup(rows)
         return np.fromiter((self._owners[int(r)] is not None for r in rows), dtype=np.bool_, count=len(rows))
 
     def rows_from(self, first: int) -> npt.NDArray[np.int64]:
+        import numpy as np
         ranges = self._catalog.mirror_ranges_from(first, EXACT_ROWS + 1)
         for video_id, start, count in ranges:  # their owners are known now
             for row in range(max(start, first), start + count):
@@ -568,7 +583,8 @@ class CatalogRanges:
 
 def _unit(vector: Sequence[float] | Matrix, dim: int) -> Matrix | None:
     """The query as a unit vector; None for a zero vector (nothing is similar to it)."""
-    query = np.asarray(vector, dtype=DTYPE)
+    import numpy as np
+    query = np.asarray(vector, dtype=np.float32)
     if query.shape != (dim,):
         raise SearchIndexError(f"query embedding has {query.size} dimensions, the index {dim}")
     length = float(np.linalg.norm(query))
@@ -577,6 +593,7 @@ def _unit(vector: Sequence[float] | Matrix, dim: int) -> Matrix | None:
 
 def _live_rows(snap: IndexSnapshot) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]]:
     """A test of row numbers against the snapshot's live ranges."""
+    import numpy as np
     starts = np.asarray(snap.starts, dtype=np.int64)
     ends = starts + np.asarray(snap.counts, dtype=np.int64)
 
@@ -590,6 +607,7 @@ def _live_rows(snap: IndexSnapshot) -> Callable[[npt.NDArray[np.int64]], npt.NDA
 
 def _rows_from(snap: IndexSnapshot, first: int) -> npt.NDArray[np.int64]:
     """Live rows numbered ``first`` or above."""
+    import numpy as np
     pieces = [np.arange(max(s, first), s + c, dtype=np.int64)
               for s, c in zip(snap.starts, snap.counts, strict=True) if s + c > first]
     return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)

@@ -19,16 +19,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from syncd.config import MirrorConfig
 from syncd.mirror.atomic import move_file, remove_file, temp_path, write_atomic
 from syncd.store.records import SegmentInfo
 from syncd.models import SIDECAR_SUFFIXES
 from syncd.remote.base import VideoDetails
+
+if TYPE_CHECKING:  # numpy: imported where embeddings are encoded or read (~0.1 CPU-s at start-up)
+    import numpy as np
+    import numpy.typing as npt
 
 JSON_SUFFIX, EMB_SUFFIX = SIDECAR_SUFFIXES
 FORMAT = "syncd-video"
@@ -199,6 +200,7 @@ def encode_embeddings(
     video_id: str, segments: Sequence[SegmentInfo], vectors: npt.NDArray[np.float32]
 ) -> Iterator[bytes]:
     """The ``.syncd.emb`` bytes, header first, then the matrix in blocks."""
+    import numpy as np
     matrix = np.ascontiguousarray(vectors, dtype="<f4")
     if matrix.ndim != 2 or matrix.shape[0] != len(segments):
         raise ValueError(f"{len(segments)} segments but a {matrix.shape} matrix")
@@ -223,6 +225,7 @@ def encode_embeddings(
 
 def read_embeddings(path: Path) -> EmbeddingsFile:
     """Parse a ``.syncd.emb`` file (the reference reader for the README, "Local mirror")."""
+    import numpy as np
     raw = path.read_bytes()
     if raw[:8] != EMB_MAGIC:
         raise ValueError(f"{path}: not a syncd embeddings file")
