@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import yaml
 from _common import REPO, emit, machine
-from bench_scale import KEY, EmulatorProcess, copy_state, listing_just_read, measured, rebind, write_config
+from bench_scale import KEY, EmulatorProcess, copy_state, measured, write_config
 
 from syncd.remote.facts import MIKSHI_PIPELINES, MIKSHI_PROCESSING_STEPS
-from syncd.store.catalog import Catalog
+from syncd.store.catalog import CATALOG_FILE
 
 
 SETTLE = """
@@ -38,8 +40,15 @@ from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync.engine import Engine, EngineOptions
 import os
+import time
 config = load_config(Path(sys.argv[1]), os.environ)
 with Catalog.open(config.state_dir) as catalog, MikshiClient(config.remote.base_url, os.environ["SYNCD_BENCH_KEY"]) as remote:
+    # bench_scale's rebind and listing_just_read, with this checkout's catalog code.
+    bound = catalog.bound_remote()
+    if bound is not None:
+        catalog.bind_remote(f"{bound.rsplit(' at ', 1)[0]} at {config.remote.base_url}", rebind=True)
+    catalog.set_meta("adopt_remote", "0")
+    catalog.listing_read(time.time())
     report = Engine(EngineOptions.from_config(config), catalog, remote).run_pass(with_listing=False,
                                                                                 defer_mirror=lambda: True)
     assert report.plan.actions == [], report.plan.actions[:5]
@@ -51,8 +60,9 @@ def collections_everywhere(config: Path) -> int:
     data = yaml.safe_load(config.read_text())
     data["folders"][0].update(collections="subfolder", pipelines=None)
     config.write_text(yaml.safe_dump(data))
-    with Catalog.open(Path(data["state_dir"])) as catalog:
-        conn = catalog.db.conn
+    # Plain sqlite3, not Catalog.open: that would migrate the catalog to this checkout's
+    # schema, which older code refuses to open.
+    with closing(sqlite3.connect(Path(data["state_dir"]) / CATALOG_FILE)) as conn:
         rows = conn.execute("SELECT rel_path, sha256 FROM files WHERE sha256 IS NOT NULL").fetchall()
         now = time.time()
         with conn:
@@ -86,16 +96,16 @@ def main() -> None:
             copy_state(args.keep / "synced", root)
             env = {**os.environ, "SYNCD_BENCH_KEY": KEY, "PYTHONPATH": str(checkout.resolve())}
             with EmulatorProcess(root / "emulator", env) as emu:
-                rebind(root / "state-tree", emu.base_url)
                 config = write_config(root, drop, emu.base_url, "tree")
                 files = collections_everywhere(config)
-                listing_just_read(config)
                 # The sync that made the state: one real pass with the checkout's code (a dry
                 # run records nothing), its mirror left for later (not what is measured).
-                settle = measured([sys.executable, "-c", SETTLE, str(config)], env)
+                # Run from the checkout: `python -m` and `-c` import from the working directory first.
+                settle = measured([sys.executable, "-c", SETTLE, str(config)], env, cwd=checkout)
                 if settle["exit"] != 0:
                     raise SystemExit(f"the set-up pass failed: {settle}")
-                runs = [measured([sys.executable, "-m", "syncd", "-c", str(config), "sync", "--dry-run"], env)
+                runs = [measured([sys.executable, "-m", "syncd", "-c", str(config), "sync", "--dry-run"], env,
+                                 cwd=checkout)
                         for _ in range(args.repeat)]
             result["files"] = files
             result["runs"][label] = {"checkout": str(checkout), "sync_dry_run": runs}  # type: ignore[index]

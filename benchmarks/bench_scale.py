@@ -125,13 +125,14 @@ KEPT_MARK = "kept.json"  # written last by a --keep build: its presence means co
 TIMEOUT = [3600.0]  # seconds a command may take (``--timeout``); a list so main() can set it
 
 
-def measured(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def measured(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
     """Run a process to the end: wall seconds, CPU seconds (user + system, from its own
     rusage via ``wait4``), peak RSS, exit status and the tail of its output. Killed after
-    ``--timeout`` seconds (``timed_out``), so one stuck command cannot hang the run."""
+    ``--timeout`` seconds (``timed_out``), so one stuck command cannot hang the run.
+    ``cwd``: where it runs (``python -m`` and ``-c`` import from there before PYTHONPATH)."""
     with tempfile.TemporaryFile() as out:
         start = time.monotonic()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         fired: list[bool] = []
 
         def kill() -> None:
