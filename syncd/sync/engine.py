@@ -561,7 +561,8 @@ class Engine:
             return False
         if self.catalog.any_linked():
             return True
-        self.catalog.record_collection_folders(folders)
+        if not self.dry_run:  # a dry run records no plan
+            self.catalog.record_collection_folders(folders)
         return False
 
     def _plan_slice(self, scans: list[FolderScan], slicing: _Slicing) -> Plan:
