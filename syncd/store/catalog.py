@@ -1653,15 +1653,9 @@ class Catalog:
         checked, no details, or a failed pull waiting for its retry). Two index ranges of at
         most ``limit`` rows: after a first sync of a million files every content is changed,
         and a run takes them a slice at a time."""
-        found: set[str] = set()
-        with self._lock:
-            found.update(r[0] for r in self.db.conn.execute(
-                "SELECT sha256 FROM mirror_dirty WHERE sha256 > ? ORDER BY sha256 LIMIT ?", [after, limit]))
-            found.update(r[0] for r in self.db.conn.execute(
-                "SELECT sha256 FROM mirror_videos INDEXED BY mirror_videos_pending "
-                "WHERE (attempts > 0 OR checked_at IS NULL OR details = '') AND sha256 > ? "
-                "ORDER BY sha256 LIMIT ?", [after, limit]))
-        return sorted(found)[:limit]
+        pending = ("mirror_videos INDEXED BY mirror_videos_pending "
+                   "WHERE (attempts > 0 OR checked_at IS NULL OR details = '') AND sha256 > ?")
+        return self._first_shas(("mirror_dirty WHERE sha256 > ?", pending), [after], limit)
 
     def mirror_dirty_done(self, shas: Collection[str] | None) -> None:
         """The mirror ran over these contents (None: it reads every row). Bookkeeping: no
@@ -1697,12 +1691,18 @@ class Catalog:
         and every mirror or sidecar row (whose content may be gone). Three index ranges of
         at most ``limit`` rows each, merged: a slice costs the same at any library size."""
         high = "~" if upto is None else upto  # above every hex digest
+        return self._first_shas([f"{table} WHERE sha256 > ? AND sha256 <= ?"
+                                 for table in ("contents", "mirror_videos", "mirror_files")], [after, high], limit)
+
+    def _first_shas(self, sources: Sequence[str], params: list[Any], limit: int) -> list[str]:
+        """The first ``limit`` contents in sha256 order among several index ranges, each
+        ``SELECT sha256 FROM <source> ORDER BY sha256 LIMIT limit`` (a source: a table and
+        its WHERE, bound to ``params``), merged."""
         found: set[str] = set()
         with self._lock:
-            for table in ("contents", "mirror_videos", "mirror_files"):
+            for source in sources:
                 found.update(row[0] for row in self.db.conn.execute(
-                    f"SELECT sha256 FROM {table} WHERE sha256 > ? AND sha256 <= ? ORDER BY sha256 LIMIT ?",
-                    [after, high, limit]))
+                    f"SELECT sha256 FROM {source} ORDER BY sha256 LIMIT ?", [*params, limit]))
         return sorted(found)[:limit]
 
     def mirror_verify_cursor(self) -> str:
