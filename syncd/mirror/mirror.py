@@ -215,12 +215,13 @@ class Mirror:
         nothing in them is written, moved or removed. ``newest``: without a complete
         listing, the videos new at its newest end, to pull (and nothing else).
         ``statuses_of``: the statuses of some contents' files; with it, a run covers only
-        the contents changed since the last run (``Catalog.mirror_dirty``), the videos not
-        finished with (``Catalog.mirror_videos_pending``), those whose listing entry differs
-        from their details (when the listing is checked) and, while this process's
-        verification of every sidecar is not over, its next slices (``_Sweep``), not the
-        whole catalog. ``yield_to`` (the daemon: it has work) ends the run between two
-        slices; without it the run goes on until the verification is over."""
+        the contents changed since the last run and the videos not finished with
+        (``Catalog.mirror_changed_slice``), those whose listing entry differs from their
+        details (when the listing is checked) and, while this process's verification of
+        every sidecar is not over, its next slices (``_Sweep``), a slice of each at a time,
+        not the whole catalog. ``yield_to`` (the daemon: it has work) ends the run between
+        two slices (``MirrorReport.unfinished``); without it the run goes on until both
+        are over."""
         report = MirrorReport()
         self._yield_to, self._yielded = yield_to, False
         if self._sweep is None:
