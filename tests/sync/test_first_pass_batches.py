@@ -25,7 +25,7 @@ from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync import engine as engine_module
 from syncd.sync.engine import Engine, EngineOptions
-from tests.conftest import FAST_RETRY, KEY, REPO, admin_videos, emulator_config, syncd_env, write_config
+from tests.conftest import FAST_RETRY, KEY, REPO, admin_videos, syncd_env, write_config
 from tests.traced import traced
 
 BATCH = 7
@@ -43,23 +43,25 @@ def tree(drop: Path, files: int, start: int = 0) -> list[Path]:
     return paths
 
 
-def config_for(tmp_path: Path, emu: Emulator) -> Config:
+def config_for(tmp_path: Path, emu: Emulator | str) -> Config:
+    """A config watching ``tmp_path/drop`` on ``emu`` (or the emulator at that base URL)."""
+    base_url = emu if isinstance(emu, str) else emu.base_url
     folders = [{"path": str(tmp_path / "drop"), "collections": "none", "pipelines": []}]
-    return load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
+    return load_config(write_config(tmp_path, base_url, folders), {"SYNCD_TEST_KEY": KEY})
 
 
 def options(config: Config, batch: int = BATCH) -> EngineOptions:
     return replace(EngineOptions.from_config(config), batch=batch)
 
 
-def traced_first_pass(tmp_path: Path, emu: Emulator, files: int) -> int:
+def traced_first_pass(tmp_path: Path, base_url: str, files: int) -> int:
     """Peak bytes traced by tracemalloc above the start of a dry-run first pass (walk,
     hash, record, plan every new file, the outcome's counts) over ``files`` new files on
-    a fresh catalog; the emulator in-process, its allocations included."""
+    a fresh catalog, against the emulator at ``base_url``."""
     root = tmp_path / f"n{files}"
     tree(root / "drop", files)
-    config = config_for(root, emu)
-    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+    config = config_for(root, base_url)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(base_url, KEY, retry=FAST_RETRY) as remote:
         engine = Engine(options(config, batch=500), catalog, remote, dry_run=True)
         outcome, _, peak = traced(engine.sync)
         report = outcome.reports[-1]
@@ -69,30 +71,30 @@ def traced_first_pass(tmp_path: Path, emu: Emulator, files: int) -> int:
     return peak
 
 
-def test_a_first_pass_holds_a_batch_not_the_tree(tmp_path: Path) -> None:
+def test_a_first_pass_holds_a_batch_not_the_tree(tmp_path: Path, emu: Emulator) -> None:
     """Four times the files, not four times the memory: the traced peak grows by less
     than 400 bytes a file (measured: 2.55 MB at 500 files, 2.71 at 2,000, 4.2 at 8,000,
     6.0 at 20,000: 100, then 250 and 150 bytes a file; before the batches ~2 KB a file, a
     ``LocalFile``, a file and content record and an ``Upload`` each, held to the end of
     the pass). 500 and 2,000 files: a third of the time of 2,000 and 8,000 (7 CPU-s, was
     24), the same verdict.
-    Measured in a process of its own: tracemalloc traces every thread, and a test run
-    beside others shares its process with their threads."""
+    Measured in a process of its own, the emulator left in this one: tracemalloc traces
+    every thread, and a test run beside others shares its process with their threads, as
+    an in-process emulator would with its server's."""
     code = ("import json, sys; from tests.sync.test_first_pass_batches import measured; "
-            "print(json.dumps(measured(sys.argv[1])))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=syncd_env(), cwd=REPO,
+            "print(json.dumps(measured(sys.argv[1], sys.argv[2])))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path), emu.base_url], env=syncd_env(), cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     few, many = json.loads(done.stdout.splitlines()[-1])
     assert many - few < 1500 * 400, (few, many)
 
 
-def measured(root: str) -> tuple[int, int]:
+def measured(root: str, base_url: str) -> tuple[int, int]:
     """The traced peaks of first passes over 500 and then 2,000 new files (see above)."""
     engine_module.PENDING_KEPT = 300
     logging.disable(logging.INFO)  # no record a request
-    with Emulator(emulator_config(Path(root) / "emulator")) as emu:
-        return traced_first_pass(Path(root), emu, 500), traced_first_pass(Path(root), emu, 2000)
+    return traced_first_pass(Path(root), base_url, 500), traced_first_pass(Path(root), base_url, 2000)
 
 
 def uploads(emu: Emulator) -> list[str]:
