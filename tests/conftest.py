@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import yaml
 from syncd.emulator.mikshi import Emulator, EmulatorConfig, Faults
 from syncd.remote.http import RetryPolicy
 from syncd.remote.mikshi import MikshiClient
+from syncd.store.catalog import Catalog
 
 KEY = "sk_test_Zq8LrT4nVw2pXs9KjH3m"
 OTHER_KEY = "sk_other_Yb7NcM2qWe5rTu8IoP1a"
@@ -191,6 +192,13 @@ def collections(admin: httpx.Client, *, markers: bool = False) -> dict[str, list
 
 
 # ------------------------------------------------------------------ daemon helpers (issue 6)
+def at_work(catalog: Catalog, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]] | None = None,
+            *, marks: Sequence[str] | None, dirty: bool = False) -> set[str]:
+    """Every content ``Catalog.fill_slices`` finds at work, its slices read through."""
+    catalog.fill_slices(processing, pipelines or {}, marks=marks, dirty=dirty)
+    return set(catalog.slice_after("", 1 << 30))
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     import socket

@@ -2154,31 +2154,34 @@ class Catalog:
             return self.db.conn.execute(
                 "SELECT 1 FROM contents WHERE video_id IS NOT NULL LIMIT 1").fetchone() is not None
 
-    def new_shas(self, after: str, limit: int) -> list[str]:
-        """Up to ``limit`` contents not uploaded yet (state ``new``) whose sha256 sorts after
-        ``after``, in order: the slices a first pass over a huge tree plans one at a time.
-        A range of ``contents_not_uploaded`` (empty at rest), not a scan of every content."""
+    def changed_shas(self) -> set[str]:
+        """Contents a deletion (or a collection's removal or rename) could follow from: a
+        path vanished or rewritten, an upload open, a state neither ``new`` nor uploaded
+        (failed, deleted, deleted remotely). A plan sees them all at once, with the mass-delete
+        guard. Index ranges empty at rest; the contents still at work (``fill_slices``) are
+        planned a slice at a time instead."""
         with self._lock:
             rows = self.db.conn.execute(
-                """SELECT sha256 FROM contents WHERE (state != 'uploaded' OR video_id IS NULL)
-                   AND state = 'new' AND sha256 > ? ORDER BY sha256 LIMIT ?""", [after, limit]).fetchall()
-        return [row[0] for row in rows]
+                """SELECT sha256 FROM files WHERE present = 0 AND sha256 IS NOT NULL
+                   UNION SELECT sha256 FROM superseded
+                   UNION SELECT sha256 FROM uploads
+                   UNION SELECT sha256 FROM contents WHERE (state != 'uploaded' OR video_id IS NULL)
+                     AND state != 'new'""").fetchall()
+        return {row[0] for row in rows}
 
-    def unsettled_shas(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                       *, marks: Sequence[str] | None, without_new: bool = False) -> set[str]:
-        """Contents the planner may have something to do for: not uploaded and finished (a step
-        not done, a processing step or a present file's folder's pipeline missing, an open
-        upload, unmarked once ``marks``' steps are done, when markers are kept), a vanished or
-        rewritten path.
-        A content at rest, all of whose paths are as recorded, is in none of them.
-        ``without_new``: none in state ``new``: the engine plans those a slice at a time
-        (``new_shas``)."""
+    def fill_slices(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
+                    *, marks: Sequence[str] | None, dirty: bool) -> int:
+        """Decide once a pass which contents are at work, to be planned a slice at a time
+        (``slice_after``), and return how many: not uploaded yet (state ``new``), a step not
+        done, a processing step or a present file's folder's pipeline missing, unmarked once
+        ``marks``' steps are done (when markers are kept), and with ``dirty`` every content
+        whose collection work may have changed (``plan_dirty``). A content at rest is in none
+        of them: their keys go to a TEMP table, an empty one at rest, and a first sync's
+        million uploads still processing are never all in memory."""
         queries: list[tuple[str, list[Any]]] = [
-            ("SELECT sha256 FROM contents WHERE state != 'uploaded' OR video_id IS NULL", []),
+            # The range of ``contents_not_uploaded``, filtered: the contents in state new.
+            ("SELECT sha256 FROM contents WHERE (state != 'uploaded' OR video_id IS NULL) AND state = 'new'", []),
             ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
-            ("SELECT sha256 FROM files WHERE present = 0 AND sha256 IS NOT NULL", []),
-            ("SELECT sha256 FROM superseded", []),
-            ("SELECT sha256 FROM uploads", []),
         ]
         if marks and self.get_meta("mark_rule") == json.dumps(sorted(set(marks))):
             # Kept by the triggers: at rest, an empty range of ``contents_to_mark``, however
@@ -2208,29 +2211,60 @@ class Catalog:
                                              AND name IN ({", ".join("?" for _ in names)})
                                              GROUP BY sha256 HAVING count(*) = {len(names)})""",
                     [folder, *names]))
+        if dirty:
+            queries.append(("SELECT sha256 FROM plan_dirty", []))
         sql = " UNION ".join(q for q, _ in queries)
-        if without_new:
-            # One index seek a row found; a first pass over a million new files finds each
-            # of them here once a pass, and keeps none.
-            sql = (f"SELECT sha256 FROM ({sql}) AS u WHERE NOT EXISTS "
-                   "(SELECT 1 FROM contents c WHERE c.sha256 = u.sha256 AND c.state = 'new')")
         with self._lock:
-            rows = self.db.conn.execute(sql, [p for _, ps in queries for p in ps]).fetchall()
+            self.db.execute("DROP TABLE IF EXISTS temp.slices")
+            self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
+            filled = self.db.execute(  # this connection's alone: no decision reads it
+                f"INSERT INTO temp.slices (sha256) {sql}", [p for _, ps in queries for p in ps]).rowcount
+            self._bookkeeping += filled
+        return filled
+
+    def slice_after(self, after: str, limit: int) -> list[str]:
+        """The next ``limit`` contents at work (``fill_slices``) whose sha256 sorts after
+        ``after``, in order; the last (shorter) slice lets the TEMP table go."""
+        with self._lock:
+            rows = self.db.conn.execute("SELECT sha256 FROM temp.slices WHERE sha256 > ? ORDER BY sha256 LIMIT ?",
+                                        [after, limit]).fetchall()
+            if len(rows) < limit:
+                self.db.execute("DROP TABLE IF EXISTS temp.slices")
+        return [row[0] for row in rows]
+
+    def dirty_leaving(self, whole_folders: Collection[str]) -> set[str]:
+        """Of the contents whose collection work may have changed (``plan_dirty``), those a
+        collection could lose: a member of a collection no present file of theirs in a
+        collection folder (``whole_folders``) is under. Planned with their collections whole;
+        the other changed contents can only be added (``fill_slices``). One seek a changed
+        content with memberships; nothing at rest."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                """SELECT DISTINCT m.sha256 FROM plan_dirty d JOIN memberships m ON m.sha256 = d.sha256
+                   WHERE NOT EXISTS (
+                     SELECT 1 FROM files f WHERE f.sha256 = m.sha256 AND f.present = 1
+                       AND f.folder IN (SELECT value FROM json_each(?))
+                       AND f.rel_path >= m.collection || '/' AND f.rel_path < m.collection || '0')""",
+                [json.dumps(sorted(whole_folders))]).fetchall()
         return {row[0] for row in rows}
 
-    def collections_in_play(self, shas: Collection[str], whole_folders: Collection[str]) -> CollectionsInPlay:
-        """The collections a plan over ``shas`` must see whole, and every content in them.
+    def collections_in_play(self, seeds: Collection[str], whole_folders: Collection[str],
+                            planned: Collection[str] = ()) -> CollectionsInPlay:
+        """The collections a plan over ``seeds`` (and ``planned``) decides whole: whether
+        each is empty, loses a member or is renamed.
 
         The collections: the first-level subfolders (in ``whole_folders``, the collection
-        folders) of these contents' files, present or not; the collections they are members
-        of; and every known collection with no present file (an emptied or renamed
-        subfolder). Their contents: every file under those subfolders and every member.
-        Members are planned as a set (renames, removals, empty collections), so a
-        collection is planned with all of its members or not at all. Except the contents
-        not uploaded yet (state ``new``) outside ``shas``: no member, they only keep their
-        collection from looking empty (``occupied``), and a later slice of the pass plans
-        their uploads. A first sync of a million files does not plan them all at once."""
-        folders, wanted = json.dumps(sorted(whole_folders)), json.dumps(sorted(shas))
+        folders) of the seeds' files, present or not; the collections they are members of;
+        and every known collection with no present file (an emptied or renamed subfolder).
+        Their other members need not be planned: a content no change touched has no
+        membership its files do not back (``dirty_leaving``). Except the members of those
+        with no present file: a renamed subfolder is an emptied collection whose members
+        reappear under one new name, all of them (``members``). And whether each holds a
+        present file of a content the plan leaves out (``occupied``): such a collection is
+        not empty, and no rename's target. ``planned``: contents the plan holds that make no
+        collection whole (the pass's first slice, ``fill_slices``). So a clip deleted from a
+        subfolder of a million plans that clip, not the million."""
+        folders = json.dumps(sorted(whole_folders))
         names_sql = """
             SELECT substr(f.rel_path, 1, instr(f.rel_path, '/') - 1) FROM files f
               WHERE f.sha256 IN (SELECT value FROM json_each(:shas)) AND instr(f.rel_path, '/') > 0
@@ -2239,24 +2273,21 @@ class Catalog:
             UNION SELECT c.name FROM collections c WHERE NOT EXISTS (
               SELECT 1 FROM files f WHERE f.folder IN (SELECT value FROM json_each(:folders)) AND f.present = 1
                 AND f.rel_path >= c.name || '/' AND f.rel_path < c.name || '0')"""
-        # A file under one of the collections' subfolders (the names are bound as :names).
-        under = """f.folder IN (SELECT value FROM json_each(:folders))
-                     AND f.rel_path >= n.value || '/' AND f.rel_path < n.value || '0'"""
-        not_uploaded = "SELECT 1 FROM contents c WHERE c.sha256 = f.sha256 AND c.state = 'new'"
+        # A present file under one of the collections' subfolders (the names are bound as :names).
+        under = """SELECT 1 FROM files f WHERE f.folder IN (SELECT value FROM json_each(:folders))
+                     AND f.rel_path >= n.value || '/' AND f.rel_path < n.value || '0' AND f.present = 1"""
         with self._lock:
-            names = {r[0] for r in self.db.conn.execute(names_sql, {"shas": wanted, "folders": folders})}
-            bound = {"names": json.dumps(sorted(names)), "folders": folders, "shas": wanted}
-            members = self.db.conn.execute(
-                f"""SELECT f.sha256 FROM json_each(:names) n CROSS JOIN files f
-                     WHERE {under} AND f.sha256 IS NOT NULL
-                       AND (f.sha256 IN (SELECT value FROM json_each(:shas)) OR NOT EXISTS ({not_uploaded}))
-                   UNION SELECT m.sha256 FROM memberships m WHERE m.collection IN (SELECT value FROM json_each(:names))""",
-                bound).fetchall()
+            names = {r[0] for r in self.db.conn.execute(
+                names_sql, {"shas": json.dumps(sorted(seeds)), "folders": folders})}
+            bound = {"names": json.dumps(sorted(names)), "folders": folders}
+            members = {r[0] for r in self.db.conn.execute(
+                f"""SELECT m.sha256 FROM json_each(:names) n JOIN memberships m ON m.collection = n.value
+                     WHERE NOT EXISTS ({under})""", bound)}
             occupied = self.db.conn.execute(
-                f"""SELECT n.value FROM json_each(:names) n WHERE EXISTS (
-                      SELECT 1 FROM files f WHERE {under} AND f.present = 1 AND EXISTS ({not_uploaded})
-                        AND f.sha256 NOT IN (SELECT value FROM json_each(:shas)))""", bound).fetchall()
-        return CollectionsInPlay(names, {r[0] for r in members}, {r[0] for r in occupied})
+                f"""SELECT n.value FROM json_each(:names) n
+                     WHERE EXISTS ({under} AND f.sha256 NOT IN (SELECT value FROM json_each(:shas)))""",
+                {**bound, "shas": json.dumps(sorted({*seeds, *planned, *members}))}).fetchall()
+        return CollectionsInPlay(names, members, {r[0] for r in occupied})
 
     # --- the last complete remote listing (table ``listing``; ``listing_writer`` writes it) -----
     def listing_writer(self) -> ListingWriter:
@@ -2479,8 +2510,8 @@ class ScanSummary:
 class CollectionsInPlay:
     """What ``Catalog.collections_in_play`` found for a plan."""
 
-    names: set[str]  # the collections to plan whole
-    members: set[str]  # every content in them (but those not uploaded outside the plan)
+    names: set[str]  # the collections to decide whole (empty, losing a member, renamed)
+    members: set[str]  # the members of those with no present file (a rename's, all of them)
     occupied: set[str]  # of ``names``, those holding a present file of a content left out
 
 

@@ -456,16 +456,17 @@ class Engine:
         self.catalog.set_meta("blocked", "\n".join(the_plan.blocked) or None)
         self._record_deferred(the_plan)
         result = self.executor.execute(the_plan)
-        # The rest of the new contents, a slice at a time: planned, executed, let go.
+        self._plan_seen()
+        # The rest of the contents at work, a slice at a time: planned, executed, let go.
         while (slicing is not None and slicing.after is not None and not self.stop_event.is_set()
                and not result.stopped and not _outage(result)):
             part = self._plan_slice(scans, slicing)
             done = self.executor.execute(part)
+            self._plan_seen()
             _summarise(the_plan, part)
             _merge(result, done)
             if _outage(done):
                 break  # every step failed alike: the next pass tries again, not a million times now
-        self._plan_seen()
         if slicing is not None and slicing.after is not None:
             adopt = adopt or slicing.settings.adopt_remote  # recovery not over: it goes on next pass
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
@@ -490,11 +491,12 @@ class Engine:
         instance markers are read only when a decision needs them: recovery (whose videos
         are whose), and a remote deletion (does another instance hold the video).
 
-        Unless the plan is whole (``_whole_plan``), contents not uploaded yet (state
-        ``new``) are planned a slice of ``EngineOptions.batch`` at a time, in sha256 order:
-        this plan holds what is in play plus the first slice, and the returned ``_Slicing``
-        gives the rest (``_plan_slice``). Each new content is in exactly one slice, so it is
-        planned (and uploaded) once a pass."""
+        Unless the plan is whole (``_whole_plan``), the contents at work (not uploaded yet,
+        processing, waiting for a pipeline, a marker or a collection: ``Catalog.fill_slices``)
+        are planned a slice of ``EngineOptions.batch`` at a time, in sha256 order: this plan
+        holds what a deletion could follow from (``snapshot``) plus the first slice, and the
+        returned ``_Slicing`` gives the rest (``_plan_slice``). Each content is planned once
+        a pass: in this plan or in exactly one slice."""
         marks: Marks | None = None
         marks_error: str | None = None
         adoptable: dict[str, Adoptable] = {}
@@ -517,13 +519,21 @@ class Engine:
             delete_wait=self.options.safety.delete_wait,
         )
         slicing: _Slicing | None = None
-        new: list[str] | None = None
+        first: list[str] | None = None  # the first slice of the contents at work; None: a whole plan
         if not self._whole_plan(adopt):
-            # A new catalog waiting for the listing (or the markers) plans no new content.
-            new = [] if adopt and remote is None else self.catalog.new_shas("", self.options.batch)
-            slicing = _Slicing(settings, remote, marks, marks_error,
-                               new[-1] if len(new) >= self.options.batch else None)
-        snapshot = self.snapshot(scans, remote, adoptable, whole=new is None, new=new)
+            slicing = _Slicing(settings, remote, marks, marks_error)
+            if adopt and remote is None:
+                first, slicing.after = [], None  # a new catalog waiting for the listing plans no new content
+            else:
+                self.catalog.fill_slices(
+                    self.features.processing_steps,
+                    {str(f.path): folder_policy(f, self.features).effective_pipelines for f in self.options.folders},
+                    marks=None if self.features.marks is None else self._mark_steps(),
+                    dirty=bool(self._collection_paths()))
+                first = self._next_slice(slicing)
+        snapshot = self.snapshot(scans, remote, adoptable, first=first)
+        if slicing is not None:
+            slicing.planned = set(snapshot.contents)
         if adopt and remote is not None and marks is not None:
             adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
@@ -545,6 +555,8 @@ class Engine:
             else:
                 self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot),
                                     self._collection_folders())
+                if slicing is not None:
+                    slicing.clean_dirty = True
         else:  # no collection folder: nothing reads the changed contents, which must not pile up
             self._dirty_seen = (None, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
@@ -556,8 +568,9 @@ class Engine:
         collection, say). Not while no content has a video (a first sync, whose new
         catalog is in recovery too): a whole plan would have nothing to add, remove or
         rename, so the folders count as planned."""
-        folders = self._collection_folders()
-        if folders == "[]" or (not adopt and self.catalog.collection_folders() == folders):
+        paths = self._collection_paths()
+        folders = json.dumps(paths)
+        if not paths or (not adopt and self.catalog.collection_folders() == folders):
             return False
         if self.catalog.any_linked():
             return True
@@ -565,25 +578,37 @@ class Engine:
             self.catalog.record_collection_folders(folders)
         return False
 
+    def _next_slice(self, slicing: _Slicing) -> list[str]:
+        """The next slice of contents at work (``Catalog.slice_after``), where the last ended."""
+        batch = self.options.batch
+        found = self.catalog.slice_after(slicing.after or "", batch)
+        slicing.after = found[-1] if len(found) >= batch else None
+        return found
+
     def _plan_slice(self, scans: list[FolderScan], slicing: _Slicing) -> Plan:
-        """The next slice of new contents (after ``slicing.after``), planned on its own:
-        their files, their contents, the known collections (none whole) and nothing else,
-        so it plans their uploads (or, in catalog recovery, the links to remote videos
-        proved to hold them), the collections their subfolders need, and the forgetting of
-        their vanished paths."""
-        new = self.catalog.new_shas(slicing.after or "", self.options.batch)
-        slicing.after = new[-1] if len(new) >= self.options.batch else None
-        if not new:
+        """The next slice of contents at work (after ``slicing.after``) but those the pass's
+        first plan held, planned on its own: their files, their contents and memberships,
+        the known collections (none whole) and nothing else. None of them has a path gone
+        or an upload open (``Catalog.changed_shas``) or can leave a collection
+        (``Catalog.dirty_leaving``): it plans their uploads (or, in catalog recovery, the
+        links to remote videos proved to hold them), pipelines, markers, the collections
+        their subfolders need and their adds. Its changed contents with no collection work
+        left are clean once it is executed (``_plan_seen``)."""
+        found = self._next_slice(slicing)
+        shas = [sha for sha in found if sha not in slicing.planned]
+        if not shas:
             return Plan()
         adoptable: dict[str, Adoptable] = {}
         notes: list[str] = []
-        snapshot = self.snapshot(scans, slicing.remote, adoptable, new=new, only_new=True)
+        snapshot = self.snapshot(scans, slicing.remote, adoptable, first=shas, a_slice=True)
         if slicing.settings.adopt_remote and slicing.remote is not None and slicing.marks is not None:
             adoptable, notes = self._adoptable(slicing.marks, snapshot, slicing.adopted if self.dry_run else None)
         snapshot = replace(snapshot, marks=None if slicing.marks is None else slicing.marks.videos,
                            marks_error=slicing.marks_error, adoptable=adoptable)
         part = plan(snapshot, slicing.settings)
         part.notes[:0] = notes
+        if slicing.clean_dirty:
+            self._dirty_seen = (set(found) - _collection_work(part, snapshot), None)
         return part
 
     def _write_note(self, *, with_marks: bool = True) -> None:
@@ -709,15 +734,17 @@ class Engine:
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: Listing | None,
-                 adoptable: dict[str, Adoptable], *, whole: bool = False,
-                 new: list[str] | None = None, only_new: bool = False) -> Snapshot:
-        """What the planner decides from. ``whole``: every file and content
-        (``_whole_plan``); otherwise only the contents something could
-        happen to (``_in_play``) with all their files, every content of the collections
-        they touch (``Catalog.collections_in_play``), and the mass-delete guard's counts
-        from the catalog. ``new``: the contents in state ``new`` are these (a slice, see
-        ``_plan``), not all of them; ``only_new``: nothing else (the known collections, none
-        whole, so a slice may create one and remove or rename none)."""
+                 adoptable: dict[str, Adoptable], *, first: list[str] | None = None,
+                 a_slice: bool = False) -> Snapshot:
+        """What the planner decides from. ``first`` None: every file and content
+        (``_whole_plan``). Otherwise the contents a deletion could follow from
+        (``_in_play``); with collection folders, also the changed contents a collection could
+        lose (``Catalog.dirty_leaving``) and every content of the collections they touch
+        (``Catalog.collections_in_play``), planned whole; and ``first``, a slice of the
+        contents at work (``_plan``), which makes no collection whole: all their files, and
+        the mass-delete guard's counts from the catalog. ``a_slice``: ``first`` and nothing
+        else (a later slice: the known collections, none whole, so it may create one and
+        add to it, and removes or renames none)."""
         ok = {s.folder: s.ok for s in scans}
         readable = {s.folder: not s.unreadable for s in scans}
         folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
@@ -726,29 +753,31 @@ class Engine:
         superseded = self.catalog.superseded()
         whole_collections: set[str] | None = None
         occupied: set[str] = set()
-        whole_folders = [str(f.path) for f in folders if f.collections]
-        # Collections are planned as sets, with all of their files and members: those of
-        # the contents in play, and of those changed since a plan last saw them.
-        self._dirty_taken = self.catalog.plan_dirty() if whole_folders and not only_new else None
-        if whole:
+        whole_folders = self._collection_paths()
+        # Collection folders: which changed contents (``Catalog.plan_dirty``) this plan sees.
+        self._dirty_taken = None
+        if first is None:
             files, contents = self.catalog.files(), self.catalog.contents()
+            if whole_folders:
+                self._dirty_taken = self.catalog.plan_dirty()
         else:
-            if only_new:
-                shas, gone = set(new or ()), set[str]()
-            else:
-                shas, gone = self._in_play(folders, remote, without_new=new is not None)
-                shas.update(new or ())
-            if self._dirty_taken is not None:
-                shas |= self._dirty_taken
-                in_play = self.catalog.collections_in_play(shas, whole_folders)
-                whole_collections, occupied = in_play.names, in_play.occupied
-                shas |= in_play.members
-            elif only_new:
+            if a_slice:
+                shas, gone = set(first), set[str]()
                 whole_collections = set()  # a slice creates collections; it removes none
+            else:
+                shas, gone = self._in_play(remote)
+                if whole_folders:
+                    shas |= self.catalog.dirty_leaving(whole_folders)
+                    in_play = self.catalog.collections_in_play(shas, whole_folders, first)
+                    whole_collections, occupied = in_play.names, in_play.occupied
+                    shas |= in_play.members
+                shas.update(first)
+            if whole_folders:
+                self._dirty_taken = shas
             # A path rewritten from a content not in this snapshot is planned with that content.
             superseded = [s for s in superseded if s.sha256 in shas]
             files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
-            if not only_new and (gone or superseded or any(not f.present for f in files)):
+            if not a_slice and (gone or superseded or any(not f.present for f in files)):
                 tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}  # a deletion is possible
         return Snapshot(
             folders=folders,
@@ -756,8 +785,8 @@ class Engine:
             contents={c.sha256: c for c in contents},
             tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
-            collections=tuple(self.catalog.collections()) if whole_folders or not only_new else (),
-            memberships=(frozenset() if only_new else frozenset(self.catalog.memberships()) if whole
+            collections=tuple(self.catalog.collections()) if whole_folders or not a_slice else (),
+            memberships=(frozenset(self.catalog.memberships()) if first is None
                          else frozenset(self.catalog.memberships_of(c.sha256 for c in contents))),
             whole_collections=None if whole_collections is None else frozenset(whole_collections),
             occupied=frozenset(occupied),
@@ -771,25 +800,22 @@ class Engine:
             superseded=tuple(superseded),
         )
 
-    def _in_play(self, folders: tuple[FolderPolicy, ...], remote: Listing | None,
-                 without_new: bool = False) -> tuple[set[str], set[str]]:
-        """Contents a plan could act on: not finished (or a folder wants more of them), a path
-        vanished or rewritten, an upload open, a video missing from the complete listing.
-        A content at rest whose paths are as recorded is none of these: an unchanged tree
-        plans nothing, file by file.
-        Also, apart, those missing from the listing."""
-        shas = self.catalog.unsettled_shas(
-            self.features.processing_steps,
-            {str(f.path): f.effective_pipelines for f in folders},
-            marks=None if self.features.marks is None else self._mark_steps(),
-            without_new=without_new,
-        )
+    def _in_play(self, remote: Listing | None) -> tuple[set[str], set[str]]:
+        """Contents a deletion could follow from: a path vanished or rewritten, an upload
+        open, a state neither new nor uploaded (``Catalog.changed_shas``), a video missing
+        from the complete listing; also, apart, those missing from the listing. A content
+        at rest or at work whose paths are as recorded is none of these: an unchanged tree
+        plans nothing, file by file, and a first sync's million videos processing are
+        planned a slice at a time."""
         gone = self.catalog.linked_not_listed() if remote is not None else set()
-        return shas | gone, gone
+        return self.catalog.changed_shas() | gone, gone
+
+    def _collection_paths(self) -> list[str]:
+        """The collection folders (``collections: subfolder`` on a backend with collections)."""
+        return sorted(str(f.path) for f in self.options.folders if folder_policy(f, self.features).collections)
 
     def _collection_folders(self) -> str:
-        return json.dumps(sorted(str(f.path) for f in self.options.folders
-                                 if folder_policy(f, self.features).collections))
+        return json.dumps(self._collection_paths())
 
     def _plan_seen(self) -> None:
         """After a plan's execution: its changed contents with no collection work left
@@ -1014,7 +1040,9 @@ class _Slicing:
     remote: Listing | None
     marks: Marks | None
     marks_error: str | None
-    after: str | None  # the last new content planned; None: no slice left
+    after: str | None = ""  # the last content at work planned ("": none yet); None: no slice left
+    planned: set[str] = field(default_factory=set)  # the contents the pass's first plan held
+    clean_dirty: bool = False  # slices mark their changed contents clean (``Engine._plan_slice``)
     adopted: set[str] = field(default_factory=set)  # a dry run's videos chosen by earlier slices
 
 

@@ -132,11 +132,13 @@ class Snapshot:
     # Linked videos per folder, counted by the catalog, when ``files`` holds only the files
     # that changed or are in flight (the engine plans in proportion to change); None: count ``files``.
     tracked: dict[Path, int] | None = None
-    # The collections whose every file and member is in this snapshot (the engine plans in
-    # proportion to change); only they are renamed, emptied or deleted. None: all of them.
+    # The collections this snapshot decides whole (the engine plans in proportion to
+    # change): each holds every member that could leave it, and, if its subfolder has no
+    # present file, every member; only they are renamed, emptied or deleted, and lose
+    # members. None: all of them, with every file and member.
     whole_collections: frozenset[str] | None = None
     # Of those, the ones whose subfolder holds a present file of a content left out of this
-    # snapshot (not uploaded yet: a later slice of the pass plans it): not empty.
+    # snapshot: not empty, and no rename's target.
     occupied: frozenset[str] = frozenset()
 
 
@@ -296,8 +298,8 @@ def _plan_collections(
     known = {c.name: c for c in snap.collections}
 
     def whole(name: str) -> bool:
-        """Whether the snapshot holds all of the collection: else it acts on none of its
-        other members (a part of its files would look like an emptied subfolder)."""
+        """Whether the snapshot decides the collection whole (``Snapshot.whole_collections``):
+        else it only adds to it (a part of its files would look like an emptied subfolder)."""
         return snap.whole_collections is None or name in snap.whole_collections
 
     recorded: dict[str, set[str]] = defaultdict(set)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from syncd.models import LocalFile
 from syncd.store.catalog import Catalog
+from tests.conftest import at_work
 from tests.traced import rows_read
 
 
@@ -35,7 +36,7 @@ def _plans(catalog: Catalog, call: object) -> list[str]:
 def test_open_steps_are_an_index_range(tmp_path: Path) -> None:
     steps = ("thumbnail", "transcoding", "hls")
     with Catalog.open(tmp_path / "state") as catalog:
-        [unsettled] = _plans(catalog, lambda: catalog.unsettled_shas(steps, {}, marks=None))
+        [unsettled] = _plans(catalog, lambda: at_work(catalog, steps, {}, marks=None))
         [in_progress] = _plans(catalog, lambda: catalog.contents_in_progress(steps))
     for plan in (unsettled, in_progress):
         assert "USING INDEX steps_open" in plan, plan
@@ -46,7 +47,7 @@ def test_with_the_processing_rule_recorded_no_step_row_is_read(tmp_path: Path) -
     steps = ("thumbnail", "transcoding", "hls")
     with Catalog.open(tmp_path / "state") as catalog:
         catalog.set_processing_rule(steps)
-        for plan in (*_plans(catalog, lambda: catalog.unsettled_shas(steps, {}, marks=None)),
+        for plan in (*_plans(catalog, lambda: at_work(catalog, steps, {}, marks=None)),
                      *_plans(catalog, lambda: catalog.contents_in_progress(steps))):
             # Step rows only through steps_open (empty at rest), never all of them.
             assert "SCAN steps |" not in plan + " |" and "SCAN steps USING INDEX sqlite_" not in plan, plan
@@ -76,7 +77,7 @@ def test_the_kept_processing_flag_answers_as_the_step_rows_do(tmp_path: Path) ->
         catalog.step_attempted(shas[7], "search-process", 10.0)
 
         def answers() -> tuple[set[str], list[str]]:
-            return (catalog.unsettled_shas(steps, {}, marks=None),
+            return (at_work(catalog, steps, {}, marks=None),
                     [c.sha256 for c in catalog.contents_in_progress(steps)])
 
         from_rows = answers()
@@ -117,7 +118,7 @@ def test_never_marked_videos_cost_a_pass_nothing_with_the_mark_rule_recorded(tmp
             _never_marked(catalog, tmp_path / "drop", count)
             catalog.set_processing_rule(MARK_STEPS[:3])  # as the engine records both
             catalog.set_mark_rule(MARK_STEPS)
-            ask = lambda: catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)  # noqa: E731
+            ask = lambda: at_work(catalog, MARK_STEPS[:3], {}, marks=MARK_STEPS)  # noqa: E731
             assert ask() == set()
             [plan] = _plans(catalog, ask)
             assert "USING INDEX contents_to_mark" in plan, plan
@@ -134,14 +135,14 @@ def test_the_kept_mark_flag_answers_as_the_step_rows_do(tmp_path: Path) -> None:
 
         def with_rows() -> set[str]:
             catalog.db.execute("DELETE FROM meta WHERE key = 'mark_rule'")
-            return catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)
+            return at_work(catalog, MARK_STEPS[:3], {}, marks=MARK_STEPS)
 
         def flags() -> set[str]:
             return {r[0] for r in catalog.db.conn.execute("SELECT sha256 FROM contents WHERE mark_ready = 1")}
 
         def kept() -> set[str]:
             catalog.set_mark_rule(MARK_STEPS)
-            answer = catalog.unsettled_shas(MARK_STEPS[:3], {}, marks=MARK_STEPS)
+            answer = at_work(catalog, MARK_STEPS[:3], {}, marks=MARK_STEPS)
             # What the triggers kept is what computing every flag again gives.
             by_triggers = flags()
             catalog.set_mark_rule(("thumbnail",))
@@ -160,7 +161,7 @@ def test_the_kept_mark_flag_answers_as_the_step_rows_do(tmp_path: Path) -> None:
         assert flags() == {shas[1], shas[3]}  # 1 is ready but marked: not asked about
         with Catalog.open(tmp_path / "state") as fresh:
             fresh.set_mark_rule(("thumbnail",))  # another rule: every flag again
-            assert fresh.unsettled_shas(MARK_STEPS[:3], {}, marks=("thumbnail",)) == {shas[0], shas[2], shas[3]}
+            assert at_work(fresh, MARK_STEPS[:3], {}, marks=("thumbnail",)) == {shas[0], shas[2], shas[3]}
         assert kept() == {shas[2], shas[3]}
 
 

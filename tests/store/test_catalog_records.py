@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncd.store.catalog import Catalog
+from tests.conftest import at_work
 from syncd.models import LocalFile
 
 
@@ -38,9 +39,9 @@ def test_what_only_status_shows_is_not_a_change(tmp_path: Path) -> None:
 
 
 def test_a_library_at_rest_is_answered_from_empty_index_ranges(tmp_path: Path) -> None:
-    """What every pass asks (``unsettled_shas``) reads no content, file or step row one by
-    one when nothing is in play: each part is a range of a partial index (counted in the
-    query plan, not timed). An unmarked video of ours is still found."""
+    """What every pass asks (``Catalog.fill_slices``, ``changed_shas``) reads no content,
+    file or step row one by one when nothing is in play: each part is a range of a partial
+    index (counted in the query plan, not timed). An unmarked video of ours is still found."""
     folder = tmp_path / "drop"
     shas = [f"{i:064x}" for i in range(3)]
     with Catalog.open(tmp_path / "state") as catalog:
@@ -48,17 +49,19 @@ def test_a_library_at_rest_is_answered_from_empty_index_ranges(tmp_path: Path) -
                                      for i, sha in enumerate(shas)], [], 1.0)
         catalog.link_finished([(sha, f"v{i}", f"f{i}.mp4") for i, sha in enumerate(shas)], ("hls",))
         catalog.set_processing_rule(("hls",))
-        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == set(shas)  # ready, not marked
+        assert at_work(catalog, ("hls",), {}, marks=("hls",)) == set(shas)  # ready, not marked
         catalog.set_marked(shas[0], True)
         catalog.set_marked(shas[1], True)
-        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == {shas[2]}
+        assert at_work(catalog, ("hls",), {}, marks=("hls",)) == {shas[2]}
         catalog.set_marked(shas[2], True)
         sent: list[str] = []
         catalog.db.conn.set_trace_callback(sent.append)
-        assert catalog.unsettled_shas(("hls",), {}, marks=("hls",)) == set()
+        assert at_work(catalog, ("hls",), {}, marks=("hls",)) == set() == catalog.changed_shas()
         catalog.db.conn.set_trace_callback(None)
-        [query] = [s for s in sent if "UNION" in s]
-        plan = [row[-1] for row in catalog.db.conn.execute("EXPLAIN QUERY PLAN " + query)]
-        scans = [step for step in plan if step.startswith("SCAN") and not step.startswith(
-            ("SCAN superseded", "SCAN uploads"))]  # tables empty at rest
-        assert all("INDEX" in step and "autoindex" not in step for step in scans), plan
+        queries = [s[s.upper().index("SELECT"):] for s in sent if "UNION" in s]
+        assert len(queries) == 2, sent
+        for query in queries:
+            plan = [row[-1] for row in catalog.db.conn.execute("EXPLAIN QUERY PLAN " + query)]
+            scans = [step for step in plan if step.startswith("SCAN") and not step.startswith(
+                ("SCAN superseded", "SCAN uploads"))]  # tables empty at rest
+            assert all("INDEX" in step and "autoindex" not in step for step in scans), plan

@@ -1,7 +1,8 @@
 """Collection folders plan in proportion to change (issue 15): a collection's members are
 planned as a set (renames, removals, emptied subfolders), so a pass plans a collection
-whole, but only the collections a change touches; an unchanged tree with collection
-folders (the default config) hands the planner nothing.
+whole, but only the collections a change could take a member from; a content that can
+only be added to one is planned on its own (a slice of the contents at work). An
+unchanged tree with collection folders (the default config) hands the planner nothing.
 
 Against the emulator over loopback; the plans are dry runs, what reaches the planner is
 counted (``Planned``)."""
@@ -85,30 +86,46 @@ def test_collections_are_planned_whole_but_only_those_a_change_touches(
     assert (len(snap.files), len(snap.contents), snap.memberships) == (0, 0, frozenset())
     assert snap.whole_collections == frozenset() and actions == Counter()
 
-    # A new clip in cam01: cam01 is planned whole (its 100 members and the clip), nothing else.
+    # A new clip in cam01: only the clip. It can only be added to cam01, so cam01 is not
+    # planned whole (a first sync's million clips in one subfolder are planned a slice at
+    # a time).
     (drop / "cam01" / "new.mp4").write_bytes(b"a new clip in cam01\n")
     snap, actions = dry_pass(config, emu, planned)
-    assert snap.whole_collections == frozenset({"cam01"})
-    assert {f.rel_path.split("/")[0] for f in snap.files} == {"cam01"} and len(snap.files) == 101
-    assert len(snap.memberships) == 100
-    assert actions == Counter(Upload=1)  # no collection deleted, emptied or renamed
+    assert snap.whole_collections == frozenset()
+    assert [f.rel_path for f in snap.files] == ["cam01/new.mp4"] and snap.memberships == frozenset()
+    assert actions == Counter(Upload=1)
 
-    # A membership the catalog lost (an add that failed): that collection, to add it back.
+    # A membership the catalog lost (an add that failed): that content, to add it back.
+    lost = sha_of(config, "cam02/clip00205.mp4")
     with Catalog.open(config.state_dir) as catalog:
-        catalog.remove_membership("cam02", sha_of(config, "cam02/clip00205.mp4"))
+        catalog.remove_membership("cam02", lost)
     snap, actions = dry_pass(config, emu, planned)
-    assert snap.whole_collections == frozenset({"cam01", "cam02"})
+    assert snap.whole_collections == frozenset() and lost in snap.contents and len(snap.files) == 2
     assert actions == Counter(Upload=1, AddToCollection=1)
 
-    # A membership no file backs (a remove that failed after a move): removed, and only it.
+    # A membership no file backs (a remove that failed after a move): both collections the
+    # content is in or under are decided whole, without their other 200 members (none of
+    # which can leave), and only that membership is removed.
     moved = sha_of(config, "cam00/clip00007.mp4")
     with Catalog.open(config.state_dir) as catalog:
         catalog.add_membership("cam03", moved)
     snap, actions = dry_pass(config, emu, planned)
-    assert snap.whole_collections == frozenset({"cam00", "cam01", "cam02", "cam03"})
+    assert snap.whole_collections == frozenset({"cam00", "cam03"}) == snap.occupied
+    assert sorted(f.rel_path for f in snap.files) == ["cam00/clip00007.mp4", "cam01/new.mp4", "cam02/clip00205.mp4"]
     assert actions == Counter(Upload=1, AddToCollection=1, RemoveFromCollection=1)
     assert [(a.collection, a.sha256) for a in planned.actions if isinstance(a, RemoveFromCollection)] == [
         ("cam03", moved)]
+
+    # A clip deleted from cam02: that clip's content, and cam02 decided whole (its 99 other
+    # files keep it from being empty), not planned with its members.
+    (drop / "cam02" / "clip00210.mp4").unlink()
+    snap, actions = dry_pass(config, emu, planned)
+    assert "cam02" in snap.whole_collections and "cam02" in snap.occupied
+    assert len(snap.files) == 4 and not next(f for f in snap.files if f.rel_path == "cam02/clip00210.mp4").present
+    assert actions == Counter(Upload=1, AddToCollection=1, RemoveFromCollection=2, DeleteRemote=1)
+    deleted = sha_of(config, "cam02/clip00210.mp4")
+    assert sorted((a.collection, a.sha256) for a in planned.actions if isinstance(a, RemoveFromCollection)) == sorted(
+        [("cam03", moved), ("cam02", deleted)])
 
 
 def test_a_failed_add_to_a_collection_is_tried_again_on_a_later_pass(
@@ -161,8 +178,8 @@ def test_a_first_sync_with_collection_folders_is_planned_a_slice_at_a_time(
     """A first sync of a tree whose subfolders are collections plans its new contents a
     slice (``EngineOptions.batch``) at a time, as without collections (a whole plan of a
     million new files was ~2.4 GB): no plan sees more than a slice of files, each content
-    is uploaded once, each collection created once, and the passes after it add every
-    video to its subfolder's collection."""
+    is uploaded once, each collection created once, and the passes after it, each a slice
+    at a time as well, add every video to its subfolder's collection."""
     batch = 10
     spec = {f"cam{i % 3}/clip{i:02d}.mp4": i + 1 for i in range(36)}
     tree(tmp_path, spec)
@@ -173,11 +190,13 @@ def test_a_first_sync_with_collection_folders_is_planned_a_slice_at_a_time(
         first = Engine(options, catalog, remote).run_pass(with_listing=True)
         assert first.result.failed == [] and len(planned.snapshots) == -(-len(spec) // batch)
         assert max(len(s.files) for s in planned.snapshots) <= batch, [len(s.files) for s in planned.snapshots]
-        # The first plan sees its slice's collections whole, each holding new files it
-        # leaves to later slices (not empty: nothing to delete); those slices remove nothing.
-        assert planned.snapshots[0].occupied == {"cam0", "cam1", "cam2"}
-        assert all(s.whole_collections == frozenset() for s in planned.snapshots[1:])
+        # New contents can only be added to a collection: no plan sees one whole, so no
+        # plan can remove, rename or delete one.
+        assert all(s.whole_collections == frozenset() for s in planned.snapshots)
         Engine(options, catalog, remote).sync(wait=True, timeout=60)
+        # The passes after it (processing, pipelines, markers, adds) take the contents at
+        # work a slice at a time too.
+        assert len(planned.snapshots) > 4 and max(len(s.files) for s in planned.snapshots) <= batch
     assert sorted(v["name"] for v in admin_videos(admin)) == sorted(spec)  # each uploaded once
     names = [c["name"] for c in admin.get("/collections").json() if not c["name"].startswith("syncd-instance:")]
     assert sorted(names) == ["cam0", "cam1", "cam2"]  # each created once

@@ -87,6 +87,10 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
         old_syncd.setattr(Catalog, "listing_compared", lambda self: None)
         old_syncd.setattr(Catalog, "mirror_changed_slice", lambda self, after, limit: [])  # its pass finishes no video
         old_syncd.setattr(Catalog, "plan_dirty", lambda self: set())
+        old_syncd.setattr(Catalog, "dirty_leaving", lambda self, folders: set())
+        fill = Catalog.fill_slices
+        old_syncd.setattr(Catalog, "fill_slices", lambda self, processing, pipelines, *, marks, dirty: fill(
+            self, processing, pipelines, marks=marks, dirty=False))
         old_syncd.setattr(Catalog, "plan_dirty_done", lambda self, shas: None)
         old_syncd.setattr(Catalog, "record_collection_folders", lambda self, folders: None)
         old_syncd.setattr(Catalog, "record_scan_summary", lambda self, summary: None)
