@@ -38,7 +38,7 @@ from rich.progress import (
 from rich.text import Text
 
 from syncd.cli.messages import middle
-from syncd.sync.progress import NullProgress, ScanMeter, SyncProgress, Waiting
+from syncd.sync.progress import NullProgress, ScanMeter, SyncProgress, Waiting, hash_totals
 from syncd.units import format_duration, format_size
 
 if TYPE_CHECKING:
@@ -225,14 +225,14 @@ class TerminalProgress:
                     self.hash_task = None
                 self.live.waiting_lines = [f"scanning: {counts.files_seen:,} file(s) seen"]
                 return
-            description = middle(f"hashing {counts.hashed:,} of {counts.to_hash:,} "
+            files, size = hash_totals(counts)  # a first pass's whole tree, once counted
+            description = middle(f"hashing {counts.hashed:,} of {files:,} "
                                  f"({counts.files_seen:,} seen)", self._name_width())
             if self.hash_task is None:
                 self.live.waiting_lines = []
-                self.hash_task = self.live.add_task(description, total=counts.bytes_to_hash)
+                self.hash_task = self.live.add_task(description, total=size)
                 self.live.refresh()  # drawn at once, however short the hashing
-            self.live.update(self.hash_task, description=description, total=counts.bytes_to_hash,
-                             completed=counts.bytes_hashed)
+            self.live.update(self.hash_task, description=description, total=size, completed=counts.bytes_hashed)
 
     def waiting(self, files: Sequence[Waiting]) -> None:
         width = max(20, self.console.width - 40)

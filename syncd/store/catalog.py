@@ -2148,6 +2148,12 @@ class Catalog:
             log.debug("query embedding not cached: %s", exc)
 
     # --- planning in proportion to change (issue 15): set-based facts, not every row ------------
+    def any_files(self, folder: Path) -> bool:
+        """Whether anything is recorded in ``folder`` (an index seek)."""
+        with self._lock:
+            return self.db.conn.execute(
+                "SELECT 1 FROM files WHERE folder = ? LIMIT 1", [str(folder)]).fetchone() is not None
+
     def any_linked(self) -> bool:
         """Whether any content has a remote video (an index seek)."""
         with self._lock:

@@ -62,6 +62,7 @@ from syncd.sync.scan import (
     BatchSink,
     ScanProgress,
     ScanRules,
+    count_files,
     folder_problem,
     scan_changes,
     target_walkable,
@@ -183,6 +184,7 @@ class Engine:
         self.progress = progress or NullProgress()
         # Scan and hash counters, as they grow: to the display unless the caller wants them.
         self.on_progress = on_progress or self.progress.scanning
+        self._shows_progress = on_progress is not None or not isinstance(self.progress, NullProgress)
         self._complete_scans: dict[Path, FolderScan] = {}  # the last scan of each folder, if complete
         # With a kept scan: the paths it left unsettled (or unhashed), walked again each pass.
         self._revisit: dict[Path, tuple[str, ...]] = {}
@@ -242,11 +244,12 @@ class Engine:
             if self.features.marks is not None:
                 self.catalog.set_mark_rule(self._mark_steps())
             self._rules_recorded = True
-        scans: list[FolderScan] = []
         problems: list[str] = []
         hashed = 0
         now = self.clock()
         progress = ScanProgress()
+        # Each folder's last complete scan (kept: not walked again), or the paths to walk.
+        walks: list[FolderScan | tuple[FolderConfig, tuple[str, ...]]] = []
         for folder in self.options.folders:
             last = self._complete_scans.pop(folder.path, None)
             revisit = self._revisit.pop(folder.path, ())
@@ -254,18 +257,46 @@ class Engine:
                 last = None
             if folder.path in unchanged and last is not None and not revisit:
                 self._complete_scans[folder.path] = last
-                scans.append(last)
+                walks.append(last)
                 continue
             paths: set[str] = set()
             if last is not None and (folder.path in unchanged or (changed and folder.path in changed)):
                 # Only what changed, and the files still settling (a file being written
                 # elsewhere does not make every pass walk the whole folder).
                 paths = {*revisit, *(changed.get(folder.path, ()) if changed else ())}
-            targets = walk_targets(folder, paths) if paths else ()
-            scan, folder_hashed = self._observe_folder(folder, now, problems, progress, targets)
+            walks.append((folder, walk_targets(folder, paths) if paths else ()))
+        counter = self._count_ahead(walks, progress)
+        scans: list[FolderScan] = []
+        for walk in walks:
+            if isinstance(walk, FolderScan):
+                scans.append(walk)
+                continue
+            scan, folder_hashed = self._observe_folder(walk[0], now, problems, progress, walk[1])
             scans.append(scan)
             hashed += folder_hashed
+        if counter is not None:
+            counter.join()  # long done, as a rule: it only lists and stats what the walk hashed
         return scans, problems, hashed
+
+    def _count_ahead(self, walks: list[FolderScan | tuple[FolderConfig, tuple[str, ...]]],
+                     progress: ScanProgress) -> threading.Thread | None:
+        """A first pass shown as it goes (a display or log wants the counters): count the
+        files it will hash and their bytes beside it (``scan.count_files``, in a thread of
+        its own, returned; ``ScanProgress.total`` once done), so its ETA covers the whole
+        tree, not the files found so far. Only when every folder it walks is walked whole
+        and has nothing recorded yet: a rescan costs no second walk."""
+        folders = [w[0] for w in walks if not isinstance(w, FolderScan)]
+        if (not self._shows_progress or not folders or any(w[1] for w in walks if not isinstance(w, FolderScan))
+                or any(self.catalog.any_files(f.path) for f in folders)):
+            return None
+        rules = [(f.path, ScanRules(f.include, f.exclude, 0, f.require_marker)) for f in folders]
+
+        def count() -> None:
+            progress.total = count_files(rules, self.stop_event.is_set)
+
+        counter = threading.Thread(target=count, name="syncd-count", daemon=True)
+        counter.start()
+        return counter
 
     def _observe_folder(self, folder: FolderConfig, now: float, problems: list[str],
                         progress: ScanProgress, targets: Collection[str] = ()) -> tuple[FolderScan, int]:

@@ -104,11 +104,21 @@ class ScanMeter:
             return f"scanning: {seen}"
         elapsed = 0.0 if self.hashing_since is None else self.clock() - self.hashing_since
         rate = counts.bytes_hashed / elapsed if elapsed > 0 else 0.0
-        left = counts.bytes_to_hash - counts.bytes_hashed
+        files, size = hash_totals(counts)  # a first pass's whole tree, once counted
+        left = size - counts.bytes_hashed
         eta = f", about {format_duration(max(1, round(left / rate)))} left" if rate > 0 and left > 0 else ""
-        return (f"scanning: {seen}; hashed {counts.hashed:,} of {counts.to_hash:,} new or changed, "
-                f"{format_size(counts.bytes_hashed)} of {format_size(counts.bytes_to_hash)}, "
+        return (f"scanning: {seen}; hashed {counts.hashed:,} of {files:,} new or changed, "
+                f"{format_size(counts.bytes_hashed)} of {format_size(size)}, "
                 f"{format_size(int(rate))}/s{eta}")
+
+
+def hash_totals(counts: ScanProgress) -> tuple[int, int]:
+    """The files and bytes to hash in all, as far as known: a first pass's counted total
+    (``ScanProgress.total``) once it is in, else what the walks found so far."""
+    if counts.total is not None:
+        files, size = counts.total
+        return max(files, counts.to_hash), max(size, counts.bytes_to_hash)
+    return counts.to_hash, counts.bytes_to_hash
 
 
 class ScanLog:

@@ -5,6 +5,7 @@ so that the interval can be short (the CLI's is 10 s)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
@@ -99,3 +100,34 @@ def test_the_rate_counts_from_the_first_file_to_hash_not_from_the_walk() -> None
     now[0] = 302.0
     counts.hashed, counts.bytes_hashed = 4, 4 * 2**20
     assert meter.line(counts).endswith("hashed 4 of 10 new or changed, 4.0 MiB of 10.0 MiB, 2.0 MiB/s, about 3s left")
+
+
+def test_a_first_pass_counts_the_whole_tree_ahead_for_its_time_left(tmp_path: Path, emu: Emulator) -> None:
+    """The walk hands its files on a batch at a time, so what it has found is not what is
+    left: a first pass shown on a display counts the tree beside it (the files its walk
+    would hash, under the same rules), and its lines say "of 300" before the walk has
+    found them all. A rescan counts nothing again."""
+    drop = tmp_path / "drop"
+    _tree(drop, 300)
+    (drop / "cam0" / ".hidden.mp4").write_bytes(b"not synced")
+    (drop / "cam0" / "notes.txt").write_bytes(b"not a video")
+    (drop / "cam1" / "empty.mp4").write_bytes(b"")  # never hashed
+    folders = [{"path": str(drop), "collections": "none", "pipelines": []}]
+    config = load_config(write_config(tmp_path, emu.base_url, folders), {"SYNCD_TEST_KEY": KEY})
+    seen: list[tuple[int, tuple[int, int] | None]] = []
+    total_bytes = sum(1000 + i for i in range(300))
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        options = dataclasses.replace(EngineOptions.from_config(config), batch=50)
+        engine = Engine(options, catalog, remote, on_progress=lambda c: seen.append((c.to_hash, c.total)))
+        engine.observe()
+        assert seen[-1] == (300, (300, total_bytes))  # counted by the time the pass ends
+        # Once in, the total is the tree's while the walk has found a part of it.
+        early = [total for found, total in seen if found < 300 and total is not None]
+        assert all(total == (300, total_bytes) for total in early)
+        meter = ScanMeter()
+        assert "hashed 0 of 300 new or changed, 0 B of 336.8 KiB" in meter.line(
+            ScanProgress(files_seen=50, to_hash=50, bytes_to_hash=50_000, total=(300, total_bytes)))
+        seen.clear()
+        (drop / "cam2" / "late.mp4").write_bytes(b"y" * 4000)
+        engine.observe()
+        assert seen and all(total is None for _, total in seen)
