@@ -1668,11 +1668,16 @@ class Catalog:
                     "DELETE FROM mirror_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
                     [json.dumps(sorted(shas))]).rowcount
 
-    def plan_dirty(self) -> set[str]:
-        """Contents whose collection work may have changed since ``plan_dirty_done`` (kept
-        by triggers, see ``_m_plan_dirty``)."""
-        with self._lock:
-            return {r[0] for r in self.db.conn.execute("SELECT sha256 FROM plan_dirty")}
+    def plan_dirty_in(self, folders: Collection[str]) -> None:
+        """Every content with a file in ``folders`` counts as changed for its collections
+        (``plan_dirty``, else kept by triggers, see ``_m_plan_dirty``): what a change of
+        collection folders asks of them, the catalog's rows cannot say."""
+        with self._tx() as db:
+            db.conn.execute(
+                """INSERT INTO plan_dirty (sha256) SELECT DISTINCT f.sha256 FROM files f
+                   WHERE f.folder IN (SELECT value FROM json_each(?)) AND f.sha256 IS NOT NULL
+                     AND NOT EXISTS (SELECT 1 FROM plan_dirty d WHERE d.sha256 = f.sha256)""",
+                [json.dumps(sorted(folders))])
 
     def plan_dirty_done(self, shas: Collection[str] | None) -> None:
         """A plan saw these contents (None: every one) and left nothing to do for their
@@ -2153,12 +2158,6 @@ class Catalog:
         with self._lock:
             return self.db.conn.execute(
                 "SELECT 1 FROM files WHERE folder = ? LIMIT 1", [str(folder)]).fetchone() is not None
-
-    def any_linked(self) -> bool:
-        """Whether any content has a remote video (an index seek)."""
-        with self._lock:
-            return self.db.conn.execute(
-                "SELECT 1 FROM contents WHERE video_id IS NOT NULL LIMIT 1").fetchone() is not None
 
     def changed_shas(self) -> set[str]:
         """Contents a deletion (or a collection's removal or rename) could follow from: a

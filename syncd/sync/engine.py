@@ -517,17 +517,17 @@ class Engine:
                           listing_asked=with_listing)
 
     def _plan(self, scans: list[FolderScan], remote: Listing | None,
-              adopt: bool) -> tuple[Plan, bool, _Slicing | None]:
+              adopt: bool) -> tuple[Plan, bool, _Slicing]:
         """Plan, whether catalog recovery (if pending) was done, and the slices left. The
         instance markers are read only when a decision needs them: recovery (whose videos
         are whose), and a remote deletion (does another instance hold the video).
 
-        Unless the plan is whole (``_whole_plan``), the contents at work (not uploaded yet,
-        processing, waiting for a pipeline, a marker or a collection: ``Catalog.fill_slices``)
-        are planned a slice of ``EngineOptions.batch`` at a time, in sha256 order: this plan
-        holds what a deletion could follow from (``snapshot``) plus the first slice, and the
-        returned ``_Slicing`` gives the rest (``_plan_slice``). Each content is planned once
-        a pass: in this plan or in exactly one slice."""
+        The contents at work (not uploaded yet, processing, waiting for a pipeline, a marker
+        or a collection: ``Catalog.fill_slices``) are planned a slice of
+        ``EngineOptions.batch`` at a time, in sha256 order: this plan holds what a deletion
+        could follow from (``snapshot``) plus the first slice, and the returned ``_Slicing``
+        gives the rest (``_plan_slice``). Each content is planned once a pass: in this plan
+        or in exactly one slice."""
         marks: Marks | None = None
         marks_error: str | None = None
         adoptable: dict[str, Adoptable] = {}
@@ -549,24 +549,22 @@ class Engine:
             mark_videos=self.features.marks is not None,
             delete_wait=self.options.safety.delete_wait,
         )
-        slicing: _Slicing | None = None
-        first: list[str] | None = None  # the first slice of the contents at work; None: a whole plan
-        if not self._whole_plan(adopt):
-            slicing = _Slicing(settings, remote, marks, marks_error)
-            if adopt and remote is None:
-                first, slicing.after = [], None  # a new catalog waiting for the listing plans no new content
-            else:
-                self.catalog.fill_slices(
-                    self.features.processing_steps,
-                    {str(f.path): folder_policy(f, self.features).effective_pipelines for f in self.options.folders},
-                    marks=None if self.features.marks is None else self._mark_steps(),
-                    dirty=bool(self._collection_paths()))
-                first = self._next_slice(slicing)
+        slicing = _Slicing(settings, remote, marks, marks_error)
+        first: list[str] = []  # the first slice of the contents at work
+        if adopt and remote is None:
+            slicing.after = None  # a new catalog waiting for the listing plans no new content
+        else:
+            self._collection_folders_changed()
+            self.catalog.fill_slices(
+                self.features.processing_steps,
+                {str(f.path): folder_policy(f, self.features).effective_pipelines for f in self.options.folders},
+                marks=None if self.features.marks is None else self._mark_steps(),
+                dirty=bool(self._collection_paths()))
+            first = self._next_slice(slicing)
         snapshot = self.snapshot(scans, remote, adoptable, first=first)
-        if slicing is not None:
-            slicing.planned = set(snapshot.contents)
+        slicing.planned = set(snapshot.contents)
         if adopt and remote is not None and marks is not None:
-            adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if slicing and self.dry_run else None)
+            adoptable, notes = self._adoptable(marks, snapshot, slicing.adopted if self.dry_run else None)
         snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error,
                            adoptable=adoptable)
         the_plan = plan(snapshot, settings)
@@ -580,34 +578,28 @@ class Engine:
         if self._dirty_taken is not None:
             # A folder not read this pass may hold members, so the plan removed nothing:
             # every changed content stays changed, and the folders are not recorded as
-            # planned (a whole plan's removals were not made).
+            # planned (a change of collection folders still has removals to make).
             if any(not f.scan_ok for f in snapshot.folders):
                 self._dirty_seen = (set(), None)
             else:
                 self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot),
                                     self._collection_folders())
-                if slicing is not None:
-                    slicing.clean_dirty = True
+                slicing.clean_dirty = True
         else:  # no collection folder: nothing reads the changed contents, which must not pile up
             self._dirty_seen = (None, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
-    def _whole_plan(self, adopt: bool) -> bool:
-        """Whether this pass plans every file and content at once: with collection folders,
-        catalog recovery, or collection folders not those of the last plan (the catalog's
-        changes say nothing of what a config change asks for: adding every video to its
-        collection, say). Not while no content has a video (a first sync, whose new
-        catalog is in recovery too): a whole plan would have nothing to add, remove or
-        rename, so the folders count as planned."""
+    def _collection_folders_changed(self) -> None:
+        """Collection folders other than those of the last executed plan (a config change,
+        or none recorded yet): the catalog's changes say nothing of what that asks for
+        (adding every video of a new collection folder to its collection, taking those of
+        a former one out), so every content with a file in a folder that is or was one
+        counts as changed (``Catalog.plan_dirty_in``), and is planned a slice at a time.
+        ``_plan_seen`` records the folders once the plan is executed."""
         paths = self._collection_paths()
-        folders = json.dumps(paths)
-        if not paths or (not adopt and self.catalog.collection_folders() == folders):
-            return False
-        if self.catalog.any_linked():
-            return True
-        if not self.dry_run:  # a dry run records no plan
-            self.catalog.record_collection_folders(folders)
-        return False
+        recorded = self.catalog.collection_folders()
+        if paths and recorded != json.dumps(paths):
+            self.catalog.plan_dirty_in({*paths, *json.loads(recorded or "[]")})
 
     def _next_slice(self, slicing: _Slicing) -> list[str]:
         """The next slice of contents at work (``Catalog.slice_after``), where the last ended."""
@@ -765,17 +757,15 @@ class Engine:
             ) from exc
 
     def snapshot(self, scans: list[FolderScan], remote: Listing | None,
-                 adoptable: dict[str, Adoptable], *, first: list[str] | None = None,
-                 a_slice: bool = False) -> Snapshot:
-        """What the planner decides from. ``first`` None: every file and content
-        (``_whole_plan``). Otherwise the contents a deletion could follow from
-        (``_in_play``); with collection folders, also the changed contents a collection could
-        lose (``Catalog.dirty_leaving``) and every content of the collections they touch
-        (``Catalog.collections_in_play``), planned whole; and ``first``, a slice of the
-        contents at work (``_plan``), which makes no collection whole: all their files, and
-        the mass-delete guard's counts from the catalog. ``a_slice``: ``first`` and nothing
-        else (a later slice: the known collections, none whole, so it may create one and
-        add to it, and removes or renames none)."""
+                 adoptable: dict[str, Adoptable], *, first: list[str], a_slice: bool = False) -> Snapshot:
+        """What the planner decides from: the contents a deletion could follow from
+        (``_in_play``); with collection folders, also the changed contents a collection
+        could lose (``Catalog.dirty_leaving``), their collections decided whole
+        (``Catalog.collections_in_play``); and ``first``, a slice of the contents at work
+        (``_plan``), which makes no collection whole: all their files, and the mass-delete
+        guard's counts from the catalog. ``a_slice``: ``first`` and nothing else (a later
+        slice: the known collections, none whole, so it may create one and add to it, and
+        removes or renames none)."""
         ok = {s.folder: s.ok for s in scans}
         readable = {s.folder: not s.unreadable for s in scans}
         folders = tuple(folder_policy(f, self.features, ok.get(f.path, True), readable.get(f.path, True))
@@ -785,31 +775,24 @@ class Engine:
         whole_collections: set[str] | None = None
         occupied: set[str] = set()
         whole_folders = self._collection_paths()
-        # Collection folders: which changed contents (``Catalog.plan_dirty``) this plan sees.
-        self._dirty_taken = None
-        if first is None:
-            files, contents = self.catalog.files(), self.catalog.contents()
-            if whole_folders:
-                self._dirty_taken = self.catalog.plan_dirty()
+        if a_slice:
+            shas, gone = set(first), set[str]()
+            whole_collections = set()  # a slice creates collections; it removes none
         else:
-            if a_slice:
-                shas, gone = set(first), set[str]()
-                whole_collections = set()  # a slice creates collections; it removes none
-            else:
-                shas, gone = self._in_play(remote)
-                if whole_folders:
-                    shas |= self.catalog.dirty_leaving(whole_folders)
-                    in_play = self.catalog.collections_in_play(shas, whole_folders, first)
-                    whole_collections, occupied = in_play.names, in_play.occupied
-                    shas |= in_play.members
-                shas.update(first)
+            shas, gone = self._in_play(remote)
             if whole_folders:
-                self._dirty_taken = shas
-            # A path rewritten from a content not in this snapshot is planned with that content.
-            superseded = [s for s in superseded if s.sha256 in shas]
-            files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
-            if not a_slice and (gone or superseded or any(not f.present for f in files)):
-                tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}  # a deletion is possible
+                shas |= self.catalog.dirty_leaving(whole_folders)
+                in_play = self.catalog.collections_in_play(shas, whole_folders, first)
+                whole_collections, occupied = in_play.names, in_play.occupied
+                shas |= in_play.members
+            shas.update(first)
+        # Collection folders: the changed contents (``plan_dirty``) this plan sees.
+        self._dirty_taken = shas if whole_folders else None
+        # A path rewritten from a content not in this snapshot is planned with that content.
+        superseded = [s for s in superseded if s.sha256 in shas]
+        files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
+        if not a_slice and (gone or superseded or any(not f.present for f in files)):
+            tracked = {Path(f): n for f, n in self.catalog.tracked_videos().items()}  # a deletion is possible
         return Snapshot(
             folders=folders,
             files=tuple(files),
@@ -817,8 +800,7 @@ class Engine:
             tracked=tracked,
             uploads=tuple(self.catalog.uploads()),
             collections=tuple(self.catalog.collections()) if whole_folders or not a_slice else (),
-            memberships=(frozenset(self.catalog.memberships()) if first is None
-                         else frozenset(self.catalog.memberships_of(c.sha256 for c in contents))),
+            memberships=frozenset(self.catalog.memberships_of(c.sha256 for c in contents)),
             whole_collections=None if whole_collections is None else frozenset(whole_collections),
             occupied=frozenset(occupied),
             # Of the snapshot's videos, those the listing lists: not a set of every listed one.

@@ -201,3 +201,26 @@ def test_a_first_sync_with_collection_folders_is_planned_a_slice_at_a_time(
     names = [c["name"] for c in admin.get("/collections").json() if not c["name"].startswith("syncd-instance:")]
     assert sorted(names) == ["cam0", "cam1", "cam2"]  # each created once
     assert collections(admin) == {f"cam{k}": sorted(p for p in spec if p.startswith(f"cam{k}/")) for k in range(3)}
+
+
+def test_collection_folders_switched_on_add_every_video_a_slice_at_a_time(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synced tree whose folder becomes a collection folder: the catalog's rows say
+    nothing of what that asks for, so every content of the folder counts as changed, and
+    the passes after it run the collection pipelines and add every video to its
+    subfolder's collection, a slice at a time (it was one plan of the whole catalog)."""
+    spec = {f"cam{i % 3}/clip{i:02d}.mp4": i + 1 for i in range(24)}
+    drop = tree(tmp_path, spec)
+    folder = {"path": str(drop), "collections": "none", "pipelines": []}
+    synced(write_config(tmp_path, emu.base_url, [folder]))
+    assert collections(admin) == {}
+    config = load_config(write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "subfolder"}]),
+                         {"SYNCD_TEST_KEY": KEY})
+    batch = 5
+    options = dataclasses.replace(EngineOptions.from_config(config), batch=batch)
+    planned = Planned(monkeypatch)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        outcome = Engine(options, catalog, remote).sync(wait=True, timeout=60)
+        assert not outcome.timed_out and outcome.failures == []
+    assert max(len(s.files) for s in planned.snapshots) <= batch
+    assert collections(admin) == {f"cam{k}": sorted(p for p in spec if p.startswith(f"cam{k}/")) for k in range(3)}

@@ -86,7 +86,7 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
         old_syncd.setattr(Catalog, "listing_differs_from_details_of", lambda self, changed=False: every(self))
         old_syncd.setattr(Catalog, "listing_compared", lambda self: None)
         old_syncd.setattr(Catalog, "mirror_changed_slice", lambda self, after, limit: [])  # its pass finishes no video
-        old_syncd.setattr(Catalog, "plan_dirty", lambda self: set())
+        old_syncd.setattr(Catalog, "plan_dirty_in", lambda self, folders: None)
         old_syncd.setattr(Catalog, "dirty_leaving", lambda self, folders: set())
         fill = Catalog.fill_slices
         old_syncd.setattr(Catalog, "fill_slices", lambda self, processing, pipelines, *, marks, dirty: fill(
