@@ -219,11 +219,14 @@ class AnnIndex:
         return manifest, rows, more
 
     # ----------------------------------------------------------------- writing
-    def refresh(self, vectors: Matrix, is_live: IsLive, *,
+    def refresh(self, vectors: Matrix, live_from: Callable[[int], IsLive], *,
                 should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Bring the index up to ``vectors`` (the generation's rows): add live rows not yet
         indexed, drop dead ones from the delta, seal a full delta. A missing or corrupt
-        index is rebuilt. True if anything changed."""
+        index is rebuilt. True if anything changed. ``live_from(first)``: a test of which
+        rows numbered ``first`` or above are live. Sealed shards are not asked about (a
+        query drops their dead rows), so a refresh reads the live ranges from the delta's
+        first row on, not every video's: ``live_from(0)`` only for a rebuild."""
         import numpy as np
         self._views = None
         try:
@@ -235,10 +238,12 @@ class AnnIndex:
             projection = self._load_projection(manifest)
             delta = (_open_part(self.directory / manifest.delta.file, manifest.delta, manifest.ndim, view=False)
                      if manifest.delta else None)
+            is_live = live_from(min(manifest.rows, manifest.delta.start if manifest.delta else manifest.rows))
         except AnnUnavailable as exc:
             if self.manifest_path.exists():
                 log.warning("search index %s is unusable (%s); rebuilding it from the vector files",
                             self.manifest_path.name, exc)
+            is_live = live_from(0)
             manifest, projection, delta = self._fresh(vectors, is_live), None, None
             if manifest.projection:
                 projection = self._load_projection(manifest)

@@ -301,16 +301,24 @@ class SearchIndex:
         """Bring the ANN index up to the vector files (the mirror job calls this after its
         changes): index new live rows, forget dead ones, rebuild a missing or corrupt index.
         Below ``exact_rows`` live rows there is none (an exact scan is as quick)."""
-        snap = self.catalog.mirror_index_snapshot()
-        if not snap.vectors:
+        head = self.catalog.mirror_index_head()
+        if not head.vectors:
             return False
-        ann = AnnIndex(self.directory, snap.vectors, snap.dim)
-        if sum(snap.counts) <= self.exact_rows:
+        ann = AnnIndex(self.directory, head.vectors, head.dim)
+        if head.live <= self.exact_rows:
             if ann.manifest_path.exists():
                 ann.remove()
             return False
-        vectors, _ = VectorFiles(self.directory, snap.vectors, snap.dim).open()
-        return ann.refresh(vectors, _live_rows(snap), should_stop=should_stop)
+        vectors, _ = VectorFiles(self.directory, head.vectors, head.dim).open()
+
+        def live_from(first: int) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.bool_]]:
+            # The ranges the index has not settled, not every video's (a library of a million).
+            snap = self.catalog.mirror_index_snapshot(from_row=first)
+            if snap.vectors != head.vectors:
+                raise SearchIndexError("the vector files changed during the refresh")  # one writer: never
+            return _live_rows(snap)
+
+        return ann.refresh(vectors, live_from, should_stop=should_stop)
 
     def set_text(self, video_id: str, *, name: str, paths: Sequence[str], collections: Collection[str],
                  metadata: str) -> None:

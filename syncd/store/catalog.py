@@ -1798,8 +1798,9 @@ class Catalog:
             finally:
                 self.db.execute("COMMIT")
 
-    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None) -> IndexSnapshot:
-        """The current vector files and every live row range, read in one transaction."""
+    def mirror_index_snapshot(self, video_ids: Iterable[str] | None = None, *, from_row: int = 0) -> IndexSnapshot:
+        """The current vector files and every live row range (of ``video_ids``; ending past
+        ``from_row``), read in one transaction."""
         wanted = None if video_ids is None else json.dumps(sorted(set(video_ids)))
         with self._vector_read() as meta:
             sql = "SELECT video_id, row_start, row_count FROM mirror_videos WHERE row_count > 0"
@@ -1807,6 +1808,11 @@ class Catalog:
             if wanted is not None:
                 sql += " AND video_id IN (SELECT value FROM json_each(?))"
                 params.append(wanted)
+            if from_row:
+                # The range holding ``from_row`` and those after it, by the row-range index.
+                sql += """ AND row_start >= coalesce((SELECT max(row_start) FROM mirror_videos
+                                                      WHERE row_count > 0 AND row_start <= ?), 0)"""
+                params.append(from_row)
             rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
         video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
         return IndexSnapshot(meta.get("mirror_vectors"), int(meta.get("mirror_dim") or 0), video_ids, starts, counts)

@@ -137,6 +137,41 @@ def test_incremental_add_and_remove_persist_across_reopen(lib: Library, monkeypa
         assert not any(stored.contains(np.arange(29 * PER_VIDEO, 30 * PER_VIDEO, dtype=np.uint64)))
 
 
+def test_a_refresh_reads_the_ranges_past_the_sealed_shards_not_every_video(
+        lib: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library of a million videos: each mirror run's refresh asked for every video's
+    row range. Only the delta's and the new ones are (sealed shards are never asked
+    about), so it reads as many ranges at 30 videos sealed as at 60; and a rebuild reads
+    them all, as it must."""
+    monkeypatch.setattr(ann, "DELTA_ROWS", 200)  # seal (merge) past 10 videos
+    monkeypatch.setattr(ann, "SHARD_ROWS", 2048)
+    read: list[int] = []
+    snapshot = Catalog.mirror_index_snapshot
+
+    def counted(self: Catalog, *args: object, **kwargs: int) -> object:
+        snap = snapshot(self, *args, **kwargs)  # type: ignore[arg-type]
+        read.append(len(snap.video_ids))
+        return snap
+
+    monkeypatch.setattr(Catalog, "mirror_index_snapshot", counted)
+    ranges, added = [], 0
+    for size in (30, 60):
+        while added < size:
+            lib.add(f"video-{added:03d}")
+            added += 1
+            if added % 10 == 0:
+                lib.index.refresh_ann()  # the mirror job refreshes once per run
+        read.clear()
+        lib.add(f"video-extra-{size}")
+        assert lib.index.refresh_ann()
+        ranges.append(read[-1])
+    assert ranges[0] == ranges[1] <= 11, ranges  # the delta's videos and the new one
+    lib.ann().manifest_path.unlink()
+    read.clear()
+    assert lib.index.refresh_ann()
+    assert read == [62]  # a rebuild: every video
+
+
 def test_rows_added_since_the_last_refresh_are_searched_exactly(lib: Library) -> None:
     for v in range(20):
         lib.add(f"video-{v:03d}")
