@@ -1,7 +1,8 @@
-"""An unchanged pass over a synced tree whose folder has ``collections: subfolder`` (the
-default config): what the planner is handed, by the code of two checkouts.
+"""A pass over a synced tree whose folder has ``collections: subfolder`` (the default
+config): what the planner is handed, by the code of two checkouts.
 
     python benchmarks/bench_collections.py --keep DIR [--before REPO] [--after REPO] [--repeat 2]
+        [--scenario unchanged|to_mark]
 
 Starts from a ``bench_scale.py --keep DIR`` state (``DIR/synced``: N files in subfolders
 of 1,000, each a finished video) and makes every subfolder a collection holding its
@@ -10,7 +11,11 @@ instance marker set; no remote request, as ``bench_scale``'s set-up). Then ``syn
 --dry-run`` (the complete listing not due) ``--repeat`` times with each checkout's code,
 the older first (a newer catalog is refused by older code), each on its own copy of the
 state, after one real pass in process with the same code (the sync that made the state;
-its mirror deferred): CPU seconds, wall, peak RSS. Prints JSON."""
+its mirror deferred): CPU seconds, wall, peak RSS. Prints JSON.
+
+Scenarios: ``unchanged`` (nothing to do); ``to_mark``: after the set-up pass, every video
+waits for this instance's marker (``contents.marked = 0``), as each does in the pass
+after a first sync in which its processing finished: every content is at work at once."""
 
 from __future__ import annotations
 
@@ -79,14 +84,23 @@ def collections_everywhere(config: Path) -> int:
         return len(rows)
 
 
+def unmarked(config: Path) -> None:
+    """Every video waits for this instance's marker (plain sqlite3, as above)."""
+    data = yaml.safe_load(config.read_text())
+    with closing(sqlite3.connect(Path(data["state_dir"]) / CATALOG_FILE)) as conn, conn:
+        conn.execute("UPDATE contents SET marked = 0")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, required=True, help="a bench_scale.py --keep directory")
     parser.add_argument("--before", type=Path, default=None, help="checkout with the older code (default: none)")
     parser.add_argument("--after", type=Path, default=REPO, help="checkout with the newer code (default: this one)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--scenario", choices=("unchanged", "to_mark"), default="unchanged")
     args = parser.parse_args()
-    result: dict[str, object] = {"benchmark": "bench_collections", "machine": machine(), "runs": {}}
+    result: dict[str, object] = {"benchmark": "bench_collections", "scenario": args.scenario, "machine": machine(),
+                                 "runs": {}}
     drop = args.keep / "drop"
     for label, checkout in (("before", args.before), ("after", args.after)):
         if checkout is None:
@@ -104,6 +118,8 @@ def main() -> None:
                 settle = measured([sys.executable, "-c", SETTLE, str(config)], env, cwd=checkout)
                 if settle["exit"] != 0:
                     raise SystemExit(f"the set-up pass failed: {settle}")
+                if args.scenario == "to_mark":
+                    unmarked(config)
                 runs = [measured([sys.executable, "-m", "syncd", "-c", str(config), "sync", "--dry-run"], env,
                                  cwd=checkout)
                         for _ in range(args.repeat)]

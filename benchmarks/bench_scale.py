@@ -81,7 +81,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import json
 import time
 from collections.abc import Iterator
@@ -125,37 +124,56 @@ KEPT_MARK = "kept.json"  # written last by a --keep build: its presence means co
 TIMEOUT = [3600.0]  # seconds a command may take (``--timeout``); a list so main() can set it
 
 
-def measured(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
-    """Run a process to the end: wall seconds, CPU seconds (user + system, from its own
-    rusage via ``wait4``), peak RSS, exit status and the tail of its output. Killed after
-    ``--timeout`` seconds (``timed_out``), so one stuck command cannot hang the run.
-    ``cwd``: where it runs (``python -m`` and ``-c`` import from there before PYTHONPATH)."""
-    with tempfile.TemporaryFile() as out:
+# Runs each measured command and waits for it with ``wait4``. Linux carries a parent's
+# high-water RSS into a child it spawns (``vfork`` + ``exec`` keeps the larger of the two
+# in the child's ``ru_maxrss``), so a benchmark process that had grown (a million rows of
+# set-up in memory) made every command it ran report at least that: 1,027 MB for a
+# ``sync --dry-run`` of ~85 MB. The spawner is a small process of its own (~12 MB).
+SPAWNER = r"""
+import json, os, subprocess, sys, threading, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["out"], "wb") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
-        fired: list[bool] = []
-
-        def kill() -> None:
-            fired.append(True)
-            proc.kill()
-
-        killer = threading.Timer(TIMEOUT[0], kill)
+        proc = subprocess.Popen(job["args"], env=job["env"], stdout=out, stderr=subprocess.STDOUT, cwd=job["cwd"])
+        fired = []
+        killer = threading.Timer(job["timeout"], lambda: (fired.append(True), proc.kill()))
         killer.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             killer.cancel()
-        wall = time.monotonic() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    timed_out = bool(fired)
-    if proc.returncode not in (0, 1) and not timed_out:
-        raise SystemExit(f"{' '.join(args[:6])} failed ({proc.returncode}): {text[-2000:]}")
-    result = {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-              "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6, 1), "exit": proc.returncode,
-              "output_tail": text[-300:]}
-    if timed_out:
+    print(json.dumps({"wall": time.monotonic() - start, "exit": os.waitstatus_to_exitcode(status),
+                      "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
+                      "timed_out": bool(fired)}), flush=True)
+"""
+_SPAWNERS: list[subprocess.Popen[str]] = []  # the one spawner, started at the first measured command
+
+
+def measured(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    """Run a process to the end: wall seconds, CPU seconds (user + system, from its own
+    rusage via ``wait4``), peak RSS, exit status and the tail of its output. Killed after
+    ``--timeout`` seconds (``timed_out``), so one stuck command cannot hang the run.
+    ``cwd``: where it runs (``python -m`` and ``-c`` import from there before PYTHONPATH).
+    Run by the spawner (``SPAWNER``), so that its peak RSS is its own."""
+    if not _SPAWNERS or _SPAWNERS[0].poll() is not None:
+        _SPAWNERS[:] = [subprocess.Popen([sys.executable, "-c", SPAWNER], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)]
+    spawner = _SPAWNERS[0]
+    assert spawner.stdin is not None and spawner.stdout is not None
+    with tempfile.NamedTemporaryFile() as out:
+        job = {"args": args, "env": dict(os.environ if env is None else env), "out": out.name,
+               "cwd": None if cwd is None else str(cwd), "timeout": TIMEOUT[0]}
+        spawner.stdin.write(json.dumps(job) + "\n")
+        spawner.stdin.flush()
+        done = json.loads(spawner.stdout.readline())
+        text = Path(out.name).read_bytes().decode(errors="replace")
+    if done["exit"] not in (0, 1) and not done["timed_out"]:
+        raise SystemExit(f"{' '.join(args[:6])} failed ({done['exit']}): {text[-2000:]}")
+    result = {"wall_s": round(done["wall"], 3), "cpu_s": round(done["cpu"], 3),
+              "peak_rss_mb": round(done["maxrss_kb"] * 1024 / 1e6, 1), "exit": done["exit"],
+              "output_bytes": len(text), "output_head": text[:600], "output_tail": text[-300:]}
+    if done["timed_out"]:
         result["timed_out"] = True
     return result
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, emit, machine
+from bench_scale import measured  # its peak RSS its own, not this process's (a spawner)
 
 from syncd.config import load_config
 from syncd.models import LocalFile
@@ -38,23 +38,6 @@ KEY = "sk_bench_status_0123456789"
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def measured(args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Wall seconds, CPU seconds (the process's own rusage via ``wait4``), peak RSS."""
-    with tempfile.TemporaryFile() as out:
-        start = time.monotonic()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - start
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise SystemExit(f"{' '.join(args)} failed ({code}): {text[-2000:]}")
-    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-            "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6, 1), "exit": code,
-            "output_bytes": len(text), "output_head": text[:600]}
 
 
 def build(catalog: Catalog, drop: Path, files: int, pending: int) -> None:
