@@ -489,8 +489,9 @@ def _m_at_rest(db: Database) -> None:
     """What every pass asks and a library at rest answers with nothing, as partial indexes,
     so that the answer is an empty range instead of a scan of every row: the paths that
     settle longer (a daemon's pass over one changed file in a million walks only that
-    file), and three questions of ``unsettled_shas`` (contents not uploaded, paths gone,
-    our videos not marked yet), which read every content or file row at 200,000 files."""
+    file), and three questions every pass asks (contents not uploaded, paths gone, our
+    videos not marked yet: now ``changed_shas`` and ``fill_slices``), which read every
+    content or file row at 200,000 files."""
     db.executescript(
         """
         CREATE INDEX files_settling ON files (folder, rel_path) WHERE settle_level > 0;

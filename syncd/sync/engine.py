@@ -190,8 +190,9 @@ class Engine:
         self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], bool] | None = None  # any in progress, by catalog.changes
-        # Collection folders: the changed contents (``Catalog.plan_dirty``) the last snapshot
-        # took, and, once planned, those with no collection work left and the folders planned.
+        # Collection folders: the contents (changed ones among them: table ``plan_dirty``) the
+        # last snapshot took, and, once planned, those with no collection work left and the
+        # folders planned.
         self._dirty_taken: set[str] | None = None
         self._dirty_seen: tuple[set[str] | None, str | None] | None = None  # None: every content is clean
         self._pulls_recovered = False
@@ -1030,7 +1031,7 @@ def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
 
 def _collection_work(the_plan: Plan, snapshot: Snapshot) -> set[str]:
     """The contents ``the_plan`` has collection work for: added or removed, or filed under
-    a collection it creates, renames or deletes. They stay changed (``Catalog.plan_dirty``)
+    a collection it creates, renames or deletes. They stay changed (table ``plan_dirty``)
     until a plan finds nothing left to do for them: a failed add is planned again."""
     shas = {a.sha256 for a in the_plan.actions if isinstance(a, AddToCollection | RemoveFromCollection)}
     names: set[str] = set()
