@@ -637,6 +637,12 @@ def _m_mirror_pending_by_content(db: Database) -> None:
         """)
 
 
+# The live row range holding row ``?`` and those after it (by the row-range index): what an
+# ANN index built up to that row has not seen.
+_RANGES_FROM = """row_start >= coalesce(
+    (SELECT max(row_start) FROM mirror_videos WHERE row_count > 0 AND row_start <= ?), 0)"""
+
+
 # Append only. Each entry runs once, in its own transaction.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
@@ -1810,9 +1816,7 @@ class Catalog:
                 sql += " AND video_id IN (SELECT value FROM json_each(?))"
                 params.append(wanted)
             if from_row:
-                # The range holding ``from_row`` and those after it, by the row-range index.
-                sql += """ AND row_start >= coalesce((SELECT max(row_start) FROM mirror_videos
-                                                      WHERE row_count > 0 AND row_start <= ?), 0)"""
+                sql += f" AND {_RANGES_FROM}"
                 params.append(from_row)
             rows = self.db.execute(sql + " ORDER BY row_start", params).fetchall()
         video_ids, starts, counts = (tuple(column) for column in zip(*rows, strict=True)) if rows else ((), (), ())
@@ -1855,10 +1859,8 @@ class Catalog:
         ``first`` has not seen yet."""
         with self._lock:
             rows = self.db.execute(
-                """SELECT video_id, row_start, row_count FROM mirror_videos
-                   WHERE row_count > 0 AND row_start >= coalesce(
-                       (SELECT max(row_start) FROM mirror_videos WHERE row_count > 0 AND row_start <= ?), 0)
-                   ORDER BY row_start LIMIT ?""", [first, limit + 1]).fetchall()
+                f"""SELECT video_id, row_start, row_count FROM mirror_videos
+                    WHERE row_count > 0 AND {_RANGES_FROM} ORDER BY row_start LIMIT ?""", [first, limit + 1]).fetchall()
         return [(str(v), int(s), int(c)) for v, s, c in rows if s + c > first][:limit]
 
     def mirror_index_version(self) -> tuple[int, int]:
@@ -2182,9 +2184,9 @@ class Catalog:
         return {row[0] for row in rows}
 
     def fill_slices(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                    *, marks: Sequence[str] | None, dirty: bool) -> int:
+                    *, marks: Sequence[str] | None, dirty: bool) -> None:
         """Decide once a pass which contents are at work, to be planned a slice at a time
-        (``slice_after``), and return how many: not uploaded yet (state ``new``), a step not
+        (``slice_after``): not uploaded yet (state ``new``), a step not
         done, a processing step or a present file's folder's pipeline missing, unmarked once
         ``marks``' steps are done (when markers are kept), and with ``dirty`` every content
         whose collection work may have changed (``plan_dirty``). A content at rest is in none
@@ -2229,10 +2231,8 @@ class Catalog:
         with self._lock:
             self.db.execute("DROP TABLE IF EXISTS temp.slices")
             self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
-            filled = self.db.execute(  # this connection's alone: no decision reads it
+            self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
                 f"INSERT INTO temp.slices (sha256) {sql}", [p for _, ps in queries for p in ps]).rowcount
-            self._bookkeeping += filled
-        return filled
 
     def slice_after(self, after: str, limit: int) -> list[str]:
         """The next ``limit`` contents at work (``fill_slices``) whose sha256 sorts after

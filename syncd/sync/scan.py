@@ -63,22 +63,27 @@ def count_files(folders: Iterable[tuple[Path, ScanRules]], should_stop: Callable
         while pending:
             if should_stop():
                 return None
-            try:
-                with os.scandir(pending.pop()) as it:
-                    for entry in it:
-                        if not _name_kept(entry.name, rules):
-                            continue
-                        try:
-                            if entry.is_dir(follow_symlinks=False):
-                                pending.append(entry.path)
-                            elif entry.is_file(follow_symlinks=False) and rules.included(entry.name):
-                                bytes_ = entry.stat(follow_symlinks=False).st_size
-                                files, size = files + (bytes_ > 0), size + bytes_
-                        except OSError:
-                            continue  # vanished between listing and looking
-            except OSError:
-                continue
+            for entry in _entries(pending.pop()):
+                if not _name_kept(entry.name, rules):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False) and rules.included(entry.name):
+                        bytes_ = entry.stat(follow_symlinks=False).st_size
+                        files, size = files + (bytes_ > 0), size + bytes_
+                except OSError:
+                    continue  # vanished between listing and looking
     return files, size
+
+
+def _entries(path: str) -> Iterator[os.DirEntry[str]]:
+    """A directory's entries as listed; none (or no more) if it cannot be read."""
+    try:
+        with os.scandir(path) as it:
+            yield from it
+    except OSError:
+        return
 
 
 @dataclass(frozen=True)
