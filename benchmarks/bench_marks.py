@@ -54,7 +54,7 @@ def ask(catalog: Catalog) -> dict[str, Any]:
         counted[0] = 0
         catalog.db.conn.set_progress_handler(tick, 1)
         start = time.perf_counter()
-        catalog.fill_slices(MIKSHI_PROCESSING_STEPS, {}, marks=MARK_STEPS, dirty=False)
+        catalog.fill_slices(MIKSHI_PROCESSING_STEPS, {}, marks=MARK_STEPS, every=True)
         found = catalog.slice_after("", 1 << 30)
         best = min(best, time.perf_counter() - start)
         catalog.db.conn.set_progress_handler(None, 1)

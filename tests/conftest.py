@@ -193,9 +193,11 @@ def collections(admin: httpx.Client, *, markers: bool = False) -> dict[str, list
 
 # ------------------------------------------------------------------ daemon helpers (issue 6)
 def at_work(catalog: Catalog, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]] | None = None,
-            *, marks: Sequence[str] | None, dirty: bool = False) -> set[str]:
-    """Every content ``Catalog.fill_slices`` finds at work, its slices read through."""
-    catalog.fill_slices(processing, pipelines or {}, marks=marks, dirty=dirty)
+            *, marks: Sequence[str] | None) -> set[str]:
+    """Every content ``Catalog.fill_slices`` finds at work (``every``), its slices read
+    through; none counts as changed (``plan_dirty``), as after a pass planned them all."""
+    catalog.db.execute("DELETE FROM plan_dirty")
+    catalog.fill_slices(processing, pipelines or {}, marks=marks, every=True)
     return set(catalog.slice_after("", 1 << 30))
 
 

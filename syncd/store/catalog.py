@@ -616,10 +616,12 @@ def _m_mirror_listing_dirty(db: Database) -> None:
         """
     )
 def _m_plan_dirty(db: Database) -> None:
-    """The contents whose collection work may have changed since a plan last saw them
-    (``plan_dirty``, see ``_dirty_triggers``): a collection folder's members are planned
-    as a set, and only the collections of these (and of the contents otherwise in play)
-    are, not every collection folder on every pass."""
+    """The contents whose plan may have changed since a plan last saw them and left
+    nothing to do for them (``plan_dirty``, see ``_dirty_triggers``): only these are
+    planned (with the new ones, ``Catalog.fill_slices``), not every video still processing
+    remotely; and a collection folder's members are planned as a set, only the
+    collections of these (and of the contents otherwise in play) are, not every collection
+    folder on every pass."""
     db.executescript(f"""
         CREATE TABLE plan_dirty (sha256 TEXT PRIMARY KEY) WITHOUT ROWID;
         {_dirty_triggers("plan_dirty")}
@@ -1686,13 +1688,10 @@ class Catalog:
                      AND NOT EXISTS (SELECT 1 FROM plan_dirty d WHERE d.sha256 = f.sha256)""",
                 [json.dumps(sorted(folders))])
 
-    def plan_dirty_done(self, shas: Collection[str] | None) -> None:
-        """A plan saw these contents (None: every one) and left nothing to do for their
-        collections."""
+    def plan_dirty_done(self, shas: Collection[str]) -> None:
+        """A plan saw these contents and left nothing to do for them (``plan_dirty``)."""
         with self._tx() as db:
-            if shas is None:
-                self._bookkeeping += db.conn.execute("DELETE FROM plan_dirty").rowcount
-            elif shas:
+            if shas:
                 self._bookkeeping += db.conn.execute(
                     "DELETE FROM plan_dirty WHERE sha256 IN (SELECT value FROM json_each(?))",
                     [json.dumps(sorted(shas))]).rowcount
@@ -2184,19 +2183,34 @@ class Catalog:
         return {row[0] for row in rows}
 
     def fill_slices(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
-                    *, marks: Sequence[str] | None, dirty: bool) -> None:
-        """Decide once a pass which contents are at work, to be planned a slice at a time
-        (``slice_after``): not uploaded yet (state ``new``), a step not
-        done, a processing step or a present file's folder's pipeline missing, unmarked once
-        ``marks``' steps are done (when markers are kept), and with ``dirty`` every content
-        whose collection work may have changed (``plan_dirty``). A content at rest is in none
-        of them: their keys go to a TEMP table, an empty one at rest, and a first sync's
-        million uploads still processing are never all in memory."""
+                    *, marks: Sequence[str] | None, every: bool) -> None:
+        """Decide once a pass which contents to plan a slice at a time (``slice_after``):
+        the contents not uploaded yet (state ``new``) and those changed since a plan last
+        saw them with nothing left to do (``plan_dirty``). With ``every`` (the rule below
+        changed, or catalog recovery) also every content at work: a step not done, a
+        processing step or a present file's folder's pipeline missing, unmarked once
+        ``marks``' steps are done (when markers are kept). A content at rest is in none of
+        them, nor is one waiting on the remote whose rows did not change (a million videos
+        processing): their keys go to a TEMP table, an empty one at rest, and a first
+        sync's million uploads are never all in memory."""
         queries: list[tuple[str, list[Any]]] = [
             # The range of ``contents_not_uploaded``, filtered: the contents in state new.
             ("SELECT sha256 FROM contents WHERE (state != 'uploaded' OR video_id IS NULL) AND state = 'new'", []),
-            ("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", []),
+            ("SELECT sha256 FROM plan_dirty", []),
         ]
+        if every:
+            queries += self._at_work(processing, pipelines, marks)
+        sql = " UNION ".join(q for q, _ in queries)
+        with self._lock:
+            self.db.execute("DROP TABLE IF EXISTS temp.slices")
+            self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
+            self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
+                f"INSERT INTO temp.slices (sha256) {sql}", [p for _, ps in queries for p in ps]).rowcount
+
+    def _at_work(self, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]],
+                 marks: Sequence[str] | None) -> list[tuple[str, list[Any]]]:
+        """The queries (SQL, parameters) of every content at work but not new (``fill_slices``)."""
+        queries: list[tuple[str, list[Any]]] = [("SELECT DISTINCT sha256 FROM steps WHERE state != 'done'", [])]
         if marks and self.get_meta("mark_rule") == json.dumps(sorted(set(marks))):
             # Kept by the triggers: at rest, an empty range of ``contents_to_mark``, however
             # many of our videos never become ready (never processed for a collection).
@@ -2225,14 +2239,7 @@ class Catalog:
                                              AND name IN ({", ".join("?" for _ in names)})
                                              GROUP BY sha256 HAVING count(*) = {len(names)})""",
                     [folder, *names]))
-        if dirty:
-            queries.append(("SELECT sha256 FROM plan_dirty", []))
-        sql = " UNION ".join(q for q, _ in queries)
-        with self._lock:
-            self.db.execute("DROP TABLE IF EXISTS temp.slices")
-            self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
-            self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
-                f"INSERT INTO temp.slices (sha256) {sql}", [p for _, ps in queries for p in ps]).rowcount
+        return queries
 
     def slice_after(self, after: str, limit: int) -> list[str]:
         """The next ``limit`` contents at work (``fill_slices``) whose sha256 sorts after

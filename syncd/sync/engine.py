@@ -42,7 +42,7 @@ from syncd.models import (
     AddToCollection, CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
     LocalFile, Plan, RecordedFile, RemoveFromCollection, RenameCollection, UnknownFile,
 )
-from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan
+from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan, waits_for_retry
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
 from syncd.sync.proof import Verdict, judge
 from syncd.remote.base import InstanceMarks, Marks, Remote
@@ -190,11 +190,10 @@ class Engine:
         self._revisit: dict[Path, tuple[str, ...]] = {}
         self._quiet: tuple[_PlanInputs, Plan] | None = None  # the last plan, if it had nothing to do
         self._in_progress: tuple[tuple[int, int], bool] | None = None  # any in progress, by catalog.changes
-        # Collection folders: the contents (changed ones among them: table ``plan_dirty``) the
-        # last snapshot took, and, once planned, those with no collection work left and the
-        # folders planned.
-        self._dirty_taken: set[str] | None = None
-        self._dirty_seen: tuple[set[str] | None, str | None] | None = None  # None: every content is clean
+        # The contents (changed ones among them: table ``plan_dirty``) the last snapshot
+        # took, and, once planned, those with no work left and the collection folders planned.
+        self._dirty_taken: set[str] = set()
+        self._dirty_seen: tuple[set[str], str | None] | None = None
         self._pulls_recovered = False
         self._rules_recorded = False
         self._noted_at: float | None = None  # when this syncd last wrote its instance note
@@ -501,6 +500,8 @@ class Engine:
                 break  # every step failed alike: the next pass tries again, not a million times now
         if slicing is not None and slicing.after is not None:
             adopt = adopt or slicing.settings.adopt_remote  # recovery not over: it goes on next pass
+        elif slicing is not None and slicing.rule is not None and slicing.clean_dirty:
+            self.catalog.set_meta("work_rule", slicing.rule)  # every content at work was planned
         if self.catalog.get_meta("adopt_remote") == "1" and not adopt:
             self.catalog.set_meta("adopt_remote", "0")
         for line in result.notes:
@@ -556,11 +557,13 @@ class Engine:
             slicing.after = None  # a new catalog waiting for the listing plans no new content
         else:
             self._collection_folders_changed()
-            self.catalog.fill_slices(
-                self.features.processing_steps,
-                {str(f.path): folder_policy(f, self.features).effective_pipelines for f in self.options.folders},
-                marks=None if self.features.marks is None else self._mark_steps(),
-                dirty=bool(self._collection_paths()))
+            pipelines = {str(f.path): folder_policy(f, self.features).effective_pipelines for f in self.options.folders}
+            mark_steps = None if self.features.marks is None else self._mark_steps()
+            rule = json.dumps({"processing": self.features.processing_steps, "pipelines": pipelines,
+                               "marks": mark_steps, "max_attempts": settings.max_attempts}, sort_keys=True)
+            every = adopt or self.catalog.get_meta("work_rule") != rule
+            slicing.rule = rule if every else None
+            self.catalog.fill_slices(self.features.processing_steps, pipelines, marks=mark_steps, every=every)
             first = self._next_slice(slicing)
         snapshot = self.snapshot(scans, remote, adoptable, first=first)
         slicing.planned = set(snapshot.contents)
@@ -576,18 +579,16 @@ class Engine:
             snapshot = replace(snapshot, marks=None if marks is None else marks.videos, marks_error=marks_error)
             the_plan = plan(snapshot, settings)
         the_plan.notes[:0] = notes
-        if self._dirty_taken is not None:
-            # A folder not read this pass may hold members, so the plan removed nothing:
-            # every changed content stays changed, and the folders are not recorded as
-            # planned (a change of collection folders still has removals to make).
-            if any(not f.scan_ok for f in snapshot.folders):
-                self._dirty_seen = (set(), None)
-            else:
-                self._dirty_seen = (self._dirty_taken - _collection_work(the_plan, snapshot),
-                                    self._collection_folders())
-                slicing.clean_dirty = True
-        else:  # no collection folder: nothing reads the changed contents, which must not pile up
-            self._dirty_seen = (None, self._collection_folders())
+        if any(not f.scan_ok for f in snapshot.folders):
+            # A folder not read this pass may hold members, or the only readable file of a
+            # content to upload: every changed content stays changed, and the folders are
+            # not recorded as planned (a change of collection folders still has removals to make).
+            self._dirty_seen = (set(), None)
+        else:
+            # In catalog recovery every content at work is planned (``every``) and stays changed.
+            slicing.clean_dirty = not adopt
+            self._dirty_seen = (self._dirty_taken - _work_left(the_plan, snapshot, settings) if not adopt else set(),
+                                self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
     def _collection_folders_changed(self) -> None:
@@ -632,7 +633,7 @@ class Engine:
         part = plan(snapshot, slicing.settings)
         part.notes[:0] = notes
         if slicing.clean_dirty:
-            self._dirty_seen = (set(found) - _collection_work(part, snapshot), None)
+            self._dirty_seen = (set(shas) - _work_left(part, snapshot, slicing.settings), None)
         return part
 
     def _write_note(self, *, with_marks: bool = True) -> None:
@@ -787,8 +788,7 @@ class Engine:
                 whole_collections, occupied = in_play.names, in_play.occupied
                 shas |= in_play.members
             shas.update(first)
-        # Collection folders: the changed contents (``plan_dirty``) this plan sees.
-        self._dirty_taken = shas if whole_folders else None
+        self._dirty_taken = shas  # the changed contents (``plan_dirty``) among them are seen
         # A path rewritten from a content not in this snapshot is planned with that content.
         superseded = [s for s in superseded if s.sha256 in shas]
         files, contents = self.catalog.files_of_contents(shas), self.catalog.contents_of(shas)
@@ -832,8 +832,8 @@ class Engine:
         return json.dumps(self._collection_paths())
 
     def _plan_seen(self) -> None:
-        """After a plan's execution: its changed contents with no collection work left
-        are clean (``Catalog.plan_dirty_done``), and its collection folders recorded."""
+        """After a plan's execution: its changed contents with no work left are clean
+        (``Catalog.plan_dirty_done``), and its collection folders recorded."""
         if self._dirty_seen is None:
             return
         clean, folders = self._dirty_seen
@@ -1029,11 +1029,20 @@ def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
     return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
 
 
-def _collection_work(the_plan: Plan, snapshot: Snapshot) -> set[str]:
-    """The contents ``the_plan`` has collection work for: added or removed, or filed under
-    a collection it creates, renames or deletes. They stay changed (table ``plan_dirty``)
-    until a plan finds nothing left to do for them: a failed add is planned again."""
-    shas = {a.sha256 for a in the_plan.actions if isinstance(a, AddToCollection | RemoveFromCollection)}
+def _work_left(the_plan: Plan, snapshot: Snapshot, settings: Settings) -> set[str]:
+    """The contents ``the_plan`` leaves work for: an action or a deferred deletion of
+    theirs, filed under a collection it creates, renames or deletes, a file of theirs
+    changing (its new content not known yet), or a retry to make later
+    (``waits_for_retry``). They stay changed (table ``plan_dirty``) until a plan finds
+    nothing left to do for them: a failed step is planned again, and a retry once due,
+    though no row of theirs changes. The others wait on a change of their rows (a
+    processing state polled, a file seen): a million videos processing are not planned
+    on every pass."""
+    shas = {sha for a in the_plan.actions if (sha := getattr(a, "sha256", None))}
+    shas |= {d.sha256 for d in the_plan.deferred}
+    changing = {(u.folder, u.rel_path) for u in snapshot.unknown}
+    shas |= {f.sha256 for f in snapshot.files if f.sha256 and (f.folder, f.rel_path) in changing}
+    shas |= {sha for sha, c in snapshot.contents.items() if waits_for_retry(c, settings, snapshot.now)}
     names: set[str] = set()
     for action in the_plan.actions:
         if isinstance(action, CreateCollection | DeleteCollection):
@@ -1057,6 +1066,9 @@ class _Slicing:
     after: str | None = ""  # the last content at work planned ("": none yet); None: no slice left
     planned: set[str] = field(default_factory=set)  # the contents the pass's first plan held
     clean_dirty: bool = False  # slices mark their changed contents clean (``Engine._plan_slice``)
+    # The rule (``Engine._plan``) whose change had every content at work planned: recorded
+    # once every slice was planned and executed, and the next pass plans the changed ones.
+    rule: str | None = None
     adopted: set[str] = field(default_factory=set)  # a dry run's videos chosen by earlier slices
 
 

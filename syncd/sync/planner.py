@@ -272,6 +272,19 @@ def _retry_due(attempts: int, next_attempt_at: float, snap: Snapshot, settings: 
     return True
 
 
+def waits_for_retry(content: ContentRecord, settings: Settings, now: float) -> bool:
+    """Something of ``content`` failed and is to be tried again later (``_retry_due`` said
+    "later"): its upload or processing, or a pipeline. The clock, not a change of its
+    rows, makes its next plan differ."""
+    def later(attempts: int, next_attempt_at: float) -> bool:
+        return attempts < settings.max_attempts and next_attempt_at > now
+
+    failed_steps = [s for s in content.steps.values() if s.state == "failed"]
+    return (((content.state in ("failed", "uploading") or bool(failed_steps))
+             and later(content.attempts, content.next_attempt_at))
+            or any(later(s.attempts, s.next_attempt_at) for s in failed_steps))
+
+
 def ready_for_collection(content: ContentRecord, policy: FolderPolicy) -> bool:
     return (
         policy.processed(content)

@@ -11,6 +11,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from syncd.cli.main import main
 from syncd.config import Config, load_config
 from syncd.emulator.mikshi import Emulator
 from syncd.models import Upload
+from syncd.remote.facts import MIKSHI_PROCESSING_STEPS
 from syncd.remote.mikshi import MikshiClient
 from syncd.store.catalog import Catalog
 from syncd.sync import engine as engine_module
 from syncd.sync.engine import Engine, EngineOptions
-from tests.conftest import FAST_RETRY, KEY, REPO, admin_videos, emulator_config, syncd_env, write_config
+from tests.conftest import FAST_RETRY, KEY, REPO, admin_videos, emulator_config, syncd_env, wait_for, write_config
 from tests.sync.test_scale import Planned
 from tests.traced import traced
 
@@ -207,3 +209,108 @@ def test_a_dry_run_counts_every_new_file_and_lists_a_slice(tmp_path: Path, emu: 
     assert admin_videos(admin) == []
     with Catalog.open(config.state_dir) as catalog:
         assert len(catalog.files()) == 23 and {c.state for c in catalog.contents()} == {"new"}
+
+
+def shas_of(paths: list[Path]) -> set[str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def planned_contents(planned: Planned) -> set[str]:
+    """Every content the planner got since ``planned`` was last cleared, and clear it."""
+    shas = {sha for s in planned.snapshots for sha in s.contents}
+    planned.snapshots.clear()
+    return shas
+
+
+def test_videos_processing_are_planned_again_only_once_their_state_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what changed is planned: once a pass saw the videos processing (nothing to do
+    for them yet), the next passes poll their states but plan none of them until one
+    changes; then that one alone. A first sync's million videos processing do not cost a
+    million plans a pass."""
+    drop = tmp_path / "drop"
+    first = tree(drop, 30)
+    # Processing takes 600 s of the emulator's clock; its tasks change state at fixed
+    # fractions of it (thumbnail running from 0, transcoding from 60 s, done at 600 s).
+    with Emulator(emulator_config(tmp_path / "emulator", processing_seconds=600)) as slow:
+        config = config_for(tmp_path, slow)
+        with Catalog.open(config.state_dir) as catalog, MikshiClient(slow.base_url, KEY, retry=FAST_RETRY) as remote:
+            def run() -> set[str]:
+                report = Engine(options(config), catalog, remote).run_pass()
+                assert not report.result.failed
+                return planned_contents(planned)
+
+            planned = Planned(monkeypatch)
+            run()  # uploads the 30
+            assert run() == shas_of(first)  # uploaded, now processing: each planned once, in slices
+            slow.clear_requests()
+            assert run() == set()  # still processing, as last seen: polled, not planned
+            assert len([r for r in slow.requests() if "/status" in r["path"]]) >= 30, slow.requests()
+
+            slow.advance_clock(570)  # the 30 nearly done (hls running); five new files
+            later = tree(drop, 5, start=30)
+            assert run() == shas_of(first) | shas_of(later)
+            assert run() == shas_of(later)  # the five started processing; the 30 as they were
+            slow.advance_clock(30)  # the 30 done, the five at 30 s of 600: as they were
+            assert run() == shas_of(first)
+            assert run() == set()
+            assert {c.sha256 for c in catalog.contents() if c.processed(MIKSHI_PROCESSING_STEPS)} == shas_of(first)
+
+
+def test_a_failed_processing_is_tried_again_once_due_though_no_row_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video whose processing failed is uploaded again once its retry falls due: it stays
+    planned while it waits, since the clock, not a change of its rows, makes that plan differ."""
+    drop = tmp_path / "drop"
+    paths = tree(drop, 12)
+    broken = paths[3]
+    now = [time.time()]
+    settings = emulator_config(tmp_path / "emulator", processing_seconds=600,
+                               fail_name_glob=f"*{broken.name}", fail_pipeline="thumbnail")
+    with Emulator(settings) as slow:
+        config = config_for(tmp_path, slow)
+        with Catalog.open(config.state_dir) as catalog, MikshiClient(slow.base_url, KEY, retry=FAST_RETRY) as remote:
+            def run() -> tuple[set[str], int]:
+                report = Engine(options(config), catalog, remote, clock=lambda: now[0]).run_pass()
+                return planned_contents(planned), report.result.uploaded_files
+
+            planned = Planned(monkeypatch)
+            assert run()[1] == 12
+            run()  # each planned once, processing
+            slow.advance_clock(130)  # the thumbnail of one failed (at 120 s); the others running
+            assert run() == (shas_of(paths), 0)
+            [failed] = [c for c in catalog.contents() if c.processing_failed(MIKSHI_PROCESSING_STEPS)]
+            assert failed.sha256 in shas_of([broken]) and failed.next_attempt_at > now[0]
+            assert run() == (shas_of([broken]), 0)  # waits for its retry: still planned
+            slow.clear_requests()
+            now[0] = failed.next_attempt_at + 1
+            assert run() == (shas_of([broken]), 1)  # due: uploaded again
+            assert len(uploads(slow)) == 1
+
+
+def test_a_pipeline_added_to_a_folder_reaches_every_video_at_rest(tmp_path: Path, emu: Emulator,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of a library at rest is planned, until the rule of what a video needs
+    changes (a folder given a pipeline): then every video of the folder is, a slice at a
+    time, and once every slice ran the passes plan only what changed again."""
+    paths = tree(tmp_path / "drop", 12)
+    config = config_for(tmp_path, emu)
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        planned = Planned(monkeypatch)
+
+        def run(config: Config) -> tuple[set[str], list[str]]:
+            report = Engine(options(config), catalog, remote).run_pass()
+            kinds = [a.kind for a in report.plan.actions] + [k for k, n in report.plan.unlisted.items() for _ in range(n)]
+            return planned_contents(planned), kinds
+
+        def at_rest() -> bool:
+            quiet = run(config)[0] == set()
+            return quiet and {c.sha256 for c in catalog.contents()
+                              if c.processed(MIKSHI_PROCESSING_STEPS)} == shas_of(paths)
+
+        wait_for(at_rest, 30, "every video processed and at rest")
+        assert run(config) == (set(), [])
+        analysed = replace(config, folders=tuple(replace(f, pipelines=("analyse",)) for f in config.folders))
+        shas, kinds = run(analysed)
+        assert shas == shas_of(paths) and kinds == ["StartPipeline"] * 12
+        assert run(analysed)[1] == []  # started: running, as last seen

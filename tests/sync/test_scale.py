@@ -59,6 +59,8 @@ def synced_tree(tmp_path: Path, emu: Emulator, admin: httpx.Client, files: int, 
         catalog.link_finished([(f.sha256 or "", v, f.rel_path) for f, v in zip(records, ids, strict=True)],
                               PROCESSING_STEPS)
         catalog.set_meta("adopt_remote", "0")
+        # Planned already, as by the real pass after a recovery: none is changed any more.
+        catalog.plan_dirty_done([f.sha256 or "" for f in records])
         # The first pass mirrors every video once (details, sidecars, full text).
         engine = Engine(EngineOptions.from_config(config), catalog, remote, dry_run=not mirrored)
         assert engine.run_pass().plan.actions == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -60,6 +60,17 @@ def failing_emu(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
 
 
+def old_fill_slices(self: Catalog, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]], *,
+                    marks: Sequence[str] | None, every: bool) -> None:
+    """``Catalog.fill_slices`` of a syncd with no ``plan_dirty`` table: every content at work."""
+    queries = [("SELECT sha256 FROM contents WHERE state = 'new'", []), *self._at_work(processing, pipelines, marks)]
+    with self._lock:
+        self.db.execute("DROP TABLE IF EXISTS temp.slices")
+        self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute(f"INSERT INTO temp.slices (sha256) {' UNION '.join(q for q, _ in queries)}",
+                        [p for _, ps in queries for p in ps])
+
+
 def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_migration(
         tmp_path: Path, failing_emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     drop = tmp_path / "drop"
@@ -88,9 +99,7 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
         old_syncd.setattr(Catalog, "mirror_changed_slice", lambda self, after, limit: [])  # its pass finishes no video
         old_syncd.setattr(Catalog, "plan_dirty_in", lambda self, folders: None)
         old_syncd.setattr(Catalog, "dirty_leaving", lambda self, folders: set())
-        fill = Catalog.fill_slices
-        old_syncd.setattr(Catalog, "fill_slices", lambda self, processing, pipelines, *, marks, dirty: fill(
-            self, processing, pipelines, marks=marks, dirty=False))
+        old_syncd.setattr(Catalog, "fill_slices", old_fill_slices)
         old_syncd.setattr(Catalog, "plan_dirty_done", lambda self, shas: None)
         old_syncd.setattr(Catalog, "record_collection_folders", lambda self, folders: None)
         old_syncd.setattr(Catalog, "record_scan_summary", lambda self, summary: None)
