@@ -486,7 +486,8 @@ SCHEMA = Section(
                 Key(
                     "collections",
                     _choice("subfolder", "none"),
-                    "subfolder: each first-level subfolder becomes a remote collection; none: no collections.",
+                    "subfolder: each first-level subfolder becomes a remote collection; none: no collections "
+                    "(its videos leave theirs; with no collection folder left, syncd changes no collection).",
                     "subfolder",
                 ),
                 Key(

@@ -774,12 +774,13 @@ class Engine:
                         for f in self.options.folders)
         tracked: dict[Path, int] | None = None
         superseded = self.catalog.superseded()
-        whole_collections: set[str] | None = None
+        # A slice creates collections and removes none; with no collection folder left, no
+        # plan changes a collection: syncd leaves the remote's as they are.
+        whole_collections: set[str] = set()
         occupied: set[str] = set()
         whole_folders = self._collection_paths()
         if a_slice:
             shas, gone = set(first), set[str]()
-            whole_collections = set()  # a slice creates collections; it removes none
         else:
             shas, gone = self._in_play(remote)
             if whole_folders:
@@ -802,7 +803,7 @@ class Engine:
             uploads=tuple(self.catalog.uploads()),
             collections=tuple(self.catalog.collections()) if whole_folders or not a_slice else (),
             memberships=frozenset(self.catalog.memberships_of(c.sha256 for c in contents)),
-            whole_collections=None if whole_collections is None else frozenset(whole_collections),
+            whole_collections=frozenset(whole_collections),
             occupied=frozenset(occupied),
             # Of the snapshot's videos, those the listing lists: not a set of every listed one.
             remote=None if remote is None else RemoteView(frozenset(self.catalog.listed_among(

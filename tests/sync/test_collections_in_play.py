@@ -224,3 +224,38 @@ def test_collection_folders_switched_on_add_every_video_a_slice_at_a_time(
         assert not outcome.timed_out and outcome.failures == []
     assert max(len(s.files) for s in planned.snapshots) <= batch
     assert collections(admin) == {f"cam{k}": sorted(p for p in spec if p.startswith(f"cam{k}/")) for k in range(3)}
+
+
+def test_collections_switched_off_everywhere_leave_the_remote_collections_as_they_are(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """With no collection folder left, syncd changes no collection: what is on the remote
+    stays, with its members, even with ``remove_empty_collections`` (the code before
+    deleted every known collection at the first pass, and took out of its collection any
+    video it happened to plan). A video deleted locally still goes, with its memberships."""
+    spec = {f"cam{i % 3}/clip{i:02d}.mp4": i + 1 for i in range(9)}
+    drop = tree(tmp_path, spec)
+    synced(write_config(tmp_path, emu.base_url, [{"path": str(drop), "remove_empty_collections": True}]))
+    before = collections(admin)
+    assert before == {f"cam{k}": sorted(p for p in spec if p.startswith(f"cam{k}/")) for k in range(3)}
+    off = write_config(tmp_path, emu.base_url, [{"path": str(drop), "collections": "none", "pipelines": [],
+                                                  "remove_empty_collections": True}])
+    synced(off)
+    assert collections(admin) == before
+    (drop / "cam1" / "clip04.mp4").unlink()
+    synced(off)
+    assert collections(admin) == {**before, "cam1": [p for p in before["cam1"] if p != "cam1/clip04.mp4"]}
+    assert "cam1/clip04.mp4" not in {v["name"] for v in admin_videos(admin)}
+
+
+def test_a_folder_switched_off_beside_a_collection_folder_takes_its_videos_out(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client) -> None:
+    """While a collection folder is left, collections hold what collection folders hold:
+    the videos of a folder switched to ``collections: none`` leave their collections, the
+    others stay, and an emptied collection is kept (no ``remove_empty_collections``)."""
+    drop = tree(tmp_path, {"cam0/a.mp4": 1, "cam1/b.mp4": 2})
+    other = tree(tmp_path / "o", {"cam1/c.mp4": 3, "cam2/d.mp4": 4})
+    synced(write_config(tmp_path, emu.base_url, [{"path": str(drop)}, {"path": str(other)}]))
+    assert collections(admin) == {"cam0": ["cam0/a.mp4"], "cam1": ["cam1/b.mp4", "cam1/c.mp4"],
+                                  "cam2": ["cam2/d.mp4"]}
+    synced(write_config(tmp_path, emu.base_url, [{"path": str(drop)}, {"path": str(other), "collections": "none"}]))
+    assert collections(admin) == {"cam0": ["cam0/a.mp4"], "cam1": ["cam1/b.mp4"], "cam2": []}
