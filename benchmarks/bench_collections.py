@@ -2,7 +2,7 @@
 config): what the planner is handed, by the code of two checkouts.
 
     python benchmarks/bench_collections.py --keep DIR [--before REPO] [--after REPO] [--repeat 2]
-        [--scenario unchanged|to_mark]
+        [--scenario unchanged|to_mark|processing]
 
 Starts from a ``bench_scale.py --keep DIR`` state (``DIR/synced``: N files in subfolders
 of 1,000, each a finished video) and makes every subfolder a collection holding its
@@ -15,7 +15,10 @@ its mirror deferred): CPU seconds, wall, peak RSS. Prints JSON.
 
 Scenarios: ``unchanged`` (nothing to do); ``to_mark``: after the set-up pass, every video
 waits for this instance's marker (``contents.marked = 0``), as each does in the pass
-after a first sync in which its processing finished: every content is at work at once."""
+after a first sync in which its processing finished: every content is at work at once;
+``processing``: every video processing on the remote, for days (the emulator's records
+and the catalog's steps set so before the set-up pass), as in the passes right after a
+first sync: each pass polls every video's state, and none changes."""
 
 from __future__ import annotations
 
@@ -91,13 +94,23 @@ def unmarked(config: Path) -> None:
         conn.execute("UPDATE contents SET marked = 0")
 
 
+def processing(root: Path) -> None:
+    """Every video processing on the remote for days, and so in the catalog's steps (plain
+    sqlite3 on the emulator's records, before it starts, and on the catalog)."""
+    with closing(sqlite3.connect(root / "emulator" / "emulator.sqlite3")) as conn, conn:
+        conn.execute("UPDATE videos SET processing_started_at = ?, processing_seconds = ?", [time.time(), 1e7])
+    with closing(sqlite3.connect(next(root.glob(f"state-*/{CATALOG_FILE}")))) as conn, conn:
+        conn.execute(f"UPDATE steps SET state = 'running', percentage = 1 WHERE name IN "
+                     f"({', '.join('?' for _ in MIKSHI_PROCESSING_STEPS)})", MIKSHI_PROCESSING_STEPS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, required=True, help="a bench_scale.py --keep directory")
     parser.add_argument("--before", type=Path, default=None, help="checkout with the older code (default: none)")
     parser.add_argument("--after", type=Path, default=REPO, help="checkout with the newer code (default: this one)")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--scenario", choices=("unchanged", "to_mark"), default="unchanged")
+    parser.add_argument("--scenario", choices=("unchanged", "to_mark", "processing"), default="unchanged")
     args = parser.parse_args()
     result: dict[str, object] = {"benchmark": "bench_collections", "scenario": args.scenario, "machine": machine(),
                                  "runs": {}}
@@ -108,6 +121,8 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix=f"collections-{label}-", dir=args.keep))
         try:
             copy_state(args.keep / "synced", root)
+            if args.scenario == "processing":
+                processing(root)
             env = {**os.environ, "SYNCD_BENCH_KEY": KEY, "PYTHONPATH": str(checkout.resolve())}
             with EmulatorProcess(root / "emulator", env) as emu:
                 config = write_config(root, drop, emu.base_url, "tree")
