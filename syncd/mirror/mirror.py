@@ -152,6 +152,8 @@ class Mirror:
         self._next_due = 0.0
         self._checked_listing: Listing | None = None  # the listing details were last checked against
         self._next_check = 0.0  # ...and when the next check is due (every mirror.interval)
+        # A check a run left part way (it gave way to other work): the next run goes on with it.
+        self._check_left: Listing | None = None
         self._listing_after_run: Listing | None = None  # pull_remote: the listing last pulled from
         self._pull_due: float | None = None
         self._given_up: list[str] = []
@@ -233,7 +235,7 @@ class Mirror:
             self._sweep = _Sweep.starting_at(self.catalog.mirror_verify_cursor())
         sweep = self._sweep
         now = self.clock()
-        check = listing if listing is not None and now >= self._next_check else None
+        check = listing if listing is not None and now >= self._next_check else self._check_left
         pull_from = listing if listing is not None else newest
         if self.options.pull_remote and pull_from is not None:
             puller = Puller(self.options.pull, self.catalog, self.remote, clock=self.clock, should_stop=self.should_stop)
@@ -243,10 +245,11 @@ class Mirror:
         # The listed videos whose entry says otherwise than their stored details (when
         # checked: every mirror.interval), asked of the catalog, which keeps the listing:
         # among those whose entry or details changed since the last check.
-        differ = self.catalog.listing_differs_from_details_of(changed=True) if check is not None else {}
         due: list[float] = []
+        compared = check is not None  # every differing entry covered: the check is done
         if statuses_of is None or self._full_due:
             # Every row at once: what changed before it is covered (after it: marked again).
+            differ = self.catalog.listing_differs_from_details_of(changed=True) if check is not None else {}
             self.catalog.mirror_dirty_done(None)
             self._cover(None, statuses, statuses_of, unavailable, differ, None if not sweep.done else frozenset(),
                         report, due)
@@ -255,35 +258,42 @@ class Mirror:
             sweep.done = sweep.done or not self.should_stop()
         else:
             # A slice at a time: the contents changed since the last run or whose video is
-            # not finished with (after a first sync of a million files: all of them), with
-            # those whose listing entry differs (first slice), and the verification's next
-            # slice. Each changed slice is done with once covered (unless stopped), so a run
-            # that gives way to other work leaves the rest for the next.
+            # not finished with (after a first sync of a million files: all of them), those
+            # whose listing entry differs (by video id), and the verification's next slice.
+            # Each changed slice is done with once covered (unless stopped), so a run that
+            # gives way to other work leaves the rest for the next; differing entries not
+            # reached stay for the next check (``listing_compared`` waits for the last).
             changed_after, changed_over = "", False
-            extra: set[str] = set(differ.values())
+            differ_after: str | None = "" if check is not None else None  # None: no differing entry left
             while True:
                 changed = [] if changed_over else self.catalog.mirror_changed_slice(changed_after, self.options.slice)
                 changed_over = len(changed) < self.options.slice
+                differ = {} if differ_after is None else self.catalog.listing_differs_from_details_of(
+                    changed=True, after=differ_after, limit=self.options.slice)
+                differ_after = max(differ) if len(differ) >= self.options.slice else None
                 part = self._next_slice(sweep)
                 shas = frozenset(part[0] if part else ())
-                self._cover(extra.union(changed, shas), None, statuses_of, unavailable, differ, shas, report, due)
+                self._cover(set(differ.values()).union(changed, shas), None, statuses_of, unavailable, differ, shas,
+                            report, due)
+                compared = check is not None and differ_after is None
                 if self.should_stop():
                     break
-                extra = set()
                 if changed:
                     changed_after = changed[-1]
                     self.catalog.mirror_dirty_done(changed)
                 if part is not None:
                     sweep.slice_done(*part)
                     self.catalog.mirror_verified_to(sweep.pos)
-                report.unfinished = not (changed_over and sweep.done)
+                report.unfinished = not (changed_over and sweep.done and differ_after is None)
                 if not report.unfinished or (yield_to is not None and yield_to()):
                     break
         self.index.compact()
         self.index.refresh_ann(self.should_stop)  # after compaction: its row numbers are the keys
-        if check is not None and not self.should_stop():
+        compared = compared and not self.should_stop()
+        if compared:
             self._checked_listing, self._next_check = check, now + self.options.interval
             self.catalog.listing_compared()
+        self._check_left = None if compared else check
         report.unfinished = report.unfinished or not sweep.done
         self._remember(report, min(due, default=float("inf")))
         self._record_complete(report)

@@ -2374,13 +2374,18 @@ class Catalog:
         pulls their details again."""
         return set(self.listing_differs_from_details_of())
 
-    def listing_differs_from_details_of(self, *, changed: bool = False) -> dict[str, str]:
+    def listing_differs_from_details_of(self, *, changed: bool = False, after: str = "",
+                                        limit: int | None = None) -> dict[str, str]:
         """``listing_differs_from_details`` with each video's content (sha256): a mirror run
         that checks the listing covers those contents, not every row. ``changed``: only
-        among the videos whose entry or details changed since ``listing_compared``."""
-        # CROSS JOIN fixes the order: the changed videos drive the loop (seeks), not a table.
+        among the videos whose entry or details changed since ``listing_compared``, then
+        the first ``limit`` (if given) by video id after ``after``: a remote that changed
+        a million entries at once is covered a slice at a time."""
+        # CROSS JOIN fixes the order: the changed videos drive the loop (seeks, in video id
+        # order: the key of mirror_listing_dirty), not a table.
         source = ("mirror_listing_dirty d CROSS JOIN listing l ON l.video_id = d.video_id CROSS JOIN mirror_videos m"
                   if changed else "listing l JOIN mirror_videos m")
+        page = " AND d.video_id > ? ORDER BY d.video_id LIMIT ?" if changed and limit is not None else ""
         with self._lock:
             rows = self.db.conn.execute(
                 f"""SELECT l.video_id, m.sha256 FROM {source} ON m.video_id = l.video_id
@@ -2389,8 +2394,8 @@ class Catalog:
                        OR json_extract(m.details, '$.created_at') IS NOT l.created_at
                        OR json_extract(m.details, '$.hls_playlist_url') IS NOT l.hls_playlist_url
                        OR EXISTS (SELECT 1 FROM json_each(l.statuses) s
-                                  WHERE json_extract(m.details, '$.statuses."' || s.key || '"') IS NOT s.value))"""
-            ).fetchall()
+                                  WHERE json_extract(m.details, '$.statuses."' || s.key || '"') IS NOT s.value)){page}""",
+                [after, limit] if page else []).fetchall()
         return {row[0]: row[1] for row in rows}
 
     def listing_compared(self) -> None:

@@ -39,8 +39,8 @@ from syncd.sync.hashing import hash_files
 from syncd.sync.instances import NOTE_EVERY, clash, make_note, parse_note, read_marks
 from syncd.mirror.mirror import Mirror, MirrorOptions, MirrorReport
 from syncd.models import (
-    AddToCollection, CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
-    LocalFile, Plan, RecordedFile, RemoveFromCollection, RenameCollection, UnknownFile,
+    CreateCollection, DeleteCollection, DeleteRemote, FileRecord, FolderScan, Listing,
+    LocalFile, Plan, RecordedFile, RenameCollection, UnknownFile,
 )
 from syncd.sync.planner import Adoptable, FolderPolicy, RemoteView, Settings, Snapshot, plan, waits_for_retry
 from syncd.sync.progress import NullProgress, SyncProgress, Waiting
@@ -587,8 +587,8 @@ class Engine:
         else:
             # In catalog recovery every content at work is planned (``every``) and stays changed.
             slicing.clean_dirty = not adopt
-            self._dirty_seen = (self._dirty_taken - _work_left(the_plan, snapshot, settings) if not adopt else set(),
-                                self._collection_folders())
+            clean = set() if adopt else self._dirty_taken - _work_left(the_plan, snapshot, settings)
+            self._dirty_seen = (clean, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
     def _collection_folders_changed(self) -> None:
@@ -1031,12 +1031,12 @@ def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
 
 
 def _work_left(the_plan: Plan, snapshot: Snapshot, settings: Settings) -> set[str]:
-    """The contents ``the_plan`` leaves work for: an action or a deferred deletion of
-    theirs, filed under a collection it creates, renames or deletes, a file of theirs
-    changing (its new content not known yet), or a retry to make later
+    """The contents ``the_plan`` leaves work for: an action or a deferred deletion for
+    one, a file of one under a collection the plan creates, renames or deletes, a file of
+    one changing (its new content not known yet), or a failed step of one to retry later
     (``waits_for_retry``). They stay changed (table ``plan_dirty``) until a plan finds
     nothing left to do for them: a failed step is planned again, and a retry once due,
-    though no row of theirs changes. The others wait on a change of their rows (a
+    though no row of theirs changes. The others wait for a change of their rows (a
     processing state polled, a file seen): a million videos processing are not planned
     on every pass."""
     shas = {sha for a in the_plan.actions if (sha := getattr(a, "sha256", None))}

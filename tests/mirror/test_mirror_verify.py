@@ -224,3 +224,50 @@ def test_the_first_mirror_run_after_a_first_sync_takes_the_changed_contents_a_sl
                for path in (config.folders[0].path).rglob("*.mp4"))
     # No run read more than a slice of contents (and a verification slice beside it).
     assert max(scopes) <= 2 * SLICE, scopes
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_a_listing_check_with_many_entries_changed_covers_them_a_slice_at_a_time(
+        tmp_path: Path, emu: Emulator, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch, busy: bool) -> None:
+    """Half the videos renamed on the remote at once: the check against the listing pulls
+    each one's details again and rewrites its sidecar, a slice of differing entries at a
+    time (they were all covered in the run's first slice: a million at once, if the remote
+    changed a million entries). A busy daemon's run gives way after a slice, and the runs
+    after it, with no listing read, go on with the check."""
+    files, renamed = 120, 60
+    config = synced_tree(tmp_path, emu, admin, files)
+    scopes: list[int] = []
+    real_cover = mirror_module.Mirror._cover
+
+    def cover(self: mirror_module.Mirror, scope: Any, *args: Any) -> None:
+        scopes.append(len(scope))
+        real_cover(self, scope, *args)
+
+    written: list[str] = []
+    with Catalog.open(config.state_dir) as catalog, MikshiClient(emu.base_url, KEY, retry=FAST_RETRY) as remote:
+        engine = Engine(options(config), catalog, remote)
+        engine.run_pass()  # the listing read, every sidecar checked
+        for video_id in sorted(catalog.mirror_videos())[:renamed]:
+            admin.patch(f"/videos/{video_id}", json={"name": f"renamed {video_id}"})
+        engine.mirror._next_check = 0.0  # mirror.interval has passed
+        clear_requests(admin)
+        monkeypatch.setattr(mirror_module.Mirror, "_cover", cover)
+        asked = 0
+
+        def daemon_has_work() -> bool:  # asked before each pull, and once between two slices
+            nonlocal asked
+            asked += 1
+            return busy and asked > SLICE  # a slice's pulls, then it gives way
+
+        for n in range(renamed // SLICE + 3):
+            asked = 0
+            report = engine.run_pass(with_listing=n == 0, mirror_yield=daemon_has_work)
+            assert report.mirror is not None
+            written += [p for p in report.mirror.written if p.endswith(".syncd.json")]
+            if len(written) >= renamed:
+                break
+        assert n == (renamed // SLICE if busy else 0)  # one run, or one a slice
+    assert requests_to(admin, DETAILS) == renamed
+    sidecars = [Path(p).read_text() for p in written]
+    assert len(sidecars) == renamed and all('"renamed ' in text for text in sidecars)
+    assert len(scopes) >= renamed // SLICE and max(scopes) <= SLICE, scopes
