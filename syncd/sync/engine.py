@@ -587,7 +587,7 @@ class Engine:
         else:
             # In catalog recovery every content at work is planned (``every``) and stays changed.
             slicing.clean_dirty = not adopt
-            clean = set() if adopt else self._dirty_taken - _work_left(the_plan, snapshot, settings)
+            clean = set() if adopt else self._dirty_taken - _contents_with_work(the_plan, snapshot, settings)
             self._dirty_seen = (clean, self._collection_folders())
         return the_plan, adopt and remote is not None, slicing
 
@@ -633,7 +633,7 @@ class Engine:
         part = plan(snapshot, slicing.settings)
         part.notes[:0] = notes
         if slicing.clean_dirty:
-            self._dirty_seen = (set(shas) - _work_left(part, snapshot, slicing.settings), None)
+            self._dirty_seen = (set(shas) - _contents_with_work(part, snapshot, slicing.settings), None)
         return part
 
     def _write_note(self, *, with_marks: bool = True) -> None:
@@ -1030,7 +1030,7 @@ def _as_recorded(record: RecordedFile | None, local: LocalFile) -> bool:
     return record is not None and (record.size, record.mtime_ns, record.inode) == (local.size, local.mtime_ns, local.inode)
 
 
-def _work_left(the_plan: Plan, snapshot: Snapshot, settings: Settings) -> set[str]:
+def _contents_with_work(the_plan: Plan, snapshot: Snapshot, settings: Settings) -> set[str]:
     """The contents ``the_plan`` leaves work for: an action or a deferred deletion for
     one, a file of one under a collection the plan creates, renames or deletes, a file of
     one changing (its new content not known yet), or a failed step of one to retry later
