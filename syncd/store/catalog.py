@@ -2200,6 +2200,10 @@ class Catalog:
         ]
         if every:
             queries += self._at_work(processing, pipelines, marks)
+        self._fill_slices_from(queries)
+
+    def _fill_slices_from(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """The TEMP table ``slice_after`` reads: the union of ``queries`` (SQL, parameters)."""
         sql = " UNION ".join(q for q, _ in queries)
         with self._lock:
             self.db.execute("DROP TABLE IF EXISTS temp.slices")

@@ -63,12 +63,8 @@ def failing_emu(tmp_path: Path) -> Iterator[Emulator]:
 def old_fill_slices(self: Catalog, processing: Sequence[str], pipelines: Mapping[str, Sequence[str]], *,
                     marks: Sequence[str] | None, every: bool) -> None:
     """``Catalog.fill_slices`` of a syncd with no ``plan_dirty`` table: every content at work."""
-    queries = [("SELECT sha256 FROM contents WHERE state = 'new'", []), *self._at_work(processing, pipelines, marks)]
-    with self._lock:
-        self.db.execute("DROP TABLE IF EXISTS temp.slices")
-        self.db.execute("CREATE TEMP TABLE slices (sha256 TEXT PRIMARY KEY) WITHOUT ROWID")
-        self.db.execute(f"INSERT INTO temp.slices (sha256) {' UNION '.join(q for q, _ in queries)}",
-                        [p for _, ps in queries for p in ps])
+    self._fill_slices_from([("SELECT sha256 FROM contents WHERE state = 'new'", []),
+                            *self._at_work(processing, pipelines, marks)])
 
 
 def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_migration(
