@@ -1000,20 +1000,16 @@ class MemoriesRemote:
 
     # ------------------------------------------------------------ many at once
     def processing_statuses(self, video_ids: Collection[str]) -> dict[str, ProcessingStatus]:
-        """From list_videos pages, newest first (uploads in progress are recent): one
-        request covers a page of videos; reading stops once every id was seen."""
-        wanted = set(video_ids)
+        """A list_videos request filtered to a page of the ids (``video_nos``) per page:
+        the requests grow with the videos asked about, not with the library."""
+        ids = list(dict.fromkeys(video_ids))
         found: dict[str, ProcessingStatus] = {}
-        page, seen = 1, 0
-        while wanted - found.keys():
-            result = self.client.list_videos_page(page, self.page_size)
+        for start in range(0, len(ids), self.page_size):
+            chunk = ids[start:start + self.page_size]
+            result = self.client.list_videos_page(1, len(chunk), filters=ListFilters(video_nos=chunk))
             for video in result.videos:
-                if video.video_no in wanted:
+                if video.video_no in chunk:
                     found[video.video_no] = _processing(video)
-            seen += len(result.videos)
-            if not result.videos or seen >= result.total:
-                break
-            page += 1
         return found
 
     def delete_videos(self, video_ids: Sequence[str]) -> None:

@@ -639,6 +639,13 @@ def _m_mirror_pending_by_content(db: Database) -> None:
         """)
 
 
+def _m_polled_at(db: Database) -> None:
+    """When each video's remote state was last asked (``Catalog.mark_polled``): a poll asks
+    a bounded number of the videos in flight, those asked longest ago first, so a first
+    sync's 100,000 uploads still processing cost a poll 1,000 requests, not 100,000."""
+    db.execute("ALTER TABLE contents ADD COLUMN polled_at REAL")
+
+
 # The live row range holding row ``?`` and those after it (by the row-range index): what an
 # ANN index built up to that row has not seen.
 _RANGES_FROM = """row_start >= coalesce(
@@ -650,7 +657,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _m1_initial, _m_mirror, _m_fts_rows, _m_ownership, _m_move_safety, _m_upload_token,
     _m_imports_streams, _m_status_at_scale, _m_vector_rows, _m_open_steps, _m_processed,
     _m_listing, _m_at_rest, _m_marks_ready, _m_marks_mirror_dirty, _m_mirror_listing_dirty, _m_plan_dirty,
-    _m_mirror_pending_by_content,
+    _m_mirror_pending_by_content, _m_polled_at,
 ]
 
 
@@ -1318,18 +1325,18 @@ class Catalog:
         return [content for page in self.iter_contents_in_progress(steps) for content in page]
 
     def _in_progress_keys(self, steps: tuple[str, ...]) -> tuple[str, list[str]]:
-        """SQL (and its parameters) of the (created_at, sha256) of the uploaded contents that
-        may still change remotely: one of the backend's processing ``steps`` not done yet,
-        or a pipeline started and not finished. (A superset; callers check.)"""
+        """SQL (and its parameters) of the (created_at, sha256, polled_at) of the uploaded
+        contents that may still change remotely: one of the backend's processing ``steps``
+        not done yet, or a pipeline started and not finished. (A superset; callers check.)"""
         started = """SELECT sha256 FROM steps  -- "!= 'done'": the partial index steps_open
                        WHERE state != 'done' AND (state = 'running' OR (state = 'pending' AND attempts > 0))"""
         if self._processed_kept(steps):  # two index ranges
-            return (f"""SELECT created_at, sha256 FROM contents
+            return (f"""SELECT created_at, sha256, polled_at FROM contents
                         WHERE sha256 IN (SELECT sha256 FROM contents WHERE processed = 0 UNION {started})
                           AND state = 'uploaded' AND video_id IS NOT NULL""", [])
         processing = ", ".join("?" for _ in steps) or "NULL"
         # Two uncorrelated subqueries, each evaluated once, each reading every step row.
-        return (f"""SELECT created_at, sha256 FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
+        return (f"""SELECT created_at, sha256, polled_at FROM contents WHERE state = 'uploaded' AND video_id IS NOT NULL AND (
                       sha256 NOT IN (SELECT sha256 FROM steps WHERE state = 'done' AND name IN ({processing})
                                      GROUP BY sha256 HAVING count(*) = {len(steps)})
                       OR sha256 IN ({started}))""", list(steps))
@@ -1338,8 +1345,10 @@ class Catalog:
         sql, params = self._in_progress_keys(steps)
         return bool(self._rows(f"SELECT EXISTS ({sql}) AS found", params)[0]["found"])
 
-    def iter_contents_in_progress(self, steps: tuple[str, ...], batch: int = 1000) -> Iterator[list[ContentRecord]]:
-        """The contents in progress (``_in_progress_keys``) in (created_at, sha256) order,
+    def iter_contents_in_progress(self, steps: tuple[str, ...], batch: int = 1000,
+                                  limit: int | None = None) -> Iterator[list[ContentRecord]]:
+        """The contents in progress (``_in_progress_keys``), those polled longest ago first
+        (never polled before any; then by (created_at, sha256)), at most ``limit`` of them,
         ``batch`` at a time with their steps (a statement for the page's contents, one for
         their steps). Which ones is decided once, at the first page: their keys go to a TEMP
         table (SQLite's memory or temp file), so a first sync's million uploads still
@@ -1350,8 +1359,9 @@ class Catalog:
             self.db.execute("DROP TABLE IF EXISTS temp.in_progress")
             self.db.execute("CREATE TEMP TABLE in_progress (n INTEGER PRIMARY KEY, sha256 TEXT NOT NULL)")
             self._bookkeeping += self.db.execute(  # this connection's alone: no decision reads it
-                f"INSERT INTO temp.in_progress (sha256) SELECT sha256 FROM ({sql}) ORDER BY created_at, sha256",
-                params).rowcount
+                f"""INSERT INTO temp.in_progress (sha256) SELECT sha256 FROM ({sql})
+                    ORDER BY coalesce(polled_at, 0), created_at, sha256 LIMIT ?""",
+                [*params, -1 if limit is None else limit]).rowcount
         try:
             last = 0
             while rows := self._rows("SELECT p.n, c.* FROM temp.in_progress p JOIN contents c ON c.sha256 = p.sha256 "
@@ -1365,6 +1375,14 @@ class Catalog:
         finally:
             with self._lock:
                 self.db.execute("DROP TABLE IF EXISTS temp.in_progress")
+
+    def mark_polled(self, sha256s: Sequence[str], at: float) -> None:
+        """The remote states of these contents were asked at ``at`` (whatever the answer):
+        the next poll asks the others first. Not a change any decision reads."""
+        with self._lock, self.db.conn:
+            self._bookkeeping += self.db.conn.execute(
+                "UPDATE contents SET polled_at = ? WHERE sha256 IN (SELECT value FROM json_each(?))",
+                [at, json.dumps(list(sha256s))]).rowcount
 
     def _all_steps(self) -> dict[str, dict[str, StepRecord]]:
         out: dict[str, dict[str, StepRecord]] = {}
@@ -1485,7 +1503,10 @@ class Catalog:
             db.execute(
                 """INSERT INTO steps (sha256, name, state, percentage, error, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT (sha256, name) DO UPDATE SET state = excluded.state,
-                   percentage = excluded.percentage, error = excluded.error, updated_at = excluded.updated_at""",
+                   percentage = excluded.percentage, error = excluded.error, updated_at = excluded.updated_at
+                   -- an unchanged answer to a poll writes nothing (and counts as no change)
+                   WHERE steps.state IS NOT excluded.state OR steps.percentage IS NOT excluded.percentage
+                      OR steps.error IS NOT excluded.error""",
                 [sha256, name, state, percentage, error, now],
             )
 

@@ -76,6 +76,9 @@ RECORD_BATCH = 1000  # hashed files recorded per transaction during a walk's has
 # Files a walk hands on at a time to be hashed and recorded, and new contents planned
 # (and executed) at a time: what a first pass over a huge tree holds (``EngineOptions.batch``).
 BATCH = 5000
+# Videos in flight a pass asks the state of, one request each (``EngineOptions.polls``),
+# those asked longest ago first: ~1.3 s of CPU a poll however many are processing.
+POLLS = 1000
 
 __all__ = ["Engine", "EngineOptions", "PassReport", "SyncOutcome", "file_statuses", "folder_policy", "iter_file_statuses"]
 
@@ -101,6 +104,7 @@ class EngineOptions:
     mirror: MirrorOptions
     deletion_check: float = 3600.0  # seconds between complete listings in ``sync`` (schedule.deletion_check)
     batch: int = BATCH  # an internal knob, not config: tests make it small
+    polls: int = POLLS  # most videos in flight a pass asks the state of, one request each
 
     @classmethod
     def from_config(cls, config: Config) -> EngineOptions:
@@ -702,19 +706,20 @@ class Engine:
         return self._in_progress[1]
 
     def _refresh(self) -> list[str]:
-        """Poll the remote states of the contents in progress (``Executor.refresh``), a page
-        of ``Catalog.iter_contents_in_progress`` at a time: a first sync's million uploads
-        still processing are never all in memory. A backend that reads many states per
-        request (``status_batch``) gets them all in one list, as before: its one read
-        covers every video it is asked about."""
+        """Poll the remote states of the contents in progress (``Executor.refresh``): at most
+        ``options.polls`` of them, those asked longest ago first, a page of
+        ``Catalog.iter_contents_in_progress`` at a time. A first sync's 100,000 uploads
+        still processing then cost a poll 1,000 status requests on Mikshi (10 filtered
+        listing pages on memories.ai), each video asked every 100th poll, not 100,000
+        requests, and are never all in memory."""
         if self.features.processing is None or not self._any_in_progress():
             return []  # nothing to poll (``refresh`` would ask nothing)
         steps = self.features.processing_steps
-        if self.features.status_batch is not None:
-            return self.executor.refresh(self.catalog.contents_in_progress(steps))
         notes: list[str] = []
-        for page in self.catalog.iter_contents_in_progress(steps):
+        for page in self.catalog.iter_contents_in_progress(steps, limit=self.options.polls):
+            asked = self.clock()
             notes += self.executor.refresh(page)
+            self.catalog.mark_polled([c.sha256 for c in page], asked)
         return notes
 
     def _still_quiet(self, inputs: _PlanInputs) -> tuple[_PlanInputs, Plan] | None:

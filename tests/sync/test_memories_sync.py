@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -18,8 +19,8 @@ from syncd.media.clips import make_clip
 from syncd.remote.memories import MemoriesRemote
 from syncd.store.catalog import Catalog
 from syncd.sync.executor import ExecOptions, Executor
-from tests.conftest import run_syncd, wait_for, write_config
-from tests.memories_support import NO_LIMITS, V1, advance_past_parsing, logged, make_client, memories_config
+from tests.conftest import KEY, run_syncd, wait_for, write_config
+from tests.memories_support import NO_LIMITS, V1, advance_past_parsing, logged, make_client, memories_config, uploaded
 
 #: Parsing takes a moment of emulator time, so `sync --wait` sees UNPARSE and then PARSE.
 PARSE_SECONDS = 0.3
@@ -127,6 +128,30 @@ def test_processing_is_read_from_listing_pages_not_per_video(tmp_path: Path) -> 
             assert {c.step("parse").state for c in catalog.contents()} == {"done"}
         remote.close()
         assert {s["state"] for s in status_json(config).values()} == {"done"}
+
+
+def test_processing_states_are_asked_of_the_videos_in_flight_only(tmp_path: Path) -> None:
+    """The listing is filtered to the ids asked about (``video_nos``), a page of them a
+    request: the requests grow with the videos in flight, not with the library (newer
+    videos, which a newest-first read would page through first, cost nothing)."""
+    with MemoriesEmulator(memories_config(tmp_path / "memories")) as emu:
+        for i in range(5):
+            make_clip(tmp_path / "drop" / f"clip{i}.mp4", seed=i)
+        config = mem_config(tmp_path, emu)
+        assert run_syncd(config, "sync").returncode == 0
+        with httpx.Client(base_url=emu.base_url, headers={"Authorization": KEY}, timeout=10) as raw:
+            for i in range(4):  # uploaded after syncd's, by someone else
+                uploaded(raw, content=bytes([i]) * 2048, filename=f"other{i}.mp4")
+        remote = MemoriesRemote(make_client(emu))
+        remote.page_size = 2
+        with Catalog.open(tmp_path / "state") as catalog:
+            executor = Executor(remote, catalog, ExecOptions(part_size=5 * 2**20, concurrency=1))
+            advance_past_parsing(emu)
+            before = len(emu.requests())
+            assert executor.refresh(catalog.contents()) == []
+            assert [r["path"] for r in logged(emu, before + 3)[before:]] == [f"{V1}/list_videos"] * 3
+            assert {c.step("parse").state for c in catalog.contents()} == {"done"}
+        remote.close()
 
 
 def test_a_failed_parse_shows_in_status_with_its_cause(tmp_path: Path) -> None:
