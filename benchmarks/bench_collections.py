@@ -18,7 +18,8 @@ waits for this instance's marker (``contents.marked = 0``), as each does in the 
 after a first sync in which its processing finished: every content is at work at once;
 ``processing``: every video processing on the remote, for days (the emulator's records
 and the catalog's steps set so before the set-up pass), as in the passes right after a
-first sync: each pass polls every video's state, and none changes."""
+first sync: each pass polls the videos' states (every one before round 10; since, at most
+1,000, those asked longest ago first), and none changes."""
 
 from __future__ import annotations
 

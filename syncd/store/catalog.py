@@ -1379,8 +1379,8 @@ class Catalog:
     def mark_polled(self, sha256s: Sequence[str], at: float) -> None:
         """The remote states of these contents were asked at ``at`` (whatever the answer):
         the next poll asks the others first. Not a change any decision reads."""
-        with self._lock, self.db.conn:
-            self._bookkeeping += self.db.conn.execute(
+        with self._tx() as db:
+            self._bookkeeping += db.conn.execute(
                 "UPDATE contents SET polled_at = ? WHERE sha256 IN (SELECT value FROM json_each(?))",
                 [at, json.dumps(list(sha256s))]).rowcount
 

@@ -18,6 +18,9 @@ from tests.conftest import FAST_RETRY, KEY, emulator_config
 from tests.sync.test_first_pass_batches import config_for, tree
 
 POLLS = 4
+# Processing so slow its percentages stand still while the test runs (1 % in ~4,000 s of
+# the emulator's clock): a poll's answers are as last seen until the clock is advanced.
+PROCESSING = 1_000_000
 STATUS = "/uploads/status/"
 
 
@@ -31,7 +34,7 @@ def asked(emu: Emulator) -> list[str]:
 def test_a_poll_asks_a_few_of_the_videos_in_flight_each_in_turn(tmp_path: Path) -> None:
     drop = tmp_path / "drop"
     tree(drop, 10)
-    with Emulator(emulator_config(tmp_path / "emulator", processing_seconds=600)) as slow:
+    with Emulator(emulator_config(tmp_path / "emulator", processing_seconds=PROCESSING)) as slow:
         config = config_for(tmp_path, slow)
         with Catalog.open(config.state_dir) as catalog, MikshiClient(slow.base_url, KEY, retry=FAST_RETRY) as remote:
             def poll() -> list[str]:
@@ -50,6 +53,11 @@ def test_a_poll_asks_a_few_of_the_videos_in_flight_each_in_turn(tmp_path: Path) 
             first_ten = [v for ids in rounds for v in ids][:10]
             assert set(first_ten) == videos
             assert rounds[2][2:] == rounds[0][:2]  # the round goes on where it began
+            # Answers as last seen write nothing a decision reads: no catalog change, so
+            # no recount and no mirror run follows a poll.
+            generation = catalog.generation
+            assert len(poll()) == POLLS
+            assert catalog.generation == generation
 
             # A new upload is asked at the next poll, before any asked already.
             tree(drop, 1, start=10)
@@ -59,7 +67,7 @@ def test_a_poll_asks_a_few_of_the_videos_in_flight_each_in_turn(tmp_path: Path) 
 
             # Processing ends: each video is seen done within a round of polls, and a
             # poll with nothing left in flight asks nothing.
-            slow.advance_clock(600)
+            slow.advance_clock(PROCESSING)
             for _ in range(3):
                 poll()
             assert all(c.processed(MIKSHI_PROCESSING_STEPS) for c in catalog.contents())
