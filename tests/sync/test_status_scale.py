@@ -78,10 +78,11 @@ def test_the_stored_done_state_follows_uploads_steps_collections_rewrites_and_a_
 
     # An older syncd: no done state kept, no scan summary (the schema before the migration).
     old = catalog_module.MIGRATIONS[:catalog_module.MIGRATIONS.index(catalog_module._m_status_at_scale)]
-    # Its listing pass is this syncd's, which keeps the listing in a table (made here; its own
-    # migration finds it there): the same number of migrations, so the upgrade runs the rest.
+    # Its listing pass and poll are this syncd's, which keep the listing in a table and when
+    # each video was asked in a column (made here; their own migrations find them there):
+    # the same number of migrations, so the upgrade runs the rest.
     last = old[-1]
-    old = [*old[:-1], lambda db: (last(db), catalog_module._m_listing(db))[0]]
+    old = [*old[:-1], lambda db: (last(db), catalog_module._m_listing(db), catalog_module._m_polled_at(db))[0]]
     with monkeypatch.context() as old_syncd:
         old_syncd.setattr(catalog_module, "MIGRATIONS", old)
         old_syncd.setattr(Catalog, "set_done_rules", lambda self, rules: None)
