@@ -1322,10 +1322,6 @@ class Catalog:
             if wanted is None or r[2] in wanted
         ]
 
-    def contents_in_progress(self, steps: tuple[str, ...]) -> list[ContentRecord]:
-        """Every content ``iter_contents_in_progress`` gives, in one list."""
-        return [content for page in self.iter_contents_in_progress(steps) for content in page]
-
     def _in_progress_keys(self, steps: tuple[str, ...]) -> tuple[str, list[str]]:
         """SQL (and its parameters) of the (created_at, sha256, polled_at) of the uploaded
         contents that may still change remotely: one of the backend's processing ``steps``

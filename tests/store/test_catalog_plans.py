@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncd.models import LocalFile
+from syncd.models import ContentRecord, LocalFile
 from syncd.store.catalog import Catalog
 from tests.conftest import at_work
 from tests.traced import rows_read
@@ -20,6 +20,11 @@ def _sent(catalog: Catalog, call: object) -> list[str]:
     finally:
         catalog.db.conn.set_trace_callback(None)
     return sent
+
+
+def in_progress_of(catalog: Catalog, steps: tuple[str, ...]) -> list[ContentRecord]:
+    """Every content in progress, every page read."""
+    return [content for page in catalog.iter_contents_in_progress(steps) for content in page]
 
 
 def _plans(catalog: Catalog, call: object) -> list[str]:
@@ -37,7 +42,7 @@ def test_open_steps_are_an_index_range(tmp_path: Path) -> None:
     steps = ("thumbnail", "transcoding", "hls")
     with Catalog.open(tmp_path / "state") as catalog:
         [unsettled] = _plans(catalog, lambda: at_work(catalog, steps, {}, marks=None))
-        [in_progress] = _plans(catalog, lambda: catalog.contents_in_progress(steps))
+        [in_progress] = _plans(catalog, lambda: in_progress_of(catalog, steps))
     for plan in (unsettled, in_progress):
         assert "USING INDEX steps_open" in plan, plan
         assert "SCAN steps |" not in plan + " |", plan  # never every step row without an index
@@ -48,7 +53,7 @@ def test_with_the_processing_rule_recorded_no_step_row_is_read(tmp_path: Path) -
     with Catalog.open(tmp_path / "state") as catalog:
         catalog.set_processing_rule(steps)
         for plan in (*_plans(catalog, lambda: at_work(catalog, steps, {}, marks=None)),
-                     *_plans(catalog, lambda: catalog.contents_in_progress(steps))):
+                     *_plans(catalog, lambda: in_progress_of(catalog, steps))):
             # Step rows only through steps_open (empty at rest), never all of them.
             assert "SCAN steps |" not in plan + " |" and "SCAN steps USING INDEX sqlite_" not in plan, plan
             assert "USING INDEX contents_unprocessed" in plan, plan
@@ -78,7 +83,7 @@ def test_the_kept_processing_flag_answers_as_the_step_rows_do(tmp_path: Path) ->
 
         def answers() -> tuple[set[str], list[str]]:
             return (at_work(catalog, steps, {}, marks=None),
-                    [c.sha256 for c in catalog.contents_in_progress(steps)])
+                    [c.sha256 for c in in_progress_of(catalog, steps)])
 
         from_rows = answers()
         catalog.set_processing_rule(steps)  # computes every content's flag
@@ -228,7 +233,7 @@ def _in_progress_cost(tmp_path: Path, done: int, processing: int) -> tuple[list[
             pages = _vm_steps(catalog, lambda: sent.append(str([c.sha256 for page in catalog.iter_contents_in_progress(
                 steps, batch=100) for c in page])))
             catalog.db.conn.set_trace_callback(None)
-        found = [c.sha256 for c in catalog.contents_in_progress(steps)]
+        found = [c.sha256 for c in in_progress_of(catalog, steps)]
         assert found == shas[done:]
         return found, len([s for s in sent if not s.startswith("[")]), max(rows), pages
 

@@ -20,7 +20,7 @@ def test_contents_and_present_files_carry_owned_and_marked(tmp_path: Path) -> No
         assert (content.owned, content.marked) == (False, True)
         [(_, present)] = list(catalog.iter_present())
         assert present is not None and (present.owned, present.marked) == (False, True)
-        [in_progress] = catalog.contents_in_progress(("transcoding",))
+        [in_progress] = [c for page in catalog.iter_contents_in_progress(("transcoding",)) for c in page]
         assert (in_progress.owned, in_progress.marked) == (False, True)
 
 
